@@ -1,0 +1,41 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace PriceDaemon.Feeds;
+
+public sealed class FeedOptions
+{
+    public const string Section = "Feed";
+
+    /// <summary><c>Simulated</c> (default) or <c>None</c> (no feed: ticks come only from code that writes the ingest channel, as tests do).</summary>
+    [Required]
+    [RegularExpression("^(Simulated|None)$", ErrorMessage = "must be Simulated or None")]
+    public string Source { get; set; } = "Simulated";
+
+    /// <summary>CSV of the instrument universe; empty uses the embedded NIFTY 50 list.</summary>
+    public string InstrumentsPath { get; set; } = "";
+
+    /// <summary>Ticks buffered between feeds and the throttle stage; feeds wait when it is full (nothing is dropped).</summary>
+    [Range(16, 16_777_216)]
+    public int IngestCapacity { get; set; } = 65_536;
+
+    public SimulatedFeedOptions Simulated { get; set; } = new();
+}
+
+public sealed class SimulatedFeedOptions
+{
+    [Range(1, 3_600_000)]
+    public int MinIntervalMs { get; set; } = 1000;
+
+    [Range(1, 3_600_000)]
+    public int MaxIntervalMs { get; set; } = 2000;
+
+    [Range(0.0, 50.0)]
+    public double MaxMovePercent { get; set; } = 0.5;
+
+    /// <summary>Fixes the random sequence so a run can be reproduced; empty picks a random seed.</summary>
+    public int? Seed { get; set; }
+
+    /// <summary>Generated instruments (<c>NSE_EQ|SYN0000001</c>, ...) added to the universe for load runs.</summary>
+    [Range(0, 1_000_000)]
+    public int SyntheticInstruments { get; set; }
+}

@@ -1,0 +1,33 @@
+using System.Threading.Channels;
+
+namespace PriceDaemon.Feeds;
+
+/// <summary>Runs the configured feed source into the ingest channel for the life of the host.</summary>
+internal sealed class FeedService : BackgroundService
+{
+    private readonly IFeedSource? _source;
+    private readonly ChannelWriter<Tick> _ticks;
+
+    public FeedService(IEnumerable<IFeedSource> sources, Pipeline.IngestChannel ingest)
+    {
+        _source = sources.FirstOrDefault();
+        _ticks = ingest.Writer;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (_source is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await _source.RunAsync(_ticks, stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Host shutdown.
+        }
+    }
+}

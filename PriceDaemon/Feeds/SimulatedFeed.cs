@@ -1,0 +1,93 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Options;
+using PriceDaemon.Instruments;
+
+namespace PriceDaemon.Feeds;
+
+/// <summary>
+/// An Upstox-like feed that needs no network: every instrument starts at its reference price (the
+/// "initial feed"), then ticks at a random interval in [MinIntervalMs, MaxIntervalMs], moving at most
+/// ±MaxMovePercent per tick, rounded to the NSE tick size of 0.05, with a growing cumulative volume.
+/// </summary>
+internal sealed partial class SimulatedFeed : IFeedSource
+{
+    private const double TickSize = 0.05;
+
+    private readonly InstrumentRegistry _instruments;
+    private readonly SimulatedFeedOptions _options;
+    private readonly FeedStatus _status;
+    private readonly TimeProvider _time;
+    private readonly ILogger<SimulatedFeed> _logger;
+
+    public SimulatedFeed(
+        InstrumentRegistry instruments,
+        IOptions<FeedOptions> options,
+        FeedStatus status,
+        TimeProvider time,
+        ILogger<SimulatedFeed> logger)
+    {
+        _instruments = instruments;
+        _options = options.Value.Simulated;
+        _status = status;
+        _time = time;
+        _logger = logger;
+    }
+
+    public async Task RunAsync(ChannelWriter<Tick> ticks, CancellationToken stoppingToken)
+    {
+        var seed = _options.Seed ?? Random.Shared.Next();
+        var random = new Random(seed);
+        var count = _instruments.Count;
+        var prices = new double[count];
+        var volumes = new long[count];
+        var due = new PriorityQueue<int, long>(count);
+        var start = _time.GetTimestamp();
+
+        LogStarting(count, seed);
+        _status.Report(FeedState.Connected, "Live market data connected (simulated feed)");
+
+        for (var id = 0; id < count; id++)
+        {
+            prices[id] = _instruments[id].ReferencePrice;
+            volumes[id] = random.Next(1_000, 100_000);
+            await WriteAsync(ticks, id, prices[id], volumes[id], stoppingToken).ConfigureAwait(false);
+            due.Enqueue(id, NextInterval(random));
+        }
+
+        var maxMove = _options.MaxMovePercent / 100.0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var elapsedMs = (long)_time.GetElapsedTime(start).TotalMilliseconds;
+            while (due.TryPeek(out var id, out var at) && at <= elapsedMs)
+            {
+                due.Dequeue();
+                var move = ((random.NextDouble() * 2) - 1) * maxMove;
+                var price = Math.Round(prices[id] * (1 + move) / TickSize) * TickSize;
+                prices[id] = Math.Round(Math.Max(price, TickSize), 2);
+                volumes[id] += random.Next(1, 500);
+                await WriteAsync(ticks, id, prices[id], volumes[id], stoppingToken).ConfigureAwait(false);
+                due.Enqueue(id, at + NextInterval(random));
+            }
+
+            if (due.TryPeek(out _, out var next))
+            {
+                var wait = next - (long)_time.GetElapsedTime(start).TotalMilliseconds;
+                if (wait > 0)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(wait), _time, stoppingToken).ConfigureAwait(false);
+                }
+            }
+        }
+    }
+
+    private long NextInterval(Random random) => random.Next(_options.MinIntervalMs, _options.MaxIntervalMs + 1);
+
+    private ValueTask WriteAsync(ChannelWriter<Tick> ticks, int id, double price, long volume, CancellationToken ct)
+    {
+        var tick = new Tick(id, price, volume, _time.GetUtcNow().ToUnixTimeMilliseconds(), _time.GetTimestamp(), PriceSource.Simulated);
+        return ticks.TryWrite(tick) ? ValueTask.CompletedTask : ticks.WriteAsync(tick, ct);
+    }
+
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Simulated feed started: {Count} instruments, seed {Seed}")]
+    private partial void LogStarting(int count, int seed);
+}

@@ -1,0 +1,53 @@
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using PriceDaemon.Feeds;
+using PriceDaemon.Instruments;
+using PriceDaemon.Pipeline;
+
+namespace PriceDaemon.Http;
+
+public sealed record ErrorBody(string Code, string Message);
+
+public sealed record InstrumentBody(string InstrumentKey, string Symbol, string Name, double ReferencePrice);
+
+public sealed record PriceData(double LastPrice, string Timestamp, double ChangePercent, long Volume, long Seq, string Source);
+
+public sealed record PriceBody(string InstrumentKey, PriceData Data);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(ErrorBody))]
+[JsonSerializable(typeof(InstrumentBody[]))]
+[JsonSerializable(typeof(PriceBody))]
+[JsonSerializable(typeof(Dictionary<string, PriceData>))]
+public sealed partial class DaemonJsonContext : JsonSerializerContext
+{
+    /// <summary>Like <see cref="JsonSerializerContext"/>'s default, but keeps quotes and apostrophes readable in messages.</summary>
+    public static DaemonJsonContext Relaxed { get; } = new(new JsonSerializerOptions
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}
+
+internal static class PriceBodies
+{
+    public static PriceData Data(PriceFrame frame)
+    {
+        Span<byte> timestamp = stackalloc byte[32];
+        var length = FrameEncoder.WriteTimestamp(frame.TimestampMs, timestamp);
+        return new PriceData(
+            frame.LastPrice,
+            Encoding.ASCII.GetString(timestamp[..length]),
+            frame.ChangePercent,
+            frame.Volume,
+            frame.Seq,
+            Encoding.ASCII.GetString(FrameEncoder.SourceName(frame.Source)));
+    }
+
+    public static InstrumentBody Instrument(Instrument instrument) =>
+        new(instrument.Key, instrument.Symbol, instrument.Name, instrument.ReferencePrice);
+
+    public static string SourceName(PriceSource source) => Encoding.ASCII.GetString(FrameEncoder.SourceName(source));
+}

@@ -1,0 +1,53 @@
+using PriceDaemon.Instruments;
+using PriceDaemon.Pipeline;
+
+namespace PriceDaemon.Http;
+
+/// <summary>The REST side: the instrument universe and last known prices, for pages that are not connected yet.</summary>
+internal static class PriceEndpoints
+{
+    public static IEndpointRouteBuilder MapPriceEndpoints(this IEndpointRouteBuilder app)
+    {
+        var instrumentsBody = (InstrumentRegistry registry) =>
+            TypedResults.Json(registry.All.Select(PriceBodies.Instrument).ToArray(), DaemonJsonContext.Relaxed.InstrumentBodyArray);
+        app.MapGet("/api/instruments", instrumentsBody);
+
+        app.MapGet("/api/prices", (InstrumentRegistry registry, PriceCache cache) =>
+        {
+            var prices = new Dictionary<string, PriceData>(registry.Count, StringComparer.Ordinal);
+            foreach (var instrument in registry.All)
+            {
+                if (cache.Get(instrument.Id) is { } frame)
+                {
+                    prices[instrument.Key] = PriceBodies.Data(frame);
+                }
+            }
+
+            return TypedResults.Json(prices, DaemonJsonContext.Relaxed.DictionaryStringPriceData);
+        });
+
+        // The key contains '|': clients send it URL-encoded (%7C), routing decodes it.
+        app.MapGet("/api/prices/{instrumentKey}", IResult (string instrumentKey, InstrumentRegistry registry, PriceCache cache) =>
+        {
+            if (!registry.TryGet(instrumentKey, out var instrument))
+            {
+                return TypedResults.Json(
+                    new ErrorBody("unknown_instrument", $"no instrument '{instrumentKey}'; GET /api/instruments lists them"),
+                    DaemonJsonContext.Relaxed.ErrorBody,
+                    statusCode: StatusCodes.Status404NotFound);
+            }
+
+            if (cache.Get(instrument.Id) is not { } frame)
+            {
+                return TypedResults.Json(
+                    new ErrorBody("no_price", $"no price is known yet for '{instrumentKey}'"),
+                    DaemonJsonContext.Relaxed.ErrorBody,
+                    statusCode: StatusCodes.Status404NotFound);
+            }
+
+            return TypedResults.Json(new PriceBody(instrument.Key, PriceBodies.Data(frame)), DaemonJsonContext.Relaxed.PriceBody);
+        });
+
+        return app;
+    }
+}

@@ -1,0 +1,119 @@
+using System.Buffers.Text;
+using System.Globalization;
+using PriceDaemon.Feeds;
+using PriceDaemon.Instruments;
+
+namespace PriceDaemon.Pipeline;
+
+/// <summary>
+/// Writes <c>price_update</c> frames by hand into a scratch buffer and copies them into one exact-size
+/// array: one allocation per emitted update, none per subscriber. Not thread-safe; the throttle stage owns one.
+/// </summary>
+public sealed class FrameEncoder
+{
+    private static ReadOnlySpan<byte> Prefix => "{\"type\":\"price_update\",\"instrument_key\":\""u8;
+    private static ReadOnlySpan<byte> LastPrice => "\",\"data\":{\"last_price\":"u8;
+    private static ReadOnlySpan<byte> Timestamp => ",\"timestamp\":\""u8;
+    private static ReadOnlySpan<byte> ChangePercent => "\",\"change_percent\":"u8;
+    private static ReadOnlySpan<byte> Volume => ",\"volume\":"u8;
+    private static ReadOnlySpan<byte> Seq => ",\"seq\":"u8;
+    private static ReadOnlySpan<byte> Source => ",\"source\":\""u8;
+    private static ReadOnlySpan<byte> End => "\"}}"u8;
+
+    private byte[] _scratch = new byte[512];
+
+    public PriceFrame Encode(Instrument instrument, in Tick tick, long seq, double previousClose)
+    {
+        var change = previousClose > 0 ? Math.Round((tick.LastPrice - previousClose) / previousClose * 100, 2) : 0;
+        if (change == 0)
+        {
+            change = 0; // never "-0"
+        }
+
+        var needed = 256 + instrument.KeyJsonUtf8.Length;
+        if (_scratch.Length < needed)
+        {
+            _scratch = new byte[needed];
+        }
+
+        var length = Write(_scratch, instrument.KeyJsonUtf8, tick.LastPrice, tick.ExchangeTimeMs, change, tick.Volume, seq, tick.Source);
+        var utf8 = _scratch.AsSpan(0, length).ToArray();
+        return new PriceFrame(instrument.Id, seq, tick.LastPrice, tick.Volume, tick.ExchangeTimeMs, change, tick.Source, tick.ReceivedTimestamp, utf8);
+    }
+
+    internal static int Write(Span<byte> buffer, ReadOnlySpan<byte> keyJson, double price, long timeMs, double change, long volume, long seq, PriceSource source)
+    {
+        var w = 0;
+        Append(buffer, ref w, Prefix);
+        Append(buffer, ref w, keyJson);
+        Append(buffer, ref w, LastPrice);
+        w += FormatNumber(price, buffer[w..]);
+        Append(buffer, ref w, Timestamp);
+        w += WriteTimestamp(timeMs, buffer[w..]);
+        Append(buffer, ref w, ChangePercent);
+        w += FormatNumber(change, buffer[w..]);
+        Append(buffer, ref w, Volume);
+        Utf8Formatter.TryFormat(volume, buffer[w..], out var n);
+        w += n;
+        Append(buffer, ref w, Seq);
+        Utf8Formatter.TryFormat(seq, buffer[w..], out n);
+        w += n;
+        Append(buffer, ref w, Source);
+        Append(buffer, ref w, SourceName(source));
+        Append(buffer, ref w, End);
+        return w;
+    }
+
+    public static ReadOnlySpan<byte> SourceName(PriceSource source) => source switch
+    {
+        PriceSource.Live => "live"u8,
+        PriceSource.Simulated => "simulated"u8,
+        PriceSource.Replay => "replay"u8,
+        _ => "stored"u8,
+    };
+
+    /// <summary>Shortest round-trip form, always valid JSON (prices are validated finite at the edge).</summary>
+    private static int FormatNumber(double value, Span<byte> destination)
+    {
+        value.TryFormat(destination, out var written, default, CultureInfo.InvariantCulture);
+        return written;
+    }
+
+    /// <summary>ISO 8601 UTC with milliseconds, e.g. <c>2026-01-19T10:30:00.123Z</c>.</summary>
+    internal static int WriteTimestamp(long unixMs, Span<byte> d)
+    {
+        var time = DateTime.UnixEpoch.AddMilliseconds(unixMs);
+        var (year, month, day) = time;
+        var msOfDay = (int)(time.Ticks / TimeSpan.TicksPerMillisecond % 86_400_000);
+        Digits(d[..4], year);
+        d[4] = (byte)'-';
+        Digits(d.Slice(5, 2), month);
+        d[7] = (byte)'-';
+        Digits(d.Slice(8, 2), day);
+        d[10] = (byte)'T';
+        Digits(d.Slice(11, 2), msOfDay / 3_600_000);
+        d[13] = (byte)':';
+        Digits(d.Slice(14, 2), msOfDay / 60_000 % 60);
+        d[16] = (byte)':';
+        Digits(d.Slice(17, 2), msOfDay / 1000 % 60);
+        d[19] = (byte)'.';
+        Digits(d.Slice(20, 3), msOfDay % 1000);
+        d[23] = (byte)'Z';
+        return 24;
+    }
+
+    private static void Digits(Span<byte> d, int value)
+    {
+        for (var i = d.Length - 1; i >= 0; i--)
+        {
+            d[i] = (byte)('0' + (value % 10));
+            value /= 10;
+        }
+    }
+
+    private static void Append(Span<byte> buffer, ref int w, ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(buffer[w..]);
+        w += bytes.Length;
+    }
+}

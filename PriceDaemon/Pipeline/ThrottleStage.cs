@@ -1,0 +1,200 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Options;
+using PriceDaemon.Feeds;
+using PriceDaemon.Instruments;
+
+namespace PriceDaemon.Pipeline;
+
+/// <summary>
+/// The single reader of the ingest channel and the owner of per-instrument state. Emits at most one
+/// update per instrument per <see cref="ThrottleOptions.MinIntervalMs"/>: a tick in an open window is
+/// emitted at once; ticks inside a closed window are merged into one pending update (latest price,
+/// timestamp and cumulative volume win) that is emitted when the window closes, even if no tick follows.
+/// </summary>
+public sealed class ThrottleStage : BackgroundService
+{
+    // A tick with this id only wakes the loop when a window closes; it carries no price.
+    private const int WakeId = -1;
+
+    private readonly IngestChannel _ingest;
+    private readonly InstrumentRegistry _instruments;
+    private readonly PriceCache _cache;
+    private readonly ChannelWriter<PriceFrame> _output;
+    private readonly PipelineMetrics _metrics;
+    private readonly TimeProvider _time;
+    private readonly FrameEncoder _encoder = new();
+    private readonly long _intervalTicks;
+    private readonly State[] _state;
+    private readonly PriorityQueue<int, long> _due;
+    private ITimer? _timer;
+    private long _timerArmedFor = long.MaxValue;
+
+    public ThrottleStage(
+        IngestChannel ingest,
+        InstrumentRegistry instruments,
+        PriceCache cache,
+        FanOutStage fanOut,
+        PipelineMetrics metrics,
+        IOptions<ThrottleOptions> options,
+        TimeProvider time)
+        : this(ingest, instruments, cache, fanOut.Writer, metrics, options, time)
+    {
+    }
+
+    internal ThrottleStage(
+        IngestChannel ingest,
+        InstrumentRegistry instruments,
+        PriceCache cache,
+        ChannelWriter<PriceFrame> output,
+        PipelineMetrics metrics,
+        IOptions<ThrottleOptions> options,
+        TimeProvider time)
+    {
+        _ingest = ingest;
+        _instruments = instruments;
+        _cache = cache;
+        _output = output;
+        _metrics = metrics;
+        _time = time;
+        _intervalTicks = options.Value.MinIntervalMs * time.TimestampFrequency / 1000;
+        _state = new State[instruments.Count];
+        for (var i = 0; i < _state.Length; i++)
+        {
+            _state[i].LastEmit = long.MinValue;
+            _state[i].Seq = cache.Get(i)?.Seq ?? 0;
+        }
+
+        _due = new PriorityQueue<int, long>(Math.Min(instruments.Count, 4096));
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var reader = _ingest.Reader;
+        using var timer = _time.CreateTimer(static s => ((ThrottleStage)s!).Wake(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _timer = timer;
+        try
+        {
+            while (await reader.WaitToReadAsync(stoppingToken).ConfigureAwait(false))
+            {
+                var drained = 0;
+                while (reader.TryRead(out var tick))
+                {
+                    if (tick.InstrumentId == WakeId)
+                    {
+                        // A window closed at this point of the tick stream: emit before applying later ticks.
+                        await EmitDueAsync(stoppingToken).ConfigureAwait(false);
+                    }
+                    else if (OnTick(tick, _time.GetTimestamp()) is { } frame)
+                    {
+                        await WriteAsync(frame, stoppingToken).ConfigureAwait(false);
+                    }
+
+                    // Under sustained load the channel never empties; closed windows must still be emitted.
+                    if (++drained % 256 == 0)
+                    {
+                        await EmitDueAsync(stoppingToken).ConfigureAwait(false);
+                    }
+                }
+
+                await EmitDueAsync(stoppingToken).ConfigureAwait(false);
+                ArmTimer();
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Applies one tick. Returns the frame to emit now, or null when the tick was merged into a pending
+    /// update. Public to the benchmarks: this is the per-tick cost of the stage.
+    /// </summary>
+    internal PriceFrame? OnTick(in Tick tick, long now)
+    {
+        if ((uint)tick.InstrumentId >= (uint)_state.Length || !double.IsFinite(tick.LastPrice) || tick.LastPrice <= 0)
+        {
+            return null; // feeds validate; this guards the arrays and the JSON against a buggy one
+        }
+
+        _metrics.TicksReceived++;
+        ref var s = ref _state[tick.InstrumentId];
+        s.Pending = tick;
+        if (s.Scheduled)
+        {
+            _metrics.TicksCoalesced++;
+            return null;
+        }
+
+        if (s.LastEmit == long.MinValue || now - s.LastEmit >= _intervalTicks)
+        {
+            return Emit(tick.InstrumentId, ref s, now);
+        }
+
+        s.Scheduled = true;
+        _due.Enqueue(tick.InstrumentId, s.LastEmit + _intervalTicks);
+        return null;
+    }
+
+    /// <summary>Emits every pending update whose window has closed by <paramref name="now"/>.</summary>
+    internal PriceFrame? TakeDue(long now)
+    {
+        if (_due.TryPeek(out var id, out var at) && at <= now)
+        {
+            _due.Dequeue();
+            ref var s = ref _state[id];
+            s.Scheduled = false;
+            return Emit(id, ref s, now);
+        }
+
+        return null;
+    }
+
+    private async ValueTask EmitDueAsync(CancellationToken ct)
+    {
+        var now = _time.GetTimestamp();
+        while (TakeDue(now) is { } frame)
+        {
+            await WriteAsync(frame, ct).ConfigureAwait(false);
+        }
+    }
+
+    private PriceFrame Emit(int id, ref State s, long now)
+    {
+        s.LastEmit = now;
+        s.Seq++;
+        var frame = _encoder.Encode(_instruments[id], s.Pending, s.Seq, _instruments[id].ReferencePrice);
+        _cache.Set(frame);
+        _metrics.UpdatesEmitted++;
+        return frame;
+    }
+
+    private ValueTask WriteAsync(PriceFrame frame, CancellationToken ct) =>
+        _output.TryWrite(frame) ? ValueTask.CompletedTask : _output.WriteAsync(frame, ct);
+
+    private void ArmTimer()
+    {
+        if (!_due.TryPeek(out _, out var at) || at == _timerArmedFor)
+        {
+            return;
+        }
+
+        _timerArmedFor = at;
+        var delay = _time.GetElapsedTime(_time.GetTimestamp(), at);
+        _timer!.Change(delay < TimeSpan.Zero ? TimeSpan.Zero : delay, Timeout.InfiniteTimeSpan);
+    }
+
+    private void Wake()
+    {
+        _timerArmedFor = long.MaxValue;
+        // If the channel is full the loop is busy and checks closed windows on its own.
+        _ingest.Writer.TryWrite(new Tick(WakeId, 0, 0, 0, 0, default));
+    }
+
+    private struct State
+    {
+        public Tick Pending;
+        public long LastEmit;
+        public long Seq;
+        public bool Scheduled;
+    }
+}

@@ -1,0 +1,112 @@
+using System.Text.Json;
+
+namespace PriceDaemon.Sockets;
+
+internal enum ClientAction
+{
+    Subscribe,
+    Unsubscribe,
+}
+
+/// <summary>Stable <c>error.code</c> strings; clients switch on them, so they never change.</summary>
+internal static class ErrorCodes
+{
+    public const string InvalidMessage = "invalid_message";
+    public const string UnknownAction = "unknown_action";
+    public const string UnknownInstrument = "unknown_instrument";
+    public const string SubscriptionLimit = "subscription_limit";
+    public const string RateLimited = "rate_limited";
+    public const string MessageTooLarge = "message_too_large";
+}
+
+/// <summary>
+/// Parses <c>{"action": "...", "instruments": [...]}</c> with a forward-only reader: unknown fields are
+/// skipped, and every way a message can be wrong maps to one stable error code and a message a person can act on.
+/// </summary>
+internal static class ClientMessageParser
+{
+    public readonly record struct Error(string Code, string Message);
+
+    /// <summary>Fills <paramref name="instruments"/> (cleared first) and returns null, or returns the error to send.</summary>
+    public static Error? Parse(ReadOnlySpan<byte> utf8, out ClientAction action, List<string> instruments)
+    {
+        action = default;
+        instruments.Clear();
+        string? actionName = null;
+        var sawInstruments = false;
+        try
+        {
+            var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = 8 });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                return new Error(ErrorCodes.InvalidMessage, "expected a JSON object like {\"action\":\"subscribe\",\"instruments\":[\"NSE_EQ|INE002A01018\"]}");
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("action"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.String)
+                    {
+                        return new Error(ErrorCodes.InvalidMessage, "'action' must be a string");
+                    }
+
+                    actionName = reader.GetString();
+                }
+                else if (reader.ValueTextEquals("instruments"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.StartArray)
+                    {
+                        return new Error(ErrorCodes.InvalidMessage, "'instruments' must be an array of instrument keys");
+                    }
+
+                    sawInstruments = true;
+                    instruments.Clear();
+                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                    {
+                        if (reader.TokenType != JsonTokenType.String)
+                        {
+                            return new Error(ErrorCodes.InvalidMessage, "'instruments' must contain only strings");
+                        }
+
+                        instruments.Add(reader.GetString()!);
+                    }
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+
+            if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
+            {
+                return new Error(ErrorCodes.InvalidMessage, "expected exactly one JSON object");
+            }
+        }
+        catch (JsonException ex)
+        {
+            return new Error(ErrorCodes.InvalidMessage, $"malformed JSON at byte {ex.BytePositionInLine}");
+        }
+
+        switch (actionName)
+        {
+            case null:
+                return new Error(ErrorCodes.InvalidMessage, "missing 'action' (subscribe or unsubscribe)");
+            case "subscribe":
+                action = ClientAction.Subscribe;
+                break;
+            case "unsubscribe":
+                action = ClientAction.Unsubscribe;
+                break;
+            default:
+                return new Error(ErrorCodes.UnknownAction, $"unknown action '{Truncate(actionName)}'; expected subscribe or unsubscribe");
+        }
+
+        return sawInstruments ? null : new Error(ErrorCodes.InvalidMessage, "missing 'instruments' (an array of instrument keys)");
+    }
+
+    private static string Truncate(string value) => value.Length <= 64 ? value : string.Concat(value.AsSpan(0, 64), "...");
+}

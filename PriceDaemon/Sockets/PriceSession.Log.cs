@@ -1,0 +1,14 @@
+namespace PriceDaemon.Sockets;
+
+internal sealed partial class PriceSession
+{
+    [LoggerMessage(EventId = 300, Level = LogLevel.Debug, Message = "Subscribed to {Count} instruments (connection {ConnectionId}, {Total} in all)")]
+    private partial void LogSubscribed(long connectionId, int count, int total);
+
+    [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Closing slow consumer {ConnectionId} from {RemoteAddress}: {Reason}")]
+    private partial void LogSlowConsumer(long connectionId, string remoteAddress, string reason);
+
+    [LoggerMessage(EventId = 302, Level = LogLevel.Debug, Message = "WebSocket error on connection {ConnectionId} from {RemoteAddress} ({Loop}): {Error}")]
+    private partial void LogSocketError(long connectionId, string remoteAddress, string loop, string error);
+
+}

@@ -1,0 +1,166 @@
+using System.Buffers;
+using System.Net.WebSockets;
+using PriceDaemon.Pipeline;
+
+namespace PriceDaemon.Sockets;
+
+internal sealed partial class PriceSession
+{
+    // Client messages are small; an idle socket holds only this. Longer messages borrow a pooled buffer.
+    private const int InitialReceiveBytes = 512;
+
+    private readonly List<string> _keys = [];
+
+    private async Task ReceiveLoopAsync()
+    {
+        var small = new byte[InitialReceiveBytes];
+        var limit = _services.Limits.MaxMessageBytes;
+        try
+        {
+            while (true)
+            {
+                var buffer = small;
+                var count = 0;
+                try
+                {
+                    ValueWebSocketReceiveResult result;
+                    do
+                    {
+                        if (count == buffer.Length)
+                        {
+                            if (count >= limit)
+                            {
+                                EnqueueControl(ControlFrames.Error(ErrorCodes.MessageTooLarge, $"messages are limited to {limit} bytes"));
+                                BeginClose(WebSocketCloseStatus.MessageTooBig, "message too large");
+                                return;
+                            }
+
+                            var larger = ArrayPool<byte>.Shared.Rent(Math.Min(limit, count * 4));
+                            buffer.AsSpan(0, count).CopyTo(larger);
+                            if (!ReferenceEquals(buffer, small))
+                            {
+                                ArrayPool<byte>.Shared.Return(buffer);
+                            }
+
+                            buffer = larger;
+                        }
+
+                        var room = Math.Min(buffer.Length, limit) - count;
+                        result = await _socket.ReceiveAsync(buffer.AsMemory(count, room), _receiveStop.Token).ConfigureAwait(false);
+                        count += result.Count;
+                        if (result.MessageType == WebSocketMessageType.Close)
+                        {
+                            // The peer started the close: answer it (the send loop writes our close frame).
+                            BeginClose(_socket.CloseStatus ?? WebSocketCloseStatus.NormalClosure, "");
+                            return;
+                        }
+                    }
+                    while (!result.EndOfMessage);
+
+                    if (result.MessageType == WebSocketMessageType.Binary)
+                    {
+                        EnqueueControl(ControlFrames.Error(ErrorCodes.InvalidMessage, "binary frames are not supported; send JSON text frames"));
+                        BeginClose(WebSocketCloseStatus.InvalidMessageType, "binary frames are not supported");
+                        return;
+                    }
+
+                    Handle(buffer.AsSpan(0, count));
+                }
+                finally
+                {
+                    if (!ReferenceEquals(buffer, small))
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
+                    }
+                }
+            }
+        }
+        catch (Exception ex) when (ex is WebSocketException or IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            // A reset connection, or an abort we started: nothing more will arrive.
+            if (Volatile.Read(ref _closeRequested) == 0)
+            {
+                LogSocketError(Id, Remote, "receive", ex.Message);
+            }
+
+            BeginClose(WebSocketCloseStatus.EndpointUnavailable, "");
+        }
+    }
+
+    private void Handle(ReadOnlySpan<byte> message)
+    {
+        var error = ClientMessageParser.Parse(message, out var action, _keys);
+        if (error is { } e)
+        {
+            Interlocked.Increment(ref _services.Metrics.ClientErrors);
+            EnqueueControl(ControlFrames.Error(e.Code, e.Message));
+            return;
+        }
+
+        var rejected = new List<(string Key, string Code)>();
+        List<string>? unknown = null;
+        List<Subscription>? added = null;
+        var instruments = _services.Instruments;
+        foreach (var key in _keys)
+        {
+            if (!instruments.TryGet(key, out var instrument))
+            {
+                rejected.Add((key, ErrorCodes.UnknownInstrument));
+                (unknown ??= []).Add(key);
+                continue;
+            }
+
+            if (action == ClientAction.Unsubscribe)
+            {
+                if (_subscriptions.Remove(instrument.Id, out var subscription))
+                {
+                    _services.Index.Remove(subscription);
+                    subscription.MarkRemoved();
+                }
+
+                continue;
+            }
+
+            if (_subscriptions.ContainsKey(instrument.Id))
+            {
+                continue;
+            }
+
+            if (_subscriptions.Count >= _services.Limits.MaxSubscriptionsPerConnection)
+            {
+                rejected.Add((key, ErrorCodes.SubscriptionLimit));
+                continue;
+            }
+
+            var created = new Subscription(this, instrument.Id);
+            _subscriptions.Add(instrument.Id, created);
+            // Index first, cache second: an update emitted in between is either fanned out to us or
+            // already in the cache, so the snapshot below can never miss the newest price.
+            _services.Index.Add(created);
+            (added ??= []).Add(created);
+        }
+
+        Volatile.Write(ref _subscriptionCount, _subscriptions.Count);
+        if (unknown is not null)
+        {
+            Interlocked.Increment(ref _services.Metrics.ClientErrors);
+            EnqueueControl(ControlFrames.Error(ErrorCodes.UnknownInstrument, $"{unknown.Count} unknown instrument key(s)", unknown));
+        }
+
+        var actionName = action == ClientAction.Subscribe ? "subscribe" : "unsubscribe";
+        EnqueueControl(ControlFrames.Subscribed(actionName, _subscriptions.Values.Select(s => instruments[s.InstrumentId].Key), rejected));
+        if (added is null)
+        {
+            return;
+        }
+
+        LogSubscribed(Id, added.Count, _subscriptions.Count);
+        foreach (var subscription in added)
+        {
+            if (_services.Cache.Get(subscription.InstrumentId) is { } snapshot)
+            {
+                subscription.OfferIfNewer(snapshot);
+            }
+        }
+    }
+}

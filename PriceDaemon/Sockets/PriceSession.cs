@@ -1,0 +1,170 @@
+using System.Collections.Concurrent;
+using System.Net.WebSockets;
+using System.Threading.Channels;
+using PriceDaemon.Pipeline;
+
+namespace PriceDaemon.Sockets;
+
+/// <summary>
+/// One WebSocket client: a receive loop that handles subscribe/unsubscribe, and a send loop that drains
+/// this session's queue into the socket. Whichever loop ends first closes the other, with a timeout.
+/// </summary>
+internal sealed partial class PriceSession : ISubscriber
+{
+    private const int ControlQueueLimit = 256;
+
+    private readonly WebSocket _socket;
+    private readonly BatchingStream? _stream;
+    private readonly Action _abortConnection;
+    private readonly SessionServices _services;
+    private readonly ILogger _logger;
+
+    // Subscriptions with a pending frame, and a marker for each queued control frame. Every live
+    // subscription is in here at most once (its mailbox was empty when it was signalled) and control
+    // frames are capped, so the capacity below is never reached by a well-behaved session; reaching it
+    // closes the session as a slow consumer.
+    private readonly Channel<Subscription> _ready;
+    private readonly ConcurrentQueue<byte[]> _control = new();
+    private readonly Subscription _controlMarker;
+    private int _controlCount;
+
+    // Owned by the receive loop.
+    private readonly Dictionary<int, Subscription> _subscriptions = [];
+
+    private readonly CancellationTokenSource _receiveStop = new();
+    private int _closeRequested;
+    private WebSocketCloseStatus _closeStatus = WebSocketCloseStatus.NormalClosure;
+    private string _closeReason = "";
+    private long _writeStartedAt; // 0 while not inside a socket write
+
+    public PriceSession(long id, WebSocket socket, BatchingStream? stream, Action abortConnection, string remote, SessionServices services)
+    {
+        Id = id;
+        Remote = remote;
+        _socket = socket;
+        _stream = stream;
+        _abortConnection = abortConnection;
+        _services = services;
+        _logger = services.Logger;
+        _controlMarker = new Subscription(this, -1);
+        _ready = Channel.CreateBounded<Subscription>(new BoundedChannelOptions((services.Limits.MaxSubscriptionsPerConnection * 2) + ControlQueueLimit)
+        {
+            FullMode = BoundedChannelFullMode.Wait, // never waited on: writers use TryWrite and treat "full" as overflow
+            SingleReader = true,
+            SingleWriter = false,
+            AllowSynchronousContinuations = false,
+        });
+    }
+
+    public long Id { get; }
+
+    public string Remote { get; }
+
+    public int SubscriptionCount => Volatile.Read(ref _subscriptionCount);
+
+    private int _subscriptionCount;
+
+    /// <summary>Frames and control messages waiting for the writer (tests and metrics).</summary>
+    public int QueuedCount => _ready.Reader.Count;
+
+    /// <summary>Runs the session until the socket closes. Never throws for socket faults.</summary>
+    public async Task RunAsync()
+    {
+        var (state, message) = _services.FeedStatus.Current;
+        EnqueueControl(ControlFrames.Status(state, message, _services.Cache.Epoch));
+
+        var send = SendLoopAsync();
+        var receive = ReceiveLoopAsync();
+        await Task.WhenAny(send, receive).ConfigureAwait(false);
+
+        // The other loop gets the close timeout to finish the handshake; then the connection is cut.
+        var timeout = TimeSpan.FromSeconds(_services.Limits.CloseTimeoutSeconds);
+        try
+        {
+            await Task.WhenAll(send, receive).WaitAsync(timeout, _services.Time).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            Abort();
+            await Task.WhenAll(send, receive).ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (var subscription in _subscriptions.Values)
+            {
+                _services.Index.Remove(subscription);
+                subscription.MarkRemoved();
+            }
+
+            _subscriptions.Clear();
+            _receiveStop.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Asks the send loop to write a close frame once the current batch is out, and stops sending prices.
+    /// Safe from any thread, idempotent: the first reason wins.
+    /// </summary>
+    public void BeginClose(WebSocketCloseStatus status, string reason)
+    {
+        if (Interlocked.Exchange(ref _closeRequested, 1) != 0)
+        {
+            return;
+        }
+
+        _closeStatus = status;
+        _closeReason = reason;
+        _ready.Writer.TryComplete();
+    }
+
+    /// <summary>Cuts the connection without a handshake: for peers that stopped reading.</summary>
+    public void Abort()
+    {
+        BeginClose(WebSocketCloseStatus.PolicyViolation, "aborted");
+        _socket.Abort();
+        _abortConnection();
+    }
+
+    /// <summary>True when a socket write has been pending for longer than <paramref name="limit"/> timestamp ticks.</summary>
+    public bool IsStalled(long now, long limit)
+    {
+        var started = Volatile.Read(ref _writeStartedAt);
+        return started != 0 && now - started > limit;
+    }
+
+    public void EnqueueControl(byte[] frame)
+    {
+        if (Interlocked.Increment(ref _controlCount) > ControlQueueLimit)
+        {
+            Interlocked.Decrement(ref _controlCount);
+            Overflow();
+            return;
+        }
+
+        _control.Enqueue(frame);
+        if (!_ready.Writer.TryWrite(_controlMarker))
+        {
+            Overflow();
+        }
+    }
+
+    void ISubscriber.Signal(Subscription subscription)
+    {
+        if (!_ready.Writer.TryWrite(subscription) && Volatile.Read(ref _closeRequested) == 0)
+        {
+            Overflow();
+        }
+    }
+
+    void ISubscriber.Conflated() => Interlocked.Increment(ref _services.Metrics.FramesConflated);
+
+    private void Overflow()
+    {
+        if (Volatile.Read(ref _closeRequested) == 0)
+        {
+            Interlocked.Increment(ref _services.Metrics.SlowConsumersClosed);
+            LogSlowConsumer(Id, Remote, "send queue overflow");
+            Abort();
+        }
+    }
+}

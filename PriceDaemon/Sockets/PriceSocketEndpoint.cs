@@ -1,0 +1,70 @@
+using System.Net.WebSockets;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace PriceDaemon.Sockets;
+
+/// <summary><c>/api/ws/prices</c>: accepts the upgrade and runs one <see cref="PriceSession"/> for the life of the socket.</summary>
+internal static partial class PriceSocketEndpoint
+{
+    public const string Path = "/api/ws/prices";
+
+    /// <summary>Installs the batching stream under the WebSocket for this path. Must run before <c>UseWebSockets</c>.</summary>
+    public static IApplicationBuilder UseBatchingWebSocketStream(this IApplicationBuilder app) => app.Use(static (context, next) =>
+    {
+        if (context.Request.Path.Equals(Path, StringComparison.Ordinal)
+            && context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade)
+        {
+            context.Features.Set<IHttpUpgradeFeature>(new BatchingUpgradeFeature(upgrade));
+        }
+
+        return next(context);
+    });
+
+    public static async Task HandleAsync(HttpContext context, SessionRegistry registry, SessionServices services, ILoggerFactory loggers)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            await context.Response.WriteAsJsonAsync(
+                new Http.ErrorBody("websocket_required", $"{Path} speaks WebSocket; connect with ws:// (e.g. wscat -c ws://host:port{Path})"),
+                Http.DaemonJsonContext.Relaxed.ErrorBody).ConfigureAwait(false);
+            return;
+        }
+
+        if (registry.IsStopping)
+        {
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            return;
+        }
+
+        var keepAlive = TimeSpan.FromSeconds(services.Limits.KeepAliveSeconds);
+        var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+        {
+            KeepAliveInterval = keepAlive,
+            KeepAliveTimeout = keepAlive == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : keepAlive,
+        }).ConfigureAwait(false);
+
+        var stream = (context.Features.Get<IHttpUpgradeFeature>() as BatchingUpgradeFeature)?.Stream;
+        var remote = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort}";
+        var session = new PriceSession(registry.NextId(), socket, stream, context.Abort, remote, services);
+        var logger = loggers.CreateLogger("PriceDaemon.Sockets.PriceSocketEndpoint");
+        registry.Add(session);
+        LogConnected(logger, session.Id, remote);
+        try
+        {
+            await session.RunAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            registry.Remove(session);
+            socket.Dispose();
+            LogDisconnected(logger, session.Id, remote, socket.CloseStatus ?? WebSocketCloseStatus.Empty);
+        }
+    }
+
+    [LoggerMessage(EventId = 320, Level = LogLevel.Information, Message = "WebSocket connected: connection {ConnectionId} from {RemoteAddress}")]
+    private static partial void LogConnected(ILogger logger, long connectionId, string remoteAddress);
+
+    [LoggerMessage(EventId = 321, Level = LogLevel.Information, Message = "WebSocket disconnected: connection {ConnectionId} from {RemoteAddress} ({CloseStatus})")]
+    private static partial void LogDisconnected(ILogger logger, long connectionId, string remoteAddress, WebSocketCloseStatus closeStatus);
+}

@@ -1,0 +1,131 @@
+using System.Collections.Concurrent;
+using System.Net.WebSockets;
+using Microsoft.Extensions.Options;
+using PriceDaemon.Feeds;
+using PriceDaemon.Pipeline;
+
+namespace PriceDaemon.Sockets;
+
+/// <summary>
+/// Every open session. Tells them of feed status changes, closes the ones that stay behind, and at
+/// shutdown closes all of them with 1001 before Kestrel waits for their requests to end.
+/// </summary>
+internal sealed partial class SessionRegistry : IHostedService, IDisposable
+{
+    private readonly ConcurrentDictionary<long, PriceSession> _sessions = new();
+    private readonly FeedStatus _feedStatus;
+    private readonly PriceCache _cache;
+    private readonly PipelineMetrics _metrics;
+    private readonly TimeProvider _time;
+    private readonly ILogger<SessionRegistry> _logger;
+    private readonly long _slowConsumerTicks;
+    private ITimer? _sweeper;
+    private long _nextId;
+    private volatile bool _stopping;
+
+    public SessionRegistry(
+        FeedStatus feedStatus,
+        PriceCache cache,
+        PipelineMetrics metrics,
+        IOptions<LimitsOptions> limits,
+        IHostApplicationLifetime lifetime,
+        TimeProvider time,
+        ILogger<SessionRegistry> logger)
+    {
+        _feedStatus = feedStatus;
+        _cache = cache;
+        _metrics = metrics;
+        _time = time;
+        _logger = logger;
+        _slowConsumerTicks = limits.Value.SlowConsumerSeconds * time.TimestampFrequency;
+        lifetime.ApplicationStopping.Register(static s => ((SessionRegistry)s!).CloseAll(), this);
+    }
+
+    public bool IsStopping => _stopping;
+
+    public int Count => _sessions.Count;
+
+    public IEnumerable<PriceSession> Sessions => _sessions.Values;
+
+    public long NextId() => Interlocked.Increment(ref _nextId);
+
+    public void Add(PriceSession session)
+    {
+        _sessions[session.Id] = session;
+        Interlocked.Increment(ref _metrics.SessionsOpened);
+        if (_stopping)
+        {
+            session.BeginClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down");
+        }
+    }
+
+    public void Remove(PriceSession session)
+    {
+        if (_sessions.TryRemove(session.Id, out _))
+        {
+            Interlocked.Increment(ref _metrics.SessionsClosed);
+        }
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _feedStatus.Changed += OnFeedStatus;
+        _sweeper = _time.CreateTimer(static s => ((SessionRegistry)s!).Sweep(), this, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        _feedStatus.Changed -= OnFeedStatus;
+        CloseAll();
+        return Task.CompletedTask;
+    }
+
+    public void Dispose() => _sweeper?.Dispose();
+
+    private void CloseAll()
+    {
+        if (_stopping)
+        {
+            return;
+        }
+
+        _stopping = true;
+        LogClosingAll(_sessions.Count);
+        foreach (var session in _sessions.Values)
+        {
+            session.BeginClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down");
+        }
+    }
+
+    private void OnFeedStatus(FeedState state, string message)
+    {
+        // One frame for everyone: the same bytes go to every session.
+        var frame = ControlFrames.Status(state, message, _cache.Epoch);
+        foreach (var session in _sessions.Values)
+        {
+            session.EnqueueControl(frame);
+        }
+    }
+
+    private void Sweep()
+    {
+        var now = _time.GetTimestamp();
+        foreach (var session in _sessions.Values)
+        {
+            if (session.IsStalled(now, _slowConsumerTicks))
+            {
+                Interlocked.Increment(ref _metrics.SlowConsumersClosed);
+                LogSlowConsumer(session.Id, session.Remote, _slowConsumerTicks / _time.TimestampFrequency);
+                // It is not reading, so a close frame would never arrive: cut the connection.
+                session.Abort();
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "Closing {Count} WebSocket connections: server shutting down")]
+    private partial void LogClosingAll(int count);
+
+    [LoggerMessage(EventId = 311, Level = LogLevel.Warning, Message = "Closing slow consumer {ConnectionId} from {RemoteAddress}: no write completed in {Seconds} s")]
+    private partial void LogSlowConsumer(long connectionId, string remoteAddress, long seconds);
+}

@@ -1,0 +1,46 @@
+using Microsoft.Extensions.Options;
+using PriceDaemon.Feeds;
+using PriceDaemon.Instruments;
+using PriceDaemon.Pipeline;
+
+namespace PriceDaemon.Sockets;
+
+/// <summary>What every session shares, resolved once instead of per connection.</summary>
+internal sealed class SessionServices
+{
+    public SessionServices(
+        InstrumentRegistry instruments,
+        SubscriptionIndex index,
+        PriceCache cache,
+        FeedStatus feedStatus,
+        PipelineMetrics metrics,
+        IOptions<LimitsOptions> limits,
+        TimeProvider time,
+        ILoggerFactory loggers)
+    {
+        Instruments = instruments;
+        Index = index;
+        Cache = cache;
+        FeedStatus = feedStatus;
+        Metrics = metrics;
+        Limits = limits.Value;
+        Time = time;
+        Logger = loggers.CreateLogger("PriceDaemon.Sockets.PriceSession");
+    }
+
+    public InstrumentRegistry Instruments { get; }
+
+    public SubscriptionIndex Index { get; }
+
+    public PriceCache Cache { get; }
+
+    public FeedStatus FeedStatus { get; }
+
+    public PipelineMetrics Metrics { get; }
+
+    public LimitsOptions Limits { get; }
+
+    public TimeProvider Time { get; }
+
+    public ILogger Logger { get; }
+}
