@@ -131,7 +131,7 @@ public sealed class ThrottleStageTests
     }
 
     private ValueTask TickAsync(int id, double price, long volume) =>
-        _ingest.Writer.WriteAsync(new Tick(id, price, volume, _time.GetUtcNow().ToUnixTimeMilliseconds(), _time.GetTimestamp(), PriceSource.Live));
+        _ingest.Writer.WriteAsync(new Tick(id, price, volume, _time.GetUtcNow().ToUnixTimeMilliseconds() * 1000, _time.GetTimestamp(), PriceSource.Live));
 
     private async Task<PriceFrame> NextAsync()
     {

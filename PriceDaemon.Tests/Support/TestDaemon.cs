@@ -64,7 +64,7 @@ internal sealed class TestDaemon : IAsyncDisposable
 
     /// <summary>Writes one tick as a feed would.</summary>
     public ValueTask TickAsync(string key, double price, long volume = 100, long? timeMs = null) =>
-        Ticks.WriteAsync(new Tick(Id(key), price, volume, timeMs ?? DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), 0, PriceSource.Live));
+        Ticks.WriteAsync(new Tick(Id(key), price, volume, (timeMs ?? DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()) * 1000, 0, PriceSource.Live));
 
     public HttpClient Http() => new() { BaseAddress = BaseUri };
 

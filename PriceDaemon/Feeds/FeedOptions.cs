@@ -18,6 +18,12 @@ public sealed class FeedOptions
     [Range(16, 16_777_216)]
     public int IngestCapacity { get; set; } = 65_536;
 
+    /// <summary>
+    /// Write <c>data.timestamp</c> with microseconds (<c>...00.123456Z</c>) instead of milliseconds. For latency
+    /// measurement; every ISO 8601 parser reads both.
+    /// </summary>
+    public bool MicrosecondTimestamps { get; set; }
+
     public SimulatedFeedOptions Simulated { get; set; } = new();
 }
 

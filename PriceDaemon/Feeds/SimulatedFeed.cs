@@ -80,11 +80,13 @@ internal sealed partial class SimulatedFeed : IFeedSource
         }
     }
 
+    internal static long UnixMicroseconds(DateTimeOffset time) => (time.UtcTicks - DateTime.UnixEpoch.Ticks) / 10;
+
     private long NextInterval(Random random) => random.Next(_options.MinIntervalMs, _options.MaxIntervalMs + 1);
 
     private ValueTask WriteAsync(ChannelWriter<Tick> ticks, int id, double price, long volume, CancellationToken ct)
     {
-        var tick = new Tick(id, price, volume, _time.GetUtcNow().ToUnixTimeMilliseconds(), _time.GetTimestamp(), PriceSource.Simulated);
+        var tick = new Tick(id, price, volume, UnixMicroseconds(_time.GetUtcNow()), _time.GetTimestamp(), PriceSource.Simulated);
         return ticks.TryWrite(tick) ? ValueTask.CompletedTask : ticks.WriteAsync(tick, ct);
     }
 

@@ -10,19 +10,19 @@ public enum PriceSource : byte
 }
 
 /// <summary>
-/// One trade observation from a feed. A value type of 40 bytes: the ingest channel holds these by value,
+/// One trade observation from a feed. A small value type: the ingest channel holds these by value,
 /// so ingesting a tick allocates nothing.
 /// </summary>
 /// <param name="InstrumentId">Dense id from <see cref="Instruments.InstrumentRegistry"/>.</param>
 /// <param name="LastPrice">Last traded price; finite and positive.</param>
 /// <param name="Volume">Cumulative traded volume for the day.</param>
-/// <param name="ExchangeTimeMs">Exchange (or simulated) trade time, Unix milliseconds UTC.</param>
+/// <param name="ExchangeTimeUs">Exchange (or simulated) trade time, Unix microseconds UTC.</param>
 /// <param name="ReceivedTimestamp">When the daemon received it, from <see cref="TimeProvider.GetTimestamp"/>.</param>
 /// <param name="Source">Which kind of feed produced it.</param>
 public readonly record struct Tick(
     int InstrumentId,
     double LastPrice,
     long Volume,
-    long ExchangeTimeMs,
+    long ExchangeTimeUs,
     long ReceivedTimestamp,
     PriceSource Source);

@@ -36,7 +36,7 @@ internal static class PriceBodies
     public static PriceData Data(PriceFrame frame)
     {
         Span<byte> timestamp = stackalloc byte[32];
-        var length = FrameEncoder.WriteTimestamp(frame.TimestampMs, timestamp);
+        var length = FrameEncoder.WriteTimestamp(frame.TimestampUs, false, timestamp);
         return new PriceData(
             frame.LastPrice,
             Encoding.ASCII.GetString(timestamp[..length]),

@@ -20,7 +20,14 @@ public sealed class FrameEncoder
     private static ReadOnlySpan<byte> Source => ",\"source\":\""u8;
     private static ReadOnlySpan<byte> End => "\"}}"u8;
 
+    private readonly bool _microseconds;
     private byte[] _scratch = new byte[512];
+
+    /// <param name="microseconds">Write timestamps with 6 fractional digits instead of 3 (latency measurement).</param>
+    public FrameEncoder(bool microseconds = false)
+    {
+        _microseconds = microseconds;
+    }
 
     public PriceFrame Encode(Instrument instrument, in Tick tick, long seq, double previousClose)
     {
@@ -36,12 +43,12 @@ public sealed class FrameEncoder
             _scratch = new byte[needed];
         }
 
-        var length = Write(_scratch, instrument.KeyJsonUtf8, tick.LastPrice, tick.ExchangeTimeMs, change, tick.Volume, seq, tick.Source);
+        var length = Write(_scratch, instrument.KeyJsonUtf8, tick.LastPrice, tick.ExchangeTimeUs, _microseconds, change, tick.Volume, seq, tick.Source);
         var utf8 = _scratch.AsSpan(0, length).ToArray();
-        return new PriceFrame(instrument.Id, seq, tick.LastPrice, tick.Volume, tick.ExchangeTimeMs, change, tick.Source, tick.ReceivedTimestamp, utf8);
+        return new PriceFrame(instrument.Id, seq, tick.LastPrice, tick.Volume, tick.ExchangeTimeUs, change, tick.Source, tick.ReceivedTimestamp, utf8);
     }
 
-    internal static int Write(Span<byte> buffer, ReadOnlySpan<byte> keyJson, double price, long timeMs, double change, long volume, long seq, PriceSource source)
+    internal static int Write(Span<byte> buffer, ReadOnlySpan<byte> keyJson, double price, long timeUs, bool microseconds, double change, long volume, long seq, PriceSource source)
     {
         var w = 0;
         Append(buffer, ref w, Prefix);
@@ -49,7 +56,7 @@ public sealed class FrameEncoder
         Append(buffer, ref w, LastPrice);
         w += FormatNumber(price, buffer[w..]);
         Append(buffer, ref w, Timestamp);
-        w += WriteTimestamp(timeMs, buffer[w..]);
+        w += WriteTimestamp(timeUs, microseconds, buffer[w..]);
         Append(buffer, ref w, ChangePercent);
         w += FormatNumber(change, buffer[w..]);
         Append(buffer, ref w, Volume);
@@ -79,10 +86,10 @@ public sealed class FrameEncoder
         return written;
     }
 
-    /// <summary>ISO 8601 UTC with milliseconds, e.g. <c>2026-01-19T10:30:00.123Z</c>.</summary>
-    internal static int WriteTimestamp(long unixMs, Span<byte> d)
+    /// <summary>ISO 8601 UTC with milliseconds, e.g. <c>2026-01-19T10:30:00.123Z</c>, or microseconds when asked.</summary>
+    internal static int WriteTimestamp(long unixUs, bool microseconds, Span<byte> d)
     {
-        var time = DateTime.UnixEpoch.AddMilliseconds(unixMs);
+        var time = DateTime.UnixEpoch.AddTicks(unixUs * 10);
         var (year, month, day) = time;
         var msOfDay = (int)(time.Ticks / TimeSpan.TicksPerMillisecond % 86_400_000);
         Digits(d[..4], year);
@@ -98,6 +105,13 @@ public sealed class FrameEncoder
         Digits(d.Slice(17, 2), msOfDay / 1000 % 60);
         d[19] = (byte)'.';
         Digits(d.Slice(20, 3), msOfDay % 1000);
+        if (microseconds)
+        {
+            Digits(d.Slice(23, 3), (int)(((unixUs % 1000) + 1000) % 1000));
+            d[26] = (byte)'Z';
+            return 27;
+        }
+
         d[23] = (byte)'Z';
         return 24;
     }

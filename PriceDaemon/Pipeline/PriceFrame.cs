@@ -13,7 +13,7 @@ public sealed class PriceFrame
         long seq,
         double lastPrice,
         long volume,
-        long timestampMs,
+        long timestampUs,
         double changePercent,
         PriceSource source,
         long receivedTimestamp,
@@ -23,7 +23,7 @@ public sealed class PriceFrame
         Seq = seq;
         LastPrice = lastPrice;
         Volume = volume;
-        TimestampMs = timestampMs;
+        TimestampUs = timestampUs;
         ChangePercent = changePercent;
         Source = source;
         ReceivedTimestamp = receivedTimestamp;
@@ -39,8 +39,8 @@ public sealed class PriceFrame
 
     public long Volume { get; }
 
-    /// <summary>Trade time, Unix milliseconds UTC.</summary>
-    public long TimestampMs { get; }
+    /// <summary>Trade time, Unix microseconds UTC.</summary>
+    public long TimestampUs { get; }
 
     public double ChangePercent { get; }
 

@@ -22,7 +22,7 @@ public sealed class ThrottleStage : BackgroundService
     private readonly ChannelWriter<PriceFrame> _output;
     private readonly PipelineMetrics _metrics;
     private readonly TimeProvider _time;
-    private readonly FrameEncoder _encoder = new();
+    private readonly FrameEncoder _encoder;
     private readonly long _intervalTicks;
     private readonly State[] _state;
     private readonly PriorityQueue<int, long> _due;
@@ -36,8 +36,9 @@ public sealed class ThrottleStage : BackgroundService
         FanOutStage fanOut,
         PipelineMetrics metrics,
         IOptions<ThrottleOptions> options,
+        IOptions<FeedOptions> feed,
         TimeProvider time)
-        : this(ingest, instruments, cache, fanOut.Writer, metrics, options, time)
+        : this(ingest, instruments, cache, fanOut.Writer, metrics, options, time, feed.Value.MicrosecondTimestamps)
     {
     }
 
@@ -48,7 +49,8 @@ public sealed class ThrottleStage : BackgroundService
         ChannelWriter<PriceFrame> output,
         PipelineMetrics metrics,
         IOptions<ThrottleOptions> options,
-        TimeProvider time)
+        TimeProvider time,
+        bool microseconds = false)
     {
         _ingest = ingest;
         _instruments = instruments;
@@ -56,6 +58,7 @@ public sealed class ThrottleStage : BackgroundService
         _output = output;
         _metrics = metrics;
         _time = time;
+        _encoder = new FrameEncoder(microseconds);
         _intervalTicks = options.Value.MinIntervalMs * time.TimestampFrequency / 1000;
         _state = new State[instruments.Count];
         for (var i = 0; i < _state.Length; i++)
