@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
@@ -20,17 +21,34 @@ internal sealed class TestClient : IAsyncDisposable
 
     public WebSocket Socket => _socket;
 
-    /// <summary>Every price_update received so far, by instrument key, newest last.</summary>
-    public Dictionary<string, List<JsonElement>> Prices { get; } = [];
+    // Every price_update received so far, by instrument key, newest last. Guarded by itself.
+    private readonly Dictionary<string, List<JsonElement>> _prices = [];
 
+    /// <summary>Connects; with <paramref name="startReading"/> false the socket is left unread, as a stalled browser tab would.</summary>
     public static async Task<TestClient> ConnectAsync(Uri uri, bool startReading = true)
     {
         var client = new TestClient();
         using var timeout = new CancellationTokenSource(Timeout);
-        await client._socket.ConnectAsync(uri, timeout.Token);
         if (startReading)
         {
+            await client._socket.ConnectAsync(uri, timeout.Token);
             client.StartReading();
+        }
+        else
+        {
+            // A small fixed receive buffer turns off the kernel's autotuning (up to 32 MiB here), so an
+            // unread socket backs up after kilobytes instead of tens of megabytes.
+            using var handler = new SocketsHttpHandler
+            {
+                ConnectCallback = static async (context, ct) =>
+                {
+                    var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, ReceiveBufferSize = 4096 };
+                    await socket.ConnectAsync(context.DnsEndPoint, ct);
+                    return new NetworkStream(socket, ownsSocket: true);
+                },
+            };
+            using var invoker = new HttpMessageInvoker(handler, disposeHandler: false);
+            await client._socket.ConnectAsync(uri, invoker, timeout.Token);
         }
 
         return client;
@@ -44,7 +62,7 @@ internal sealed class TestClient : IAsyncDisposable
 
     public Task UnsubscribeAsync(params string[] keys) => SendAsync(JsonSerializer.Serialize(new { action = "unsubscribe", instruments = keys }));
 
-    /// <summary>Next frame of <paramref name="type"/>; frames of other types before it are kept in <see cref="Prices"/> or dropped.</summary>
+    /// <summary>Next frame of <paramref name="type"/>; frames of other types before it are skipped (prices stay in <see cref="PricesOf"/>).</summary>
     public async Task<JsonElement> NextAsync(string type, Func<JsonElement, bool>? match = null)
     {
         using var timeout = new CancellationTokenSource(Timeout);
@@ -100,7 +118,18 @@ internal sealed class TestClient : IAsyncDisposable
         return CloseStatus;
     }
 
-    public double LastPrice(string key) => Prices[key][^1].GetProperty("data").GetProperty("last_price").GetDouble();
+    /// <summary>A copy of the price_update frames received for <paramref name="key"/>, oldest first.</summary>
+    public List<JsonElement> PricesOf(string key)
+    {
+        lock (_prices)
+        {
+            return _prices.TryGetValue(key, out var list) ? [.. list] : [];
+        }
+    }
+
+    public double? LastPriceOf(string key) => PricesOf(key) is { Count: > 0 } list ? list[^1].GetProperty("data").GetProperty("last_price").GetDouble() : null;
+
+    public List<long> SeqsOf(string key) => PricesOf(key).Select(f => f.GetProperty("data").GetProperty("seq").GetInt64()).ToList();
 
     public async ValueTask DisposeAsync()
     {
@@ -150,11 +179,11 @@ internal sealed class TestClient : IAsyncDisposable
                 if (frame.GetProperty("type").GetString() == "price_update")
                 {
                     var key = frame.GetProperty("instrument_key").GetString()!;
-                    lock (Prices)
+                    lock (_prices)
                     {
-                        if (!Prices.TryGetValue(key, out var list))
+                        if (!_prices.TryGetValue(key, out var list))
                         {
-                            Prices[key] = list = [];
+                            _prices[key] = list = [];
                         }
 
                         list.Add(frame);

@@ -15,11 +15,9 @@ internal sealed partial class PriceSession
         {
             while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
-                if (Volatile.Read(ref _closeRequested) != 0)
-                {
-                    break;
-                }
-
+                // Once a close is requested prices stop, but queued control frames (the error that
+                // explains the close) still go out ahead of the close frame.
+                var closing = Volatile.Read(ref _closeRequested) != 0;
                 _stream?.BeginBatch();
                 var sent = 0;
                 while (reader.TryRead(out var item))
@@ -32,7 +30,7 @@ internal sealed partial class PriceSession
                             await SendAsync(control).ConfigureAwait(false);
                         }
                     }
-                    else if (item.Take() is { } frame && !item.Removed && frame.Seq > item.LastSentSeq)
+                    else if (!closing && item.Take() is { } frame && !item.Removed && frame.Seq > item.LastSentSeq)
                     {
                         // Snapshot and live frames race for the same mailbox; the sequence check keeps
                         // an older price from ever following a newer one.

@@ -125,6 +125,9 @@ internal sealed partial class PriceSession : ISubscriber
         _abortConnection();
     }
 
+    /// <summary>A close was requested or the connection was aborted; the session is on its way out.</summary>
+    public bool IsClosing => Volatile.Read(ref _closeRequested) != 0;
+
     /// <summary>True when a socket write has been pending for longer than <paramref name="limit"/> timestamp ticks.</summary>
     public bool IsStalled(long now, long limit)
     {

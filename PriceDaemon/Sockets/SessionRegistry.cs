@@ -113,7 +113,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
         var now = _time.GetTimestamp();
         foreach (var session in _sessions.Values)
         {
-            if (session.IsStalled(now, _slowConsumerTicks))
+            if (!session.IsClosing && session.IsStalled(now, _slowConsumerTicks))
             {
                 Interlocked.Increment(ref _metrics.SlowConsumersClosed);
                 LogSlowConsumer(session.Id, session.Remote, _slowConsumerTicks / _time.TimestampFrequency);

@@ -1,0 +1,69 @@
+using System.Net.WebSockets;
+using PriceDaemon.Tests.Support;
+
+namespace PriceDaemon.Tests.Hosting;
+
+/// <summary>The daemon as its own process: what an operator or a supervisor sees.</summary>
+public sealed class ProcessTests
+{
+    private string _folder = null!;
+
+    [SetUp]
+    public void SetUp() => _folder = Directory.CreateTempSubdirectory("pricedaemon-process-").FullName;
+
+    [TearDown]
+    public void TearDown() => Directory.Delete(_folder, recursive: true);
+
+    [Test]
+    public async Task Sigterm_ClosesClientsWith1001_AndExitsZero()
+    {
+        await using var daemon = await DaemonProcess.StartAsync(_folder, "--Feed:Simulated:MinIntervalMs=50", "--Feed:Simulated:MaxIntervalMs=100");
+        await using var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
+        await client.SubscribeAsync("NSE_EQ|INE002A01018", "NSE_EQ|INE467B01029");
+        await client.NextAsync("subscribed");
+        await client.NextPriceAsync("NSE_EQ|INE002A01018");
+
+        daemon.Signal(DaemonProcess.SigTerm);
+
+        Assert.That(await client.WaitClosedAsync(), Is.EqualTo(WebSocketCloseStatus.EndpointUnavailable));
+        Assert.That(client.CloseDescription, Is.EqualTo("server shutting down"));
+        Assert.That(await daemon.WaitForExitAsync(TimeSpan.FromSeconds(15)), Is.Zero);
+    }
+
+    [Test]
+    public async Task SimulatedFeed_StreamsOnlySubscribedInstruments_WithSnapshotFirst()
+    {
+        await using var daemon = await DaemonProcess.StartAsync(_folder, "--Feed:Simulated:MinIntervalMs=20", "--Feed:Simulated:MaxIntervalMs=40", "--Feed:Simulated:Seed=7");
+        await using var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
+        string[] wanted = ["NSE_EQ|INE002A01018", "NSE_EQ|INE467B01029"];
+        await client.SubscribeAsync(wanted);
+        await client.NextAsync("subscribed");
+
+        // Snapshot, then at least three live updates of each, and nothing for anyone else.
+        var frames = await client.CollectUntilAsync(_ => wanted.All(k => client.SeqsOf(k).Count >= 4));
+        var keys = frames.Where(f => f.GetProperty("type").GetString() == "price_update")
+            .Select(f => f.GetProperty("instrument_key").GetString()).Distinct();
+        Assert.That(keys, Is.EquivalentTo(wanted));
+        foreach (var key in wanted)
+        {
+            Assert.That(client.SeqsOf(key), Is.Ordered.Ascending.And.Unique);
+            var data = client.PricesOf(key)[^1].GetProperty("data");
+            Assert.That(data.GetProperty("source").GetString(), Is.EqualTo("simulated"));
+            Assert.That(data.GetProperty("timestamp").GetString(), Does.Match(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"));
+        }
+    }
+
+    [TestCase("--Throttle:MinIntervalMs=-5", "Throttle:MinIntervalMs")]
+    [TestCase("--Throttle:MinIntervalMs=fast", "Throttle:MinIntervalMs")]
+    [TestCase("--Feed:Source=Carrier-pigeon", "Feed:Source")]
+    [TestCase("--Feed:Simulated:MinIntervalMs=5000", "Feed:Simulated:MinIntervalMs")]
+    [TestCase("--Limits:MaxMessageBytes=1", "Limits:MaxMessageBytes")]
+    public async Task BadConfigValue_StopsStartup_WithOneLineNamingTheKey_AndExit2(string argument, string key)
+    {
+        var (exit, output) = await DaemonProcess.RunToExitAsync(_folder, "--urls", "http://127.0.0.1:0", argument);
+        Assert.That(exit, Is.EqualTo(2));
+        var errors = output.Where(l => l.StartsWith("pricedaemon: invalid configuration", StringComparison.Ordinal)).ToList();
+        Assert.That(errors, Has.Count.EqualTo(1));
+        Assert.That(errors[0], Does.Contain(key));
+    }
+}

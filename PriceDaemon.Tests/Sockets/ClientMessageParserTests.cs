@@ -1,0 +1,38 @@
+using System.Text;
+using PriceDaemon.Sockets;
+
+namespace PriceDaemon.Tests.Sockets;
+
+public sealed class ClientMessageParserTests
+{
+    [Test]
+    public void Parse_Subscribe_ReadsKeysInOrder()
+    {
+        var keys = new List<string>();
+        var error = ClientMessageParser.Parse(Encoding.UTF8.GetBytes("{\"action\":\"subscribe\",\"instruments\":[\"A|1\",\"B|2\"]}"), out var action, keys);
+        Assert.That(error, Is.Null);
+        Assert.That(action, Is.EqualTo(ClientAction.Subscribe));
+        Assert.That(keys, Is.EqualTo(new[] { "A|1", "B|2" }));
+    }
+
+    [Test]
+    public void Parse_FieldOrderAndUnknownFields_DoNotMatter()
+    {
+        var keys = new List<string>();
+        var error = ClientMessageParser.Parse(Encoding.UTF8.GetBytes("{\"instruments\":[\"A|1\"],\"x\":{\"y\":[null,true]},\"action\":\"unsubscribe\"}"), out var action, keys);
+        Assert.That(error, Is.Null);
+        Assert.That(action, Is.EqualTo(ClientAction.Unsubscribe));
+        Assert.That(keys, Is.EqualTo(new[] { "A|1" }));
+    }
+
+    [TestCase("{\"action\":\"subscribe\",\"instruments\":[]} {}", "invalid_message")]
+    [TestCase("{\"action\":\"subscribe\",\"instruments\":[\"a\"]", "invalid_message")]
+    [TestCase("", "invalid_message")]
+    [TestCase("\"subscribe\"", "invalid_message")]
+    [TestCase("{\"action\":\"SUBSCRIBE\",\"instruments\":[]}", "unknown_action")]
+    public void Parse_Rejects(string message, string code)
+    {
+        var error = ClientMessageParser.Parse(Encoding.UTF8.GetBytes(message), out _, []);
+        Assert.That(error?.Code, Is.EqualTo(code));
+    }
+}

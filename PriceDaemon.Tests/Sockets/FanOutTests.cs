@@ -1,0 +1,212 @@
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+using PriceDaemon.Pipeline;
+using PriceDaemon.Sockets;
+using PriceDaemon.Tests.Support;
+
+namespace PriceDaemon.Tests.Sockets;
+
+/// <summary>Fan-out and the per-socket send path under load, with real sockets.</summary>
+public sealed class FanOutTests
+{
+    private static readonly string[] Keys =
+    [
+        "NSE_EQ|INE002A01018", "NSE_EQ|INE467B01029", "NSE_EQ|INE009A01021", "NSE_EQ|INE040A01034", "NSE_EQ|INE090A01021",
+        "NSE_EQ|INE062A01020", "NSE_EQ|INE154A01025", "NSE_EQ|INE397D01024", "NSE_EQ|INE030A01027", "NSE_EQ|INE018A01030",
+    ];
+
+    [Test]
+    public async Task Update_IsSerializedOnce_AndTheSameBytesReachEverySubscriber()
+    {
+        await using var daemon = await TestDaemon.StartAsync();
+        var index = daemon.Services.GetRequiredService<SubscriptionIndex>();
+        var recorder = new RecordingSubscriber();
+        var id = daemon.Id(Keys[0]);
+        index.Add(new Subscription(recorder, id));
+        index.Add(new Subscription(recorder, id));
+        await using var first = await TestClient.ConnectAsync(daemon.WebSocketUri);
+        await using var second = await TestClient.ConnectAsync(daemon.WebSocketUri);
+        foreach (var client in new[] { first, second })
+        {
+            await client.SubscribeAsync(Keys[0]);
+            await client.NextAsync("subscribed");
+        }
+
+        await daemon.TickAsync(Keys[0], 1500.25, 77);
+        var a = await first.NextPriceAsync(Keys[0], 1500.25);
+        var b = await second.NextPriceAsync(Keys[0], 1500.25);
+
+        var cached = daemon.Services.GetRequiredService<PriceCache>().Get(id);
+        Assert.That(recorder.Frames, Has.Count.EqualTo(2));
+        Assert.That(recorder.Frames[0], Is.SameAs(recorder.Frames[1]), "one PriceFrame instance for all subscribers");
+        Assert.That(recorder.Frames[0], Is.SameAs(cached), "the cache holds the same instance");
+        Assert.That(a.GetRawText(), Is.EqualTo(b.GetRawText()));
+        Assert.That(JsonDocument.Parse(cached!.Utf8).RootElement.GetRawText(), Is.EqualTo(a.GetRawText()), "clients get exactly the cached bytes");
+    }
+
+    [Test]
+    public async Task SocketThatNeverReads_DoesNotDelayOthers_StaysBounded_AndCatchesUpInOrder()
+    {
+        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Limits:SlowConsumerSeconds"] = "600" }, configure: TestDaemon.SmallSendBuffers);
+        var keys = Keys[..5];
+        await using var stalled = await TestClient.ConnectAsync(daemon.WebSocketUri, startReading: false);
+        await stalled.SubscribeAsync(keys);
+        await using var healthy = await TestClient.ConnectAsync(daemon.WebSocketUri);
+        await healthy.SubscribeAsync(keys);
+        await healthy.NextAsync("subscribed");
+
+        var registry = daemon.Services.GetRequiredService<SessionRegistry>();
+        var stalledSession = registry.Sessions.OrderBy(s => s.Id).First();
+        await WaitForAsync(() => stalledSession.SubscriptionCount == keys.Length);
+
+        // Pump until the stalled socket's write is stuck (kernel and Kestrel buffers full), checking every
+        // round that the healthy client still gets the newest price of each instrument.
+        var price = 100.0;
+        var stuckRounds = 0;
+        for (var round = 0; round < 400 && stuckRounds < 5; round++)
+        {
+            for (var i = 0; i < 400; i++)
+            {
+                price += 0.05;
+                await daemon.TickAsync(keys[i % keys.Length], Math.Round(price, 2), i);
+                if (i % keys.Length == 0)
+                {
+                    await Task.Yield(); // give the writers a turn, so frames go out instead of all conflating
+                }
+            }
+
+            // Conflation may reorder instruments relative to each other, so wait on each one's newest price.
+            foreach (var key in keys)
+            {
+                var last = Math.Round(price - (0.05 * (keys.Length - 1 - Array.IndexOf(keys, key))), 2);
+                await WaitForAsync(() => healthy.LastPriceOf(key) == last, () => $"round {round}: {key} stuck at {healthy.LastPriceOf(key)}, expected {last}");
+            }
+
+            Assert.That(stalledSession.QueuedCount, Is.LessThanOrEqualTo(keys.Length + 2), "one pending frame per instrument at most");
+            stuckRounds = stalledSession.IsStalled(long.MaxValue, 0) ? stuckRounds + 1 : 0;
+        }
+
+        Assert.That(stuckRounds, Is.EqualTo(5), "the stalled socket's writes never blocked; buffers were not filled");
+        var finalPrices = keys.ToDictionary(k => k, k => healthy.LastPriceOf(k)!.Value);
+
+        stalled.StartReading();
+        foreach (var (key, last) in finalPrices)
+        {
+            await WaitForAsync(() => stalled.LastPriceOf(key) == last, () => $"{key}: stalled client ended at {stalled.LastPriceOf(key)}, expected {last}");
+        }
+
+        foreach (var key in keys)
+        {
+            Assert.That(stalled.SeqsOf(key), Is.Ordered.Ascending.And.Unique, $"{key}: an older price followed a newer one");
+        }
+    }
+
+    [Test]
+    public async Task SlowConsumer_IsClosed_AfterSlowConsumerSeconds()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Limits:SlowConsumerSeconds"] = "5" }, time, TestDaemon.SmallSendBuffers);
+        var key = Keys[0];
+        await using var stalled = await TestClient.ConnectAsync(daemon.WebSocketUri, startReading: false);
+        await stalled.SubscribeAsync(key);
+        var registry = daemon.Services.GetRequiredService<SessionRegistry>();
+        var metrics = daemon.Services.GetRequiredService<PipelineMetrics>();
+        var session = registry.Sessions.Single();
+        await WaitForAsync(() => session.SubscriptionCount == 1);
+
+        for (var i = 0; i < 2_000_000 && !session.IsStalled(long.MaxValue, 0); i++)
+        {
+            await daemon.TickAsync(key, 100 + (i % 1000), i);
+            if (i % 1000 == 0)
+            {
+                await Task.Yield();
+            }
+        }
+
+        Assert.That(session.IsStalled(long.MaxValue, 0), Is.True, "could not fill the socket's buffers");
+        time.Advance(TimeSpan.FromSeconds(4));
+        Assert.That(registry.Count, Is.EqualTo(1), "closed before SlowConsumerSeconds");
+
+        time.Advance(TimeSpan.FromSeconds(2));
+        await WaitForAsync(() => registry.Count == 0);
+        Assert.That(metrics.SlowConsumersClosed, Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task LastValues_MatchTheFeed_AfterItGoesQuiet()
+    {
+        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Throttle:MinIntervalMs"] = "20" });
+        var clients = new List<TestClient>();
+        for (var c = 0; c < 4; c++)
+        {
+            var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
+            // Overlapping subsets: every client has its own mix.
+            await client.SubscribeAsync(Keys.Where((_, i) => (i + c) % 4 != 0).ToArray());
+            await client.NextAsync("subscribed");
+            clients.Add(client);
+        }
+
+        var random = new Random(42);
+        var last = new Dictionary<string, double>();
+        for (var i = 0; i < 20_000; i++)
+        {
+            var key = Keys[random.Next(Keys.Length)];
+            var price = Math.Round(100 + (random.NextDouble() * 50), 2);
+            last[key] = price;
+            await daemon.TickAsync(key, price, i);
+            if (i % 500 == 0)
+            {
+                await Task.Delay(1); // let windows open and close while ticks keep coming
+            }
+        }
+
+        for (var c = 0; c < clients.Count; c++)
+        {
+            foreach (var key in Keys.Where((_, i) => (i + c) % 4 != 0))
+            {
+                var client = clients[c];
+                await WaitForAsync(() => client.LastPriceOf(key) == last[key], () => $"client {c} {key}: last {client.LastPriceOf(key)}, feed {last[key]}");
+                Assert.That(client.SeqsOf(key), Is.Ordered.Ascending.And.Unique);
+            }
+        }
+
+        foreach (var client in clients)
+        {
+            await client.DisposeAsync();
+        }
+    }
+
+    private static async Task WaitForAsync(Func<bool> condition, Func<string>? describe = null)
+    {
+        using var timeout = new CancellationTokenSource(TestClient.Timeout);
+        while (!condition())
+        {
+            try
+            {
+                await Task.Delay(10, timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail($"timed out waiting: {describe?.Invoke() ?? "condition"}");
+            }
+        }
+    }
+
+    private sealed class RecordingSubscriber : ISubscriber
+    {
+        public List<PriceFrame> Frames { get; } = [];
+
+        public void Signal(Subscription subscription)
+        {
+            lock (Frames)
+            {
+                Frames.Add(subscription.Take()!);
+            }
+        }
+
+        public void Conflated()
+        {
+        }
+    }
+}
