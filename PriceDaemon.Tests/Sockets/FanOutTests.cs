@@ -115,21 +115,32 @@ public sealed class FanOutTests
         var session = registry.Sessions.Single();
         await WaitForAsync(() => session.SubscriptionCount == 1);
 
-        for (var i = 0; i < 2_000_000 && !session.IsStalled(long.MaxValue, 0); i++)
+        // Stuck for real once a write is still pending at three checks in a row, 50 ms apart.
+        var stuckChecks = 0;
+        for (var i = 0; i < 2_000_000 && stuckChecks < 3; i++)
         {
             await daemon.TickAsync(key, 100 + (i % 1000), i);
             if (i % 1000 == 0)
             {
-                await Task.Yield();
+                await Task.Delay(50);
+                stuckChecks = session.IsStalled(long.MaxValue, 0) ? stuckChecks + 1 : 0;
             }
         }
 
-        Assert.That(session.IsStalled(long.MaxValue, 0), Is.True, "could not fill the socket's buffers");
+        Assert.That(stuckChecks, Is.EqualTo(3), "could not fill the socket's buffers");
         time.Advance(TimeSpan.FromSeconds(4));
         Assert.That(registry.Count, Is.EqualTo(1), "closed before SlowConsumerSeconds");
 
         time.Advance(TimeSpan.FromSeconds(2));
-        await WaitForAsync(() => registry.Count == 0);
+        Assert.That(session.IsClosing, Is.True, "not closed after SlowConsumerSeconds");
+        Assert.That(metrics.SlowConsumersClosed, Is.EqualTo(1));
+
+        // The session is released within its close timeout (fake time too), and counted once.
+        await WaitForAsync(() =>
+        {
+            time.Advance(TimeSpan.FromSeconds(1));
+            return registry.Count == 0;
+        });
         Assert.That(metrics.SlowConsumersClosed, Is.EqualTo(1));
     }
 

@@ -86,7 +86,16 @@ internal sealed partial class PriceSession : ISubscriber
         catch (TimeoutException)
         {
             Abort();
-            await Task.WhenAll(send, receive).ConfigureAwait(false);
+            try
+            {
+                await Task.WhenAll(send, receive).WaitAsync(timeout, _services.Time).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // An aborted connection always ends its pending I/O; if it ever does not, the session is
+                // still released rather than holding the host's shutdown.
+                LogSocketError(Id, Remote, "close", "loops did not end after abort");
+            }
         }
         finally
         {
