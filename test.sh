@@ -21,6 +21,7 @@ apt_need() {
 }
 
 command -v dotnet >/dev/null 2>&1 || { echo "test.sh: the .NET 10 SDK (dotnet) is required" >&2; exit 1; }
+apt_need shellcheck shellcheck     # install.sh is checked by the tests
 
 results="TestResults"
 rm -rf "$results"
