@@ -21,7 +21,13 @@ apt_need() {
 }
 
 command -v dotnet >/dev/null 2>&1 || { echo "test.sh: the .NET 10 SDK (dotnet) is required" >&2; exit 1; }
-apt_need shellcheck shellcheck     # install.sh is checked by the tests
+# The board's tests drive Debian's Chromium through Microsoft.Playwright (its node driver ships in the NuGet
+# package; no browser download). The client library's unit tests run under node's built-in test runner,
+# started from an NUnit test so that they count in the total below.
+apt_need chromium chromium
+apt_need node nodejs
+apt_need shellcheck shellcheck              # install.sh is checked by the tests
+apt_need systemd-analyze systemd            # ... and so is the unit it writes
 
 results="TestResults"
 rm -rf "$results"

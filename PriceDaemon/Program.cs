@@ -1,5 +1,7 @@
 using System.Reflection;
+using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.Options;
 using PriceDaemon.Feeds;
 using PriceDaemon.Hosting;
@@ -7,25 +9,57 @@ using PriceDaemon.Http;
 using PriceDaemon.Instruments;
 using PriceDaemon.Pipeline;
 using PriceDaemon.Sockets;
+using PriceDaemon.Storage;
 
 namespace PriceDaemon;
 
-public static class Program
+public static partial class Program
 {
     public const int ConfigErrorExitCode = 2;
 
+    public static string Version { get; } =
+        typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
+
+    /// <summary>The data file cannot be used: damaged, not LiteDB, held by another daemon, or not writable.</summary>
+    public const int StorageErrorExitCode = 3;
+
     public static async Task<int> Main(string[] args)
     {
+        if (args.Contains("--version"))
+        {
+            Console.WriteLine($"PriceDaemon {Version}");
+            return 0;
+        }
+
+        var checkOnly = args.Contains("--check-config");
+        args = [.. args.Where(a => a is not ("--check-config" or "--version"))];
         WebApplication app;
         try
         {
             app = Build(args);
+            // Validated before the host starts, so a bad value is one line from us, not a host stack trace.
+            app.Services.GetService<IStartupValidator>()?.Validate();
+            _ = app.Services.GetRequiredService<InstrumentRegistry>();
+            if (checkOnly)
+            {
+                Console.WriteLine("pricedaemon: configuration is valid");
+                return 0;
+            }
+
+            // Before the host starts, so that a refused data file is one clear line rather than a host failure
+            // with a stack trace. The host's own start does it for callers that skip this (tests).
+            app.Services.GetRequiredService<StorageService>().Open();
             await app.StartAsync().ConfigureAwait(false);
         }
         catch (Exception ex) when (ConfigurationError(ex) is { } message)
         {
             await Console.Error.WriteLineAsync($"pricedaemon: invalid configuration: {message}").ConfigureAwait(false);
             return ConfigErrorExitCode;
+        }
+        catch (StorageException ex)
+        {
+            await Console.Error.WriteLineAsync($"pricedaemon: cannot start: {ex.Message}").ConfigureAwait(false);
+            return StorageErrorExitCode;
         }
 
         await app.WaitForShutdownAsync().ConfigureAwait(false);
@@ -43,7 +77,12 @@ public static class Program
         });
 
         AddConfiguration(builder.Configuration, args);
+        // wwwroot is compiled into the assembly, so every copy of the daemon serves the same board from any folder.
+        builder.Environment.WebRootFileProvider = new EmbeddedFileProvider(typeof(Program).Assembly, "PriceDaemon.wwwroot");
         builder.WebHost.UseKestrel(kestrel => kestrel.AddServerHeader = false);
+        builder.AddDaemonLogging();
+        // Type=notify under systemd: READY=1 once the host has started (storage warm, Kestrel listening).
+        builder.Host.UseSystemd();
 
         var services = builder.Services;
         services.TryAddSingleton(TimeProvider.System);
@@ -56,6 +95,8 @@ public static class Program
                 : []));
         services.AddSingleton<IValidateOptions<ThrottleOptions>>(new SectionValidator<ThrottleOptions>(ThrottleOptions.Section));
         services.AddSingleton<IValidateOptions<LimitsOptions>>(new SectionValidator<LimitsOptions>(LimitsOptions.Section));
+        services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<StorageOptions>>(new SectionValidator<StorageOptions>(StorageOptions.Section));
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
 
         services.AddSingleton(LoadInstruments);
@@ -66,7 +107,10 @@ public static class Program
         services.AddSingleton<SubscriptionIndex>();
         services.AddSingleton<SessionServices>();
 
-        // Hosted services stop in reverse order: feed first, then throttle, then fan-out.
+        // Hosted services start in this order and stop in reverse: feed first, then throttle, then fan-out,
+        // then storage, whose final flush so sees every last price. Storage starts first: it warms the cache.
+        services.AddSingleton<StorageService>();
+        services.AddHostedService(static sp => sp.GetRequiredService<StorageService>());
         services.AddSingleton<SessionRegistry>();
         services.AddHostedService(static sp => sp.GetRequiredService<SessionRegistry>());
         services.AddSingleton<FanOutStage>();
@@ -79,6 +123,8 @@ public static class Program
         }
 
         services.AddHostedService<FeedService>();
+        services.AddDaemonHealthChecks();
+        services.AddSingleton<PrometheusExporter>();
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, DaemonJsonContext.Default));
         configureServices?.Invoke(services);
 
@@ -87,8 +133,14 @@ public static class Program
         app.UseWebSockets();
         app.Map(PriceSocketEndpoint.Path, PriceSocketEndpoint.HandleAsync);
         app.MapPriceEndpoints();
-        app.MapGet("/", () => TypedResults.Text(
-            "PriceDaemon: live prices over WebSocket at /api/ws/prices; REST at /api/instruments and /api/prices\n"));
+        app.MapHealthEndpoints();
+        // Listening from the start: the latency histogram records only while someone listens.
+        _ = app.Services.GetRequiredService<PrometheusExporter>();
+        app.MapGet("/metrics", static (PrometheusExporter exporter) =>
+            TypedResults.Text(exporter.Scrape(), "text/plain; version=0.0.4; charset=utf-8"));
+        // GET / is the live board (index.html); price-socket.js is served beside it.
+        app.UseDefaultFiles();
+        app.UseStaticFiles();
         return app;
     }
 
@@ -157,9 +209,21 @@ public static class Program
     {
         OptionsValidationException validation => string.Join("; ", validation.Failures),
         InvalidDataException data => data.Message,
-        InvalidOperationException op when op.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal) => op.Message,
+        InvalidOperationException op when ConversionError().Match(op.Message) is { Success: true } m =>
+            $"{m.Groups["key"].Value}: '{m.Groups["value"].Value}' is not {TypeName(m.Groups["type"].Value)}",
         FileNotFoundException file when file.FileName is not null => $"--config: {file.Message}",
         AggregateException aggregate when aggregate.InnerExceptions.Count == 1 => ConfigurationError(aggregate.InnerExceptions[0]),
         _ => ex.InnerException is { } inner ? ConfigurationError(inner) : null,
     };
+
+    private static string TypeName(string type) => type switch
+    {
+        "Int32" or "Int64" => "a whole number",
+        "Double" or "Decimal" => "a number",
+        "Boolean" => "true or false",
+        _ => $"a valid {type}",
+    };
+
+    [GeneratedRegex(@"^Failed to convert configuration value '(?<value>.*)' at '(?<key>[^']+)' to type '(?:System\.)?(?<type>[^']+)'")]
+    private static partial Regex ConversionError();
 }

@@ -34,6 +34,8 @@ public sealed class InstallScriptTests
         Assert.That(unit, Does.Contain("Type=notify").And.Contain("NoNewPrivileges=true").And.Contain("ProtectSystem=strict")
             .And.Contain($"ReadWritePaths={_prefix}/var/lib/pricedaemon {_prefix}/var/log/pricedaemon").And.Contain("LimitNOFILE=65536"));
         Assert.That(unit, Does.Not.Contain("@PREFIX@"));
+        var (verified, verifyOutput) = await RunAsync("systemd-analyze", "verify", Path.Combine(_prefix, "etc/systemd/system/pricedaemon.service"));
+        Assert.That((verified, verifyOutput), Is.EqualTo((0, "")), "systemd-analyze verify must accept the unit without warnings");
 
         // An operator edits the config and keeps some data; a second run changes neither.
         await File.WriteAllTextAsync(config, "{ \"Urls\": \"http://127.0.0.1:9999\" }\n");

@@ -44,9 +44,12 @@ internal sealed partial class DaemonProcess : IAsyncDisposable
     }
 
     /// <summary>Starts the daemon and waits until it listens. <paramref name="args"/> come after the defaults, so they win.</summary>
-    public static async Task<DaemonProcess> StartAsync(string workingDirectory, params string[] args)
+    public static Task<DaemonProcess> StartAsync(string workingDirectory, params string[] args) =>
+        StartAsync(new DaemonStartInfo(workingDirectory), args);
+
+    public static async Task<DaemonProcess> StartAsync(DaemonStartInfo start, params string[] args)
     {
-        var daemon = Launch(workingDirectory, ["--urls", "http://127.0.0.1:0", .. args]);
+        var daemon = Launch(start, ["--urls", "http://127.0.0.1:0", .. args]);
         var finished = await Task.WhenAny(daemon._listening.Task, daemon._process.WaitForExitAsync(), Task.Delay(StartTimeout));
         if (finished != daemon._listening.Task)
         {
@@ -62,16 +65,18 @@ internal sealed partial class DaemonProcess : IAsyncDisposable
     /// <summary>Runs the daemon to completion (for runs expected to fail at start-up) and returns its exit code.</summary>
     public static async Task<(int ExitCode, IReadOnlyList<string> Output)> RunToExitAsync(string workingDirectory, params string[] args)
     {
-        await using var daemon = Launch(workingDirectory, args);
+        await using var daemon = Launch(new DaemonStartInfo(workingDirectory), args);
         var exit = await daemon.WaitForExitAsync(StartTimeout);
         return (exit, daemon.Output);
     }
 
-    public void Signal(int signal)
+    public void Signal(int signal) => Signal(_process.Id, signal);
+
+    public static void Signal(int pid, int signal)
     {
-        if (Kill(_process.Id, signal) != 0)
+        if (Kill(pid, signal) != 0)
         {
-            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+            throw new InvalidOperationException($"kill({pid}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
         }
     }
 
@@ -95,11 +100,18 @@ internal sealed partial class DaemonProcess : IAsyncDisposable
         _process.Dispose();
     }
 
-    private static DaemonProcess Launch(string workingDirectory, string[] args)
+    private static DaemonProcess Launch(DaemonStartInfo start, string[] args)
     {
-        var info = new ProcessStartInfo(DotnetHost(), [Path.Combine(AppContext.BaseDirectory, "PriceDaemon.dll"), .. args])
+        string[] command = [DotnetHost(), Path.Combine(AppContext.BaseDirectory, "PriceDaemon.dll"), .. args];
+        if (start.Launcher is { } launcher)
         {
-            WorkingDirectory = workingDirectory,
+            // The launcher runs the daemon command line as its child (a shell, say).
+            command = [.. launcher, .. command];
+        }
+
+        var info = new ProcessStartInfo(command[0], command[1..])
+        {
+            WorkingDirectory = start.WorkingDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
@@ -108,6 +120,11 @@ internal sealed partial class DaemonProcess : IAsyncDisposable
         foreach (var key in info.Environment.Keys.Where(k => k.StartsWith("PRICEDAEMON_", StringComparison.Ordinal)).ToList())
         {
             info.Environment.Remove(key);
+        }
+
+        foreach (var (key, value) in start.Environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[key] = value;
         }
 
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };
@@ -151,3 +168,9 @@ internal sealed partial class DaemonProcess : IAsyncDisposable
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);
 }
+
+/// <summary>Where and how to start a <see cref="DaemonProcess"/>.</summary>
+/// <param name="WorkingDirectory">The daemon's working directory (data/ and logs/ land there).</param>
+/// <param name="Environment">Extra environment variables.</param>
+/// <param name="Launcher">A command that runs the daemon command line as its child, e.g. a shell.</param>
+internal sealed record DaemonStartInfo(string WorkingDirectory, IDictionary<string, string>? Environment = null, string[]? Launcher = null);

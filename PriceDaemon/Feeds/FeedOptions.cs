@@ -44,4 +44,15 @@ public sealed class SimulatedFeedOptions
     /// <summary>Generated instruments (<c>NSE_EQ|SYN0000001</c>, ...) added to the universe for load runs.</summary>
     [Range(0, 1_000_000)]
     public int SyntheticInstruments { get; set; }
+
+    /// <summary>
+    /// Demos and tests of the stale path: after this many seconds of ticking the feed drops out (reports
+    /// <c>disconnected</c> and sends nothing) for <see cref="OutageSeconds"/>, then reconnects. 0 = never.
+    /// </summary>
+    [Range(0, 86_400)]
+    public int OutageEverySeconds { get; set; }
+
+    /// <summary>Length of each simulated outage; 0 = never.</summary>
+    [Range(0, 86_400)]
+    public int OutageSeconds { get; set; }
 }

@@ -13,6 +13,9 @@ public enum FeedState : byte
 /// </summary>
 public sealed class FeedStatus
 {
+    public const string ConnectedMessage = "Live market data connected";
+    public const string DisconnectedMessage = "Market data disconnected — reconnecting, showing last known prices";
+
     private readonly Lock _gate = new();
     private (FeedState State, string Message) _current = (FeedState.Disconnected, "Market data connecting");
 
@@ -28,6 +31,9 @@ public sealed class FeedStatus
             }
         }
     }
+
+    /// <summary>False while connecting, disconnected or in error: cached prices served now are labelled stale.</summary>
+    public bool IsConnected => Current.State == FeedState.Connected;
 
     public void Report(FeedState state, string message)
     {

@@ -8,14 +8,18 @@ namespace PriceDaemon.Feeds;
 /// An Upstox-like feed that needs no network: every instrument starts at its reference price (the
 /// "initial feed"), then ticks at a random interval in [MinIntervalMs, MaxIntervalMs], moving at most
 /// ±MaxMovePercent per tick, rounded to the NSE tick size of 0.05, with a growing cumulative volume.
+/// After a restart it goes on from the restored prices instead of jumping back to the reference prices.
+/// It can drop out on purpose (<see cref="SimulatedFeedOptions.OutageEverySeconds"/>) to show the stale path.
 /// </summary>
 internal sealed partial class SimulatedFeed : IFeedSource
 {
     private const double TickSize = 0.05;
+    private const string ConnectedMessage = FeedStatus.ConnectedMessage + " (simulated feed)";
 
     private readonly InstrumentRegistry _instruments;
     private readonly SimulatedFeedOptions _options;
     private readonly FeedStatus _status;
+    private readonly Pipeline.PriceCache _cache;
     private readonly TimeProvider _time;
     private readonly ILogger<SimulatedFeed> _logger;
 
@@ -23,12 +27,14 @@ internal sealed partial class SimulatedFeed : IFeedSource
         InstrumentRegistry instruments,
         IOptions<FeedOptions> options,
         FeedStatus status,
+        Pipeline.PriceCache cache,
         TimeProvider time,
         ILogger<SimulatedFeed> logger)
     {
         _instruments = instruments;
         _options = options.Value.Simulated;
         _status = status;
+        _cache = cache;
         _time = time;
         _logger = logger;
     }
@@ -43,13 +49,22 @@ internal sealed partial class SimulatedFeed : IFeedSource
         var due = new PriorityQueue<int, long>(count);
         var start = _time.GetTimestamp();
 
+        // The feed's own clock stops during an outage, so the tick schedule resumes where it paused.
+        long pausedMs = 0;
+        long ElapsedMs() => (long)_time.GetElapsedTime(start).TotalMilliseconds - pausedMs;
+        var outageEveryMs = _options.OutageEverySeconds * 1000L;
+        var outageMs = _options.OutageSeconds * 1000L;
+        var nextOutage = outageEveryMs > 0 && outageMs > 0 ? outageEveryMs : long.MaxValue;
+
         LogStarting(count, seed);
-        _status.Report(FeedState.Connected, "Live market data connected (simulated feed)");
+        _status.Report(FeedState.Connected, ConnectedMessage);
 
         for (var id = 0; id < count; id++)
         {
-            prices[id] = _instruments[id].ReferencePrice;
-            volumes[id] = random.Next(1_000, 100_000);
+            var cached = _cache.Get(id);
+            var volume = random.Next(1_000, 100_000); // drawn either way: a seed gives the same walk with or without storage
+            prices[id] = cached?.LastPrice ?? _instruments[id].ReferencePrice;
+            volumes[id] = cached?.Volume ?? volume;
             await WriteAsync(ticks, id, prices[id], volumes[id], stoppingToken).ConfigureAwait(false);
             due.Enqueue(id, NextInterval(random));
         }
@@ -57,7 +72,17 @@ internal sealed partial class SimulatedFeed : IFeedSource
         var maxMove = _options.MaxMovePercent / 100.0;
         while (!stoppingToken.IsCancellationRequested)
         {
-            var elapsedMs = (long)_time.GetElapsedTime(start).TotalMilliseconds;
+            if (ElapsedMs() >= nextOutage)
+            {
+                LogOutage(_options.OutageSeconds);
+                _status.Report(FeedState.Disconnected, FeedStatus.DisconnectedMessage);
+                await Task.Delay(TimeSpan.FromMilliseconds(outageMs), _time, stoppingToken).ConfigureAwait(false);
+                pausedMs += outageMs;
+                nextOutage += outageEveryMs;
+                _status.Report(FeedState.Connected, ConnectedMessage);
+            }
+
+            var elapsedMs = ElapsedMs();
             while (due.TryPeek(out var id, out var at) && at <= elapsedMs)
             {
                 due.Dequeue();
@@ -71,7 +96,7 @@ internal sealed partial class SimulatedFeed : IFeedSource
 
             if (due.TryPeek(out _, out var next))
             {
-                var wait = next - (long)_time.GetElapsedTime(start).TotalMilliseconds;
+                var wait = Math.Min(next, nextOutage) - ElapsedMs();
                 if (wait > 0)
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(wait), _time, stoppingToken).ConfigureAwait(false);
@@ -92,4 +117,7 @@ internal sealed partial class SimulatedFeed : IFeedSource
 
     [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Simulated feed started: {Count} instruments, seed {Seed}")]
     private partial void LogStarting(int count, int seed);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "Simulated feed outage: no ticks for {Seconds} s (Feed:Simulated:OutageEverySeconds)")]
+    private partial void LogOutage(int seconds);
 }

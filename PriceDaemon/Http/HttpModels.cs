@@ -12,7 +12,8 @@ public sealed record ErrorBody(string Code, string Message);
 
 public sealed record InstrumentBody(string InstrumentKey, string Symbol, string Name, double ReferencePrice);
 
-public sealed record PriceData(double LastPrice, string Timestamp, double ChangePercent, long Volume, long Seq, string Source);
+/// <param name="Stale">True for a stored price, or a cached one while the feed is down; always written, so REST clients need no default.</param>
+public sealed record PriceData(double LastPrice, string Timestamp, double ChangePercent, long Volume, long Seq, string Source, bool Stale);
 
 public sealed record PriceBody(string InstrumentKey, PriceData Data);
 
@@ -33,7 +34,8 @@ public sealed partial class DaemonJsonContext : JsonSerializerContext
 
 internal static class PriceBodies
 {
-    public static PriceData Data(PriceFrame frame)
+    /// <param name="feedConnected">While the feed is down every cached price is served as stale.</param>
+    public static PriceData Data(PriceFrame frame, bool feedConnected)
     {
         Span<byte> timestamp = stackalloc byte[32];
         var length = FrameEncoder.WriteTimestamp(frame.TimestampUs, false, timestamp);
@@ -43,7 +45,8 @@ internal static class PriceBodies
             frame.ChangePercent,
             frame.Volume,
             frame.Seq,
-            Encoding.ASCII.GetString(FrameEncoder.SourceName(frame.Source)));
+            Encoding.ASCII.GetString(FrameEncoder.SourceName(frame.Source)),
+            frame.Stale || !feedConnected);
     }
 
     public static InstrumentBody Instrument(Instrument instrument) =>

@@ -1,9 +1,14 @@
+using PriceDaemon.Feeds;
 using PriceDaemon.Instruments;
 using PriceDaemon.Pipeline;
 
 namespace PriceDaemon.Http;
 
-/// <summary>The REST side: the instrument universe and last known prices, for pages that are not connected yet.</summary>
+/// <summary>
+/// The REST side: the instrument universe and last known prices, for pages that are not connected yet.
+/// Prices come from the cache only: it was loaded with all of storage before the daemon became ready and
+/// only gets newer, so a storage read on a cache miss could find nothing the cache lacks.
+/// </summary>
 internal static class PriceEndpoints
 {
     public static IEndpointRouteBuilder MapPriceEndpoints(this IEndpointRouteBuilder app)
@@ -12,14 +17,15 @@ internal static class PriceEndpoints
             TypedResults.Json(registry.All.Select(PriceBodies.Instrument).ToArray(), DaemonJsonContext.Relaxed.InstrumentBodyArray);
         app.MapGet("/api/instruments", instrumentsBody);
 
-        app.MapGet("/api/prices", (InstrumentRegistry registry, PriceCache cache) =>
+        app.MapGet("/api/prices", (InstrumentRegistry registry, PriceCache cache, FeedStatus feed) =>
         {
+            var connected = feed.IsConnected;
             var prices = new Dictionary<string, PriceData>(registry.Count, StringComparer.Ordinal);
             foreach (var instrument in registry.All)
             {
                 if (cache.Get(instrument.Id) is { } frame)
                 {
-                    prices[instrument.Key] = PriceBodies.Data(frame);
+                    prices[instrument.Key] = PriceBodies.Data(frame, connected);
                 }
             }
 
@@ -27,7 +33,7 @@ internal static class PriceEndpoints
         });
 
         // The key contains '|': clients send it URL-encoded (%7C), routing decodes it.
-        app.MapGet("/api/prices/{instrumentKey}", IResult (string instrumentKey, InstrumentRegistry registry, PriceCache cache) =>
+        app.MapGet("/api/prices/{instrumentKey}", IResult (string instrumentKey, InstrumentRegistry registry, PriceCache cache, FeedStatus feed) =>
         {
             if (!registry.TryGet(instrumentKey, out var instrument))
             {
@@ -45,7 +51,7 @@ internal static class PriceEndpoints
                     statusCode: StatusCodes.Status404NotFound);
             }
 
-            return TypedResults.Json(new PriceBody(instrument.Key, PriceBodies.Data(frame)), DaemonJsonContext.Relaxed.PriceBody);
+            return TypedResults.Json(new PriceBody(instrument.Key, PriceBodies.Data(frame, feed.IsConnected)), DaemonJsonContext.Relaxed.PriceBody);
         });
 
         return app;

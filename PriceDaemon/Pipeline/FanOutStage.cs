@@ -6,7 +6,7 @@ namespace PriceDaemon.Pipeline;
 /// Offers each emitted frame to every subscription of its instrument. Never awaits a socket: an offer is
 /// an atomic swap into the subscription's mailbox plus, at most, one non-blocking channel write.
 /// </summary>
-public sealed class FanOutStage : BackgroundService
+public sealed partial class FanOutStage : BackgroundService
 {
     // Emitted updates waiting for fan-out. Wait mode: if fan-out (CPU only) falls behind, the throttle stage
     // waits, and through it the feeds; nothing is dropped on the way to the per-socket mailboxes.
@@ -19,10 +19,12 @@ public sealed class FanOutStage : BackgroundService
     });
 
     private readonly SubscriptionIndex _index;
+    private readonly ILogger<FanOutStage> _logger;
 
-    public FanOutStage(SubscriptionIndex index)
+    public FanOutStage(SubscriptionIndex index, ILogger<FanOutStage> logger)
     {
         _index = index;
+        _logger = logger;
     }
 
     public ChannelWriter<PriceFrame> Writer => _frames.Writer;
@@ -49,9 +51,14 @@ public sealed class FanOutStage : BackgroundService
     public void Publish(PriceFrame frame)
     {
         var subscriptions = _index.Get(frame.InstrumentId);
+        LogBroadcast(frame.InstrumentId, frame.Seq, subscriptions.Length);
         for (var i = 0; i < subscriptions.Length; i++)
         {
             subscriptions[i].Offer(frame);
         }
     }
+
+    // Verbose only: one line per update would drown any real log at Information.
+    [LoggerMessage(EventId = 200, Level = LogLevel.Trace, Message = "Broadcasting price update: instrument {InstrumentId} seq {Seq} to {Subscribers} sockets")]
+    private partial void LogBroadcast(int instrumentId, long seq, int subscribers);
 }

@@ -19,6 +19,7 @@ public sealed class FrameEncoder
     private static ReadOnlySpan<byte> Seq => ",\"seq\":"u8;
     private static ReadOnlySpan<byte> Source => ",\"source\":\""u8;
     private static ReadOnlySpan<byte> End => "\"}}"u8;
+    private static ReadOnlySpan<byte> StaleEnd => ",\"stale\":true}}"u8;
 
     private readonly bool _microseconds;
     private byte[] _scratch = new byte[512];
@@ -29,7 +30,8 @@ public sealed class FrameEncoder
         _microseconds = microseconds;
     }
 
-    public PriceFrame Encode(Instrument instrument, in Tick tick, long seq, double previousClose)
+    /// <param name="stale">Label the price <c>"stale": true</c> (restored from storage).</param>
+    public PriceFrame Encode(Instrument instrument, in Tick tick, long seq, double previousClose, bool stale = false)
     {
         var change = previousClose > 0 ? Math.Round((tick.LastPrice - previousClose) / previousClose * 100, 2) : 0;
         if (change == 0)
@@ -45,7 +47,21 @@ public sealed class FrameEncoder
 
         var length = Write(_scratch, instrument.KeyJsonUtf8, tick.LastPrice, tick.ExchangeTimeUs, _microseconds, change, tick.Volume, seq, tick.Source);
         var utf8 = _scratch.AsSpan(0, length).ToArray();
-        return new PriceFrame(instrument.Id, seq, tick.LastPrice, tick.Volume, tick.ExchangeTimeUs, change, tick.Source, tick.ReceivedTimestamp, utf8);
+        var frame = new PriceFrame(instrument.Id, seq, tick.LastPrice, tick.Volume, tick.ExchangeTimeUs, change, previousClose, tick.Source, false, tick.ReceivedTimestamp, utf8);
+        return stale ? WithStale(frame) : frame;
+    }
+
+    /// <summary>A copy of <paramref name="frame"/> whose data ends with <c>"stale": true</c>; same seq, same price.</summary>
+    internal static PriceFrame WithStale(PriceFrame frame)
+    {
+        // Every frame ends with the two closing braces of data and the root; the label goes just before them.
+        var body = frame.Utf8.AsSpan(0, frame.Utf8.Length - 2);
+        var utf8 = new byte[body.Length + StaleEnd.Length];
+        body.CopyTo(utf8);
+        StaleEnd.CopyTo(utf8.AsSpan(body.Length));
+        return new PriceFrame(
+            frame.InstrumentId, frame.Seq, frame.LastPrice, frame.Volume, frame.TimestampUs, frame.ChangePercent,
+            frame.PreviousClose, frame.Source, true, frame.ReceivedTimestamp, utf8);
     }
 
     internal static int Write(Span<byte> buffer, ReadOnlySpan<byte> keyJson, double price, long timeUs, bool microseconds, double change, long volume, long seq, PriceSource source)

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using PriceDaemon.Feeds;
 
 namespace PriceDaemon.Pipeline;
 
@@ -11,6 +12,8 @@ public sealed class PipelineMetrics
 {
     public const string MeterName = "PriceDaemon";
 
+    internal Histogram<double> SendLatency { get; }
+
     internal long TicksReceived;
     internal long TicksCoalesced;
     internal long UpdatesEmitted;
@@ -20,10 +23,16 @@ public sealed class PipelineMetrics
     internal long SessionsClosed;
     internal long SlowConsumersClosed;
     internal long ClientErrors;
+    internal long SendErrors;
 
-    public PipelineMetrics(IMeterFactory meterFactory)
+    /// <param name="feedStatus">Reported as a gauge when given (the host always does).</param>
+    /// <param name="index">Subscription totals are read from it at collection time when given.</param>
+    public PipelineMetrics(IMeterFactory meterFactory, FeedStatus? feedStatus = null, SubscriptionIndex? index = null)
     {
         var meter = meterFactory.Create(MeterName);
+        // Per socket write, not per frame: the age of the oldest price in the write, from the daemon's
+        // receipt of its tick to the socket write completing. Throttle waits are included by design.
+        SendLatency = meter.CreateHistogram<double>("pricedaemon.send.latency", "s", "Tick receipt to socket write completion, per socket write");
         meter.CreateObservableCounter("pricedaemon.ticks.received", () => Volatile.Read(ref TicksReceived), "{tick}", "Ticks read from the ingest channel");
         meter.CreateObservableCounter("pricedaemon.ticks.coalesced", () => Volatile.Read(ref TicksCoalesced), "{tick}", "Ticks merged into a pending update inside a throttle window");
         meter.CreateObservableCounter("pricedaemon.updates.emitted", () => Volatile.Read(ref UpdatesEmitted), "{update}", "Price updates serialized and fanned out");
@@ -33,5 +42,15 @@ public sealed class PipelineMetrics
         meter.CreateObservableUpDownCounter("pricedaemon.sessions.active", () => Volatile.Read(ref SessionsOpened) - Volatile.Read(ref SessionsClosed), "{session}", "WebSocket sessions open now");
         meter.CreateObservableCounter("pricedaemon.sessions.slow_consumer_closed", () => Volatile.Read(ref SlowConsumersClosed), "{session}", "Sessions closed because they stayed behind");
         meter.CreateObservableCounter("pricedaemon.client.errors", () => Volatile.Read(ref ClientErrors), "{message}", "Client messages answered with an error frame");
+        meter.CreateObservableCounter("pricedaemon.send.errors", () => Volatile.Read(ref SendErrors), "{error}", "Socket writes that failed");
+        if (index is not null)
+        {
+            meter.CreateObservableUpDownCounter("pricedaemon.subscriptions", index.Total, "{subscription}", "Instrument subscriptions over all sockets");
+        }
+
+        if (feedStatus is not null)
+        {
+            meter.CreateObservableGauge("pricedaemon.feed.connected", () => feedStatus.Current.State == FeedState.Connected ? 1 : 0, "{status}", "1 while the feed is connected, else 0");
+        }
     }
 }

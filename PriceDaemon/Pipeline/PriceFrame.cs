@@ -15,7 +15,9 @@ public sealed class PriceFrame
         long volume,
         long timestampUs,
         double changePercent,
+        double previousClose,
         PriceSource source,
+        bool stale,
         long receivedTimestamp,
         byte[] utf8)
     {
@@ -25,7 +27,9 @@ public sealed class PriceFrame
         Volume = volume;
         TimestampUs = timestampUs;
         ChangePercent = changePercent;
+        PreviousClose = previousClose;
         Source = source;
+        Stale = stale;
         ReceivedTimestamp = receivedTimestamp;
         Utf8 = utf8;
     }
@@ -44,11 +48,24 @@ public sealed class PriceFrame
 
     public double ChangePercent { get; }
 
+    /// <summary>The close <see cref="ChangePercent"/> is measured against; stored so it survives restarts.</summary>
+    public double PreviousClose { get; }
+
     public PriceSource Source { get; }
+
+    /// <summary>The bytes carry <c>"stale": true</c>: a stored price, or a cached one served while the feed is down.</summary>
+    public bool Stale { get; }
 
     /// <summary>When the daemon received the newest tick merged into this update (<see cref="TimeProvider.GetTimestamp"/>).</summary>
     public long ReceivedTimestamp { get; }
 
     /// <summary>The complete <c>price_update</c> text frame.</summary>
     public byte[] Utf8 { get; }
+
+    // Built on first need (a snapshot or REST answer while the feed is down), never on the tick path. Two
+    // threads may race to build it; both results are equal, so the lost one is only garbage.
+    private PriceFrame? _stale;
+
+    /// <summary>The same price labelled <c>"stale": true</c>, so a cached price never pretends to be live.</summary>
+    public PriceFrame AsStale() => Stale ? this : Volatile.Read(ref _stale) ?? (_stale = FrameEncoder.WithStale(this));
 }

@@ -58,6 +58,18 @@ public sealed class SubscriptionIndex
         }
     }
 
+    /// <summary>All subscriptions, summed at collection time (metrics).</summary>
+    public int Total()
+    {
+        var total = 0;
+        for (var i = 0; i < _byInstrument.Length; i++)
+        {
+            total += Volatile.Read(ref _byInstrument[i]).Length;
+        }
+
+        return total;
+    }
+
     /// <summary>Number of subscriptions to an instrument (metrics, tests).</summary>
     public int Count(int instrumentId) => Get(instrumentId).Length;
 }

@@ -64,14 +64,17 @@ public sealed class ThrottleStage : BackgroundService
         for (var i = 0; i < _state.Length; i++)
         {
             _state[i].LastEmit = long.MinValue;
-            _state[i].Seq = cache.Get(i)?.Seq ?? 0;
         }
 
+        ContinueFromCache();
         _due = new PriorityQueue<int, long>(Math.Min(instruments.Count, 4096));
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // Again here: the host builds every hosted service before it starts the first, so the constructor
+        // ran before the storage service warmed the cache. Nothing has been emitted yet at this point.
+        ContinueFromCache();
         var reader = _ingest.Reader;
         using var timer = _time.CreateTimer(static s => ((ThrottleStage)s!).Wake(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _timer = timer;
@@ -165,10 +168,24 @@ public sealed class ThrottleStage : BackgroundService
     {
         s.LastEmit = now;
         s.Seq++;
-        var frame = _encoder.Encode(_instruments[id], s.Pending, s.Seq, _instruments[id].ReferencePrice);
+        var frame = _encoder.Encode(_instruments[id], s.Pending, s.Seq, s.PreviousClose);
         _cache.Set(frame);
         _metrics.UpdatesEmitted++;
         return frame;
+    }
+
+    /// <summary>
+    /// Each instrument's seq goes on from its cached (restored) frame, so it only grows within an epoch, and
+    /// its previous close is the stored one, so change_percent means the same across restarts.
+    /// </summary>
+    private void ContinueFromCache()
+    {
+        for (var i = 0; i < _state.Length; i++)
+        {
+            var cached = _cache.Get(i);
+            _state[i].Seq = cached?.Seq ?? 0;
+            _state[i].PreviousClose = cached?.PreviousClose ?? _instruments[i].ReferencePrice;
+        }
     }
 
     private ValueTask WriteAsync(PriceFrame frame, CancellationToken ct) =>
@@ -198,6 +215,7 @@ public sealed class ThrottleStage : BackgroundService
         public Tick Pending;
         public long LastEmit;
         public long Seq;
+        public double PreviousClose;
         public bool Scheduled;
     }
 }

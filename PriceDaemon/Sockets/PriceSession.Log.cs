@@ -2,7 +2,7 @@ namespace PriceDaemon.Sockets;
 
 internal sealed partial class PriceSession
 {
-    [LoggerMessage(EventId = 300, Level = LogLevel.Debug, Message = "Subscribed to {Count} instruments (connection {ConnectionId}, {Total} in all)")]
+    [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "Subscribed to {Count} instruments (connection {ConnectionId}, {Total} in all)")]
     private partial void LogSubscribed(long connectionId, int count, int total);
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Closing slow consumer {ConnectionId} from {RemoteAddress}: {Reason}")]

@@ -155,11 +155,13 @@ internal sealed partial class PriceSession
         }
 
         LogSubscribed(Id, added.Count, _subscriptions.Count);
+        // While the feed is down a cached price is last known, not live: the snapshot says so.
+        var stale = !_services.FeedStatus.IsConnected;
         foreach (var subscription in added)
         {
             if (_services.Cache.Get(subscription.InstrumentId) is { } snapshot)
             {
-                subscription.OfferIfNewer(snapshot);
+                subscription.OfferIfNewer(stale ? snapshot.AsStale() : snapshot);
             }
         }
     }

@@ -20,6 +20,7 @@ internal sealed partial class PriceSession
                 var closing = Volatile.Read(ref _closeRequested) != 0;
                 _stream?.BeginBatch();
                 var sent = 0;
+                long oldest = long.MaxValue;
                 while (reader.TryRead(out var item))
                 {
                     if (ReferenceEquals(item, _controlMarker))
@@ -37,6 +38,10 @@ internal sealed partial class PriceSession
                         item.LastSentSeq = frame.Seq;
                         await SendAsync(frame.Utf8).ConfigureAwait(false);
                         sent++;
+                        if (frame.ReceivedTimestamp != 0 && frame.ReceivedTimestamp < oldest)
+                        {
+                            oldest = frame.ReceivedTimestamp;
+                        }
                     }
 
                     if (_stream is not null && _stream.BufferedBytes >= MaxBatchBytes)
@@ -53,6 +58,10 @@ internal sealed partial class PriceSession
                 }
 
                 Interlocked.Add(ref metrics.FramesSent, sent);
+                if (oldest != long.MaxValue && metrics.SendLatency.Enabled)
+                {
+                    metrics.SendLatency.Record(_services.Time.GetElapsedTime(oldest).TotalSeconds);
+                }
             }
 
             if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
@@ -63,6 +72,7 @@ internal sealed partial class PriceSession
         }
         catch (Exception ex) when (ex is WebSocketException or IOException or ObjectDisposedException or OperationCanceledException)
         {
+            Interlocked.Increment(ref metrics.SendErrors);
             LogSocketError(Id, Remote, "send", ex.Message);
             Abort();
         }

@@ -48,6 +48,8 @@ internal static partial class PriceSocketEndpoint
         var remote = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort}";
         var session = new PriceSession(registry.NextId(), socket, stream, context.Abort, remote, services);
         var logger = loggers.CreateLogger("PriceDaemon.Sockets.PriceSocketEndpoint");
+        // Every line logged for this socket, from either loop, carries these properties.
+        using var scope = logger.BeginScope(new Dictionary<string, object> { ["ConnectionId"] = session.Id, ["RemoteAddress"] = remote });
         registry.Add(session);
         LogConnected(logger, session.Id, remote);
         try

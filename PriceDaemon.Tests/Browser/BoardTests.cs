@@ -1,0 +1,258 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Microsoft.Playwright;
+using PriceDaemon.Tests.Support;
+using static Microsoft.Playwright.Assertions;
+
+namespace PriceDaemon.Tests.Browser;
+
+/// <summary>
+/// The live board at GET / in headless Chromium, against the real daemon as its own process on 127.0.0.1
+/// with a fast simulated feed: what a person watching the page sees.
+/// </summary>
+public sealed class BoardTests
+{
+    private const string Reliance = "NSE_EQ|INE002A01018";
+    private const string Wipro = "NSE_EQ|INE075A01022";
+    private const string Tcs = "NSE_EQ|INE467B01029";
+
+    private static readonly string[] _fastFeed =
+    [
+        "--Feed:Simulated:MinIntervalMs=100", "--Feed:Simulated:MaxIntervalMs=200", "--Throttle:MinIntervalMs=0",
+    ];
+
+    private Chromium _chromium = null!;
+    private string _folder = null!;
+    private IBrowserContext _context = null!;
+    private IPage _page = null!;
+    private readonly List<string> _console = [];
+
+    [OneTimeSetUp]
+    public async Task LaunchBrowser()
+    {
+        _chromium = await Chromium.LaunchAsync();
+        // The page reconnects on a 3 s backoff and the daemon takes a second or two to start.
+        SetDefaultExpectTimeout(30_000);
+    }
+
+    [OneTimeTearDown]
+    public async Task CloseBrowser() => await _chromium.DisposeAsync();
+
+    [SetUp]
+    public async Task SetUp()
+    {
+        _folder = Directory.CreateTempSubdirectory("pricedaemon-browser-").FullName;
+        _console.Clear();
+        // A context per test: its own localStorage, so no test sees another's board.
+        _context = await _chromium.Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            ViewportSize = new ViewportSize { Width = 1000, Height = 400 },
+            Locale = "en-IN",
+            TimezoneId = "Asia/Kolkata",
+        });
+        _page = await _context.NewPageAsync();
+        _page.Console += (_, message) =>
+        {
+            lock (_console)
+            {
+                _console.Add($"{message.Type}: {message.Text}");
+            }
+        };
+        _page.PageError += (_, error) =>
+        {
+            lock (_console)
+            {
+                _console.Add($"pageerror: {error}");
+            }
+        };
+    }
+
+    [TearDown]
+    public async Task TearDown()
+    {
+        if (TestContext.CurrentContext.Result.Outcome.Status == NUnit.Framework.Interfaces.TestStatus.Failed)
+        {
+            TestContext.Out.WriteLine("browser console:");
+            lock (_console)
+            {
+                _console.ForEach(TestContext.Out.WriteLine);
+            }
+
+            await SaveScreenshotAsync("failure.png", "the page when the test failed");
+        }
+
+        await _context.CloseAsync();
+        Directory.Delete(_folder, recursive: true);
+    }
+
+    [Test]
+    public async Task Board_ShowsLive_AndPricesChange()
+    {
+        await using var daemon = await DaemonProcess.StartAsync(_folder, _fastFeed);
+        await _page.GotoAsync(daemon.BaseUri.ToString());
+
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
+        await Expect(_page.Locator("#banner")).ToBeHiddenAsync();
+        await Expect(_page.Locator("#board tbody tr")).ToHaveCountAsync(5);
+        await Expect(Row(Reliance).Locator("td.symbol")).ToHaveTextAsync("RELIANCE");
+        await Expect(Row(Reliance).Locator("td.name")).ToHaveTextAsync("Reliance Industries");
+
+        var first = await PriceAsync(Reliance);
+        await Expect(Row(Reliance).Locator("td.price")).Not.ToHaveAttributeAsync("data-value", first.ToString(CultureInfo.InvariantCulture));
+        await Expect(Row(Reliance)).ToHaveAttributeAsync("data-stale", "false");
+        await Expect(Row(Reliance).Locator("td.change")).ToHaveTextAsync(new Regex(@"^[+-]?\d+\.\d\d%$"));
+
+        // A sparkline with some history makes the screenshot worth looking at.
+        await _page.WaitForFunctionAsync(
+            "() => [...document.querySelectorAll('td.spark polyline')].every(p => p.getAttribute('points').split(' ').length >= 15)",
+            null,
+            new PageWaitForFunctionOptions { Timeout = 30_000 });
+        var screenshot = await SaveScreenshotAsync("board.png", "the live board");
+        // docs/board.png (the README's picture) is refreshed only when asked, so a test run leaves the tree clean.
+        if (Environment.GetEnvironmentVariable("PRICEDAEMON_UPDATE_DOCS") == "1")
+        {
+            File.Copy(screenshot, Path.Combine(Directory.CreateDirectory(Path.Combine(RepositoryRoot(), "docs")).FullName, "board.png"), overwrite: true);
+        }
+    }
+
+    [Test]
+    public async Task SearchBox_AddsAnInstrumentRowThatUpdates_AndRemoveDropsIt()
+    {
+        await using var daemon = await DaemonProcess.StartAsync(_folder, _fastFeed);
+        await _page.GotoAsync(daemon.BaseUri.ToString());
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
+
+        await _page.Locator("#search-input").FillAsync("wip");
+        var result = _page.Locator($"#search-results button[data-key='{Wipro}']");
+        await Expect(result).ToContainTextAsync("WIPRO");
+        await result.ClickAsync();
+
+        await Expect(_page.Locator("#board tbody tr")).ToHaveCountAsync(6);
+        await Expect(Row(Wipro).Locator("td.symbol")).ToHaveTextAsync("WIPRO");
+        await Expect(Row(Wipro).Locator("td.price")).ToHaveAttributeAsync("data-value", new Regex(@"^\d"));
+        var first = await PriceAsync(Wipro);
+        await Expect(Row(Wipro).Locator("td.price")).Not.ToHaveAttributeAsync("data-value", first.ToString(CultureInfo.InvariantCulture));
+
+        await Row(Tcs).Locator("button.remove").ClickAsync();
+        await Expect(Row(Tcs)).ToHaveCountAsync(0);
+
+        // The list is the user's: it survives a reload.
+        await _page.ReloadAsync();
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
+        await Expect(Row(Wipro)).ToHaveCountAsync(1);
+        await Expect(Row(Tcs)).ToHaveCountAsync(0);
+    }
+
+    [Test]
+    public async Task DaemonRestart_ShowsReconnectingWithStalePrices_ThenLiveAgainWithoutReload()
+    {
+        var daemon = await DaemonProcess.StartAsync(_folder, _fastFeed);
+        var port = daemon.BaseUri.Port;
+        try
+        {
+            await _page.GotoAsync(daemon.BaseUri.ToString());
+            await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
+            await Expect(Row(Reliance).Locator("td.price")).ToHaveAttributeAsync("data-value", new Regex(@"^\d"));
+            await _page.EvaluateAsync("() => { window.sameDocument = true; }");
+
+            daemon.Signal(DaemonProcess.SigTerm);
+            Assert.That(await daemon.WaitForExitAsync(TimeSpan.FromSeconds(15)), Is.Zero);
+        }
+        finally
+        {
+            await daemon.DisposeAsync();
+        }
+
+        var banner = _page.Locator("#banner");
+        await Expect(banner).ToBeVisibleAsync();
+        await Expect(banner).ToContainTextAsync("Reconnecting…");
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Reconnecting…");
+        await Expect(_page.Locator("#board tbody tr")).ToHaveCountAsync(5);
+        foreach (var row in await _page.Locator("#board tbody tr").AllAsync())
+        {
+            await Expect(row).ToHaveAttributeAsync("data-stale", "true");
+            await Expect(row).ToHaveClassAsync(new Regex(@"\bstale\b"));
+            await Expect(row.Locator("td.price")).ToHaveTextAsync(new Regex(@"^[\d,]+\.\d\d$"));
+        }
+
+        var lastShown = await PriceAsync(Reliance);
+        await SaveScreenshotAsync("board-reconnecting.png", "the board while the daemon is down");
+
+        // The same address again, as a restarted service would have; the page is not reloaded.
+        await using var again = await DaemonProcess.StartAsync(_folder, [.. _fastFeed, "--urls", $"http://127.0.0.1:{port}"]);
+        Assert.That(again.BaseUri.Port, Is.EqualTo(port));
+
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
+        await Expect(banner).ToBeHiddenAsync();
+        await Expect(Row(Reliance).Locator("td.price")).Not.ToHaveAttributeAsync("data-value", lastShown.ToString(CultureInfo.InvariantCulture));
+        await Expect(Row(Reliance)).ToHaveAttributeAsync("data-stale", "false");
+        foreach (var row in await _page.Locator("#board tbody tr").AllAsync())
+        {
+            await Expect(row).ToHaveAttributeAsync("data-stale", "false");
+        }
+
+        Assert.That(await _page.EvaluateAsync<bool>("() => window.sameDocument === true"), Is.True, "the page was reloaded");
+    }
+
+    [Test]
+    public async Task Board_FitsAPhoneScreen()
+    {
+        await using var daemon = await DaemonProcess.StartAsync(_folder, _fastFeed);
+        await _page.SetViewportSizeAsync(390, 700);
+        await _page.GotoAsync(daemon.BaseUri.ToString());
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
+        await Expect(Row(Reliance).Locator("td.price")).ToHaveAttributeAsync("data-value", new Regex(@"^\d"));
+
+        var overflow = await _page.EvaluateAsync<int>("() => document.documentElement.scrollWidth - window.innerWidth");
+        Assert.That(overflow, Is.LessThanOrEqualTo(0), "the page scrolls sideways at phone width");
+        await Expect(Row(Reliance).Locator("td.price")).ToBeVisibleAsync();
+        await Expect(Row(Reliance).Locator("td.change")).ToBeVisibleAsync();
+        await Expect(Row(Reliance).Locator("button.remove")).ToBeVisibleAsync();
+        await SaveScreenshotAsync("board-phone.png", "the board at phone width");
+    }
+
+    [Test]
+    public async Task ClientLibrary_IsServedBesideTheBoard_AsAJavaScriptModule()
+    {
+        await using var daemon = await DaemonProcess.StartAsync(_folder, "--Feed:Source=None");
+        using var http = daemon.Http();
+        foreach (var path in new[] { "/price-socket.js", "/use-price-websocket.js", "/board.js" })
+        {
+            using var response = await http.GetAsync(path);
+            Assert.That(response.IsSuccessStatusCode, Is.True, path);
+            Assert.That(response.Content.Headers.ContentType?.MediaType, Is.EqualTo("text/javascript"), path);
+        }
+
+        using var index = await http.GetAsync("/");
+        Assert.That(await index.Content.ReadAsStringAsync(), Does.Contain("<script type=\"module\" src=\"board.js\">"));
+        using var hidden = await http.GetAsync("/package.json");
+        Assert.That((int)hidden.StatusCode, Is.EqualTo(404));
+    }
+
+    private ILocator Row(string key) => _page.Locator($"#board tbody tr[data-key='{key}']");
+
+    private async Task<double> PriceAsync(string key)
+    {
+        var value = await Row(key).Locator("td.price").GetAttributeAsync("data-value");
+        return double.Parse(value ?? throw new AssertionException($"no price shown for {key}"), CultureInfo.InvariantCulture);
+    }
+
+    private async Task<string> SaveScreenshotAsync(string name, string description)
+    {
+        var path = Path.Combine(TestContext.CurrentContext.WorkDirectory, $"{TestContext.CurrentContext.Test.MethodName}-{name}");
+        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = true, Animations = ScreenshotAnimations.Disabled });
+        TestContext.AddTestAttachment(path, description);
+        return path;
+    }
+
+    private static string RepositoryRoot()
+    {
+        var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
+        while (!File.Exists(Path.Combine(dir.FullName, "PriceDaemon.sln")))
+        {
+            dir = dir.Parent ?? throw new DirectoryNotFoundException("PriceDaemon.sln not found above the test directory");
+        }
+
+        return dir.FullName;
+    }
+}

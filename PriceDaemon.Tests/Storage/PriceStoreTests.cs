@@ -1,0 +1,86 @@
+using PriceDaemon.Storage;
+
+namespace PriceDaemon.Tests.Storage;
+
+/// <summary>The LiteDB file itself: round trips, refusing files it cannot read without touching them, the lock.</summary>
+public sealed class PriceStoreTests
+{
+    private static readonly StoredPrice Reliance = new("NSE_EQ|INE002A01018", 2451.5, 15_000, 1_768_818_600_123_456, 0.03, 2450.75, 42, "simulated");
+
+    private string _folder = null!;
+
+    private string DataFile => Path.Combine(_folder, "data", "prices.db");
+
+    [SetUp]
+    public void SetUp() => _folder = Directory.CreateTempSubdirectory("pricedaemon-store-").FullName;
+
+    [TearDown]
+    public void TearDown() => Directory.Delete(_folder, recursive: true);
+
+    [Test]
+    public void Open_NewFile_CreatesFolderAndStartsEmpty()
+    {
+        var (store, state) = PriceStore.Open(DataFile);
+        using (store)
+        {
+            Assert.That(state.Epoch, Is.Null);
+            Assert.That(state.CleanShutdown, Is.False);
+            Assert.That(state.Prices, Is.Empty);
+            Assert.That(File.Exists(DataFile), Is.True);
+        }
+    }
+
+    [Test]
+    public void Write_ThenOpen_ReadsBackEveryFieldAndTheState()
+    {
+        var newer = Reliance with { LastPrice = 2452.05, Volume = 15_100, Seq = 43 };
+        var (store, _) = PriceStore.Open(DataFile);
+        using (store)
+        {
+            store.Write([Reliance]);
+            store.Write([newer]);
+            store.WriteState("0123abcd", cleanShutdown: true);
+        }
+
+        var (again, state) = PriceStore.Open(DataFile);
+        using (again)
+        {
+            Assert.That(state.Prices, Is.EqualTo(new[] { newer }));
+            Assert.That(state.Epoch, Is.EqualTo("0123abcd"));
+            Assert.That(state.CleanShutdown, Is.True);
+        }
+    }
+
+    [TestCase("text")]
+    [TestCase("random")]
+    [TestCase("damaged")]
+    public void Open_RefusesAFileItCannotRead_AndLeavesItByteForByte(string kind)
+    {
+        StorageHelpers.WriteBadDataFile(DataFile, kind);
+        var before = StorageHelpers.Sha256(DataFile);
+
+        var error = Assert.Throws<StorageException>(() => PriceStore.Open(DataFile));
+
+        Assert.That(error!.Message, Does.StartWith("Storage:Path: cannot use").And.Contain("left untouched"));
+        Assert.That(StorageHelpers.Sha256(DataFile), Is.EqualTo(before));
+        Assert.That(Directory.GetFiles(Path.GetDirectoryName(DataFile)!).Select(Path.GetFileName), Is.EquivalentTo(new[] { "prices.db", "prices.db.lock" }), "no LiteDB log file was created");
+    }
+
+    [Test]
+    public void Open_RefusesASecondStore_UntilTheFirstIsDisposed()
+    {
+        var (first, _) = PriceStore.Open(DataFile);
+        using (first)
+        {
+            var error = Assert.Throws<StorageException>(() => PriceStore.Open(DataFile));
+            Assert.That(error!.Message, Does.Contain("in use by another PriceDaemon"));
+            first.Write([Reliance]);
+        }
+
+        var (again, state) = PriceStore.Open(DataFile);
+        using (again)
+        {
+            Assert.That(state.Prices, Is.EqualTo(new[] { Reliance }));
+        }
+    }
+}

@@ -1,0 +1,466 @@
+// Unit tests of PriceDaemon/wwwroot/price-socket.js and the React hook, with node's built-in runner:
+//   node --test PriceDaemon.Tests/js/
+// The socket, timers, fetch, storage and randomness are injected fakes: no network, no sleeping.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PriceSocket, backoffDelay } from '../../PriceDaemon/wwwroot/price-socket.js';
+import { createUsePriceWebSocket } from '../../PriceDaemon/wwwroot/use-price-websocket.js';
+
+const RELIANCE = 'NSE_EQ|INE002A01018';
+const TCS = 'NSE_EQ|INE467B01029';
+
+class FakeSocket {
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    this.sent = [];
+    this.closedWith = null;
+  }
+
+  send(text) {
+    assert.equal(this.readyState, 1, 'sent on a socket that is not open');
+    this.sent.push(JSON.parse(text));
+  }
+
+  close(code, reason) {
+    this.readyState = 3;
+    this.closedWith = { code, reason };
+  }
+
+  open() {
+    this.readyState = 1;
+    this.onopen?.({});
+  }
+
+  receive(message) {
+    this.onmessage?.({ data: JSON.stringify(message) });
+  }
+
+  drop(code = 1006, reason = '') {
+    this.readyState = 3;
+    this.onclose?.({ code, reason });
+  }
+}
+
+/** A clock that only moves when the test says so. */
+class FakeClock {
+  constructor() {
+    this.now = 0;
+    this.timers = new Map();
+    this.nextId = 1;
+  }
+
+  setTimeout = (fn, ms) => {
+    const id = this.nextId++;
+    this.timers.set(id, { fn, at: this.now + ms });
+    return id;
+  };
+
+  clearTimeout = (id) => {
+    this.timers.delete(id);
+  };
+
+  advance(ms) {
+    const until = this.now + ms;
+    for (;;) {
+      const due = [...this.timers.entries()].filter(([, t]) => t.at <= until).sort((a, b) => a[1].at - b[1].at)[0];
+      if (!due) {
+        break;
+      }
+      this.timers.delete(due[0]);
+      this.now = due[1].at;
+      due[1].fn();
+    }
+    this.now = until;
+  }
+
+  /** Milliseconds until the next timer fires, or undefined. */
+  get next() {
+    const ats = [...this.timers.values()].map((t) => t.at - this.now);
+    return ats.length ? Math.min(...ats) : undefined;
+  }
+}
+
+class MemoryStorage {
+  constructor(items = {}) {
+    this.items = new Map(Object.entries(items));
+  }
+
+  getItem(key) {
+    return this.items.has(key) ? this.items.get(key) : null;
+  }
+
+  setItem(key, value) {
+    this.items.set(key, String(value));
+  }
+}
+
+function harness(options = {}) {
+  const sockets = [];
+  const clock = new FakeClock();
+  const fetches = [];
+  const logs = [];
+  const client = new PriceSocket({
+    url: 'ws://daemon.test:8080/api/ws/prices',
+    WebSocket: function (url) {
+      const socket = new FakeSocket(url);
+      sockets.push(socket);
+      return socket;
+    },
+    setTimeout: clock.setTimeout,
+    clearTimeout: clock.clearTimeout,
+    random: () => 0.5, // no jitter unless a test asks for it
+    storage: new MemoryStorage(),
+    fetch: async (url, init) => {
+      fetches.push({ url, init });
+      return { ok: false, json: async () => null };
+    },
+    console: { log: (...args) => logs.push(args), error: (...args) => logs.push(args) },
+    ...options,
+  });
+  const statuses = [];
+  client.on('status', (s) => statuses.push(s.status));
+  return { client, sockets, clock, fetches, logs, statuses, last: () => sockets[sockets.length - 1] };
+}
+
+function price(key, lastPrice, seq, extra = {}) {
+  return { type: 'price_update', instrument_key: key, data: { last_price: lastPrice, timestamp: '2026-01-19T10:30:00.123Z', change_percent: 0.1, volume: 100, seq, source: 'simulated', ...extra } };
+}
+
+const status = (s, epoch = 'e1') => ({ type: 'status', status: s, message: `feed ${s}`, epoch });
+
+// ---- backoff ------------------------------------------------------------------------------------------
+
+test('backoffDelay starts at 3 s, doubles per failed attempt and stops at the cap', () => {
+  const mid = () => 0.5;
+  assert.deepEqual([1, 2, 3, 4, 5, 6, 20].map((n) => backoffDelay(n, {}, mid)), [3000, 6000, 12000, 24000, 30000, 30000, 30000]);
+});
+
+test('backoffDelay spreads by the jitter fraction and never exceeds the cap', () => {
+  assert.equal(backoffDelay(1, {}, () => 0), 2400);
+  assert.equal(backoffDelay(1, {}, () => 0.999999), 3600);
+  assert.equal(backoffDelay(10, {}, () => 0.999999), 30000);
+  assert.equal(backoffDelay(10, {}, () => 0), 24000);
+  assert.equal(backoffDelay(2, { baseMs: 100, maxMs: 1000, factor: 3, jitter: 0 }), 300);
+});
+
+// ---- connection and reconnect ---------------------------------------------------------------------------
+
+test('connects on creation and reports connecting then connected', () => {
+  const h = harness();
+  assert.equal(h.sockets.length, 1);
+  assert.equal(h.sockets[0].url, 'ws://daemon.test:8080/api/ws/prices');
+  assert.equal(h.client.status, 'connecting');
+  h.last().open();
+  assert.equal(h.client.status, 'connected');
+  assert.deepEqual(h.statuses, ['connected']);
+});
+
+test('reconnects after the default 3 s, backs off while attempts fail, and resets after a success', () => {
+  const h = harness();
+  h.last().open();
+  h.last().drop();
+  assert.equal(h.client.status, 'reconnecting');
+  assert.equal(h.clock.next, 3000);
+  h.clock.advance(2999);
+  assert.equal(h.sockets.length, 1, 'no attempt before the delay');
+  h.clock.advance(1);
+  assert.equal(h.sockets.length, 2);
+
+  h.last().drop(); // the attempt fails
+  assert.equal(h.clock.next, 6000);
+  h.clock.advance(6000);
+  h.last().drop();
+  assert.equal(h.clock.next, 12000);
+  h.clock.advance(12000);
+  assert.equal(h.sockets.length, 4);
+
+  h.last().open();
+  assert.equal(h.client.status, 'connected');
+  assert.equal(h.client.attempt, 0);
+  h.last().drop();
+  assert.equal(h.clock.next, 3000, 'a success resets the backoff');
+  assert.deepEqual(h.statuses.filter((s, i, a) => s !== a[i - 1]), ['connected', 'reconnecting', 'connected', 'reconnecting']);
+});
+
+test('applies jitter to reconnect delays', () => {
+  const h = harness({ random: () => 0 });
+  h.last().drop();
+  assert.equal(h.clock.next, 2400);
+});
+
+test('resubscribes every referenced instrument after a reconnect, in one message', () => {
+  const h = harness();
+  h.last().open();
+  h.client.subscribe([RELIANCE]);
+  h.client.subscribe([TCS, RELIANCE]);
+  h.last().drop();
+  h.clock.advance(3000);
+  assert.deepEqual(h.last().sent, []);
+  h.last().open();
+  assert.deepEqual(h.last().sent, [{ action: 'subscribe', instruments: [RELIANCE, TCS] }]);
+});
+
+test('a refused connection (policy close) shows error with the reason and still retries', () => {
+  const h = harness();
+  h.last().open();
+  h.last().drop(1008, 'invalid token');
+  assert.equal(h.client.status, 'error');
+  assert.match(h.client.statusDetail, /invalid token/);
+  h.clock.advance(3000);
+  assert.equal(h.sockets.length, 2);
+});
+
+test('close() stops for good: no reconnect timer, status closed', () => {
+  const h = harness();
+  h.last().open();
+  h.client.close();
+  assert.equal(h.client.status, 'closed');
+  assert.deepEqual(h.sockets[0].closedWith, { code: 1000, reason: 'client closed' });
+  h.clock.advance(60000);
+  assert.equal(h.sockets.length, 1);
+});
+
+test('sends the token as ?token= on the socket URL and as a Bearer header on REST', async () => {
+  const h = harness({ token: 'a.b c' });
+  assert.equal(h.last().url, 'ws://daemon.test:8080/api/ws/prices?token=a.b%20c');
+  h.client.subscribe([RELIANCE]);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(h.fetches[0].init.headers.Authorization, 'Bearer a.b c');
+});
+
+// ---- reference counting -------------------------------------------------------------------------------
+
+test('tells the daemon only about the first and the last reference of an instrument', () => {
+  const h = harness();
+  h.last().open();
+  const socket = h.last();
+  h.client.subscribe([RELIANCE, TCS]);
+  h.client.subscribe([RELIANCE]);
+  assert.deepEqual(socket.sent, [{ action: 'subscribe', instruments: [RELIANCE, TCS] }]);
+  assert.equal(h.client.refCount(RELIANCE), 2);
+
+  h.client.unsubscribe([RELIANCE]);
+  assert.equal(socket.sent.length, 1, 'one reference is still held');
+  h.client.unsubscribe([RELIANCE, TCS]);
+  assert.deepEqual(socket.sent[1], { action: 'unsubscribe', instruments: [RELIANCE, TCS] });
+  assert.deepEqual(h.client.subscriptions, []);
+
+  h.client.unsubscribe([RELIANCE]);
+  assert.equal(socket.sent.length, 2, 'releasing what is not held is a no-op');
+});
+
+test('the function subscribe returns releases its references once, however often it is called', () => {
+  const h = harness();
+  h.last().open();
+  const first = h.client.subscribe([RELIANCE]);
+  const second = h.client.subscribe([RELIANCE]);
+  first();
+  first();
+  assert.equal(h.client.refCount(RELIANCE), 1);
+  second();
+  assert.equal(h.client.refCount(RELIANCE), 0);
+  assert.deepEqual(h.last().sent.at(-1), { action: 'unsubscribe', instruments: [RELIANCE] });
+});
+
+test('subscriptions made while disconnected are sent when the socket opens', () => {
+  const h = harness();
+  h.client.subscribe([RELIANCE]);
+  h.client.subscribe([TCS]);
+  h.client.unsubscribe([TCS]);
+  h.last().open();
+  assert.deepEqual(h.last().sent, [{ action: 'subscribe', instruments: [RELIANCE] }]);
+});
+
+test('records instruments the daemon rejected', () => {
+  const h = harness();
+  h.last().open();
+  h.client.subscribe(['BAD']);
+  h.last().receive({ type: 'subscribed', instruments: [], rejected: [{ instrument_key: 'BAD', code: 'unknown_instrument' }] });
+  assert.equal(h.client.rejected.get('BAD'), 'unknown_instrument');
+});
+
+// ---- prices -------------------------------------------------------------------------------------------
+
+test('ignores a price whose seq is not newer within the same epoch', () => {
+  const h = harness();
+  const seen = [];
+  h.client.on('price', (p) => seen.push([p.data.last_price, p.changed]));
+  h.last().open();
+  h.last().receive(status('connected', 'e1'));
+  h.last().receive(price(RELIANCE, 100, 5));
+  h.last().receive(price(RELIANCE, 99, 4));
+  h.last().receive(price(RELIANCE, 101, 6));
+  assert.equal(h.client.price(RELIANCE).last_price, 101);
+  assert.deepEqual(seen, [[100, true], [101, true]]);
+
+  h.last().receive(status('connected', 'e2')); // the daemon lost its state: seq starts again
+  h.last().receive(price(RELIANCE, 50, 1));
+  assert.equal(h.client.price(RELIANCE).last_price, 50);
+});
+
+test('marks cached prices stale when the connection drops and when the feed goes down', () => {
+  const h = harness();
+  h.last().open();
+  h.last().receive(status('connected'));
+  h.last().receive(price(RELIANCE, 100, 1));
+  assert.equal(h.client.price(RELIANCE).stale, false);
+  h.last().drop();
+  assert.equal(h.client.price(RELIANCE).stale, true);
+  assert.equal(h.client.price(RELIANCE).last_price, 100, 'the last price stays available');
+
+  h.clock.advance(3000);
+  h.last().open();
+  h.last().receive(status('connected'));
+  h.last().receive(price(RELIANCE, 100, 1)); // the snapshot of the same version is fresh again
+  assert.equal(h.client.price(RELIANCE).stale, false);
+
+  h.last().receive(status('disconnected'));
+  assert.equal(h.client.feed.status, 'disconnected');
+  assert.equal(h.client.price(RELIANCE).stale, true);
+  h.last().receive(price(TCS, 3000, 1));
+  assert.equal(h.client.price(TCS).stale, true, 'prices that arrive while the feed is down are stale');
+});
+
+test('keeps prices in storage and serves them, as stale, to the next page', () => {
+  const storage = new MemoryStorage();
+  const h = harness({ storage });
+  h.last().open();
+  h.last().receive(status('connected'));
+  h.last().receive(price(RELIANCE, 123.45, 9));
+  assert.equal(storage.getItem('price-socket:v1:prices'), null, 'writes are batched');
+  h.clock.advance(1000);
+  assert.ok(storage.getItem('price-socket:v1:prices'));
+
+  const next = harness({ storage, connect: false });
+  assert.deepEqual(next.client.price(RELIANCE), { ...price(RELIANCE, 123.45, 9).data, stale: true });
+});
+
+test('asks REST for an instrument the cache lacks while not connected', async () => {
+  const h = harness({
+    fetch: async (url) => {
+      h.fetches.push(url);
+      return { ok: true, json: async () => ({ instrument_key: RELIANCE, data: { last_price: 1451.5, seq: 3, stale: true } }) };
+    },
+  });
+  h.fetches.length = 0;
+  h.client.subscribe([RELIANCE]);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(h.fetches, ['http://daemon.test:8080/api/prices/NSE_EQ%7CINE002A01018']);
+  assert.equal(h.client.price(RELIANCE).last_price, 1451.5);
+  assert.equal(h.client.price(RELIANCE).stale, true);
+
+  h.client.unsubscribe([RELIANCE]);
+  h.client.subscribe([RELIANCE]);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(h.fetches.length, 1, 'a cached instrument is not fetched again');
+});
+
+test('logs to the console only when localStorage.ws_debug is "true"', () => {
+  const quiet = harness();
+  quiet.last().open();
+  assert.equal(quiet.logs.length, 0);
+
+  const loud = harness({ storage: new MemoryStorage({ ws_debug: 'true' }) });
+  loud.last().open();
+  loud.client.subscribe([RELIANCE]);
+  assert.ok(loud.logs.some((args) => args.includes('subscribe')));
+  assert.ok(loud.logs.some((args) => args.includes('status')));
+});
+
+test('ignores frames that are not JSON or of unknown type', () => {
+  const h = harness();
+  h.last().open();
+  h.last().onmessage({ data: 'not json' });
+  h.last().receive({ type: 'batch', things: [] });
+  assert.equal(h.client.status, 'connected');
+});
+
+// ---- the React hook -----------------------------------------------------------------------------------
+
+/** Just enough of React to mount, re-render and unmount one hook: state, refs, callbacks and effects. */
+function fakeReact() {
+  let current = null;
+  const React = {
+    useState(initial) {
+      const c = current;
+      const i = c.index++;
+      if (!(i in c.states)) {
+        c.states[i] = typeof initial === 'function' ? initial() : initial;
+      }
+      return [c.states[i], (next) => {
+        c.states[i] = typeof next === 'function' ? next(c.states[i]) : next;
+      }];
+    },
+    useRef(initial) {
+      const c = current;
+      const i = c.index++;
+      if (!(i in c.states)) {
+        c.states[i] = { current: initial };
+      }
+      return c.states[i];
+    },
+    useCallback(fn) {
+      return fn;
+    },
+    useEffect(effect) {
+      const c = current;
+      const i = c.index++;
+      if (!(i in c.states)) {
+        c.states[i] = true;
+        c.cleanups.push(effect());
+      }
+    },
+  };
+  const mount = (hook) => {
+    const component = { states: {}, cleanups: [], index: 0 };
+    const render = () => {
+      component.index = 0;
+      current = component;
+      component.result = hook();
+      return component.result;
+    };
+    render();
+    return { render, unmount: () => component.cleanups.forEach((cleanup) => cleanup?.()) };
+  };
+  return { React, mount };
+}
+
+test('usePriceWebSocket shares one socket and counts each component\'s references on its own', () => {
+  const sockets = [];
+  const { React, mount } = fakeReact();
+  const usePriceWebSocket = createUsePriceWebSocket(React, {
+    url: 'ws://daemon.test/api/ws/prices',
+    storage: null,
+    WebSocket: function (url) {
+      const socket = new FakeSocket(url);
+      sockets.push(socket);
+      return socket;
+    },
+    fetch: null,
+  });
+  const a = mount(usePriceWebSocket);
+  const b = mount(usePriceWebSocket);
+  assert.equal(sockets.length, 1, 'one socket for the page');
+  sockets[0].open();
+  const socket = a.render().socket;
+  assert.equal(a.render().connectionStatus, 'connected');
+
+  a.render().subscribe([RELIANCE, TCS]);
+  b.render().subscribe([RELIANCE]);
+  assert.equal(socket.refCount(RELIANCE), 2);
+
+  a.render().unsubscribe([RELIANCE]);
+  a.render().unsubscribe([RELIANCE]); // a second release from A must not take B's reference
+  assert.equal(socket.refCount(RELIANCE), 1);
+
+  sockets[0].receive(price(RELIANCE, 1451.5, 1));
+  assert.equal(b.render().prices[RELIANCE].last_price, 1451.5);
+
+  a.unmount(); // releases TCS, which A still held
+  assert.equal(socket.refCount(TCS), 0);
+  b.unmount();
+  assert.deepEqual(socket.subscriptions, []);
+  assert.deepEqual(sockets[0].sent.at(-1), { action: 'unsubscribe', instruments: [RELIANCE] });
+  socket.close();
+});

@@ -1,0 +1,253 @@
+using LiteDB;
+
+namespace PriceDaemon.Storage;
+
+/// <summary>One instrument's last known price as it is stored.</summary>
+/// <param name="Source">The source name of the frame (<c>live</c>, <c>simulated</c>, ...), kept for operators reading the file.</param>
+internal readonly record struct StoredPrice(
+    string Key,
+    double LastPrice,
+    long Volume,
+    long TimestampUs,
+    double ChangePercent,
+    double PreviousClose,
+    long Seq,
+    string Source);
+
+/// <summary>What the file held at start-up.</summary>
+/// <param name="Epoch">The seq lineage of the last run; null for a new file.</param>
+/// <param name="CleanShutdown">The last run flushed everything and marked it so (SIGTERM), rather than dying.</param>
+internal sealed record StoredState(string? Epoch, bool CleanShutdown, IReadOnlyList<StoredPrice> Prices);
+
+/// <summary>
+/// The LiteDB file of last known prices, and the only code that touches LiteDB. Opening it is careful not to
+/// change a file it does not understand: the header is checked by hand and everything is read through a
+/// read-only connection first; only a file that read cleanly is opened for writing. A lock file held for the
+/// store's life keeps a second daemon off the file, because LiteDB's direct mode does not (on Linux its
+/// writers share the file). Not thread-safe: the storage service is its only user.
+/// </summary>
+internal sealed class PriceStore : IDisposable
+{
+    private const string PricesCollection = "prices";
+    private const string MetaCollection = "meta";
+    private const string StateId = "state";
+
+    // LiteDB 5 files begin with an 8 KiB header page: this text at byte 32, then file version 8 at byte 59.
+    private const int HeaderInfoOffset = 32;
+    private const int FileVersionOffset = 59;
+    private const byte FileVersion = 8;
+    private const int PageSize = 8192;
+    // How .NET reports a lock held elsewhere: ERROR_SHARING_VIOLATION on Windows, errno EWOULDBLOCK (11) on Linux.
+    private const int SharingViolation = unchecked((int)0x80070020);
+    private const int WouldBlock = 11;
+
+    private static ReadOnlySpan<byte> HeaderInfo => "** This is a LiteDB file **"u8;
+
+    private readonly string _path;
+    private readonly FileStream _lock;
+    private LiteDatabase? _db;
+
+    private PriceStore(string path, FileStream lockFile)
+    {
+        _path = path;
+        _lock = lockFile;
+    }
+
+    /// <summary>Full path of the data file.</summary>
+    public string Path => _path;
+
+    /// <summary>
+    /// Locks, checks and reads the file at <paramref name="path"/>, creating folder and file if missing.
+    /// Throws <see cref="StorageException"/> with a message for the operator when the file cannot be used;
+    /// the file is then left exactly as it was.
+    /// </summary>
+    public static (PriceStore Store, StoredState State) Open(string path)
+    {
+        var full = System.IO.Path.GetFullPath(path);
+        var lockFile = TakeLock(full);
+        try
+        {
+            var state = File.Exists(full) && new FileInfo(full).Length > 0 ? Read(full) : new StoredState(null, false, []);
+            var store = new PriceStore(full, lockFile);
+            try
+            {
+                store.OpenWritable();
+            }
+            catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException)
+            {
+                throw new StorageException($"Storage:Path: cannot open {full} for writing: {ex.Message}", ex);
+            }
+
+            return (store, state);
+        }
+        catch
+        {
+            lockFile.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Upserts <paramref name="prices"/> in one transaction. On any failure the connection is dropped (LiteDB
+    /// refuses further writes after an I/O error) and the next call opens it again.
+    /// </summary>
+    public void Write(IReadOnlyList<StoredPrice> prices)
+    {
+        var db = _db ?? OpenWritable();
+        try
+        {
+            var collection = db.GetCollection(PricesCollection);
+            db.BeginTrans();
+            foreach (var price in prices)
+            {
+                collection.Upsert(ToDocument(price));
+            }
+
+            db.Commit();
+        }
+        catch
+        {
+            CloseDatabase();
+            throw;
+        }
+    }
+
+    /// <summary>Records the epoch, and whether everything up to now is on disk (set only after the final flush).</summary>
+    public void WriteState(string epoch, bool cleanShutdown)
+    {
+        var db = _db ?? OpenWritable();
+        try
+        {
+            db.GetCollection(MetaCollection).Upsert(new BsonDocument
+            {
+                ["_id"] = StateId,
+                ["epoch"] = epoch,
+                ["clean_shutdown"] = cleanShutdown,
+            });
+        }
+        catch
+        {
+            CloseDatabase();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        CloseDatabase();
+        _lock.Dispose();
+    }
+
+    private static FileStream TakeLock(string full)
+    {
+        var lockPath = full + ".lock";
+        try
+        {
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
+            // FileShare.None is an exclusive flock on Linux: held until this process closes it or dies, so a
+            // kill -9 never leaves a stale lock behind. The file itself stays; deleting it would race.
+            return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException ex) when (ex.HResult is SharingViolation or WouldBlock)
+        {
+            throw new StorageException($"Storage:Path: {full} is in use by another PriceDaemon (it holds {lockPath}); run one daemon per data file", ex);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new StorageException($"Storage:Path: cannot create {lockPath}: {ex.Message}", ex);
+        }
+    }
+
+    private static StoredState Read(string full)
+    {
+        if (!HasLiteDbHeader(full))
+        {
+            throw Unusable(full, "it is not a LiteDB database");
+        }
+
+        try
+        {
+            // Read-only: LiteDB writes to a file it opens for writing (it even re-initialises one it thinks is
+            // new), so nothing gets write access before the whole file has been read back cleanly.
+            using var db = new LiteDatabase(new ConnectionString { Filename = full, Connection = ConnectionType.Direct, ReadOnly = true });
+            var meta = db.GetCollection(MetaCollection).FindById(StateId);
+            var prices = db.GetCollection(PricesCollection).FindAll().Select(FromDocument).ToList();
+            return new StoredState(
+                meta is null ? null : meta["epoch"].AsString,
+                meta is not null && meta["clean_shutdown"].AsBoolean,
+                prices);
+        }
+        catch (Exception ex)
+        {
+            // Whatever LiteDB trips over in a damaged file (its own exceptions, casts, ranges), the answer is the same.
+            throw Unusable(full, $"it is damaged ({ex.Message})");
+        }
+    }
+
+    private static bool HasLiteDbHeader(string full)
+    {
+        Span<byte> header = stackalloc byte[FileVersionOffset + 1];
+        using var file = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        return file.Length >= PageSize
+            && file.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) == header.Length
+            && header.Slice(HeaderInfoOffset, HeaderInfo.Length).SequenceEqual(HeaderInfo)
+            && header[FileVersionOffset] == FileVersion;
+    }
+
+    private static StorageException Unusable(string full, string reason) => new(
+        $"Storage:Path: cannot use {full}: {reason}. The file was left untouched; move it away to start with empty storage, or point Storage:Path elsewhere");
+
+    private static BsonDocument ToDocument(StoredPrice price) => new()
+    {
+        ["_id"] = price.Key,
+        ["last_price"] = price.LastPrice,
+        ["volume"] = price.Volume,
+        ["timestamp_us"] = price.TimestampUs,
+        ["change_percent"] = price.ChangePercent,
+        ["previous_close"] = price.PreviousClose,
+        ["seq"] = price.Seq,
+        ["source"] = price.Source,
+    };
+
+    private static StoredPrice FromDocument(BsonDocument doc)
+    {
+        var price = new StoredPrice(
+            doc["_id"].AsString,
+            doc["last_price"].AsDouble,
+            doc["volume"].AsInt64,
+            doc["timestamp_us"].AsInt64,
+            doc["change_percent"].AsDouble,
+            doc["previous_close"].AsDouble,
+            doc["seq"].AsInt64,
+            doc["source"].AsString);
+        if (string.IsNullOrEmpty(price.Key) || !double.IsFinite(price.LastPrice) || price.LastPrice <= 0 || price.Seq < 0
+            || !double.IsFinite(price.PreviousClose) || price.Source is null)
+        {
+            throw new InvalidDataException($"price document '{doc["_id"]}' has missing or invalid fields");
+        }
+
+        return price;
+    }
+
+    private LiteDatabase OpenWritable()
+    {
+        // Direct: this process is the only user (the lock file says so), so LiteDB needs no shared-mode mutex.
+        _db = new LiteDatabase(new ConnectionString { Filename = _path, Connection = ConnectionType.Direct });
+        return _db;
+    }
+
+    private void CloseDatabase()
+    {
+        var db = _db;
+        _db = null;
+        try
+        {
+            db?.Dispose();
+        }
+        catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException)
+        {
+            // Closing after a failed write can fail the same way; the file is still consistent (LiteDB's log
+            // only counts committed transactions) and the next write opens it again.
+        }
+    }
+}

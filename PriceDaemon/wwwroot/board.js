@@ -1,0 +1,361 @@
+// The live board at GET /: one PriceSocket, a table of the instruments the user picked (kept in
+// localStorage), a search box over /api/instruments, and the connection state in plain words.
+import { PriceSocket } from './price-socket.js';
+
+const ROWS_KEY = 'board:instruments';
+const SPARK_POINTS = 40;
+// RELIANCE, TCS, INFY, HDFCBANK, ICICIBANK: shown until the user changes the list.
+const DEFAULT_ROWS = [
+  'NSE_EQ|INE002A01018',
+  'NSE_EQ|INE467B01029',
+  'NSE_EQ|INE009A01021',
+  'NSE_EQ|INE040A01034',
+  'NSE_EQ|INE090A01021',
+];
+
+const $ = (selector) => document.querySelector(selector);
+const tbody = $('#board tbody');
+const pill = $('#connection');
+const banner = $('#banner');
+const input = $('#search-input');
+const results = $('#search-results');
+
+const priceFormat = new Intl.NumberFormat('en-IN', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const volumeFormat = new Intl.NumberFormat('en-IN');
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+
+const params = new URLSearchParams(location.search);
+const socket = new PriceSocket({
+  token: params.get('token') ?? undefined,
+  reconnectDelayMs: Number(params.get('reconnectMs')) || undefined,
+});
+window.priceSocket = socket; // for the console: priceSocket.prices(), priceSocket.status
+
+const instruments = new Map(); // key -> { symbol, name }
+const rows = new Map(); // key -> { tr, cells, release, history }
+
+// ---- rows -------------------------------------------------------------------------------------------
+
+function loadRowKeys() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(ROWS_KEY));
+    if (Array.isArray(saved)) {
+      return saved.filter((key) => typeof key === 'string');
+    }
+  } catch {
+    // fall through to the defaults
+  }
+  return DEFAULT_ROWS;
+}
+
+function saveRowKeys() {
+  try {
+    localStorage.setItem(ROWS_KEY, JSON.stringify([...rows.keys()]));
+  } catch {
+    // private mode: the board still works, it just forgets the list
+  }
+}
+
+function cell(tr, className) {
+  const td = document.createElement('td');
+  td.className = className;
+  tr.append(td);
+  return td;
+}
+
+function addRow(key, { save = true } = {}) {
+  if (rows.has(key)) {
+    return rows.get(key);
+  }
+  const tr = document.createElement('tr');
+  tr.dataset.key = key;
+  const cells = {
+    symbol: cell(tr, 'symbol'),
+    name: cell(tr, 'name'),
+    price: cell(tr, 'num price'),
+    change: cell(tr, 'num change'),
+    volume: cell(tr, 'num volume'),
+    spark: cell(tr, 'spark'),
+    time: cell(tr, 'num time'),
+  };
+  const remove = document.createElement('button');
+  remove.type = 'button';
+  remove.className = 'remove';
+  remove.textContent = '×';
+  remove.addEventListener('click', () => removeRow(key));
+  cell(tr, 'actions').append(remove);
+  tbody.append(tr);
+
+  const row = { tr, cells, remove, history: [], release: null };
+  rows.set(key, row);
+  describeRow(key);
+  const known = socket.price(key);
+  if (known) {
+    showPrice(key, known, false);
+  } else {
+    cells.price.textContent = '–';
+  }
+  row.release = socket.subscribe([key]);
+  if (save) {
+    saveRowKeys();
+  }
+  updateEmpty();
+  return row;
+}
+
+function removeRow(key) {
+  const row = rows.get(key);
+  if (!row) {
+    return;
+  }
+  row.release();
+  row.tr.remove();
+  rows.delete(key);
+  saveRowKeys();
+  updateEmpty();
+}
+
+function describeRow(key) {
+  const row = rows.get(key);
+  if (!row) {
+    return;
+  }
+  const info = instruments.get(key);
+  row.cells.symbol.textContent = info?.symbol ?? key.split('|').pop();
+  row.cells.name.textContent = info?.name ?? '';
+  row.cells.name.title = info?.name ?? '';
+  row.remove.setAttribute('aria-label', `Remove ${info?.symbol ?? key}`);
+  row.remove.title = `Remove ${info?.symbol ?? key}`;
+}
+
+function updateEmpty() {
+  $('#empty').hidden = rows.size > 0;
+  $('#board').hidden = rows.size === 0;
+}
+
+function showPrice(key, data, changed) {
+  const row = rows.get(key);
+  if (!row) {
+    return;
+  }
+  const { cells, tr, history } = row;
+  const previous = history.length > 0 ? history[history.length - 1] : undefined;
+  if (changed || history.length === 0) {
+    history.push(data.last_price);
+    if (history.length > SPARK_POINTS) {
+      history.shift();
+    }
+  }
+
+  cells.price.textContent = priceFormat.format(data.last_price);
+  cells.price.dataset.value = String(data.last_price);
+  const change = Number(data.change_percent ?? 0);
+  cells.change.textContent = `${change > 0 ? '+' : ''}${change.toFixed(2)}%`;
+  cells.change.classList.toggle('up', change > 0);
+  cells.change.classList.toggle('down', change < 0);
+  cells.volume.textContent = data.volume === undefined ? '' : volumeFormat.format(data.volume);
+  const time = data.timestamp ? new Date(data.timestamp) : null;
+  cells.time.textContent = time && !Number.isNaN(time.getTime()) ? timeFormat.format(time) : '';
+  cells.time.title = data.timestamp ?? '';
+
+  tr.classList.toggle('stale', data.stale === true);
+  tr.dataset.stale = String(data.stale === true);
+  cells.price.title = data.stale ? 'stale: the last known price, not live' : `live (${data.source ?? 'feed'})`;
+
+  if (changed && previous !== undefined && previous !== data.last_price) {
+    const direction = data.last_price > previous ? 'flash-up' : 'flash-down';
+    cells.price.classList.remove('flash-up', 'flash-down');
+    void cells.price.offsetWidth; // restart the animation
+    cells.price.classList.add(direction);
+  }
+  drawSpark(row);
+}
+
+function drawSpark(row) {
+  const { history, cells, tr } = row;
+  const width = 80;
+  const height = 22;
+  const min = Math.min(...history);
+  const max = Math.max(...history);
+  const span = max - min || 1;
+  // Right-aligned, so the newest price is always at the same place; a short history is not stretched flat.
+  const step = history.length > 1 ? width / (Math.max(history.length, 12) - 1) : 0;
+  const offset = width - step * (history.length - 1);
+  const points = history
+    .map((value, i) => `${(offset + i * step).toFixed(1)},${(height - 2 - ((value - min) / span) * (height - 4)).toFixed(1)}`)
+    .join(' ');
+  cells.spark.innerHTML =
+    `<svg width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" aria-hidden="true">` +
+    `<polyline points="${points}"/></svg>`;
+  const first = history[0];
+  const last = history[history.length - 1];
+  tr.classList.toggle('up-trend', last > first);
+  tr.classList.toggle('down-trend', last < first);
+}
+
+// ---- connection state -------------------------------------------------------------------------------
+
+function showConnection() {
+  const feed = socket.feed;
+  let state;
+  let label;
+  let kind = '';
+  let text = '';
+  switch (socket.status) {
+    case 'connected':
+      if (feed && feed.status === 'disconnected') {
+        state = 'feed-down';
+        label = 'Feed down';
+        kind = 'reconnecting';
+        text = `Reconnecting… the market feed is down; showing the last known prices. ${feed.message ?? ''}`;
+      } else if (feed && feed.status === 'error') {
+        state = 'error';
+        label = 'Feed error';
+        kind = 'error';
+        text = `Market feed error: ${feed.message || 'unknown'}. Showing the last known prices.`;
+      } else {
+        state = 'live';
+        label = 'Live';
+      }
+      break;
+    case 'reconnecting':
+      state = 'reconnecting';
+      label = 'Reconnecting…';
+      kind = 'reconnecting';
+      text = `Reconnecting… the connection to the price daemon was lost; showing the last known prices (${socket.statusDetail}).`;
+      break;
+    case 'error':
+      state = 'error';
+      label = 'Error';
+      kind = 'error';
+      text = `Connection error: ${socket.statusDetail || 'unknown'}.`;
+      break;
+    case 'closed':
+      state = 'error';
+      label = 'Closed';
+      break;
+    default:
+      state = 'connecting';
+      label = 'Connecting…';
+  }
+  pill.dataset.state = state;
+  pill.textContent = label;
+  banner.dataset.kind = kind;
+  banner.textContent = text;
+  banner.hidden = kind === '';
+}
+
+socket.on('status', showConnection);
+socket.on('feed', showConnection);
+socket.on('price', ({ key, data, changed }) => showPrice(key, data, changed));
+socket.on('server-error', ({ code, message }) => console.warn(`price daemon: ${code}: ${message}`));
+
+// ---- search -----------------------------------------------------------------------------------------
+
+let matches = [];
+let active = 0;
+
+function search(text) {
+  const query = text.trim().toLowerCase();
+  if (query === '') {
+    return [];
+  }
+  const found = [];
+  for (const [key, info] of instruments) {
+    if (rows.has(key)) {
+      continue;
+    }
+    const symbol = info.symbol.toLowerCase();
+    const rank = symbol === query ? 0 : symbol.startsWith(query) ? 1 : info.name.toLowerCase().includes(query) || symbol.includes(query) ? 2 : -1;
+    if (rank >= 0) {
+      found.push({ key, info, rank });
+    }
+  }
+  found.sort((a, b) => a.rank - b.rank || a.info.symbol.localeCompare(b.info.symbol));
+  return found.slice(0, 8);
+}
+
+function showResults() {
+  matches = search(input.value);
+  active = Math.min(active, Math.max(0, matches.length - 1));
+  results.replaceChildren(
+    ...matches.map((match, i) => {
+      const li = document.createElement('li');
+      li.classList.toggle('active', i === active);
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.dataset.key = match.key;
+      const symbol = document.createElement('span');
+      symbol.className = 'sym';
+      symbol.textContent = match.info.symbol;
+      const name = document.createElement('span');
+      name.className = 'nm';
+      name.textContent = match.info.name;
+      button.append(symbol, name);
+      button.addEventListener('click', () => pick(match.key));
+      li.append(button);
+      return li;
+    }),
+  );
+  results.hidden = matches.length === 0;
+}
+
+function pick(key) {
+  addRow(key);
+  input.value = '';
+  active = 0;
+  showResults();
+  input.focus();
+}
+
+input.addEventListener('input', () => {
+  active = 0;
+  showResults();
+});
+input.addEventListener('keydown', (event) => {
+  if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+    event.preventDefault();
+    active = (active + (event.key === 'ArrowDown' ? 1 : -1) + matches.length) % Math.max(1, matches.length);
+    showResults();
+  } else if (event.key === 'Escape') {
+    input.value = '';
+    showResults();
+  }
+});
+$('#search').addEventListener('submit', (event) => {
+  event.preventDefault();
+  if (matches[active]) {
+    pick(matches[active].key);
+  }
+});
+
+async function loadInstruments() {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const response = await fetch('/api/instruments');
+      if (!response.ok) {
+        throw new Error(`HTTP ${response.status}`);
+      }
+      for (const item of await response.json()) {
+        instruments.set(item.instrument_key, { symbol: item.symbol, name: item.name });
+      }
+      for (const key of rows.keys()) {
+        describeRow(key);
+      }
+      showResults();
+      return;
+    } catch (error) {
+      // The daemon may be restarting; the rows work without names, the search waits.
+      console.warn('price daemon: /api/instruments failed, retrying', error);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(30000, 1000 * attempt)));
+    }
+  }
+}
+
+// ---- start ------------------------------------------------------------------------------------------
+
+for (const key of loadRowKeys()) {
+  addRow(key, { save: false });
+}
+showConnection();
+loadInstruments();

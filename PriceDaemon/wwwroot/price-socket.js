@@ -1,0 +1,551 @@
+// price-socket.js: the browser client of PriceDaemon's /api/ws/prices. A dependency-free ES module.
+//
+//   import { PriceSocket } from 'http://HOST:PORT/price-socket.js';
+//   const prices = new PriceSocket();                 // connects at once
+//   const release = prices.subscribe(['NSE_EQ|INE002A01018']);
+//   prices.on('price', ({ key, data }) => render(key, data));
+//   prices.on('status', ({ status, detail }) => banner(status, detail));
+//   release();                                          // drops this component's reference
+//
+// One socket serves a whole page: subscriptions are reference counted, so components subscribe and
+// release independently and the daemon is told only when an instrument's first reference appears or its
+// last one goes. The socket reconnects by itself and resubscribes everything it held.
+
+const STORAGE_KEY = 'price-socket:v1:prices';
+const MAX_STORED = 500;
+
+/** Connection states, in the order a page usually sees them. */
+export const ConnectionStatus = Object.freeze({
+  connecting: 'connecting',
+  connected: 'connected',
+  reconnecting: 'reconnecting',
+  error: 'error',
+  closed: 'closed',
+});
+
+// Close codes by which the daemon refuses this client rather than going away: the client keeps retrying,
+// slower, but the page shows an error instead of "reconnecting".
+const REFUSED_CLOSE_CODES = new Set([1002, 1003, 1007, 1008, 1009, 1010, 1011]);
+
+/**
+ * Delay before reconnect attempt number `attempt` (1 = the first retry): `baseMs` grown by `factor` per
+ * failed attempt up to `maxMs`, then spread by +/- `jitter` (a fraction) so that a thousand pages that
+ * lost the same daemon do not all come back in the same millisecond.
+ */
+export function backoffDelay(attempt, { baseMs = 3000, maxMs = 30000, factor = 2, jitter = 0.2 } = {}, random = Math.random) {
+  const grown = Math.min(maxMs, baseMs * Math.pow(factor, Math.max(0, attempt - 1)));
+  const spread = grown * jitter * (random() * 2 - 1);
+  return Math.max(0, Math.round(Math.min(maxMs, grown + spread)));
+}
+
+/** The WebSocket URL of the daemon that served `location`, e.g. ws://127.0.0.1:8080/api/ws/prices. */
+export function defaultUrl(location = globalThis.location) {
+  if (!location) {
+    throw new Error('price-socket: no location to derive the URL from; pass { url }');
+  }
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/api/ws/prices`;
+}
+
+function httpBase(wsUrl) {
+  const url = new URL(wsUrl);
+  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+  url.pathname = '';
+  url.search = '';
+  return url.origin;
+}
+
+function defaultStorage() {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null; // a sandboxed frame may throw on access
+  }
+}
+
+/**
+ * A reference-counted, self-reconnecting subscription to live prices.
+ *
+ * Options (all optional):
+ * - url: the WebSocket endpoint; default: /api/ws/prices on the page's own host.
+ * - token: a JWT for daemons in JWT mode; sent as ?token= (browsers cannot set headers on a WebSocket)
+ *   and as a Bearer header on the REST fallback.
+ * - reconnectDelayMs (3000), maxReconnectDelayMs (30000), backoffFactor (2), jitter (0.2): the retry policy.
+ * - storage: where last prices persist between page loads (default localStorage; null for none).
+ * - debug: log to the console; default localStorage.ws_debug === 'true'.
+ * - connect (true): connect in the constructor.
+ * - WebSocket, fetch, setTimeout, clearTimeout, random, now, console: injectable for tests.
+ */
+export class PriceSocket {
+  constructor(options = {}) {
+    this._storage = options.storage === undefined ? defaultStorage() : options.storage;
+    this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this._fetch = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    this._setTimeout = options.setTimeout ?? globalThis.setTimeout.bind(globalThis);
+    this._clearTimeout = options.clearTimeout ?? globalThis.clearTimeout.bind(globalThis);
+    this._random = options.random ?? Math.random;
+    this._now = options.now ?? Date.now;
+    this._console = options.console ?? globalThis.console;
+    this._backoff = {
+      baseMs: options.reconnectDelayMs ?? 3000,
+      maxMs: options.maxReconnectDelayMs ?? 30000,
+      factor: options.backoffFactor ?? 2,
+      jitter: options.jitter ?? 0.2,
+    };
+    this.url = options.url ?? defaultUrl();
+    this.token = options.token ?? null;
+    this.debug = options.debug ?? this._readDebugFlag();
+
+    this.status = ConnectionStatus.connecting;
+    this.statusDetail = '';
+    /** The daemon's feed status frame: { status: 'connected'|'disconnected'|'error', message }, or null until one arrives. */
+    this.feed = null;
+    this.epoch = null;
+    /** Consecutive failed connection attempts; 0 while connected. */
+    this.attempt = 0;
+
+    this._refs = new Map(); // instrument key -> reference count
+    this._prices = new Map(); // instrument key -> { data, epoch, stale }
+    this._rejected = new Map(); // instrument key -> reason code from the last ack
+    this._listeners = new Map(); // event name -> Set of callbacks
+    this._pendingFetch = new Set();
+    this._socket = null;
+    this._retryTimer = null;
+    this._persistTimer = null;
+    this._closed = false;
+
+    this._loadStored();
+    if (options.connect !== false) {
+      this.connect();
+    }
+  }
+
+  // ---- events -------------------------------------------------------------------------------------
+
+  /**
+   * Listens to one event; returns a function that stops listening. Events:
+   * - 'status'  { status, detail, attempt, delayMs? }      connection state changes
+   * - 'feed'    { status, message, epoch }                  the daemon's feed status frames
+   * - 'price'   { key, data, stale }                        a new price, or a change of its stale flag
+   * - 'subscribed' { instruments, rejected }                the daemon's ack
+   * - 'server-error' { code, message, instruments }         an error frame from the daemon
+   */
+  on(event, callback) {
+    let set = this._listeners.get(event);
+    if (!set) {
+      set = new Set();
+      this._listeners.set(event, set);
+    }
+    set.add(callback);
+    return () => set.delete(callback);
+  }
+
+  _emit(event, detail) {
+    const set = this._listeners.get(event);
+    if (!set) {
+      return;
+    }
+    for (const callback of [...set]) {
+      try {
+        callback(detail);
+      } catch (error) {
+        // One broken listener must not starve the others, nor kill the socket's message handler.
+        this._console?.error?.('price-socket: listener failed', error);
+      }
+    }
+  }
+
+  _log(...args) {
+    if (this.debug) {
+      this._console?.log?.('[price-socket]', ...args);
+    }
+  }
+
+  _readDebugFlag() {
+    try {
+      return this._storage?.getItem('ws_debug') === 'true' || defaultStorage()?.getItem('ws_debug') === 'true';
+    } catch {
+      return false;
+    }
+  }
+
+  // ---- subscriptions ------------------------------------------------------------------------------
+
+  /**
+   * Adds one reference to each key. The daemon hears only about keys whose first reference this is.
+   * Returns a function that releases exactly these references, once, however often it is called.
+   */
+  subscribe(keys) {
+    const list = normalizeKeys(keys);
+    const added = [];
+    for (const key of list) {
+      const count = this._refs.get(key) ?? 0;
+      this._refs.set(key, count + 1);
+      if (count === 0) {
+        added.push(key);
+      }
+    }
+    if (added.length > 0) {
+      this._log('subscribe', added);
+      this._send({ action: 'subscribe', instruments: added });
+      this._fetchMissing(added);
+    }
+    let released = false;
+    return () => {
+      if (!released) {
+        released = true;
+        this.unsubscribe(list);
+      }
+    };
+  }
+
+  /** Drops one reference from each key; the daemon hears only about keys whose last reference this was. */
+  unsubscribe(keys) {
+    const removed = [];
+    for (const key of normalizeKeys(keys)) {
+      const count = this._refs.get(key) ?? 0;
+      if (count <= 1) {
+        if (count === 1) {
+          removed.push(key);
+        }
+        this._refs.delete(key);
+        this._rejected.delete(key);
+      } else {
+        this._refs.set(key, count - 1);
+      }
+    }
+    if (removed.length > 0) {
+      this._log('unsubscribe', removed);
+      this._send({ action: 'unsubscribe', instruments: removed });
+    }
+  }
+
+  /** The keys with at least one reference. */
+  get subscriptions() {
+    return [...this._refs.keys()];
+  }
+
+  refCount(key) {
+    return this._refs.get(key) ?? 0;
+  }
+
+  /** Keys the daemon refused in its last ack, with the reason code (e.g. unknown_instrument). */
+  get rejected() {
+    return new Map(this._rejected);
+  }
+
+  // ---- prices -------------------------------------------------------------------------------------
+
+  /** The last known price of one instrument: the daemon's `data` plus `stale`, or undefined. */
+  price(key) {
+    const entry = this._prices.get(key);
+    return entry ? { ...entry.data, stale: entry.stale } : undefined;
+  }
+
+  /** All last known prices as a plain object, key -> data (with `stale`). */
+  prices() {
+    const result = {};
+    for (const [key, entry] of this._prices) {
+      result[key] = { ...entry.data, stale: entry.stale };
+    }
+    return result;
+  }
+
+  _accept(key, data, epoch, stale) {
+    const current = this._prices.get(key);
+    if (current && current.epoch === epoch && epoch !== null && typeof data.seq === 'number' && typeof current.data.seq === 'number') {
+      if (data.seq < current.data.seq) {
+        return; // an older price than the one shown: never go back in time
+      }
+      if (data.seq === current.data.seq) {
+        // The same price again (a snapshot after a reconnect): only its freshness may have changed.
+        if (current.stale !== stale) {
+          current.stale = stale;
+          this._emit('price', { key, data: { ...current.data, stale }, stale, changed: false });
+        }
+        return;
+      }
+    }
+    this._prices.set(key, { data, epoch, stale });
+    this._schedulePersist();
+    this._emit('price', { key, data: { ...data, stale }, stale, changed: true });
+  }
+
+  _markAllStale() {
+    for (const [key, entry] of this._prices) {
+      if (!entry.stale) {
+        entry.stale = true;
+        this._emit('price', { key, data: { ...entry.data, stale: true }, stale: true, changed: false });
+      }
+    }
+  }
+
+  _loadStored() {
+    if (!this._storage) {
+      return;
+    }
+    try {
+      const stored = JSON.parse(this._storage.getItem(STORAGE_KEY) ?? '{}');
+      for (const [key, entry] of Object.entries(stored)) {
+        if (entry && entry.data && typeof entry.data.last_price === 'number') {
+          // Whatever was stored is older than this page: it is served, but as stale.
+          this._prices.set(key, { data: entry.data, epoch: entry.epoch ?? null, stale: true });
+        }
+      }
+    } catch (error) {
+      this._log('ignoring unreadable stored prices', error);
+    }
+  }
+
+  _schedulePersist() {
+    if (!this._storage || this._persistTimer !== null) {
+      return;
+    }
+    // At most one write a second: localStorage is synchronous and prices can change many times a second.
+    this._persistTimer = this._setTimeout(() => {
+      this._persistTimer = null;
+      this._persist();
+    }, 1000);
+  }
+
+  _persist() {
+    if (!this._storage) {
+      return;
+    }
+    const out = {};
+    let n = 0;
+    for (const [key, entry] of this._prices) {
+      if (n++ >= MAX_STORED) {
+        break;
+      }
+      out[key] = { data: entry.data, epoch: entry.epoch };
+    }
+    try {
+      this._storage.setItem(STORAGE_KEY, JSON.stringify(out));
+    } catch (error) {
+      this._log('could not store prices', error);
+    }
+  }
+
+  /** Asks REST for instruments the cache lacks while no socket can answer with a snapshot. */
+  _fetchMissing(keys) {
+    if (!this._fetch || this._isOpen()) {
+      return;
+    }
+    const base = httpBase(this.url);
+    for (const key of keys) {
+      if (this._prices.has(key) || this._pendingFetch.has(key)) {
+        continue;
+      }
+      this._pendingFetch.add(key);
+      const headers = this.token ? { Authorization: `Bearer ${this.token}` } : {};
+      Promise.resolve()
+        .then(() => this._fetch(`${base}/api/prices/${encodeURIComponent(key)}`, { headers }))
+        .then((response) => (response.ok ? response.json() : null))
+        .then((body) => {
+          // The socket may have delivered something meanwhile; REST never overrides it.
+          if (body && body.data && !this._prices.has(key)) {
+            this._log('price from REST', key, body.data);
+            this._accept(key, body.data, null, body.data.stale === true || !this._isOpen());
+          }
+        })
+        .catch((error) => this._log('REST price failed', key, error))
+        .finally(() => this._pendingFetch.delete(key));
+    }
+  }
+
+  // ---- connection ---------------------------------------------------------------------------------
+
+  connect() {
+    if (this._closed || this._socket) {
+      return;
+    }
+    this._clearRetry();
+    let url = this.url;
+    if (this.token) {
+      url += (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(this.token);
+    }
+    this._log('connecting', this.url, 'attempt', this.attempt + 1);
+    let socket;
+    try {
+      socket = new this._WebSocket(url);
+    } catch (error) {
+      this._setStatus(ConnectionStatus.error, String(error?.message ?? error));
+      this._scheduleReconnect();
+      return;
+    }
+    this._socket = socket;
+    socket.onopen = () => this._onOpen(socket);
+    socket.onmessage = (event) => this._onMessage(socket, event);
+    socket.onerror = () => this._log('socket error');
+    socket.onclose = (event) => this._onClose(socket, event);
+  }
+
+  /** Closes the socket for good; nothing reconnects after this. */
+  close() {
+    this._closed = true;
+    this._clearRetry();
+    if (this._persistTimer !== null) {
+      this._clearTimeout(this._persistTimer);
+      this._persistTimer = null;
+      this._persist();
+    }
+    const socket = this._socket;
+    this._socket = null;
+    if (socket) {
+      socket.onclose = null;
+      socket.onmessage = null;
+      try {
+        socket.close(1000, 'client closed');
+      } catch {
+        // already closing
+      }
+    }
+    this._setStatus(ConnectionStatus.closed, '');
+  }
+
+  _isOpen() {
+    return this._socket !== null && this._socket.readyState === 1;
+  }
+
+  _send(message) {
+    if (this._isOpen()) {
+      this._socket.send(JSON.stringify(message));
+    }
+    // Otherwise nothing is lost: every referenced key is sent again when the socket opens.
+  }
+
+  _onOpen(socket) {
+    if (socket !== this._socket) {
+      return;
+    }
+    this.attempt = 0;
+    this._setStatus(ConnectionStatus.connected, '');
+    const keys = this.subscriptions;
+    if (keys.length > 0) {
+      this._log('resubscribe', keys);
+      this._send({ action: 'subscribe', instruments: keys });
+    }
+  }
+
+  _onMessage(socket, event) {
+    if (socket !== this._socket) {
+      return;
+    }
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      this._log('ignoring a frame that is not JSON', event.data);
+      return;
+    }
+    switch (message?.type) {
+      case 'price_update': {
+        const data = message.data;
+        if (typeof message.instrument_key !== 'string' || !data || typeof data.last_price !== 'number') {
+          this._log('ignoring a malformed price_update', message);
+          return;
+        }
+        this._log('price', message.instrument_key, data.last_price, 'seq', data.seq);
+        const feedDown = this.feed !== null && this.feed.status !== 'connected';
+        this._accept(message.instrument_key, data, this.epoch, data.stale === true || feedDown);
+        return;
+      }
+      case 'status': {
+        if (typeof message.epoch === 'string') {
+          this.epoch = message.epoch;
+        }
+        this.feed = { status: message.status, message: message.message ?? '', epoch: this.epoch };
+        this._log('feed', message.status, message.message);
+        if (message.status !== 'connected') {
+          this._markAllStale();
+        }
+        this._emit('feed', this.feed);
+        return;
+      }
+      case 'subscribed': {
+        for (const key of message.instruments ?? []) {
+          this._rejected.delete(key);
+        }
+        for (const item of message.rejected ?? []) {
+          if (this._refs.has(item.instrument_key)) {
+            this._rejected.set(item.instrument_key, item.code);
+          }
+        }
+        this._log('subscribed', message.instruments, 'rejected', message.rejected);
+        this._emit('subscribed', { instruments: message.instruments ?? [], rejected: message.rejected ?? [] });
+        return;
+      }
+      case 'error': {
+        this._log('server error', message.code, message.message);
+        this._emit('server-error', { code: message.code, message: message.message, instruments: message.instruments ?? [] });
+        return;
+      }
+      default:
+        this._log('ignoring frame of type', message?.type);
+    }
+  }
+
+  _onClose(socket, event) {
+    if (socket !== this._socket) {
+      return;
+    }
+    this._socket = null;
+    this._markAllStale();
+    if (this._closed) {
+      return;
+    }
+    const code = event?.code ?? 1006;
+    const reason = event?.reason ?? '';
+    this._log('closed', code, reason);
+    if (REFUSED_CLOSE_CODES.has(code)) {
+      this._scheduleReconnect(ConnectionStatus.error, `the daemon closed the connection: ${reason || 'code ' + code}`);
+    } else {
+      this._scheduleReconnect();
+    }
+  }
+
+  _scheduleReconnect(status = ConnectionStatus.reconnecting, detail = '') {
+    this.attempt += 1;
+    const delayMs = backoffDelay(this.attempt, this._backoff, this._random);
+    this._setStatus(status, detail || `retrying in ${Math.round(delayMs / 100) / 10} s`, delayMs);
+    this._fetchMissing(this.subscriptions);
+    this._clearRetry();
+    this._retryTimer = this._setTimeout(() => {
+      this._retryTimer = null;
+      this.connect();
+    }, delayMs);
+  }
+
+  _clearRetry() {
+    if (this._retryTimer !== null) {
+      this._clearTimeout(this._retryTimer);
+      this._retryTimer = null;
+    }
+  }
+
+  _setStatus(status, detail, delayMs) {
+    const changed = status !== this.status || detail !== this.statusDetail;
+    this.status = status;
+    this.statusDetail = detail;
+    if (changed) {
+      this._log('status', status, detail);
+      this._emit('status', { status, detail, attempt: this.attempt, delayMs });
+    }
+  }
+}
+
+function normalizeKeys(keys) {
+  const list = typeof keys === 'string' ? [keys] : [...(keys ?? [])];
+  return [...new Set(list.filter((key) => typeof key === 'string' && key.length > 0))];
+}
+
+let shared = null;
+
+/** One PriceSocket per page, created on first use with the given options (later options are ignored). */
+export function getPriceSocket(options) {
+  if (!shared || shared.status === ConnectionStatus.closed) {
+    shared = new PriceSocket(options);
+  }
+  return shared;
+}
