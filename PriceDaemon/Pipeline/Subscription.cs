@@ -18,6 +18,8 @@ public interface ISubscriber
 public sealed class Subscription
 {
     private PriceFrame? _pending;
+    private bool _removed;
+    private bool _snapshot;
 
     public Subscription(ISubscriber owner, int instrumentId)
     {
@@ -33,8 +35,6 @@ public sealed class Subscription
     internal long LastSentSeq { get; set; }
 
     internal bool Removed => Volatile.Read(ref _removed);
-
-    private bool _removed;
 
     /// <summary>Fan-out path: the frame is the newest for this instrument, so it always replaces what is pending.</summary>
     public void Offer(PriceFrame frame)
@@ -63,6 +63,7 @@ public sealed class Subscription
 
             if (Interlocked.CompareExchange(ref _pending, frame, current) == current)
             {
+                Volatile.Write(ref _snapshot, true);
                 if (current is null)
                 {
                     Owner.Signal(this);
@@ -75,6 +76,12 @@ public sealed class Subscription
 
     /// <summary>Writer path: takes the pending frame, if any.</summary>
     internal PriceFrame? Take() => Interlocked.Exchange(ref _pending, null);
+
+    /// <summary>
+    /// Writer path: whether a snapshot was offered since the last call. A snapshot's age is the age of the
+    /// cached price, not delivery latency, so the latency histogram leaves it out.
+    /// </summary>
+    internal bool TakeSnapshotFlag() => Volatile.Read(ref _snapshot) && Interlocked.Exchange(ref _snapshot, false);
 
     internal void MarkRemoved()
     {

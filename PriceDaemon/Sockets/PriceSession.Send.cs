@@ -38,7 +38,7 @@ internal sealed partial class PriceSession
                         item.LastSentSeq = frame.Seq;
                         await SendAsync(frame.Utf8).ConfigureAwait(false);
                         sent++;
-                        if (frame.ReceivedTimestamp != 0 && frame.ReceivedTimestamp < oldest)
+                        if (!item.TakeSnapshotFlag() && frame.ReceivedTimestamp != 0 && frame.ReceivedTimestamp < oldest)
                         {
                             oldest = frame.ReceivedTimestamp;
                         }
