@@ -1,18 +1,23 @@
 using System.Buffers;
+using System.Buffers.Binary;
+using System.Diagnostics;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace PriceDaemon.Sockets;
 
 /// <summary>
 /// Sits between the WebSocket and Kestrel's upgraded connection stream. Between <see cref="BeginBatch"/>
-/// and <see cref="FlushBatchAsync"/> frame writes are appended to one pooled buffer, so a session that has
-/// twenty frames queued pays for one socket write instead of twenty. Outside a batch (pings, pongs,
-/// close frames written by the WebSocket itself) writes go straight through. One semaphore orders the two,
-/// so bytes never interleave.
+/// and <see cref="FlushBatchAsync"/> the session's writer appends whole text frames straight into one pooled
+/// buffer (<see cref="AppendTextFrame"/>), so a session with twenty frames queued pays for one socket write
+/// instead of twenty, and a frame costs a header and a copy. Frames the WebSocket writes itself (pings,
+/// pongs, close) arrive through <see cref="WriteAsync(ReadOnlyMemory{byte}, CancellationToken)"/>, always
+/// as whole frames: inside a batch they are appended too, outside one they go straight through. A lock
+/// orders appends, a semaphore orders socket writes, so bytes of two frames never interleave.
 /// </summary>
 internal sealed class BatchingStream : Stream
 {
     private readonly Stream _inner;
+    private readonly Lock _bufferLock = new();
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private byte[]? _buffer;
     private int _count;
@@ -37,27 +42,74 @@ internal sealed class BatchingStream : Stream
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     /// <summary>Only the session's writer calls this, and only outside a batch.</summary>
-    public void BeginBatch() => _batching = true;
+    public void BeginBatch()
+    {
+        lock (_bufferLock)
+        {
+            _batching = true;
+        }
+    }
+
+    /// <summary>
+    /// Appends one complete, unmasked server-to-client text frame (RFC 6455 §5.2: FIN, opcode 1, no mask).
+    /// Only inside a batch; the WebSocket's own frames may be appended between two of ours, never inside one.
+    /// </summary>
+    public void AppendTextFrame(ReadOnlySpan<byte> payload)
+    {
+        Span<byte> header = stackalloc byte[10];
+        header[0] = 0x81;
+        int headerLength;
+        if (payload.Length < 126)
+        {
+            header[1] = (byte)payload.Length;
+            headerLength = 2;
+        }
+        else if (payload.Length <= ushort.MaxValue)
+        {
+            header[1] = 126;
+            BinaryPrimitives.WriteUInt16BigEndian(header[2..], (ushort)payload.Length);
+            headerLength = 4;
+        }
+        else
+        {
+            header[1] = 127;
+            BinaryPrimitives.WriteUInt64BigEndian(header[2..], (ulong)payload.Length);
+            headerLength = 10;
+        }
+
+        lock (_bufferLock)
+        {
+            Debug.Assert(_batching, "frames are appended only inside a batch");
+            Append(header[..headerLength]);
+            Append(payload);
+        }
+    }
 
     /// <summary>Writes everything appended since <see cref="BeginBatch"/> in one write, and returns the buffer to the pool.</summary>
     public async ValueTask FlushBatchAsync(CancellationToken cancellationToken)
     {
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        byte[]? buffer;
+        int count;
+        lock (_bufferLock)
         {
             _batching = false;
-            if (_count > 0)
+            (buffer, count) = (_buffer, _count);
+            (_buffer, _count) = (null, 0);
+        }
+
+        try
+        {
+            if (count > 0)
             {
-                await _inner.WriteAsync(_buffer.AsMemory(0, _count), cancellationToken).ConfigureAwait(false);
+                await _inner.WriteAsync(buffer.AsMemory(0, count), cancellationToken).ConfigureAwait(false);
             }
         }
         finally
         {
-            _count = 0;
-            if (_buffer is { } buffer)
+            if (buffer is not null)
             {
                 // Idle sockets hold no send buffer: that is most of the memory of a quiet connection.
-                _buffer = null;
                 ArrayPool<byte>.Shared.Return(buffer);
             }
 
@@ -65,24 +117,18 @@ internal sealed class BatchingStream : Stream
         }
     }
 
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        lock (_bufferLock)
         {
             if (_batching)
             {
                 Append(buffer.Span);
-            }
-            else
-            {
-                await _inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+                return ValueTask.CompletedTask;
             }
         }
-        finally
-        {
-            _writeLock.Release();
-        }
+
+        return WriteThroughAsync(buffer, cancellationToken);
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -118,6 +164,20 @@ internal sealed class BatchingStream : Stream
 
     public override ValueTask DisposeAsync() => _inner.DisposeAsync();
 
+    private async ValueTask WriteThroughAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+    {
+        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    // Callers hold _bufferLock.
     private void Append(ReadOnlySpan<byte> data)
     {
         if (_buffer is null || _buffer.Length - _count < data.Length)

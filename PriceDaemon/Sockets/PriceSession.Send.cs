@@ -84,18 +84,16 @@ internal sealed partial class PriceSession
 
     private ValueTask SendAsync(byte[] frame)
     {
-        if (_stream is null)
+        if (_stream is not null)
         {
-            Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
+            // The hot path: the frame goes into this batch's buffer; the flush writes it.
+            _stream.AppendTextFrame(frame);
+            return ValueTask.CompletedTask;
         }
 
-        var pending = _socket.SendAsync(frame.AsMemory(), WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
-        if (_stream is null)
-        {
-            return AwaitUnbatched(pending);
-        }
-
-        return pending;
+        // No batching stream (a transport other than HTTP/1.1 upgrade): one write per frame.
+        Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
+        return AwaitUnbatched(_socket.SendAsync(frame.AsMemory(), WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None));
     }
 
     private async ValueTask AwaitUnbatched(ValueTask pending)
