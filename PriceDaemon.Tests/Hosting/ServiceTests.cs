@@ -92,7 +92,15 @@ public sealed class ServiceTests
         using var http = daemon.Http();
         var response = await http.GetAsync("/metrics");
         Assert.That(response.Content.Headers.ContentType?.MediaType, Is.EqualTo("text/plain"));
+        // The writer records latency after its write completes, which may be just after the client has the frame.
         var text = await response.Content.ReadAsStringAsync();
+        using var timeout = new CancellationTokenSource(TestClient.Timeout);
+        while (!text.Contains("pricedaemon_send_latency_seconds_count", StringComparison.Ordinal))
+        {
+            await Task.Delay(20, timeout.Token);
+            text = await http.GetStringAsync("/metrics", timeout.Token);
+        }
+
         Assert.That(text, Does.Contain("# TYPE pricedaemon_updates_emitted_total counter"));
         Assert.That(Value(text, "pricedaemon_updates_emitted_total"), Is.GreaterThan(0));
         Assert.That(Value(text, "pricedaemon_frames_sent_total"), Is.GreaterThan(0));

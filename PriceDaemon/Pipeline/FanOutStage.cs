@@ -29,12 +29,16 @@ public sealed partial class FanOutStage : BackgroundService
 
     public ChannelWriter<PriceFrame> Writer => _frames.Writer;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    // Awaits below resume on the stage's own thread (see DedicatedThread), so no ConfigureAwait(false).
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        DedicatedThread.Run("pricedaemon-fan-out", () => RunAsync(stoppingToken));
+
+    private async Task RunAsync(CancellationToken stoppingToken)
     {
         var reader = _frames.Reader;
         try
         {
-            while (await reader.WaitToReadAsync(stoppingToken).ConfigureAwait(false))
+            while (await reader.WaitToReadAsync(stoppingToken))
             {
                 while (reader.TryRead(out var frame))
                 {

@@ -70,7 +70,11 @@ public sealed class ThrottleStage : BackgroundService
         _due = new PriorityQueue<int, long>(Math.Min(instruments.Count, 4096));
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    // Awaits below resume on the stage's own thread (see DedicatedThread), so no ConfigureAwait(false).
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        DedicatedThread.Run("pricedaemon-throttle", () => RunAsync(stoppingToken));
+
+    private async Task RunAsync(CancellationToken stoppingToken)
     {
         // Again here: the host builds every hosted service before it starts the first, so the constructor
         // ran before the storage service warmed the cache. Nothing has been emitted yet at this point.
@@ -80,7 +84,7 @@ public sealed class ThrottleStage : BackgroundService
         _timer = timer;
         try
         {
-            while (await reader.WaitToReadAsync(stoppingToken).ConfigureAwait(false))
+            while (await reader.WaitToReadAsync(stoppingToken))
             {
                 var drained = 0;
                 while (reader.TryRead(out var tick))
@@ -88,21 +92,21 @@ public sealed class ThrottleStage : BackgroundService
                     if (tick.InstrumentId == WakeId)
                     {
                         // A window closed at this point of the tick stream: emit before applying later ticks.
-                        await EmitDueAsync(stoppingToken).ConfigureAwait(false);
+                        await EmitDueAsync(stoppingToken);
                     }
                     else if (OnTick(tick, _time.GetTimestamp()) is { } frame)
                     {
-                        await WriteAsync(frame, stoppingToken).ConfigureAwait(false);
+                        await WriteAsync(frame, stoppingToken);
                     }
 
                     // Under sustained load the channel never empties; closed windows must still be emitted.
                     if (++drained % 256 == 0)
                     {
-                        await EmitDueAsync(stoppingToken).ConfigureAwait(false);
+                        await EmitDueAsync(stoppingToken);
                     }
                 }
 
-                await EmitDueAsync(stoppingToken).ConfigureAwait(false);
+                await EmitDueAsync(stoppingToken);
                 ArmTimer();
             }
         }
@@ -160,7 +164,7 @@ public sealed class ThrottleStage : BackgroundService
         var now = _time.GetTimestamp();
         while (TakeDue(now) is { } frame)
         {
-            await WriteAsync(frame, ct).ConfigureAwait(false);
+            await WriteAsync(frame, ct);
         }
     }
 
