@@ -1,0 +1,227 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+
+namespace PriceDaemon.Benchmarks.EndToEnd;
+
+/// <summary>
+/// <c>e2e [--scenario NAME|all] [--budgets PATH] [--out DIR] [--daemon PATH] [--measure-seconds N] [--no-compare]</c>:
+/// runs each scenario against the real daemon process (and, where the scenario asks, the baseline server
+/// and the raw ceiling), prints the table, writes JSON and Markdown reports, and exits 1 when a budget is missed.
+/// </summary>
+internal static class E2eCommand
+{
+    private const int ExitBudgetMissed = 1;
+    private const int ExitUsage = 2;
+    private const int RawCeilingFramesPerWrite = 16;
+
+    // Enough for the wide scenario's 20,000 client sockets here and as many accepted ones in the daemon.
+    private const ulong OpenFilesNeeded = 65_536;
+
+    // Descriptors each process needs besides the sockets under test (assemblies, pipes, epoll, listeners).
+    private const int OpenFilesReserve = 512;
+
+    private static readonly TimeSpan SettleTime = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan MinConsistencyGrace = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan MaxConsistencyGrace = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan CeilingDuration = TimeSpan.FromSeconds(5);
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var root = RepositoryRoot();
+        var budgetsPath = Option(args, "--budgets") ?? Path.Combine(root, "config", "latency-budgets.json");
+        var outDir = Path.GetFullPath(Option(args, "--out") ?? Path.Combine(root, "BenchmarkDotNet.Artifacts", "e2e"));
+        var daemonDll = Option(args, "--daemon") ?? Path.Combine(root, "PriceDaemon", "bin", "Release", "net10.0", "PriceDaemon.dll");
+        var selected = Option(args, "--scenario") ?? "all";
+        var measureOverride = Option(args, "--measure-seconds") is { } m ? int.Parse(m, CultureInfo.InvariantCulture) : (int?)null;
+        var compare = !args.Contains("--no-compare");
+
+        var file = ScenarioFile.Parse(await File.ReadAllTextAsync(budgetsPath).ConfigureAwait(false));
+        var scenarios = file.Scenarios.Where(s => selected == "all" || s.Name == selected).ToList();
+        var problems = scenarios.SelectMany(static s => s.Validate()).ToList();
+        if (scenarios.Count == 0)
+        {
+            problems.Add($"no scenario '{selected}' in {budgetsPath}; it has {string.Join(", ", file.Scenarios.Select(static s => s.Name))}");
+        }
+
+        if (!File.Exists(daemonDll))
+        {
+            problems.Add($"no daemon build at {daemonDll}; build it first: dotnet build -c Release PriceDaemon");
+        }
+
+        if (problems.Count > 0)
+        {
+            problems.ForEach(static p => Console.Error.WriteLine($"e2e: {p}"));
+            return ExitUsage;
+        }
+
+        var openFiles = NativeMethods.RaiseOpenFileLimit(OpenFilesNeeded);
+        Console.WriteLine($"e2e: open-file limit {openFiles}; daemon {daemonDll}; reports in {outDir}");
+        Directory.CreateDirectory(outDir);
+        var workDir = Directory.CreateDirectory(Path.Combine(outDir, "work")).FullName;
+
+        var started = DateTimeOffset.UtcNow;
+        var reports = new List<ScenarioReport>();
+        foreach (var scenario in scenarios)
+        {
+            var s = measureOverride is { } seconds ? scenario with { MeasureSeconds = seconds } : scenario;
+            var notes = new List<string>();
+            var maxClients = (int)Math.Min(int.MaxValue, openFiles) - OpenFilesReserve;
+            if (s.Clients > maxClients)
+            {
+                // Without CAP_SYS_RESOURCE the hard limit cannot be raised; per-connection figures still hold.
+                notes.Add($"connections capped at {maxClients:N0} (of {s.Clients:N0}) by this machine's open-file hard limit of {openFiles:N0}");
+                s = s with { Clients = maxClients };
+            }
+
+            var result = await RunScenarioAsync(s, daemonDll, workDir, compare && s.Compare).ConfigureAwait(false);
+            reports.Add(result with { Notes = notes });
+        }
+
+        var report = new E2eReport(MachineInfo.Current(), "dotnet run -c Release --project PriceDaemon.Benchmarks -- e2e " + string.Join(' ', args), started, reports);
+        var markdown = ReportWriter.Markdown(report);
+        var stem = Path.Combine(outDir, $"e2e-{selected}-{started:yyyyMMdd-HHmmss}");
+        await File.WriteAllTextAsync(stem + ".md", markdown).ConfigureAwait(false);
+        await File.WriteAllTextAsync(stem + ".json", ReportWriter.Json(report)).ConfigureAwait(false);
+        Console.WriteLine();
+        Console.WriteLine(markdown);
+        Console.WriteLine($"e2e: wrote {stem}.md and {stem}.json");
+        return report.Passed ? 0 : ExitBudgetMissed;
+    }
+
+    private static async Task<ScenarioReport> RunScenarioAsync(Scenario s, string daemonDll, string workDir, bool compare)
+    {
+        Console.WriteLine($"e2e: {s.Name}: {s.Clients:N0} clients x {s.SubscriptionsPerClient} subscriptions");
+        string[] daemonArgs =
+        [
+            "--Feed:MicrosecondTimestamps=true",
+            "--Feed:Simulated:Seed=1",
+            $"--Feed:Simulated:SyntheticInstruments={s.SyntheticInstruments}",
+            $"--Feed:Simulated:MinIntervalMs={s.TickMinMs}",
+            $"--Feed:Simulated:MaxIntervalMs={s.TickMaxMs}",
+            $"--Throttle:MinIntervalMs={s.ThrottleMs}",
+            $"--Limits:MaxSubscriptionsPerConnection={s.MaxSubscriptionsPerConnection}",
+            "--Serilog:MinimumLevel:Default=Warning",
+        ];
+        var daemon = await MeasureAsync("PriceDaemon", daemonDll, daemonArgs, s, workDir, checkConsistency: true).ConfigureAwait(false);
+
+        LoadResult? baseline = null;
+        var ceiling = new List<CeilingResult>();
+        if (compare)
+        {
+            var self = typeof(E2eCommand).Assembly.Location;
+            string[] baselineArgs = ["baseline-server", $"--instruments={daemon.Instruments}", $"--tick-min-ms={s.TickMinMs}", $"--tick-max-ms={s.TickMaxMs}"];
+            baseline = await MeasureAsync("baseline", self, baselineArgs, s, workDir, checkConsistency: false).ConfigureAwait(false);
+            Console.WriteLine($"e2e: {s.Name}: raw TCP ceiling over {s.Clients} sockets");
+            ceiling.Add(await RawCeiling.MeasureAsync(self, s.Clients, 1, CeilingDuration).ConfigureAwait(false));
+            ceiling.Add(await RawCeiling.MeasureAsync(self, s.Clients, RawCeilingFramesPerWrite, CeilingDuration).ConfigureAwait(false));
+        }
+
+        var report = new ScenarioReport { Scenario = s, Daemon = daemon, Baseline = baseline, Ceiling = ceiling };
+        return report with { Checks = Budgets.Check(s.Budgets, daemon, report.BaselineRatio) };
+    }
+
+    private static async Task<LoadResult> MeasureAsync(string name, string dll, string[] args, Scenario s, string workDir, bool checkConsistency)
+    {
+        // A fresh folder per server: the daemon's storage must not warm-start from another scenario's prices.
+        var serverDir = Path.Combine(workDir, $"{s.Name}-{name}");
+        if (Directory.Exists(serverDir))
+        {
+            Directory.Delete(serverDir, recursive: true);
+        }
+
+        Directory.CreateDirectory(serverDir);
+        await using var server = await ServerProcess.StartAsync(dll, serverDir, args).ConfigureAwait(false);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        var keys = await LoadRun.GetInstrumentKeysAsync(http, server.BaseUri).ConfigureAwait(false);
+        await Task.Delay(SettleTime).ConfigureAwait(false);
+        var rssBefore = server.RssBytes;
+
+        var connecting = Stopwatch.StartNew();
+        await using var run = await LoadRun.ConnectAsync(server.BaseUri, keys, s.Clients, s.SubscriptionsPerClient, CancellationToken.None).ConfigureAwait(false);
+        var connectSeconds = connecting.Elapsed.TotalSeconds;
+        await Task.Delay(SettleTime).ConfigureAwait(false);
+        var rssConnected = server.RssBytes;
+        Console.WriteLine($"e2e: {s.Name}/{name}: {run.Connections:N0} connections subscribed in {connectSeconds:F1} s; measuring {s.MeasureSeconds} s");
+
+        await Task.Delay(TimeSpan.FromSeconds(s.WarmupSeconds)).ConfigureAwait(false);
+        var cpuBefore = server.CpuTime;
+        var clientCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+        run.StartMeasuring();
+        await Task.Delay(TimeSpan.FromSeconds(s.MeasureSeconds)).ConfigureAwait(false);
+        run.StopMeasuring();
+        var measured = clock.Elapsed.TotalSeconds;
+        var cpu = (server.CpuTime - cpuBefore).TotalSeconds;
+        var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalSeconds;
+        var rss = server.RssBytes;
+
+        ConsistencyResult? consistency = null;
+        if (checkConsistency)
+        {
+            var daemonPrices = await GetPricesAsync(http, server.BaseUri).ConfigureAwait(false);
+            // A frame still in flight is not lost: the slowest delivery seen bounds how long one can be.
+            var grace = TimeSpan.FromMicroseconds(2 * run.Latency.MaxMicroseconds);
+            await Task.Delay(grace < MinConsistencyGrace ? MinConsistencyGrace : grace > MaxConsistencyGrace ? MaxConsistencyGrace : grace).ConfigureAwait(false);
+            run.Freeze();
+            // A receive loop may be inside a frame as the flag flips; give it time to finish that frame.
+            await Task.Delay(TimeSpan.FromMilliseconds(50)).ConfigureAwait(false);
+            consistency = Consistency.Check(daemonPrices, run.LastValues());
+        }
+
+        if (run.ProtocolErrors > 0 || run.OutOfOrderFrames > 0 || run.ClosedConnections > 0)
+        {
+            Console.WriteLine($"e2e: {s.Name}/{name}: {run.ProtocolErrors} protocol errors (first: {run.FirstProtocolError}), {run.OutOfOrderFrames} out-of-order frames, {run.ClosedConnections} connections closed by the server");
+        }
+
+        var latency = run.Latency;
+        return new LoadResult
+        {
+            Server = name,
+            Connections = run.Connections,
+            Subscriptions = run.Connections * s.SubscriptionsPerClient,
+            Instruments = keys.Count,
+            ConnectSeconds = connectSeconds,
+            MeasuredSeconds = measured,
+            FramesDelivered = run.FramesMeasured,
+            LatencySamples = latency.Count,
+            P50Ms = latency.Percentile(50) / 1000.0,
+            P99Ms = latency.Percentile(99) / 1000.0,
+            P999Ms = latency.Percentile(99.9) / 1000.0,
+            MaxMs = latency.MaxMicroseconds / 1000.0,
+            CpuSeconds = cpu,
+            ClientCpuSeconds = clientCpu,
+            RssMiB = rss / 1024.0 / 1024.0,
+            KiBPerIdleConnection = (rssConnected - rssBefore) / 1024.0 / run.Connections,
+            Consistency = consistency,
+        };
+    }
+
+    private static async Task<Dictionary<string, PriceVersion>> GetPricesAsync(HttpClient http, Uri baseUri)
+    {
+        using var document = JsonDocument.Parse(await http.GetStringAsync(new Uri(baseUri, "/api/prices")).ConfigureAwait(false));
+        return document.RootElement.EnumerateObject().ToDictionary(
+            static p => p.Name,
+            static p => new PriceVersion(p.Value.GetProperty("seq").GetInt64(), p.Value.GetProperty("last_price").GetDouble()),
+            StringComparer.Ordinal);
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "PriceDaemon.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        return Directory.GetCurrentDirectory();
+    }
+
+    private static string? Option(string[] args, string name)
+    {
+        var index = Array.IndexOf(args, name);
+        return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
+    }
+}

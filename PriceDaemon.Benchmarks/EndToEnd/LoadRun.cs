@@ -1,0 +1,254 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+
+namespace PriceDaemon.Benchmarks.EndToEnd;
+
+/// <summary>
+/// The clients of one run, all in this process: each subscribes to a contiguous run of instruments
+/// (wrapping), so every instrument has the same number of subscribers. Figures are kept per client by its
+/// own receive loop and summed at the end; only the latency histogram is shared.
+/// </summary>
+internal sealed class LoadRun : IAsyncDisposable
+{
+    private const int ConnectConcurrency = 64;
+    private static readonly TimeSpan SubscribeTimeout = TimeSpan.FromSeconds(60);
+
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _keyLookup;
+    private readonly List<LoadClient> _clients = [];
+    private volatile bool _measuring;
+    private volatile bool _frozen;
+    private string? _firstProtocolError;
+    private long _protocolErrors;
+
+    private LoadRun(IReadOnlyList<string> keys, int subscriptionsPerClient)
+    {
+        Keys = keys;
+        SubscriptionsPerClient = subscriptionsPerClient;
+        var byKey = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var i = 0; i < keys.Count; i++)
+        {
+            byKey[keys[i]] = i;
+        }
+
+        _keyLookup = byKey.GetAlternateLookup<ReadOnlySpan<char>>();
+    }
+
+    public IReadOnlyList<string> Keys { get; }
+
+    public int SubscriptionsPerClient { get; }
+
+    public LatencyHistogram Latency { get; } = new();
+
+    public bool Measuring => _measuring;
+
+    /// <summary>While set, clients keep reading but stop updating their last values, so they can be read whole.</summary>
+    public bool Frozen => _frozen;
+
+    public int Connections => _clients.Count;
+
+    public long FramesMeasured => _clients.Sum(static c => c.FramesMeasured);
+
+    public long OutOfOrderFrames => _clients.Sum(static c => c.OutOfOrder);
+
+    public long ProtocolErrors => Interlocked.Read(ref _protocolErrors);
+
+    public string? FirstProtocolError => _firstProtocolError;
+
+    public int ClosedConnections => _clients.Count(static c => c.Closed);
+
+    /// <summary>Instrument keys the server lists at <c>GET /api/instruments</c>, in its order.</summary>
+    public static async Task<IReadOnlyList<string>> GetInstrumentKeysAsync(HttpClient http, Uri baseUri)
+    {
+        using var document = JsonDocument.Parse(await http.GetStringAsync(new Uri(baseUri, "/api/instruments")).ConfigureAwait(false));
+        return [.. document.RootElement.EnumerateArray().Select(static i => i.GetProperty("instrument_key").GetString()!)];
+    }
+
+    /// <summary>Connects and subscribes every client; returns when each has its subscription ack.</summary>
+    public static async Task<LoadRun> ConnectAsync(Uri baseUri, IReadOnlyList<string> keys, int clients, int subscriptionsPerClient, CancellationToken ct)
+    {
+        if (subscriptionsPerClient > keys.Count)
+        {
+            throw new InvalidOperationException($"{subscriptionsPerClient} subscriptions per client, but the server lists only {keys.Count} instruments");
+        }
+
+        var run = new LoadRun(keys, subscriptionsPerClient);
+        for (var i = 0; i < clients; i++)
+        {
+            run._clients.Add(new LoadClient(run, i, i * subscriptionsPerClient % keys.Count, subscriptionsPerClient));
+        }
+
+        var endpoint = new IPEndPoint(IPAddress.Parse(baseUri.Host), baseUri.Port);
+        try
+        {
+            await Parallel.ForEachAsync(run._clients, new ParallelOptions { MaxDegreeOfParallelism = ConnectConcurrency, CancellationToken = ct }, async (client, token) =>
+            {
+                await client.ConnectAsync(endpoint, token).ConfigureAwait(false);
+                await client.Subscribed.WaitAsync(SubscribeTimeout, token).ConfigureAwait(false);
+            }).ConfigureAwait(false);
+        }
+        catch
+        {
+            await run.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        return run;
+    }
+
+    public void StartMeasuring() => _measuring = true;
+
+    public void StopMeasuring() => _measuring = false;
+
+    public void Freeze() => _frozen = true;
+
+    public IEnumerable<ClientLastValue> LastValues() => _clients.SelectMany(static c => c.LastValues());
+
+    /// <summary>Global instrument index of a key received in a frame, or -1.</summary>
+    public int IndexOf(ReadOnlySpan<byte> utf8Key)
+    {
+        Span<char> chars = stackalloc char[128];
+        if (utf8Key.Length > chars.Length)
+        {
+            return -1;
+        }
+
+        var length = Encoding.UTF8.GetChars(utf8Key, chars);
+        return _keyLookup.TryGetValue(chars[..length], out var index) ? index : -1;
+    }
+
+    public void OnProtocolError(string message)
+    {
+        if (Interlocked.Increment(ref _protocolErrors) == 1)
+        {
+            _firstProtocolError = message;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var client in _clients)
+        {
+            client.Dispose();
+        }
+
+        await Task.WhenAll(_clients.Select(static c => c.ReceiveLoop)).ConfigureAwait(false);
+    }
+}
+
+/// <summary>One connection's subscriptions and what it last received for each.</summary>
+internal sealed class LoadClient : IDisposable
+{
+    private readonly LoadRun _run;
+    private readonly int _first;
+    private readonly long[] _seq;
+    private readonly double[] _price;
+    private readonly TaskCompletionSource _subscribed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private RawWebSocketClient? _connection;
+
+    public LoadClient(LoadRun run, int index, int firstInstrument, int subscriptions)
+    {
+        _run = run;
+        Index = index;
+        _first = firstInstrument;
+        _seq = new long[subscriptions];
+        _price = new double[subscriptions];
+    }
+
+    public int Index { get; }
+
+    public Task Subscribed => _subscribed.Task;
+
+    public Task ReceiveLoop => _connection?.ReceiveLoop ?? Task.CompletedTask;
+
+    /// <summary>Price frames received while the run was measuring; written only by this client's receive loop.</summary>
+    public long FramesMeasured { get; private set; }
+
+    /// <summary>Frames older than one already received for the same instrument: the daemon promises none.</summary>
+    public long OutOfOrder { get; private set; }
+
+    public bool Closed { get; private set; }
+
+    public static long UnixMicrosecondsNow() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) / 10;
+
+    public async Task ConnectAsync(IPEndPoint endpoint, CancellationToken ct)
+    {
+        _connection = await RawWebSocketClient.ConnectAsync(endpoint, "/api/ws/prices", this, ct).ConfigureAwait(false);
+        _connection.StartReceiving();
+        var keys = Enumerable.Range(0, _seq.Length).Select(i => JsonSerializer.Serialize(_run.Keys[(_first + i) % _run.Keys.Count]));
+        var subscribe = Encoding.UTF8.GetBytes($"{{\"action\":\"subscribe\",\"instruments\":[{string.Join(',', keys)}]}}");
+        await _connection.SendTextAsync(subscribe, ct).ConfigureAwait(false);
+    }
+
+    public void OnMessage(ReadOnlySpan<byte> json, long receivedUs)
+    {
+        switch (PriceUpdateScanner.Classify(json))
+        {
+            case ServerMessageKind.PriceUpdate:
+                OnPriceUpdate(json, receivedUs);
+                break;
+            case ServerMessageKind.Subscribed:
+                _subscribed.TrySetResult();
+                break;
+        }
+    }
+
+    public void OnProtocolError(string message) => _run.OnProtocolError($"client {Index}: {message}");
+
+    public void OnClosed()
+    {
+        Closed = true;
+        _subscribed.TrySetException(new IOException($"client {Index}: the connection closed before the subscription was acknowledged"));
+    }
+
+    public IEnumerable<ClientLastValue> LastValues()
+    {
+        for (var slot = 0; slot < _seq.Length; slot++)
+        {
+            var key = _run.Keys[(_first + slot) % _run.Keys.Count];
+            yield return new ClientLastValue(Index, key, _seq[slot] == 0 ? null : new PriceVersion(_seq[slot], _price[slot]));
+        }
+    }
+
+    public void Dispose() => _connection?.Dispose();
+
+    private void OnPriceUpdate(ReadOnlySpan<byte> json, long receivedUs)
+    {
+        if (!PriceUpdateScanner.TryScan(json, out var update))
+        {
+            OnProtocolError($"unreadable price_update: {Encoding.UTF8.GetString(json)}");
+            return;
+        }
+
+        var index = _run.IndexOf(update.InstrumentKey);
+        var slot = index < 0 ? -1 : (index - _first + _run.Keys.Count) % _run.Keys.Count;
+        if (slot < 0 || slot >= _seq.Length)
+        {
+            OnProtocolError($"price_update for an instrument it did not subscribe to: {Encoding.UTF8.GetString(update.InstrumentKey)}");
+            return;
+        }
+
+        var first = _seq[slot] == 0;
+        if (update.Seq < _seq[slot])
+        {
+            OutOfOrder++;
+        }
+
+        if (!_run.Frozen)
+        {
+            _seq[slot] = update.Seq;
+            _price[slot] = update.LastPrice;
+        }
+
+        if (_run.Measuring)
+        {
+            FramesMeasured++;
+            // The first frame of a subscription is the snapshot sent on subscribe: its timestamp is the
+            // cached price's, not a fresh tick's.
+            if (!first)
+            {
+                _run.Latency.Record(receivedUs - update.TimestampUs);
+            }
+        }
+    }
+}

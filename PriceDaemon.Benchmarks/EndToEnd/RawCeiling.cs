@@ -1,0 +1,150 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using PriceDaemon.Feeds;
+using PriceDaemon.Instruments;
+using PriceDaemon.Pipeline;
+
+namespace PriceDaemon.Benchmarks.EndToEnd;
+
+/// <summary>
+/// What the machine can do with no WebSocket server at all: a child process (<c>raw-sender</c>) writes the
+/// same price_update frame bytes to the same number of plain loopback TCP sockets, one frame per write or
+/// several per write, from one thread per core; this process reads them back. The sender's own CPU per
+/// frame is the floor the daemon's CPU per delivered frame is compared with.
+/// </summary>
+internal static class RawCeiling
+{
+    private const string ResultPrefix = "raw-sender result ";
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>A daemon frame for a synthetic instrument, WebSocket-framed as the daemon sends it.</summary>
+    public static byte[] Frame()
+    {
+        var instrument = new Instrument(0, "NSE_EQ|SYN0000001", "SYN0000001", "Synthetic instrument 0000001", 2450);
+        var tick = new Tick(0, 2451.55, 15_000_123, LoadClient.UnixMicrosecondsNow(), 0, PriceSource.Simulated);
+        var payload = new FrameEncoder(microseconds: true).Encode(instrument, tick, 42, 2450).Utf8;
+        var frame = new byte[payload.Length + 4];
+        return frame[..WebSocketFrameParser.WriteServerFrame(frame, WebSocketOpcode.Text, payload)];
+    }
+
+    public static async Task<CeilingResult> MeasureAsync(string benchmarksDll, int connections, int framesPerWrite, TimeSpan duration)
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1024);
+        var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
+
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in new[] { benchmarksDll, "raw-sender", "--port", Inv(port), "--connections", Inv(connections), "--frames-per-write", Inv(framesPerWrite), "--seconds", Inv(duration.TotalSeconds) })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var sender = Process.Start(info)!;
+        var output = sender.StandardOutput.ReadToEndAsync();
+        var readers = new List<Task>(connections);
+        var sockets = new List<Socket>(connections);
+        using var connectTimeout = new CancellationTokenSource(ConnectTimeout);
+        for (var i = 0; i < connections; i++)
+        {
+            var socket = await listener.AcceptAsync(connectTimeout.Token).ConfigureAwait(false);
+            sockets.Add(socket);
+            readers.Add(DrainAsync(socket));
+        }
+
+        await sender.WaitForExitAsync().ConfigureAwait(false);
+        await Task.WhenAll(readers).ConfigureAwait(false);
+        foreach (var socket in sockets)
+        {
+            socket.Dispose();
+        }
+
+        var line = (await output.ConfigureAwait(false)).Split('\n').FirstOrDefault(static l => l.StartsWith(ResultPrefix, StringComparison.Ordinal))
+            ?? throw new InvalidOperationException($"raw-sender exited with {sender.ExitCode} and no result");
+        var fields = line[ResultPrefix.Length..].Split(' ').Select(static f => double.Parse(f, CultureInfo.InvariantCulture)).ToArray();
+        return new CeilingResult(framesPerWrite == 1 ? "one frame per write" : "batched", framesPerWrite, connections, (long)fields[0], fields[1], fields[2]);
+    }
+
+    /// <summary>The child side: connects, writes for the given time, prints frames, seconds and its CPU seconds.</summary>
+    public static int RunSender(string[] args)
+    {
+        var port = int.Parse(Option(args, "--port"), CultureInfo.InvariantCulture);
+        var connections = int.Parse(Option(args, "--connections"), CultureInfo.InvariantCulture);
+        var framesPerWrite = int.Parse(Option(args, "--frames-per-write"), CultureInfo.InvariantCulture);
+        var duration = TimeSpan.FromSeconds(double.Parse(Option(args, "--seconds"), CultureInfo.InvariantCulture));
+
+        var frame = Frame();
+        var write = new byte[frame.Length * framesPerWrite];
+        for (var i = 0; i < framesPerWrite; i++)
+        {
+            frame.CopyTo(write, i * frame.Length);
+        }
+
+        var sockets = new Socket[connections];
+        for (var i = 0; i < connections; i++)
+        {
+            sockets[i] = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            sockets[i].Connect(IPAddress.Loopback, port);
+        }
+
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+        var writers = Environment.ProcessorCount;
+        var writes = new long[writers];
+        Parallel.For(0, writers, new ParallelOptions { MaxDegreeOfParallelism = writers }, w =>
+        {
+            while (clock.Elapsed < duration)
+            {
+                for (var s = w; s < sockets.Length; s += writers)
+                {
+                    sockets[s].Send(write);
+                }
+
+                writes[w] += (sockets.Length - w + writers - 1) / writers;
+            }
+        });
+
+        var seconds = clock.Elapsed.TotalSeconds;
+        var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
+        foreach (var socket in sockets)
+        {
+            socket.Shutdown(SocketShutdown.Send);
+            socket.Dispose();
+        }
+
+        Console.WriteLine(Inv($"{ResultPrefix}{writes.Sum() * framesPerWrite} {seconds} {cpu}"));
+        return 0;
+    }
+
+    private static async Task DrainAsync(Socket socket)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false) > 0)
+            {
+            }
+        }
+        catch (SocketException)
+        {
+            // The sender reset the connection at exit.
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static string Option(string[] args, string name)
+    {
+        var index = Array.IndexOf(args, name);
+        return index >= 0 && index + 1 < args.Length ? args[index + 1] : throw new ArgumentException($"raw-sender needs {name}");
+    }
+
+    private static string Inv(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+
+    private static string Inv(double value) => value.ToString(CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,102 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace PriceDaemon.Benchmarks.EndToEnd;
+
+/// <summary>Budgets a scenario is held to; a null budget is reported, not checked.</summary>
+internal sealed record ScenarioBudgets
+{
+    public double? P99Ms { get; init; }
+
+    public double? CpuUsPerFrame { get; init; }
+
+    public int? MaxLostLastValues { get; init; }
+
+    public double? KiBPerIdleConnection { get; init; }
+
+    public double? MinBaselineRatio { get; init; }
+}
+
+/// <summary>One load shape from <c>config/latency-budgets.json</c>.</summary>
+internal sealed record Scenario
+{
+    public string Name { get; init; } = "";
+
+    public string Description { get; init; } = "";
+
+    public int Clients { get; init; }
+
+    public int SubscriptionsPerClient { get; init; }
+
+    /// <summary>Generated instruments added to the embedded NIFTY 50 (<c>Feed:Simulated:SyntheticInstruments</c>).</summary>
+    public int SyntheticInstruments { get; init; }
+
+    public int TickMinMs { get; init; }
+
+    public int TickMaxMs { get; init; }
+
+    public int ThrottleMs { get; init; }
+
+    public int MaxSubscriptionsPerConnection { get; init; } = 100;
+
+    /// <summary>
+    /// What the latency budget holds, in the report's words. The wire carries only the tick's time, so the
+    /// harness measures total latency (throttle wait included); <see cref="Validate"/> keeps ticks no faster
+    /// than the throttle window, where no tick waits and total latency is the pipeline's own.
+    /// </summary>
+    public string LatencyNote { get; init; } = "";
+
+    public int WarmupSeconds { get; init; } = 3;
+
+    public int MeasureSeconds { get; init; } = 20;
+
+    /// <summary>Run the guide-style baseline server and the raw TCP ceiling under the same load.</summary>
+    public bool Compare { get; init; }
+
+    public ScenarioBudgets Budgets { get; init; } = new();
+
+    public IEnumerable<string> Validate()
+    {
+        if (Clients < 1 || SubscriptionsPerClient < 1)
+        {
+            yield return $"{Name}: clients and subscriptionsPerClient must be at least 1";
+        }
+
+        if (TickMinMs < 1 || TickMaxMs < TickMinMs)
+        {
+            yield return $"{Name}: tickMinMs must be at least 1 and not above tickMaxMs";
+        }
+
+        if (TickMinMs < ThrottleMs)
+        {
+            yield return $"{Name}: ticks every {TickMinMs} ms are faster than the {ThrottleMs} ms throttle window; the harness can only measure total latency, so keep tickMinMs >= throttleMs";
+        }
+
+        if (SubscriptionsPerClient > MaxSubscriptionsPerConnection)
+        {
+            yield return $"{Name}: subscriptionsPerClient exceeds maxSubscriptionsPerConnection";
+        }
+
+        if (MeasureSeconds < 1)
+        {
+            yield return $"{Name}: measureSeconds must be at least 1";
+        }
+    }
+}
+
+internal sealed record ScenarioFile
+{
+    public IReadOnlyList<Scenario> Scenarios { get; init; } = [];
+
+    public static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public static ScenarioFile Parse(string json) =>
+        JsonSerializer.Deserialize<ScenarioFile>(json, JsonOptions) ?? throw new InvalidDataException("latency budgets file is empty");
+}

@@ -1,0 +1,90 @@
+using PriceDaemon.Benchmarks.Allocations;
+using PriceDaemon.Benchmarks.EndToEnd;
+
+namespace PriceDaemon.Tests.Benchmarks;
+
+/// <summary>What the harness reads: BenchmarkDotNet results, /proc, and the budget files shipped in config/.</summary>
+public sealed class HarnessInputsTests
+{
+    private const string BriefReport = """
+        {"Title":"x","Benchmarks":[
+          {"Type":"FanOutBenchmarks","Method":"Publish_KeepingUpSessions","Parameters":"Sessions=10","Memory":{"BytesAllocatedPerOperation":0}},
+          {"Type":"FrameEncodingBenchmarks","Method":"Encode","Parameters":"","Memory":{"BytesAllocatedPerOperation":400}},
+          {"Type":"NewBenchmarks","Method":"Run","Parameters":"","Memory":{"BytesAllocatedPerOperation":8}},
+          {"Type":"FailedBenchmarks","Method":"Run","Parameters":""}
+        ]}
+        """;
+
+    [Test]
+    public void AllocationCheck_ReportsOverBudgetAndUnbudgetedBenchmarks()
+    {
+        var budgets = AllocationCheck.ParseBudgets("""
+            {"budgets":[
+              {"benchmark":"FanOutBenchmarks.Publish_KeepingUpSessions","maxBytesPerOp":0,"why":"no allocation"},
+              {"benchmark":"FrameEncodingBenchmarks.Encode","maxBytesPerOp":320,"why":"one frame"}
+            ]}
+            """);
+
+        var violations = AllocationCheck.Check(budgets, AllocationCheck.ParseResults(BriefReport));
+
+        Assert.That(violations, Is.EqualTo(new[]
+        {
+            "FrameEncodingBenchmarks.Encode allocated 400 B/op, budget 320 B/op (one frame)",
+            "NewBenchmarks.Run allocated 8 B/op and has no budget in config/allocation-budgets.json",
+        }));
+    }
+
+    [Test]
+    public void AllocationCheck_ShippedBudgets_CoverEveryMicroBenchmark()
+    {
+        var budgets = AllocationCheck.ParseBudgets(File.ReadAllText(Path.Combine(RepositoryRoot(), "config", "allocation-budgets.json")));
+        var benchmarks = typeof(AllocationCheck).Assembly.GetTypes()
+            .SelectMany(static t => t.GetMethods())
+            .Where(static m => m.IsDefined(typeof(BenchmarkDotNet.Attributes.BenchmarkAttribute), false))
+            .Select(static m => $"{m.DeclaringType!.Name}.{m.Name}");
+
+        Assert.That(budgets.Select(static b => b.Benchmark), Is.EquivalentTo(benchmarks));
+    }
+
+    [Test]
+    public void Scenarios_ShippedBudgetsParseAndValidate()
+    {
+        var file = ScenarioFile.Parse(File.ReadAllText(Path.Combine(RepositoryRoot(), "config", "latency-budgets.json")));
+
+        Assert.That(file.Scenarios.Select(static s => s.Name), Is.EqualTo(new[] { "seed", "campus-peak", "market-open", "wide" }));
+        Assert.That(file.Scenarios.SelectMany(static s => s.Validate()), Is.Empty);
+        Assert.That(file.Scenarios[1].Budgets, Is.EqualTo(new ScenarioBudgets { P99Ms = 5, CpuUsPerFrame = 2, MaxLostLastValues = 0, MinBaselineRatio = 5 }));
+    }
+
+    [Test]
+    public void Scenario_Validate_RefusesTicksFasterThanTheThrottleWindow()
+    {
+        var scenario = new Scenario { Name = "x", Clients = 1, SubscriptionsPerClient = 1, TickMinMs = 100, TickMaxMs = 200, ThrottleMs = 250 };
+        Assert.That(scenario.Validate().Single(), Does.StartWith("x: ticks every 100 ms are faster than the 250 ms throttle window"));
+    }
+
+    [Test]
+    public void ProcFs_ParsesCpuTicks_WhenCommandNameHasSpacesAndParentheses()
+    {
+        const string stat = "4242 (dotnet (x) y) S 1 4242 4242 0 -1 4194560 1000 0 0 0 1234 567 0 0 20 0 30 0 100 300000000 20000 18446744073709551615";
+        Assert.That(ProcFs.ParseCpuTicks(stat), Is.EqualTo(1234 + 567));
+    }
+
+    [Test]
+    public void ProcFs_ParsesVmRss()
+    {
+        const string status = "Name:\tdotnet\nVmPeak:\t  300000 kB\nVmRSS:\t   96832 kB\nThreads:\t20\n";
+        Assert.That(ProcFs.ParseRssKiB(status), Is.EqualTo(96_832));
+    }
+
+    private static string RepositoryRoot()
+    {
+        var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
+        while (!File.Exists(Path.Combine(dir.FullName, "PriceDaemon.sln")))
+        {
+            dir = dir.Parent ?? throw new DirectoryNotFoundException("PriceDaemon.sln not found above the test directory");
+        }
+
+        return dir.FullName;
+    }
+}

@@ -1,0 +1,59 @@
+using System.Text;
+using PriceDaemon.Benchmarks.EndToEnd;
+using PriceDaemon.Feeds;
+using PriceDaemon.Instruments;
+using PriceDaemon.Pipeline;
+
+namespace PriceDaemon.Tests.Benchmarks;
+
+public sealed class PriceUpdateScannerTests
+{
+    [Test]
+    public void TryScan_ReadsTheDaemonsOwnFrame()
+    {
+        var instrument = new Instrument(0, "NSE_EQ|INE002A01018", "RELIANCE", "Reliance", 2450);
+        var timeUs = 1_768_818_600_123_456L;
+        var frame = new FrameEncoder(microseconds: true).Encode(instrument, new Tick(0, 2451.55, 15_000, timeUs, 0, PriceSource.Simulated), 42, 2450);
+
+        Assert.That(PriceUpdateScanner.Classify(frame.Utf8), Is.EqualTo(ServerMessageKind.PriceUpdate));
+        Assert.That(PriceUpdateScanner.TryScan(frame.Utf8, out var update), Is.True);
+        Assert.That(
+            (Encoding.UTF8.GetString(update.InstrumentKey), update.LastPrice, update.TimestampUs, update.Seq),
+            Is.EqualTo(("NSE_EQ|INE002A01018", 2451.55, timeUs, 42L)));
+    }
+
+    [Test]
+    public void TryScan_ReturnsFalse_WhenAFieldIsMissing()
+    {
+        var json = """{"type":"price_update","instrument_key":"A","data":{"last_price":1.5,"timestamp":"2026-01-19T10:30:00.123Z"}}"""u8;
+        Assert.That(PriceUpdateScanner.TryScan(json, out _), Is.False);
+    }
+
+    [Test]
+    public void Classify_TellsSubscribedAckFromOtherMessages()
+    {
+        Assert.That(
+            (PriceUpdateScanner.Classify("""{"type":"subscribed","action":"subscribe","instruments":[]}"""u8),
+             PriceUpdateScanner.Classify("""{"type":"status","status":"connected"}"""u8)),
+            Is.EqualTo((ServerMessageKind.Subscribed, ServerMessageKind.Other)));
+    }
+
+    [TestCase("2026-01-19T10:30:00.123Z", 1_768_818_600_123_000L)]
+    [TestCase("2026-01-19T10:30:00.123456Z", 1_768_818_600_123_456L)]
+    [TestCase("2026-01-19T10:30:00Z", 1_768_818_600_000_000L)]
+    [TestCase("2024-02-29T23:59:59.9999999Z", 1_709_251_199_999_999L)]
+    public void TryParseTimestamp_ReadsIsoUtc_ToUnixMicroseconds(string text, long expected)
+    {
+        Assert.That(PriceUpdateScanner.TryParseTimestamp(Encoding.ASCII.GetBytes(text), out var us), Is.True);
+        Assert.That(us, Is.EqualTo(expected));
+    }
+
+    [TestCase("2026-01-19 10:30:00.123Z")]
+    [TestCase("2026-02-30T10:30:00.123Z")]
+    [TestCase("2026-01-19T10:30:00.123+01:00")]
+    [TestCase("2026-01-19T10:30")]
+    public void TryParseTimestamp_ReturnsFalse_ForOtherForms(string text)
+    {
+        Assert.That(PriceUpdateScanner.TryParseTimestamp(Encoding.ASCII.GetBytes(text), out _), Is.False);
+    }
+}

@@ -1,0 +1,56 @@
+using System.Text.Json;
+using PriceDaemon.Benchmarks.EndToEnd;
+
+namespace PriceDaemon.Tests.Benchmarks;
+
+public sealed class ReportWriterTests
+{
+    private static readonly E2eReport Report = new(
+        new MachineInfo(2, "AMD EPYC", "Debian 12", ".NET 10"),
+        "dotnet run -c Release --project PriceDaemon.Benchmarks -- e2e --scenario campus-peak",
+        new DateTimeOffset(2026, 1, 19, 10, 30, 0, TimeSpan.Zero),
+        [
+            new ScenarioReport
+            {
+                Scenario = new Scenario { Name = "campus-peak", Description = "1,000 clients", SubscriptionsPerClient = 50, TickMinMs = 150, TickMaxMs = 250, ThrottleMs = 100, LatencyNote = "total", Budgets = new ScenarioBudgets { P99Ms = 5 } },
+                Daemon = new LoadResult { Connections = 1000, Instruments = 500, MeasuredSeconds = 10, FramesDelivered = 2_500_000, CpuSeconds = 5, P99Ms = 6.5, Consistency = new ConsistencyResult(50_000, 49_000, 1_000, 0, 0, []) },
+                Baseline = new LoadResult { MeasuredSeconds = 10, FramesDelivered = 400_000, CpuSeconds = 8 },
+                Ceiling = [new CeilingResult("one frame per write", 1, 1000, 2_000_000, 5, 4), new CeilingResult("batched", 16, 1000, 16_000_000, 5, 2)],
+                Checks = [new BudgetCheck("p99 latency (ms)", 6.5, "<=", 5, false), new BudgetCheck("lost last values", 0, "<=", 0, true)],
+                Notes = ["connections capped"],
+            },
+        ]);
+
+    [Test]
+    public void Markdown_RendersFiguresBudgetsRatiosAndVerdicts()
+    {
+        var markdown = ReportWriter.Markdown(Report);
+
+        Assert.That(markdown, Does.Contain("Machine: 2 cores, AMD EPYC"));
+        Assert.That(markdown, Does.Contain("| delivered frames/s | 250,000 | 40,000 | 400,000 | 3,200,000 | – |"));
+        Assert.That(markdown, Does.Contain("| latency p99 (ms) | 6.500 | 0.000 | – | – | <= 5 |"));
+        Assert.That(markdown, Does.Contain("| lost last values | 0 of 50,000 |"));
+        Assert.That(markdown, Does.Contain("Frames per CPU-second: 10.0x the baseline's."));
+        Assert.That(markdown, Does.Contain("Frames per CPU-second: 6.3% of the raw batched ceiling, 100% of one frame per write."));
+        Assert.That(markdown, Does.Contain("Note: connections capped."));
+        Assert.That(markdown, Does.Contain("- FAIL p99 latency (ms): 6.5 <= 5"));
+        Assert.That(markdown, Does.Contain("- PASS lost last values: 0 <= 0"));
+        Assert.That(markdown, Does.EndWith("BUDGETS MISSED: see the FAIL lines above." + Environment.NewLine));
+    }
+
+    [Test]
+    public void Json_CarriesDerivedFigures_ForTools()
+    {
+        using var json = JsonDocument.Parse(ReportWriter.Json(Report));
+        var scenario = json.RootElement.GetProperty("scenarios")[0];
+
+        Assert.That(
+            (scenario.GetProperty("scenario").GetProperty("name").GetString(),
+             scenario.GetProperty("daemon").GetProperty("framesPerSecond").GetDouble(),
+             scenario.GetProperty("daemon").GetProperty("cpuUsPerFrame").GetDouble(),
+             scenario.GetProperty("baselineRatio").GetDouble(),
+             scenario.GetProperty("passed").GetBoolean(),
+             json.RootElement.GetProperty("passed").GetBoolean()),
+            Is.EqualTo(("campus-peak", 250_000.0, 2.0, 10.0, false, false)));
+    }
+}
