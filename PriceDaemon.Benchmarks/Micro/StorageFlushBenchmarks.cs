@@ -20,7 +20,7 @@ public class StorageFlushBenchmarks
     private PriceCache _cache = null!;
     private PriceFrame[] _frames = [];
 
-    [Params(50, 500, 2_000)]
+    [Params(50, 500, 2_000, 5_000)]
     public int DirtyInstruments { get; set; }
 
     [GlobalSetup]
