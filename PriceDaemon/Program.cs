@@ -8,6 +8,7 @@ using PriceDaemon.Hosting;
 using PriceDaemon.Http;
 using PriceDaemon.Instruments;
 using PriceDaemon.Pipeline;
+using PriceDaemon.Security;
 using PriceDaemon.Sockets;
 using PriceDaemon.Storage;
 
@@ -95,6 +96,8 @@ public static partial class Program
                 : []));
         services.AddSingleton<IValidateOptions<ThrottleOptions>>(new SectionValidator<ThrottleOptions>(ThrottleOptions.Section));
         services.AddSingleton<IValidateOptions<LimitsOptions>>(new SectionValidator<LimitsOptions>(LimitsOptions.Section));
+        // Auth, origins and per-user limits; refuses anonymous listening beyond loopback at start-up.
+        services.AddDaemonSecurity(builder.Configuration);
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<StorageOptions>>(new SectionValidator<StorageOptions>(StorageOptions.Section));
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
@@ -117,10 +120,7 @@ public static partial class Program
         services.AddHostedService(static sp => sp.GetRequiredService<FanOutStage>());
         services.AddSingleton<ThrottleStage>();
         services.AddHostedService(static sp => sp.GetRequiredService<ThrottleStage>());
-        if (string.Equals(builder.Configuration["Feed:Source"], "Simulated", StringComparison.Ordinal))
-        {
-            services.AddSingleton<IFeedSource, SimulatedFeed>();
-        }
+        services.AddFeeds(builder.Configuration);
 
         services.AddHostedService<FeedService>();
         services.AddDaemonHealthChecks();

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
+using PriceDaemon.Feeds;
 using PriceDaemon.Pipeline;
 using PriceDaemon.Sockets;
 using PriceDaemon.Tests.Support;
@@ -20,6 +21,8 @@ public sealed class FanOutTests
     public async Task Update_IsSerializedOnce_AndTheSameBytesReachEverySubscriber()
     {
         await using var daemon = await TestDaemon.StartAsync();
+        // The test is the feed, and a connected one: a snapshot racing the live update is then the very same frame.
+        daemon.Services.GetRequiredService<FeedStatus>().Report(FeedState.Connected, "test feed");
         var index = daemon.Services.GetRequiredService<SubscriptionIndex>();
         var recorder = new RecordingSubscriber();
         var id = daemon.Id(Keys[0]);

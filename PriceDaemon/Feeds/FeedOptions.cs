@@ -6,9 +6,12 @@ public sealed class FeedOptions
 {
     public const string Section = "Feed";
 
-    /// <summary><c>Simulated</c> (default) or <c>None</c> (no feed: ticks come only from code that writes the ingest channel, as tests do).</summary>
+    /// <summary>
+    /// <c>Simulated</c> (default), <c>Upstox</c> (Market Data Feed V3), <c>Replay</c> (a tick file) or <c>None</c>
+    /// (no feed: ticks come only from code that writes the ingest channel, as tests do).
+    /// </summary>
     [Required]
-    [RegularExpression("^(Simulated|None)$", ErrorMessage = "must be Simulated or None")]
+    [RegularExpression("^(Simulated|Upstox|Replay|None)$", ErrorMessage = "must be Simulated, Upstox, Replay or None")]
     public string Source { get; set; } = "Simulated";
 
     /// <summary>CSV of the instrument universe; empty uses the embedded NIFTY 50 list.</summary>
@@ -24,7 +27,20 @@ public sealed class FeedOptions
     /// </summary>
     public bool MicrosecondTimestamps { get; set; }
 
+    /// <summary>
+    /// A live feed that delivers nothing (no data, no ping) for this long while the market is open is declared
+    /// stalled and reconnected. 0 turns the watchdog off.
+    /// </summary>
+    [Range(0, 86_400)]
+    public int StallSeconds { get; set; } = 30;
+
     public SimulatedFeedOptions Simulated { get; set; } = new();
+
+    public Upstox.UpstoxFeedOptions Upstox { get; set; } = new();
+
+    public Replay.ReplayFeedOptions Replay { get; set; } = new();
+
+    public Replay.RecordOptions Record { get; set; } = new();
 }
 
 public sealed class SimulatedFeedOptions

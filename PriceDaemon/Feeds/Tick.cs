@@ -19,10 +19,15 @@ public enum PriceSource : byte
 /// <param name="ExchangeTimeUs">Exchange (or simulated) trade time, Unix microseconds UTC.</param>
 /// <param name="ReceivedTimestamp">When the daemon received it, from <see cref="TimeProvider.GetTimestamp"/>.</param>
 /// <param name="Source">Which kind of feed produced it.</param>
+/// <param name="PreviousClose">
+/// The previous day's close when the feed knows it (Upstox's <c>cp</c>); 0 keeps the close the pipeline already
+/// has (stored, else the instrument's reference price) for <c>change_percent</c>.
+/// </param>
 public readonly record struct Tick(
     int InstrumentId,
     double LastPrice,
     long Volume,
     long ExchangeTimeUs,
     long ReceivedTimestamp,
-    PriceSource Source);
+    PriceSource Source,
+    double PreviousClose = 0);

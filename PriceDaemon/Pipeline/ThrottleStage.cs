@@ -129,6 +129,11 @@ public sealed class ThrottleStage : BackgroundService
         _metrics.TicksReceived++;
         ref var s = ref _state[tick.InstrumentId];
         s.Pending = tick;
+        if (tick.PreviousClose > 0)
+        {
+            s.PreviousClose = tick.PreviousClose; // the feed's own close (Upstox cp) beats the stored one
+        }
+
         if (s.Scheduled)
         {
             _metrics.TicksCoalesced++;

@@ -10,6 +10,47 @@ public sealed class LimitsOptions
     [Range(1, 100_000)]
     public int MaxSubscriptionsPerConnection { get; set; } = 100;
 
+    /// <summary>Instruments one user may hold across all of their connections (the original guide's 100).</summary>
+    [Range(1, 100_000)]
+    public int MaxSubscriptionsPerUser { get; set; } = 100;
+
+    /// <summary>
+    /// Subscribe or unsubscribe messages one user may send per <see cref="SubscriptionChangeWindowSeconds"/>
+    /// (the guide's 10 a minute); more get <c>rate_limited</c> with <c>retry_after_ms</c> and change nothing.
+    /// </summary>
+    [Range(1, 100_000)]
+    public int SubscriptionChangesPerWindow { get; set; } = 10;
+
+    [Range(1, 3600)]
+    public int SubscriptionChangeWindowSeconds { get; set; } = 60;
+
+    /// <summary>A connection with no client message for this long is closed with 1000 "idle timeout". 0 turns it off.</summary>
+    [Range(0, 7 * 24 * 3600)]
+    public int IdleTimeoutSeconds { get; set; } = 3600;
+
+    /// <summary>Unparseable messages one connection may send in a minute before it is closed with 1008. 0 never closes.</summary>
+    [Range(0, 100_000)]
+    public int MaxBadMessagesPerMinute { get; set; } = 20;
+
+    /// <summary>Open price sockets in all; one more gets HTTP 503 before the upgrade. Each idle socket costs about 16 KiB.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxConnections { get; set; } = 50_000;
+
+    /// <summary>Open sockets one user may hold (tabs, devices); one more gets HTTP 429.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxConnectionsPerUser { get; set; } = 20;
+
+    /// <summary>Open sockets from one IP address, whoever the users are; one more gets HTTP 429. Campus NAT puts many users behind one address.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxConnectionsPerIp { get; set; } = 1000;
+
+    /// <summary>
+    /// Anonymous peers on a loopback address (a reverse proxy, local tools, the benchmark harness) are one user
+    /// per connection rather than one user for the whole machine, and the per-IP limit does not apply to
+    /// loopback. Off: anonymous loopback peers share one user, like any other address.
+    /// </summary>
+    public bool ExemptLoopback { get; set; } = true;
+
     /// <summary>Largest client message; a bigger one closes the socket with 1009.</summary>
     [Range(256, 16 * 1024 * 1024)]
     public int MaxMessageBytes { get; set; } = 16 * 1024;

@@ -11,4 +11,9 @@ internal sealed partial class PriceSession
     [LoggerMessage(EventId = 302, Level = LogLevel.Debug, Message = "WebSocket error on connection {ConnectionId} from {RemoteAddress} ({Loop}): {Error}")]
     private partial void LogSocketError(long connectionId, string remoteAddress, string loop, string error);
 
+    [LoggerMessage(EventId = 303, Level = LogLevel.Information, Message = "Closing connection {ConnectionId} from {RemoteAddress}: token expired")]
+    private partial void LogTokenExpired(long connectionId, string remoteAddress);
+
+    [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "Closing connection {ConnectionId} from {RemoteAddress}: more than {Limit} bad messages in a minute")]
+    private partial void LogTooManyBadMessages(long connectionId, string remoteAddress, int limit);
 }

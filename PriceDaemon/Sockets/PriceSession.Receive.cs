@@ -64,6 +64,7 @@ internal sealed partial class PriceSession
                         return;
                     }
 
+                    MessageReceived();
                     Handle(buffer.AsSpan(0, count));
                 }
                 finally
@@ -85,15 +86,43 @@ internal sealed partial class PriceSession
 
             BeginClose(WebSocketCloseStatus.EndpointUnavailable, "");
         }
+        finally
+        {
+            // Nothing is handled after the receive loop: the feed may let go of what only this client wanted.
+            foreach (var instrumentId in _subscriptions.Keys)
+            {
+                _services.Upstream.Release(instrumentId);
+            }
+        }
     }
 
     private void Handle(ReadOnlySpan<byte> message)
     {
+        if (IsClosing)
+        {
+            // Closing: what the client still sends changes nothing and earns no answer.
+            return;
+        }
+
         var error = ClientMessageParser.Parse(message, out var action, _keys);
         if (error is { } e)
         {
             Interlocked.Increment(ref _services.Metrics.ClientErrors);
             EnqueueControl(ControlFrames.Error(e.Code, e.Message));
+            if (OverBadMessageBudget())
+            {
+                LogTooManyBadMessages(Id, Remote, _services.Limits.MaxBadMessagesPerMinute);
+                BeginClose(WebSocketCloseStatus.PolicyViolation, "too many bad messages");
+            }
+
+            return;
+        }
+
+        // Counted per user, not per connection: opening more sockets buys no more changes.
+        if (!_client.User.TryChangeSubscriptions(out var retryAfter))
+        {
+            Interlocked.Increment(ref _services.Metrics.ClientErrors);
+            EnqueueControl(RateLimitedFrame(retryAfter));
             return;
         }
 
@@ -116,6 +145,8 @@ internal sealed partial class PriceSession
                 {
                     _services.Index.Remove(subscription);
                     subscription.MarkRemoved();
+                    _client.User.RemoveSubscriptions(1);
+                    _services.Upstream.Release(instrument.Id);
                 }
 
                 continue;
@@ -126,9 +157,18 @@ internal sealed partial class PriceSession
                 continue;
             }
 
-            if (_subscriptions.Count >= _services.Limits.MaxSubscriptionsPerConnection)
+            // The connection's own cap first (it sizes the send queue), then the user's across connections.
+            if (_subscriptions.Count >= _services.Limits.MaxSubscriptionsPerConnection || !_client.User.TryAddSubscription())
             {
                 rejected.Add((key, ErrorCodes.SubscriptionLimit));
+                continue;
+            }
+
+            // The feed's own cap (Upstox allows so many instruments per connection): refused upstream, not by us.
+            if (!_services.Upstream.Acquire(instrument.Id))
+            {
+                _client.User.RemoveSubscriptions(1);
+                rejected.Add((key, Feeds.IUpstreamInterest.LimitCode));
                 continue;
             }
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.WebSockets;
 using System.Threading.Channels;
 using PriceDaemon.Pipeline;
+using PriceDaemon.Security;
 
 namespace PriceDaemon.Sockets;
 
@@ -37,7 +38,7 @@ internal sealed partial class PriceSession : ISubscriber
     private string _closeReason = "";
     private long _writeStartedAt; // 0 while not inside a socket write
 
-    public PriceSession(long id, WebSocket socket, BatchingStream? stream, Action abortConnection, string remote, SessionServices services)
+    public PriceSession(long id, WebSocket socket, BatchingStream? stream, Action abortConnection, string remote, SessionServices services, ClientIdentity client)
     {
         Id = id;
         Remote = remote;
@@ -47,6 +48,8 @@ internal sealed partial class PriceSession : ISubscriber
         _services = services;
         _logger = services.Logger;
         _controlMarker = new Subscription(this, -1);
+        _client = client;
+        _lastMessageAt = services.Time.GetTimestamp();
         _ready = Channel.CreateBounded<Subscription>(new BoundedChannelOptions((services.Limits.MaxSubscriptionsPerConnection * 2) + ControlQueueLimit)
         {
             FullMode = BoundedChannelFullMode.Wait, // never waited on: writers use TryWrite and treat "full" as overflow
@@ -73,6 +76,7 @@ internal sealed partial class PriceSession : ISubscriber
         var (state, message) = _services.FeedStatus.Current;
         EnqueueControl(ControlFrames.Status(state, message, _services.Cache.Epoch));
 
+        using var expiry = StartExpiryTimer();
         var send = SendLoopAsync();
         var receive = ReceiveLoopAsync();
         await Task.WhenAny(send, receive).ConfigureAwait(false);
@@ -105,6 +109,7 @@ internal sealed partial class PriceSession : ISubscriber
                 subscription.MarkRemoved();
             }
 
+            _client.User.RemoveSubscriptions(_subscriptions.Count);
             _subscriptions.Clear();
             _receiveStop.Dispose();
         }

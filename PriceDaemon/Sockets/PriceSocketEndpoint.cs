@@ -1,5 +1,6 @@
 using System.Net.WebSockets;
 using Microsoft.AspNetCore.Http.Features;
+using PriceDaemon.Security;
 
 namespace PriceDaemon.Sockets;
 
@@ -20,7 +21,7 @@ internal static partial class PriceSocketEndpoint
         return next(context);
     });
 
-    public static async Task HandleAsync(HttpContext context, SessionRegistry registry, SessionServices services, ILoggerFactory loggers)
+    public static async Task HandleAsync(HttpContext context, SessionRegistry registry, SessionServices services, ConnectionGate gate, ILoggerFactory loggers)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
@@ -37,16 +38,35 @@ internal static partial class PriceSocketEndpoint
             return;
         }
 
-        var keepAlive = TimeSpan.FromSeconds(services.Limits.KeepAliveSeconds);
-        var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+        // Origin, token and connection limits are all answered with an HTTP status before the upgrade.
+        var admission = await gate.AdmitAsync(context).ConfigureAwait(false);
+        if (admission.Client is not { } client)
         {
-            KeepAliveInterval = keepAlive,
-            KeepAliveTimeout = keepAlive == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : keepAlive,
-        }).ConfigureAwait(false);
+            context.Response.StatusCode = admission.StatusCode;
+            await context.Response.WriteAsJsonAsync(new Http.ErrorBody(admission.Code, admission.Message), Http.DaemonJsonContext.Relaxed.ErrorBody).ConfigureAwait(false);
+            return;
+        }
+
+        WebSocket socket;
+        try
+        {
+            var keepAlive = TimeSpan.FromSeconds(services.Limits.KeepAliveSeconds);
+            socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+            {
+                SubProtocol = client.Subprotocol,
+                KeepAliveInterval = keepAlive,
+                KeepAliveTimeout = keepAlive == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : keepAlive,
+            }).ConfigureAwait(false);
+        }
+        catch
+        {
+            gate.Release(client);
+            throw;
+        }
 
         var stream = (context.Features.Get<IHttpUpgradeFeature>() as BatchingUpgradeFeature)?.Stream;
         var remote = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort}";
-        var session = new PriceSession(registry.NextId(), socket, stream, context.Abort, remote, services);
+        var session = new PriceSession(registry.NextId(), socket, stream, context.Abort, remote, services, client);
         var logger = loggers.CreateLogger("PriceDaemon.Sockets.PriceSocketEndpoint");
         // Every line logged for this socket, from either loop, carries these properties.
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["ConnectionId"] = session.Id, ["RemoteAddress"] = remote });
@@ -59,6 +79,7 @@ internal static partial class PriceSocketEndpoint
         finally
         {
             registry.Remove(session);
+            gate.Release(client);
             socket.Dispose();
             LogDisconnected(logger, session.Id, remote, socket.CloseStatus ?? WebSocketCloseStatus.Empty);
         }

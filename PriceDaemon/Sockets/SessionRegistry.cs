@@ -19,6 +19,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger<SessionRegistry> _logger;
     private readonly long _slowConsumerTicks;
+    private readonly long _idleTicks; // 0: no idle timeout
     private ITimer? _sweeper;
     private long _nextId;
     private volatile bool _stopping;
@@ -38,6 +39,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
         _time = time;
         _logger = logger;
         _slowConsumerTicks = limits.Value.SlowConsumerSeconds * time.TimestampFrequency;
+        _idleTicks = limits.Value.IdleTimeoutSeconds * time.TimestampFrequency;
         lifetime.ApplicationStopping.Register(static s => ((SessionRegistry)s!).CloseAll(), this);
     }
 
@@ -120,6 +122,12 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
                 // It is not reading, so a close frame would never arrive: cut the connection.
                 session.Abort();
             }
+            else if (_idleTicks > 0 && !session.IsClosing && session.IsIdle(now, _idleTicks))
+            {
+                LogIdle(session.Id, session.Remote, _idleTicks / _time.TimestampFrequency);
+                // It still reads, so it gets a proper close: a client that was just quiet reconnects cleanly.
+                session.BeginClose(WebSocketCloseStatus.NormalClosure, "idle timeout");
+            }
         }
     }
 
@@ -128,4 +136,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
 
     [LoggerMessage(EventId = 311, Level = LogLevel.Warning, Message = "Closing slow consumer {ConnectionId} from {RemoteAddress}: no write completed in {Seconds} s")]
     private partial void LogSlowConsumer(long connectionId, string remoteAddress, long seconds);
+
+    [LoggerMessage(EventId = 312, Level = LogLevel.Information, Message = "Closing idle connection {ConnectionId} from {RemoteAddress}: no client message in {Seconds} s")]
+    private partial void LogIdle(long connectionId, string remoteAddress, long seconds);
 }

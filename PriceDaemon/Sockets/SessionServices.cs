@@ -16,8 +16,10 @@ internal sealed class SessionServices
         PipelineMetrics metrics,
         IOptions<LimitsOptions> limits,
         TimeProvider time,
-        ILoggerFactory loggers)
+        ILoggerFactory loggers,
+        IUpstreamInterest upstream)
     {
+        Upstream = upstream;
         Instruments = instruments;
         Index = index;
         Cache = cache;
@@ -27,6 +29,9 @@ internal sealed class SessionServices
         Time = time;
         Logger = loggers.CreateLogger("PriceDaemon.Sockets.PriceSession");
     }
+
+    /// <summary>Told of every subscription a client adds or drops (Upstox subscribes upstream only to what clients want).</summary>
+    public IUpstreamInterest Upstream { get; }
 
     public InstrumentRegistry Instruments { get; }
 

@@ -1,0 +1,90 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using PriceDaemon.Tests.Support;
+
+namespace PriceDaemon.Tests.Security;
+
+/// <summary>wss:// from Kestrel's standard endpoint configuration, with a certificate made here.</summary>
+public sealed class TlsTests
+{
+    private const string Reliance = "NSE_EQ|INE002A01018";
+
+    private string _folder = null!;
+
+    [SetUp]
+    public void SetUp() => _folder = Directory.CreateTempSubdirectory("pricedaemon-tls-").FullName;
+
+    [TearDown]
+    public void TearDown() => Directory.Delete(_folder, recursive: true);
+
+    [Test]
+    public async Task Wss_WithPemCertificateAndKey_ServesPrices()
+    {
+        using var certificate = SelfSigned();
+        var certPath = Path.Combine(_folder, "daemon.crt");
+        var keyPath = Path.Combine(_folder, "daemon.key");
+        await File.WriteAllTextAsync(certPath, certificate.ExportCertificatePem());
+        await File.WriteAllTextAsync(keyPath, certificate.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem());
+
+        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string>
+        {
+            ["Kestrel:Endpoints:Https:Url"] = "https://127.0.0.1:0",
+            ["Kestrel:Endpoints:Https:Certificate:Path"] = certPath,
+            ["Kestrel:Endpoints:Https:Certificate:KeyPath"] = keyPath,
+        });
+        await AssertServesOverTlsAsync(daemon, certificate);
+    }
+
+    [Test]
+    public async Task Wss_WithPasswordProtectedPfx_ServesPrices()
+    {
+        using var certificate = SelfSigned();
+        var pfxPath = Path.Combine(_folder, "daemon.pfx");
+        await File.WriteAllBytesAsync(pfxPath, certificate.Export(X509ContentType.Pfx, "s3cret"));
+
+        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string>
+        {
+            ["Kestrel:Endpoints:Https:Url"] = "https://127.0.0.1:0",
+            ["Kestrel:Endpoints:Https:Certificate:Path"] = pfxPath,
+            ["Kestrel:Endpoints:Https:Certificate:Password"] = "s3cret",
+        });
+        await AssertServesOverTlsAsync(daemon, certificate);
+    }
+
+    private static async Task AssertServesOverTlsAsync(TestDaemon daemon, X509Certificate2 certificate)
+    {
+        Assert.That(daemon.BaseUri.Scheme, Is.EqualTo("https"));
+        var wss = new Uri($"wss://{daemon.BaseUri.Authority}/api/ws/prices");
+        await daemon.TickAsync(Reliance, 1451.5);
+        X509Certificate? presented = null;
+        await using var client = await SecureClient.ConnectAsync(wss, o => o.RemoteCertificateValidationCallback = (_, cert, _, _) =>
+        {
+            presented = cert;
+            // Trust exactly the certificate this test made, nothing else.
+            return cert is not null && cert.GetCertHashString() == certificate.GetCertHashString();
+        });
+
+        Assert.That(presented, Is.Not.Null);
+        var ack = await client.SubscribeAckAsync(Reliance);
+        Assert.That(SecureClient.Keys(ack, "instruments"), Is.EqualTo(new[] { Reliance }));
+        await client.NextAsync("price_update");
+
+        // And a client that does not trust it gets no connection at all.
+        var (untrusting, _) = await SecureClient.TryConnectAsync(wss);
+        Assert.That(untrusting, Is.Null);
+    }
+
+    private static X509Certificate2 SelfSigned()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        names.AddDnsName("localhost");
+        request.CertificateExtensions.Add(names.Build());
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
+        var now = DateTimeOffset.UtcNow;
+        return request.CreateSelfSigned(now.AddMinutes(-5), now.AddDays(1));
+    }
+}

@@ -1,0 +1,111 @@
+using System.Threading.RateLimiting;
+
+namespace PriceDaemon.Security;
+
+/// <summary>
+/// A fixed-window limiter on the daemon's <see cref="TimeProvider"/>: <c>limit</c> permits from the first
+/// acquire until <c>window</c> later, then a fresh window. The framework's <c>FixedWindowRateLimiter</c> keeps
+/// its own clock and reports the whole window as Retry-After; this one reports the time actually left, and
+/// tests drive it with a fake clock.
+/// </summary>
+internal sealed class WindowRateLimiter : RateLimiter
+{
+    private static readonly RateLimitLease _granted = new Lease(null);
+
+    private readonly int _limit;
+    private readonly TimeSpan _window;
+    private readonly TimeProvider _time;
+    private readonly Lock _gate = new();
+    private long _windowStart;
+    private long _idleSince;
+    private int _used;
+
+    public WindowRateLimiter(int limit, TimeSpan window, TimeProvider time)
+    {
+        _limit = limit;
+        _window = window;
+        _time = time;
+        _idleSince = time.GetTimestamp();
+    }
+
+    /// <summary>How long every permit has been free; the partitioned limiter drops partitions idle for a while.</summary>
+    public override TimeSpan? IdleDuration
+    {
+        get
+        {
+            lock (_gate)
+            {
+                var now = _time.GetTimestamp();
+                if (_used > 0 && _time.GetElapsedTime(_windowStart, now) < _window)
+                {
+                    return null;
+                }
+
+                var since = _used > 0 ? _windowStart + (long)(_window.TotalSeconds * _time.TimestampFrequency) : _idleSince;
+                return now > since ? _time.GetElapsedTime(since, now) : TimeSpan.Zero;
+            }
+        }
+    }
+
+    public override RateLimiterStatistics? GetStatistics()
+    {
+        lock (_gate)
+        {
+            return new RateLimiterStatistics { CurrentAvailablePermits = Math.Max(0, _limit - _used) };
+        }
+    }
+
+    protected override RateLimitLease AttemptAcquireCore(int permitCount)
+    {
+        lock (_gate)
+        {
+            var now = _time.GetTimestamp();
+            if (_used > 0 && _time.GetElapsedTime(_windowStart, now) >= _window)
+            {
+                _used = 0;
+            }
+
+            if (_used + permitCount <= _limit)
+            {
+                if (_used == 0 && permitCount > 0)
+                {
+                    _windowStart = now;
+                }
+
+                _used += permitCount;
+                return _granted;
+            }
+
+            return new Lease(_window - _time.GetElapsedTime(_windowStart, now));
+        }
+    }
+
+    protected override ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(AttemptAcquireCore(permitCount));
+
+    private sealed class Lease : RateLimitLease
+    {
+        private readonly TimeSpan? _retryAfter;
+
+        public Lease(TimeSpan? retryAfter)
+        {
+            _retryAfter = retryAfter;
+        }
+
+        public override bool IsAcquired => _retryAfter is null;
+
+        public override IEnumerable<string> MetadataNames => _retryAfter is null ? [] : [MetadataName.RetryAfter.Name];
+
+        public override bool TryGetMetadata(string metadataName, out object? metadata)
+        {
+            if (_retryAfter is { } retryAfter && metadataName == MetadataName.RetryAfter.Name)
+            {
+                metadata = retryAfter;
+                return true;
+            }
+
+            metadata = null;
+            return false;
+        }
+    }
+}
