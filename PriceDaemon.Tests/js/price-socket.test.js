@@ -464,3 +464,18 @@ test('usePriceWebSocket shares one socket and counts each component\'s reference
   assert.deepEqual(sockets[0].sent.at(-1), { action: 'unsubscribe', instruments: [RELIANCE] });
   socket.close();
 });
+
+test('a rate-limited change is sent again, with everything referenced, once the daemon allows it', () => {
+  const { client, clock, last } = harness();
+  last().open();
+  client.subscribe([RELIANCE]);
+  client.subscribe([TCS]);
+  const socket = last();
+  const before = socket.sent.length;
+  socket.receive({ type: 'error', code: 'rate_limited', message: 'slow down', retry_after_ms: 2000 });
+  clock.advance(1999);
+  assert.equal(socket.sent.length, before, 'nothing is sent before the daemon allows it');
+  clock.advance(100);
+  assert.deepEqual(socket.sent.at(-1), { action: 'subscribe', instruments: [RELIANCE, TCS] });
+  client.close();
+});

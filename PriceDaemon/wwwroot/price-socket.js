@@ -111,6 +111,7 @@ export class PriceSocket {
     this._pendingFetch = new Set();
     this._socket = null;
     this._retryTimer = null;
+    this._resyncTimer = null;
     this._persistTimer = null;
     this._closed = false;
 
@@ -385,6 +386,10 @@ export class PriceSocket {
   close() {
     this._closed = true;
     this._clearRetry();
+    if (this._resyncTimer) {
+      this._clearTimeout(this._resyncTimer);
+      this._resyncTimer = null;
+    }
     if (this._persistTimer !== null) {
       this._clearTimeout(this._persistTimer);
       this._persistTimer = null;
@@ -413,6 +418,22 @@ export class PriceSocket {
       this._socket.send(JSON.stringify(message));
     }
     // Otherwise nothing is lost: every referenced key is sent again when the socket opens.
+  }
+
+  // A rate-limited change was not applied: once the daemon allows changes again, send everything still
+  // referenced in one message (subscribing a key twice is harmless), so the page gets what it asked for.
+  _resyncAfter(ms) {
+    if (this._resyncTimer) {
+      return;
+    }
+    this._resyncTimer = this._setTimeout(() => {
+      this._resyncTimer = null;
+      const keys = this.subscriptions;
+      if (keys.length > 0) {
+        this._log('resubscribe after rate limit', keys);
+        this._send({ action: 'subscribe', instruments: keys });
+      }
+    }, Math.max(0, ms) + 50);
   }
 
   _onOpen(socket) {
@@ -479,6 +500,9 @@ export class PriceSocket {
       case 'error': {
         this._log('server error', message.code, message.message);
         this._emit('server-error', { code: message.code, message: message.message, instruments: message.instruments ?? [] });
+        if (message.code === 'rate_limited') {
+          this._resyncAfter(message.retry_after_ms ?? 1000);
+        }
         return;
       }
       default:
