@@ -7,6 +7,7 @@ using PriceDaemon.Feeds;
 using PriceDaemon.Hosting;
 using PriceDaemon.Http;
 using PriceDaemon.Instruments;
+using PriceDaemon.Nats;
 using PriceDaemon.Pipeline;
 using PriceDaemon.Security;
 using PriceDaemon.Sockets;
@@ -121,6 +122,7 @@ public static partial class Program
         services.AddSingleton<ThrottleStage>();
         services.AddHostedService(static sp => sp.GetRequiredService<ThrottleStage>());
         services.AddFeeds(builder.Configuration);
+        services.AddNats(builder.Configuration); // after AddFeeds: an edge's feed, or a tap on the feed that publishes
 
         services.AddHostedService<FeedService>();
         services.AddDaemonHealthChecks();

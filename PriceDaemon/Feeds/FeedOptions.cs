@@ -7,11 +7,12 @@ public sealed class FeedOptions
     public const string Section = "Feed";
 
     /// <summary>
-    /// <c>Simulated</c> (default), <c>Upstox</c> (Market Data Feed V3), <c>Replay</c> (a tick file) or <c>None</c>
+    /// <c>Simulated</c> (default), <c>Upstox</c> (Market Data Feed V3), <c>Replay</c> (a tick file), <c>Nats</c> (an edge
+    /// fed by a publishing daemon over NATS, see <c>Nats:*</c>) or <c>None</c>
     /// (no feed: ticks come only from code that writes the ingest channel, as tests do).
     /// </summary>
     [Required]
-    [RegularExpression("^(Simulated|Upstox|Replay|None)$", ErrorMessage = "must be Simulated, Upstox, Replay or None")]
+    [RegularExpression("^(Simulated|Upstox|Replay|Nats|None)$", ErrorMessage = "must be Simulated, Upstox, Replay, Nats or None")]
     public string Source { get; set; } = "Simulated";
 
     /// <summary>CSV of the instrument universe; empty uses the embedded NIFTY 50 list.</summary>

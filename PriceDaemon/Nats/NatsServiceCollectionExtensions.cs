@@ -1,0 +1,84 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using PriceDaemon.Feeds;
+using PriceDaemon.Hosting;
+
+namespace PriceDaemon.Nats;
+
+public static class NatsServiceCollectionExtensions
+{
+    /// <summary>
+    /// The NATS roles, by configuration. <c>Feed:Source=Nats</c> makes an edge: the <see cref="NatsFeed"/> is the feed
+    /// and a warm start from the bucket runs before every other hosted service. <c>Nats:Publish=true</c> wraps the feed
+    /// that <see cref="FeedServiceCollectionExtensions.AddFeeds"/> registered so that its ticks are also published.
+    /// Call after <c>AddFeeds</c>. Without either, nothing touches NATS.
+    /// </summary>
+    public static IServiceCollection AddNats(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<NatsOptions>().BindConfiguration(NatsOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<NatsOptions>>(new SectionValidator<NatsOptions>(NatsOptions.Section, o => Problems(o, configuration)));
+        var edge = string.Equals(configuration["Feed:Source"], "Nats", StringComparison.Ordinal);
+        var publish = configuration.GetValue<bool>("Nats:Publish");
+        if (!edge && !publish)
+        {
+            return services;
+        }
+
+        services.TryAddSingleton<NatsMetrics>();
+        services.TryAddSingleton<NatsLink>();
+        services.AddHealthChecks().AddCheck<NatsHealthCheck>("nats", tags: ["ready"]);
+        if (edge)
+        {
+            services.AddSingleton<NatsFeed>();
+            services.AddSingleton<IFeedSource>(static sp => sp.GetRequiredService<NatsFeed>());
+            // First of all hosted services: the cache must hold the bucket's prices before the throttle stage continues
+            // their seqs and before the host reports ready (Kestrel and systemd's READY come after every StartAsync).
+            var first = services.TakeWhile(d => d.ServiceType != typeof(IHostedService)).Count();
+            services.Insert(first, ServiceDescriptor.Singleton<IHostedService, NatsWarmStart>());
+        }
+
+        if (publish && services.LastOrDefault(d => d.ServiceType == typeof(IFeedSource)) is { } feed && !edge)
+        {
+            services.AddSingleton<NatsPublisher>();
+            services.AddHostedService(static sp => sp.GetRequiredService<NatsPublisher>());
+            services.Remove(feed);
+            services.AddSingleton<IFeedSource>(sp => new PublishingFeedSource(Create(sp, feed), sp.GetRequiredService<NatsPublisher>()));
+        }
+
+        return services;
+    }
+
+    private static IFeedSource Create(IServiceProvider sp, ServiceDescriptor descriptor) =>
+        (IFeedSource)(descriptor.ImplementationInstance
+            ?? descriptor.ImplementationFactory?.Invoke(sp)
+            ?? ActivatorUtilities.CreateInstance(sp, descriptor.ImplementationType!));
+
+    private static IEnumerable<string> Problems(NatsOptions options, IConfiguration configuration)
+    {
+        if (options.Publish && string.Equals(configuration["Feed:Source"], "Nats", StringComparison.Ordinal))
+        {
+            yield return "Publish: must be false when Feed:Source=Nats (an edge would publish its own ticks back to itself)";
+        }
+
+        foreach (var url in options.Url.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("nats" or "tls" or "ws" or "wss"))
+            {
+                yield return $"Url: '{url}' is not a nats://host:port URL";
+            }
+        }
+
+        for (var i = 0; i < options.Subjects.Length; i++)
+        {
+            if (NatsSubjects.Problem(options.Subjects[i]) is { } problem)
+            {
+                yield return $"Subjects:{i}: {problem}";
+            }
+        }
+
+        if (options.ReconnectMinMs > options.ReconnectMaxMs)
+        {
+            yield return "ReconnectMinMs: must not exceed Nats:ReconnectMaxMs";
+        }
+    }
+}
