@@ -35,6 +35,8 @@ internal static class E2eCommand
         var selected = Option(args, "--scenario") ?? "all";
         var measureOverride = Option(args, "--measure-seconds") is { } m ? int.Parse(m, CultureInfo.InvariantCulture) : (int?)null;
         var compare = !args.Contains("--no-compare");
+        // Clients on an edge fed over NATS by an ingest daemon: the difference to a plain run is the NATS hop.
+        var viaNats = args.Contains("--via-nats");
 
         var file = ScenarioFile.Parse(await File.ReadAllTextAsync(budgetsPath).ConfigureAwait(false));
         var scenarios = file.Scenarios.Where(s => selected == "all" || s.Name == selected).ToList();
@@ -74,7 +76,14 @@ internal static class E2eCommand
                 s = s with { Clients = maxClients };
             }
 
-            var result = await RunScenarioAsync(s, daemonDll, workDir, compare && s.Compare).ConfigureAwait(false);
+            if (viaNats)
+            {
+                notes.Add("clients on an edge daemon (Feed:Source=Nats) fed by an ingest daemon over a local nats-server; latency includes the NATS hop");
+            }
+
+            var result = viaNats
+                ? await RunViaNatsAsync(s, daemonDll, workDir).ConfigureAwait(false)
+                : await RunScenarioAsync(s, daemonDll, workDir, compare && s.Compare).ConfigureAwait(false);
             reports.Add(result with { Notes = notes });
         }
 
@@ -92,17 +101,7 @@ internal static class E2eCommand
     private static async Task<ScenarioReport> RunScenarioAsync(Scenario s, string daemonDll, string workDir, bool compare)
     {
         Console.WriteLine($"e2e: {s.Name}: {s.Clients:N0} clients x {s.SubscriptionsPerClient} subscriptions");
-        string[] daemonArgs =
-        [
-            "--Feed:MicrosecondTimestamps=true",
-            "--Feed:Simulated:Seed=1",
-            $"--Feed:Simulated:SyntheticInstruments={s.SyntheticInstruments}",
-            $"--Feed:Simulated:MinIntervalMs={s.TickMinMs}",
-            $"--Feed:Simulated:MaxIntervalMs={s.TickMaxMs}",
-            $"--Throttle:MinIntervalMs={s.ThrottleMs}",
-            $"--Limits:MaxSubscriptionsPerConnection={s.MaxSubscriptionsPerConnection}",
-            "--Serilog:MinimumLevel:Default=Warning",
-        ];
+        var daemonArgs = DaemonArgs(s);
         var daemon = await MeasureAsync("PriceDaemon", daemonDll, daemonArgs, s, workDir, checkConsistency: true).ConfigureAwait(false);
 
         LoadResult? baseline = null;
@@ -120,6 +119,72 @@ internal static class E2eCommand
         var report = new ScenarioReport { Scenario = s, Daemon = daemon, Baseline = baseline, Ceiling = ceiling };
         return report with { Checks = Budgets.Check(s.Budgets, daemon, report.BaselineRatio) };
     }
+
+    private static async Task<ScenarioReport> RunViaNatsAsync(Scenario s, string daemonDll, string workDir)
+    {
+        Console.WriteLine($"e2e: {s.Name} via NATS: {s.Clients:N0} clients x {s.SubscriptionsPerClient} subscriptions on an edge");
+        var port = FreePort();
+        var natsDir = Directory.CreateDirectory(Path.Combine(workDir, $"{s.Name}-nats")).FullName;
+        using var nats = Process.Start(new ProcessStartInfo("nats-server", ["-js", "-a", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-sd", natsDir])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        }) ?? throw new InvalidOperationException("nats-server did not start (apt-get install nats-server)");
+        try
+        {
+            await WaitForPortAsync(port).ConfigureAwait(false);
+            var url = $"--Nats:Url=nats://127.0.0.1:{port}";
+            var ingestDir = Directory.CreateDirectory(Path.Combine(workDir, $"{s.Name}-ingest")).FullName;
+            await using var ingest = await ServerProcess.StartAsync(daemonDll, ingestDir, [.. DaemonArgs(s), "--Nats:Publish=true", url]).ConfigureAwait(false);
+            // The edge serves the clients; it re-encodes each tick with the ingest's microsecond timestamp.
+            var edge = await MeasureAsync("PriceDaemon edge", daemonDll, [.. DaemonArgs(s), "--Feed:Source=Nats", url], s, workDir, checkConsistency: true).ConfigureAwait(false);
+            var report = new ScenarioReport { Scenario = s, Daemon = edge, Baseline = null, Ceiling = [] };
+            return report with { Checks = Budgets.Check(s.Budgets, edge, report.BaselineRatio) };
+        }
+        finally
+        {
+            nats.Kill();
+            await nats.WaitForExitAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static async Task WaitForPortAsync(int port)
+    {
+        for (var attempt = 0; attempt < 200; attempt++)
+        {
+            try
+            {
+                using var probe = new System.Net.Sockets.TcpClient();
+                await probe.ConnectAsync(System.Net.IPAddress.Loopback, port).ConfigureAwait(false);
+                return;
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                await Task.Delay(50).ConfigureAwait(false);
+            }
+        }
+
+        throw new InvalidOperationException($"nats-server did not listen on port {port}");
+    }
+
+    private static string[] DaemonArgs(Scenario s) =>
+        [
+            "--Feed:MicrosecondTimestamps=true",
+            "--Feed:Simulated:Seed=1",
+            $"--Feed:Simulated:SyntheticInstruments={s.SyntheticInstruments}",
+            $"--Feed:Simulated:MinIntervalMs={s.TickMinMs}",
+            $"--Feed:Simulated:MaxIntervalMs={s.TickMaxMs}",
+            $"--Throttle:MinIntervalMs={s.ThrottleMs}",
+            $"--Limits:MaxSubscriptionsPerConnection={s.MaxSubscriptionsPerConnection}",
+            "--Serilog:MinimumLevel:Default=Warning",
+        ];
 
     private static async Task<LoadResult> MeasureAsync(string name, string dll, string[] args, Scenario s, string workDir, bool checkConsistency)
     {
