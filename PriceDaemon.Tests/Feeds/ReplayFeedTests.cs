@@ -175,10 +175,10 @@ public sealed class ReplayFeedTests
     private static async Task WaitForReplayEndAsync(TestDaemon daemon, int ticks)
     {
         var status = daemon.Services.GetRequiredService<FeedStatus>();
-        await FakeUpstox.WaitUntilAsync(() => status.Current.Message.StartsWith("Replay finished", StringComparison.Ordinal), "the end of the replay");
+        await Eventually.TrueAsync(() => status.Current.Message.StartsWith("Replay finished", StringComparison.Ordinal), "the end of the replay");
         // Throttle:MinIntervalMs is 0 in tests: every tick is emitted (and cached) once the stage has read it.
         var metrics = daemon.Services.GetRequiredService<PriceDaemon.Pipeline.PipelineMetrics>();
-        await FakeUpstox.WaitUntilAsync(() => Volatile.Read(ref metrics.UpdatesEmitted) >= ticks, "the pipeline to emit every tick");
+        await Eventually.TrueAsync(() => Volatile.Read(ref metrics.UpdatesEmitted) >= ticks, "the pipeline to emit every tick");
     }
 
     /// <summary>config/sample-ticks.csv of this checkout, found upwards from the test binaries.</summary>

@@ -44,7 +44,7 @@ public sealed class UpstoxFeedTests
         await using var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
         await client.SubscribeAsync(Reliance);
 
-        await FakeUpstox.WaitUntilAsync(() => _fake.Subscribed.Contains(Reliance), "the upstream sub");
+        await Eventually.TrueAsync(() => _fake.Subscribed.Contains(Reliance), "the upstream sub");
         var sub = _fake.Requests.Single(r => r.Method == "sub");
         Assert.That(sub.Mode, Is.EqualTo("ltpc"));
         Assert.That(sub.Keys, Is.EqualTo(new[] { Reliance }));
@@ -79,7 +79,7 @@ public sealed class UpstoxFeedTests
         await using var daemon = await StartDaemonAsync();
         await using var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
         await client.SubscribeAsync(Reliance);
-        await FakeUpstox.WaitUntilAsync(() => _fake.Subscribed.Contains(Reliance), "the upstream sub");
+        await Eventually.TrueAsync(() => _fake.Subscribed.Contains(Reliance), "the upstream sub");
 
         var big = FakeUpstox.LiveFeed((Reliance, 2511.25, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), 2450));
         for (var i = 0; i < 600; i++)
@@ -101,7 +101,7 @@ public sealed class UpstoxFeedTests
         await using var daemon = await StartDaemonAsync();
         await using var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
         await client.SubscribeAsync(Reliance);
-        await FakeUpstox.WaitUntilAsync(() => _fake.Subscribed.Contains(Reliance), "the upstream sub");
+        await Eventually.TrueAsync(() => _fake.Subscribed.Contains(Reliance), "the upstream sub");
 
         await _fake.SendRawAsync([0x12, 0x40, 0x0A, 0x01]); // feeds entry claims 64 bytes, has 2: truncated
         await _fake.SendAsync(FakeUpstox.LiveFeed((Reliance, 2520, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), 2450)));
@@ -117,14 +117,14 @@ public sealed class UpstoxFeedTests
         await using var daemon = await StartDaemonAsync();
         await using var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
         await client.SubscribeAsync(Reliance);
-        await FakeUpstox.WaitUntilAsync(() => _fake.Subscribed.Contains(Reliance), "the upstream sub");
+        await Eventually.TrueAsync(() => _fake.Subscribed.Contains(Reliance), "the upstream sub");
         await client.NextAsync("status", f => f.GetProperty("status").GetString() == "connected");
 
         _fake.Drop();
 
         var down = await client.NextAsync("status", f => f.GetProperty("status").GetString() != "connected");
         Assert.That(down.GetProperty("status").GetString(), Is.EqualTo("disconnected"));
-        await FakeUpstox.WaitUntilAsync(() => _fake.Connections == 2 && _fake.Subscribed.Contains(Reliance), "a second connection with the subscription");
+        await Eventually.TrueAsync(() => _fake.Connections == 2 && _fake.Subscribed.Contains(Reliance), "a second connection with the subscription");
         await client.NextAsync("status", f => f.GetProperty("status").GetString() == "connected");
         Assert.That(_fake.AuthorizeCalls, Is.EqualTo(2), "the wss URL is single-use: one authorize per connection");
         Assert.That(_fake.IssuedUrls.Distinct().Count(), Is.EqualTo(2));
@@ -162,20 +162,20 @@ public sealed class UpstoxFeedTests
         await using var first = await TestClient.ConnectAsync(daemon.WebSocketUri);
         await using var second = await TestClient.ConnectAsync(daemon.WebSocketUri);
         await first.SubscribeAsync(Reliance);
-        await FakeUpstox.WaitUntilAsync(() => _fake.Subscribed.Contains(Reliance), "sub Reliance");
+        await Eventually.TrueAsync(() => _fake.Subscribed.Contains(Reliance), "sub Reliance");
 
         await second.SubscribeAsync(Reliance, Infosys);
-        await FakeUpstox.WaitUntilAsync(() => _fake.Subscribed.Contains(Infosys), "sub Infosys");
+        await Eventually.TrueAsync(() => _fake.Subscribed.Contains(Infosys), "sub Infosys");
         Assert.That(_fake.Requests.Count(r => r.Method == "sub" && r.Keys.Contains(Reliance)), Is.EqualTo(1), "a second client adds no upstream sub");
 
         await first.UnsubscribeAsync(Reliance);
         await first.SubscribeAsync(Tcs); // a marker: once it is upstream, the unsubscribe has been processed too
-        await FakeUpstox.WaitUntilAsync(() => _fake.Subscribed.Contains(Tcs), "sub TCS");
+        await Eventually.TrueAsync(() => _fake.Subscribed.Contains(Tcs), "sub TCS");
         Assert.That(_fake.Requests.Any(r => r.Method == "unsub"), Is.False, "Reliance is still wanted by the second client");
 
         await second.DisposeAsync(); // session end releases Reliance and Infosys
 
-        await FakeUpstox.WaitUntilAsync(() => !_fake.Subscribed.Contains(Reliance) && !_fake.Subscribed.Contains(Infosys), "unsub of the second client's instruments");
+        await Eventually.TrueAsync(() => !_fake.Subscribed.Contains(Reliance) && !_fake.Subscribed.Contains(Infosys), "unsub of the second client's instruments");
         Assert.That(_fake.Subscribed, Is.EquivalentTo(new[] { Tcs }));
     }
 
@@ -183,14 +183,14 @@ public sealed class UpstoxFeedTests
     public async Task UpstoxSubscriptions_BatchChangesWithinTheDebounce_IntoOneRequest()
     {
         await using var daemon = await StartDaemonAsync(new() { ["Feed:Upstox:DebounceMs"] = "400" });
-        await FakeUpstox.WaitUntilAsync(() => _fake.Connections == 1, "the feed connection");
+        await Eventually.TrueAsync(() => _fake.Connections == 1, "the feed connection");
         await using var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
 
         await client.SubscribeAsync(Reliance);
         await client.SubscribeAsync(Infosys);
         await client.SubscribeAsync(Tcs);
 
-        await FakeUpstox.WaitUntilAsync(() => _fake.Subscribed.Count == 3, "the subscriptions upstream");
+        await Eventually.TrueAsync(() => _fake.Subscribed.Count == 3, "the subscriptions upstream");
         var subs = _fake.Requests.Where(r => r.Method == "sub").ToList();
         Assert.That(subs, Has.Count.EqualTo(1));
         Assert.That(subs[0].Keys, Is.EquivalentTo(new[] { Reliance, Infosys, Tcs }));
@@ -204,7 +204,7 @@ public sealed class UpstoxFeedTests
             ["Feed:Upstox:MaxInstruments"] = "2",
             ["Feed:Upstox:AlwaysSubscribe:0"] = Tcs,
         });
-        await FakeUpstox.WaitUntilAsync(() => _fake.Subscribed.Contains(Tcs), "AlwaysSubscribe on connect");
+        await Eventually.TrueAsync(() => _fake.Subscribed.Contains(Tcs), "AlwaysSubscribe on connect");
         await using var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
 
         await client.SubscribeAsync(Reliance, Infosys);
@@ -214,7 +214,7 @@ public sealed class UpstoxFeedTests
         var rejected = ack.GetProperty("rejected").EnumerateArray().Single();
         Assert.That(rejected.GetProperty("instrument_key").GetString(), Is.EqualTo(Infosys));
         Assert.That(rejected.GetProperty("code").GetString(), Is.EqualTo("upstream_limit"));
-        await FakeUpstox.WaitUntilAsync(() => _fake.Subscribed.Contains(Reliance), "sub Reliance");
+        await Eventually.TrueAsync(() => _fake.Subscribed.Contains(Reliance), "sub Reliance");
         Assert.That(_fake.Subscribed, Is.EquivalentTo(new[] { Tcs, Reliance }));
     }
 
@@ -227,7 +227,7 @@ public sealed class UpstoxFeedTests
         var stalled = await client.NextAsync("status", f => f.GetProperty("message").GetString()!.Contains("stalled"));
 
         Assert.That(stalled.GetProperty("status").GetString(), Is.EqualTo("disconnected"));
-        await FakeUpstox.WaitUntilAsync(() => _fake.Connections >= 2, "a new connection after the stall");
+        await Eventually.TrueAsync(() => _fake.Connections >= 2, "a new connection after the stall");
         Assert.That(Volatile.Read(ref daemon.Services.GetRequiredService<FeedMetrics>().Stalls), Is.GreaterThanOrEqualTo(1));
     }
 

@@ -63,7 +63,7 @@ public sealed class NatsScaleOutTests
         // still agree on the same prices well past a throttle window (50 ms) later.
         var agreed = new Dictionary<string, double>();
         var agreedFor = System.Diagnostics.Stopwatch.StartNew();
-        await StorageHelpers.PollAsync(
+        await Eventually.ValueAsync(
             async () =>
             {
                 var served = await StorageHelpers.GetPricesAsync(ingestHttp);
@@ -92,7 +92,7 @@ public sealed class NatsScaleOutTests
         {
             foreach (var key in new[] { Reliance, Tcs, Infosys })
             {
-                await StorageHelpers.PollAsync(
+                await Eventually.ValueAsync(
                     () => Task.FromResult(client.LastPriceOf(key) == expected[key] ? this : null),
                     $"{name}'s client to hold the ingest's last price of {key} ({expected[key]})");
                 Assert.That(client.PricesOf(key), Has.Count.GreaterThan(2), $"{name} streamed live updates of {key}, not only a snapshot");
@@ -132,7 +132,7 @@ public sealed class NatsScaleOutTests
 
         // The ingest does not depend on NATS: its own clients keep getting live prices.
         var seen = ingestClient.PricesOf(Reliance).Count;
-        await StorageHelpers.PollAsync(
+        await Eventually.ValueAsync(
             () => Task.FromResult(ingestClient.PricesOf(Reliance).Count > seen + 1 ? this : null),
             "live updates on the ingest while NATS is down",
             () => string.Join(Environment.NewLine, ingest.Output));
@@ -152,7 +152,7 @@ public sealed class NatsScaleOutTests
         var ingest = await StartIngestAsync("ingest");
         using (var http = ingest.Http())
         {
-            await StorageHelpers.PollAsync(
+            await Eventually.ValueAsync(
                 async () => await StorageHelpers.GetPricesAsync(http) is { Count: 50 } p && p.Values.All(d => d.GetProperty("seq").GetInt64() >= 3) ? p : null,
                 "every instrument on the ingest to have moved");
         }
@@ -179,7 +179,7 @@ public sealed class NatsScaleOutTests
         var ingest = await StartIngestAsync("ingest");
         var edge = await StartEdgeAsync("subset-edge", "--Nats:Subjects:0=prices.NSE_EQ.INE002A01018", "--Nats:Subjects:1=prices.*.INE467B01029");
         await using var client = await SubscribedClientAsync(edge, Reliance, Tcs, Infosys);
-        await StorageHelpers.PollAsync(
+        await Eventually.ValueAsync(
             () => Task.FromResult(client.PricesOf(Reliance).Count >= 3 && client.PricesOf(Tcs).Count >= 3 ? this : null),
             "live updates of both subscribed subjects",
             () => string.Join(Environment.NewLine, edge.Output));

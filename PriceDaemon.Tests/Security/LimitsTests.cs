@@ -42,7 +42,7 @@ public sealed class LimitsTests
         Assert.That(SecureClient.Rejected(await alice2.SubscribeAckAsync(_keys[3])), Is.Empty);
         Assert.That(SecureClient.Rejected(await alice2.SubscribeAckAsync(_keys[4])), Is.EqualTo(new[] { (_keys[4], "subscription_limit") }));
         await alice1.DisposeAsync();
-        await PollAsync(() => Registry(daemon).Count == 3 - 1);
+        await Eventually.TrueAsync(() => Registry(daemon).Count == 3 - 1);
         Assert.That(SecureClient.Rejected(await alice2.SubscribeAckAsync(_keys[4])), Is.Empty);
     }
 
@@ -198,12 +198,12 @@ public sealed class LimitsTests
         await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Limits:KeepAliveSeconds"] = "1" });
         await using var live = await SecureClient.ConnectAsync(daemon.WebSocketUri);
         using var dead = await RawWebSocket.ConnectAsync(daemon.BaseUri);
-        await PollAsync(() => Registry(daemon).Count == 2);
+        await Eventually.TrueAsync(() => Registry(daemon).Count == 2);
 
         // The raw peer reads (pings arrive) but never answers them: the server must cut it.
         var closed = await dead.ReadUntilClosedAsync(TimeSpan.FromSeconds(15));
         Assert.That(closed.Pings, Is.GreaterThanOrEqualTo(1));
-        await PollAsync(() => Registry(daemon).Count == 1);
+        await Eventually.TrueAsync(() => Registry(daemon).Count == 1);
         Assert.That(SecureClient.Rejected(await live.SubscribeAckAsync(_keys[0])), Is.Empty);
         Assert.That(live.Socket.State, Is.EqualTo(WebSocketState.Open));
     }
@@ -231,15 +231,6 @@ public sealed class LimitsTests
     private static Action<ClientWebSocketOptions> Bearer(string token) => o => o.SetRequestHeader("Authorization", "Bearer " + token);
 
     private static Task<SecureClient> ConnectAsAsync(TestDaemon daemon, string token) => SecureClient.ConnectAsync(daemon.WebSocketUri, Bearer(token));
-
-    private static async Task PollAsync(Func<bool> condition)
-    {
-        using var timeout = new CancellationTokenSource(TestClient.Timeout);
-        while (!condition())
-        {
-            await Task.Delay(10, timeout.Token);
-        }
-    }
 
     private static async Task<SecureClient> PollConnectAsync(Uri uri)
     {

@@ -61,7 +61,7 @@ public sealed class FanOutTests
 
         var registry = daemon.Services.GetRequiredService<SessionRegistry>();
         var stalledSession = registry.Sessions.OrderBy(s => s.Id).First();
-        await WaitForAsync(() => stalledSession.SubscriptionCount == keys.Length);
+        await Eventually.TrueAsync(() => stalledSession.SubscriptionCount == keys.Length);
 
         // Pump until the stalled socket's write is stuck (kernel and Kestrel buffers full), checking every
         // round that the healthy client still gets the newest price of each instrument.
@@ -83,7 +83,7 @@ public sealed class FanOutTests
             foreach (var key in keys)
             {
                 var last = Math.Round(price - (0.05 * (keys.Length - 1 - Array.IndexOf(keys, key))), 2);
-                await WaitForAsync(() => healthy.LastPriceOf(key) == last, () => $"round {round}: {key} stuck at {healthy.LastPriceOf(key)}, expected {last}");
+                await Eventually.TrueAsync(() => healthy.LastPriceOf(key) == last, () => $"round {round}: {key} stuck at {healthy.LastPriceOf(key)}, expected {last}");
             }
 
             Assert.That(stalledSession.QueuedCount, Is.LessThanOrEqualTo(keys.Length + 2), "one pending frame per instrument at most");
@@ -96,7 +96,7 @@ public sealed class FanOutTests
         stalled.StartReading();
         foreach (var (key, last) in finalPrices)
         {
-            await WaitForAsync(() => stalled.LastPriceOf(key) == last, () => $"{key}: stalled client ended at {stalled.LastPriceOf(key)}, expected {last}");
+            await Eventually.TrueAsync(() => stalled.LastPriceOf(key) == last, () => $"{key}: stalled client ended at {stalled.LastPriceOf(key)}, expected {last}");
         }
 
         foreach (var key in keys)
@@ -116,7 +116,7 @@ public sealed class FanOutTests
         var registry = daemon.Services.GetRequiredService<SessionRegistry>();
         var metrics = daemon.Services.GetRequiredService<PipelineMetrics>();
         var session = registry.Sessions.Single();
-        await WaitForAsync(() => session.SubscriptionCount == 1);
+        await Eventually.TrueAsync(() => session.SubscriptionCount == 1);
 
         // Stuck for real once a write is still pending at three checks in a row, 50 ms apart.
         var stuckChecks = 0;
@@ -139,7 +139,7 @@ public sealed class FanOutTests
         Assert.That(metrics.SlowConsumersClosed, Is.EqualTo(1));
 
         // The session is released within its close timeout (fake time too), and counted once.
-        await WaitForAsync(() =>
+        await Eventually.TrueAsync(() =>
         {
             time.Advance(TimeSpan.FromSeconds(1));
             return registry.Count == 0;
@@ -180,7 +180,7 @@ public sealed class FanOutTests
             foreach (var key in Keys.Where((_, i) => (i + c) % 4 != 0))
             {
                 var client = clients[c];
-                await WaitForAsync(() => client.LastPriceOf(key) == last[key], () => $"client {c} {key}: last {client.LastPriceOf(key)}, feed {last[key]}");
+                await Eventually.TrueAsync(() => client.LastPriceOf(key) == last[key], () => $"client {c} {key}: last {client.LastPriceOf(key)}, feed {last[key]}");
                 Assert.That(client.SeqsOf(key), Is.Ordered.Ascending.And.Unique);
             }
         }
@@ -188,22 +188,6 @@ public sealed class FanOutTests
         foreach (var client in clients)
         {
             await client.DisposeAsync();
-        }
-    }
-
-    private static async Task WaitForAsync(Func<bool> condition, Func<string>? describe = null)
-    {
-        using var timeout = new CancellationTokenSource(TestClient.Timeout);
-        while (!condition())
-        {
-            try
-            {
-                await Task.Delay(10, timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                Assert.Fail($"timed out waiting: {describe?.Invoke() ?? "condition"}");
-            }
         }
     }
 

@@ -50,7 +50,7 @@ public sealed class StorageFaultTests
         await using (var daemon = await DaemonProcess.StartAsync(_folder, [.. _fastFeed, "--Feed:Simulated:OutageEverySeconds=1", "--Feed:Simulated:OutageSeconds=600"]))
         {
             using var http = daemon.Http();
-            before = await StorageHelpers.PollAsync(() => FrozenPricesAsync(http), "the feed outage to freeze all 50 prices");
+            before = await Eventually.ValueAsync(() => FrozenPricesAsync(http), "the feed outage to freeze all 50 prices");
             epoch = await EpochAsync(daemon.WebSocketUri);
 
             daemon.Signal(DaemonProcess.SigTerm);
@@ -80,7 +80,7 @@ public sealed class StorageFaultTests
         {
             using var http = daemon.Http();
             // Every instrument past seq 15 means the daemon has been ticking for several flush intervals.
-            await StorageHelpers.PollAsync(
+            await Eventually.ValueAsync(
                 async () => await StorageHelpers.GetPricesAsync(http) is { Count: 50 } p && p.Values.All(d => d.GetProperty("seq").GetInt64() > 15) ? p : null,
                 "all 50 instruments to tick for a while");
             epoch = await EpochAsync(daemon.WebSocketUri);
@@ -126,7 +126,7 @@ public sealed class StorageFaultTests
         await using (var first = await DaemonProcess.StartAsync(_folder, _fastFeed))
         {
             using var http = first.Http();
-            await StorageHelpers.PollAsync(async () => await StorageHelpers.GetPricesAsync(http) is { Count: 50 } p ? p : null, "prices for all 50 instruments");
+            await Eventually.ValueAsync(async () => await StorageHelpers.GetPricesAsync(http) is { Count: 50 } p ? p : null, "prices for all 50 instruments");
 
             var (exit, output) = await DaemonProcess.RunToExitAsync(_folder, "--urls", "http://127.0.0.1:0");
 
@@ -152,12 +152,12 @@ public sealed class StorageFaultTests
         // Debug shows each retry, so the test can wait for several failures instead of sleeping.
         await using var daemon = await DaemonProcess.StartAsync(_folder, [.. _fastFeed, "--Serilog:MinimumLevel:Override:PriceDaemon.Storage=Debug"]);
         using var http = daemon.Http();
-        await StorageHelpers.PollAsync(async () => await ReadyAsync(http) is (HttpStatusCode.OK, var r) && r.GetProperty("status").GetString() == "healthy" ? new[] { r } : null, "readiness");
+        await Eventually.ValueAsync(async () => await ReadyAsync(http) is (HttpStatusCode.OK, var r) && r.GetProperty("status").GetString() == "healthy" ? new[] { r } : null, "readiness");
 
         StorageHelpers.Chattr("+i", [DataFolder, .. Directory.GetFiles(DataFolder)]);
         try
         {
-            var degraded = await StorageHelpers.PollAsync(async () => await ReadyAsync(http) is (HttpStatusCode.OK, var r) && r.GetProperty("status").GetString() == "degraded" ? new[] { r } : null, "readiness to report storage degraded");
+            var degraded = await Eventually.ValueAsync(async () => await ReadyAsync(http) is (HttpStatusCode.OK, var r) && r.GetProperty("status").GetString() == "degraded" ? new[] { r } : null, "readiness to report storage degraded");
             var storage = degraded[0].GetProperty("checks").GetProperty("storage");
             Assert.That(storage.GetProperty("status").GetString(), Is.EqualTo("degraded"));
             Assert.That(storage.GetProperty("description").GetString(), Does.Contain("failing"));
@@ -165,15 +165,15 @@ public sealed class StorageFaultTests
 
             // Retries keep failing while prices stay in memory and keep moving.
             var seq = (await StorageHelpers.GetPricesAsync(http))["NSE_EQ|INE002A01018"].GetProperty("seq").GetInt64();
-            await StorageHelpers.PollAsync(() => Task.FromResult(daemon.Output.Any(l => l.Contains("write attempt 3 failed", StringComparison.Ordinal)) ? daemon.Output : null), "three failed write attempts", () => string.Join(Environment.NewLine, daemon.Output.TakeLast(60)));
-            await StorageHelpers.PollAsync(async () => (await StorageHelpers.GetPricesAsync(http))["NSE_EQ|INE002A01018"].GetProperty("seq").GetInt64() > seq + 5 ? new object() : null, "prices to keep moving");
+            await Eventually.ValueAsync(() => Task.FromResult(daemon.Output.Any(l => l.Contains("write attempt 3 failed", StringComparison.Ordinal)) ? daemon.Output : null), "three failed write attempts", () => string.Join(Environment.NewLine, daemon.Output.TakeLast(60)));
+            await Eventually.ValueAsync(async () => (await StorageHelpers.GetPricesAsync(http))["NSE_EQ|INE002A01018"].GetProperty("seq").GetInt64() > seq + 5 ? new object() : null, "prices to keep moving");
         }
         finally
         {
             StorageHelpers.Chattr("-i", [DataFolder, .. Directory.GetFiles(DataFolder)]);
         }
 
-        await StorageHelpers.PollAsync(async () => await ReadyAsync(http) is (HttpStatusCode.OK, var r) && r.GetProperty("status").GetString() == "healthy" ? new[] { r } : null, "readiness to recover");
+        await Eventually.ValueAsync(async () => await ReadyAsync(http) is (HttpStatusCode.OK, var r) && r.GetProperty("status").GetString() == "healthy" ? new[] { r } : null, "readiness to recover");
         Assert.That(daemon.Output.Count(l => l.Contains("are failing:", StringComparison.Ordinal)), Is.EqualTo(1), "one error per burst, not one per attempt");
         Assert.That(daemon.Output, Has.Some.Contains("recovered after"));
 

@@ -5,33 +5,9 @@ using PriceDaemon.Storage;
 
 namespace PriceDaemon.Tests.Storage;
 
-/// <summary>What the storage tests share: polling with a timeout, file hashes, bad data files, immutable folders.</summary>
+/// <summary>What the storage tests share: file hashes, bad data files, immutable folders.</summary>
 internal static class StorageHelpers
 {
-    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
-
-    /// <summary>Calls <paramref name="probe"/> until it returns a value, or fails the test after <see cref="Timeout"/>.</summary>
-    /// <param name="detail">What to show when it times out, e.g. the daemon's output.</param>
-    public static async Task<T> PollAsync<T>(Func<Task<T?>> probe, string what, Func<string>? detail = null)
-        where T : class
-    {
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            if (await probe() is { } value)
-            {
-                return value;
-            }
-
-            if (deadline.Elapsed > Timeout)
-            {
-                Assert.Fail($"timed out after {Timeout.TotalSeconds} s waiting for {what}{Environment.NewLine}{detail?.Invoke()}");
-            }
-
-            await Task.Delay(25);
-        }
-    }
-
     public static string Sha256(string path) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));
 
     /// <summary>

@@ -43,7 +43,7 @@ public sealed class WarmStartTests
             await first.TickAsync(Reliance, 1451.5, 1000, timeMs: 1_768_818_600_123);
             await first.TickAsync(Reliance, 1452.05, 1100, timeMs: 1_768_818_601_456);
             using var http = first.Http();
-            var live = await StorageHelpers.PollAsync(async () => (await StorageHelpers.GetPricesAsync(http)).GetValueOrDefault(Reliance) is { ValueKind: JsonValueKind.Object } d && d.GetProperty("seq").GetInt64() == 2 ? new[] { d } : null, "the second tick in the cache");
+            var live = await Eventually.ValueAsync(async () => (await StorageHelpers.GetPricesAsync(http)).GetValueOrDefault(Reliance) is { ValueKind: JsonValueKind.Object } d && d.GetProperty("seq").GetInt64() == 2 ? new[] { d } : null, "the second tick in the cache");
             Assert.That(live[0].GetProperty("stale").GetBoolean(), Is.False, "a live price while the feed is connected");
             epoch = first.Services.GetRequiredService<PriceCache>().Epoch;
         }

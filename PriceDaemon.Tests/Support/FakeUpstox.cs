@@ -157,21 +157,6 @@ internal sealed class FakeUpstox : IAsyncDisposable
     /// <summary>Cuts the current feed connection without a close handshake, as a network fault would.</summary>
     public void Drop() => _socket?.Abort();
 
-    /// <summary>Polls <paramref name="condition"/> until it holds or the timeout passes.</summary>
-    public static async Task WaitUntilAsync(Func<bool> condition, string what, TimeSpan? timeout = null)
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? TestClient.Timeout);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"timed out waiting for {what}");
-            }
-
-            await Task.Delay(10);
-        }
-    }
-
     public async ValueTask DisposeAsync()
     {
         _socket?.Abort();
