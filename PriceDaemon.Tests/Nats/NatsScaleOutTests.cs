@@ -137,11 +137,13 @@ public sealed class NatsScaleOutTests
             "live updates on the ingest while NATS is down",
             () => string.Join(Environment.NewLine, ingest.Output));
 
+        // Taken while NATS is down, so no live frame can slip in between: SeqsOf also counts
+        // frames received but not yet read, and the resumed update may already be among them.
+        var before = watcher.SeqsOf(Reliance)[^1];
         await _nats.StartAsync();
 
         var up = await watcher.NextAsync("status", f => f.GetProperty("status").GetString() == "connected");
         Assert.That(up.GetProperty("message").GetString(), Does.StartWith(FeedStatus.ConnectedMessage));
-        var before = watcher.SeqsOf(Reliance)[^1];
         var resumed = await watcher.NextAsync("price_update", f => IsLive(f, Reliance));
         Assert.That(resumed.GetProperty("data").GetProperty("seq").GetInt64(), Is.GreaterThan(before));
     }
