@@ -82,6 +82,7 @@ public static partial class Program
         // wwwroot is compiled into the assembly, so every copy of the daemon serves the same board from any folder.
         builder.Environment.WebRootFileProvider = new EmbeddedFileProvider(typeof(Program).Assembly, "PriceDaemon.wwwroot");
         builder.WebHost.UseKestrel(kestrel => kestrel.AddServerHeader = false);
+        builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = builder.Configuration.GetValue<bool>($"{ServerOptions.Section}:{nameof(ServerOptions.InlineSocketScheduling)}"));
         builder.AddDaemonLogging();
         // Type=notify under systemd: READY=1 once the host has started (storage warm, Kestrel listening).
         builder.Host.UseSystemd();
@@ -109,6 +110,7 @@ public static partial class Program
         services.AddSingleton<IngestChannel>();
         services.AddSingleton<PriceCache>();
         services.AddSingleton<SubscriptionIndex>();
+        services.AddSingleton<SendPump>();
         services.AddSingleton<SessionServices>();
 
         // Hosted services start in this order and stop in reverse: feed first, then throttle, then fan-out,

@@ -58,6 +58,8 @@ public sealed class ProcessTests
     [TestCase("--Feed:Source=Carrier-pigeon", "Feed:Source")]
     [TestCase("--Feed:Simulated:MinIntervalMs=5000", "Feed:Simulated:MinIntervalMs")]
     [TestCase("--Limits:MaxMessageBytes=1", "Limits:MaxMessageBytes")]
+    [TestCase("--Server:SendThreads=-1", "Server:SendThreads")]
+    [TestCase("--Server:InlineSocketScheduling=sometimes", "Server:InlineSocketScheduling")]
     public async Task BadConfigValue_StopsStartup_WithOneLineNamingTheKey_AndExit2(string argument, string key)
     {
         var (exit, output) = await DaemonProcess.RunToExitAsync(_folder, "--urls", "http://127.0.0.1:0", argument);

@@ -104,6 +104,7 @@ public sealed class ServiceTests
         Assert.That(text, Does.Contain("# TYPE pricedaemon_updates_emitted_total counter"));
         Assert.That(Value(text, "pricedaemon_updates_emitted_total"), Is.GreaterThan(0));
         Assert.That(Value(text, "pricedaemon_frames_sent_total"), Is.GreaterThan(0));
+        Assert.That(Value(text, "pricedaemon_socket_writes_total"), Is.InRange(1, Value(text, "pricedaemon_frames_sent_total")), "a write carries one or more frames");
         Assert.That(Value(text, "pricedaemon_sessions_active"), Is.EqualTo(1));
         Assert.That(Value(text, "pricedaemon_subscriptions"), Is.EqualTo(1));
         Assert.That(Value(text, "pricedaemon_feed_connected"), Is.EqualTo(1));

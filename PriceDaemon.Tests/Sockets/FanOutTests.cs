@@ -147,10 +147,16 @@ public sealed class FanOutTests
         Assert.That(metrics.SlowConsumersClosed, Is.EqualTo(1));
     }
 
-    [Test]
-    public async Task LastValues_MatchTheFeed_AfterItGoesQuiet()
+    [TestCase("0", "false", TestName = "LastValues_MatchTheFeed_AfterItGoesQuiet(default send threads)")]
+    [TestCase("3", "true", TestName = "LastValues_MatchTheFeed_AfterItGoesQuiet(3 send threads, inline socket scheduling)")]
+    public async Task LastValues_MatchTheFeed_AfterItGoesQuiet(string sendThreads, string inline)
     {
-        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Throttle:MinIntervalMs"] = "20" });
+        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string>
+        {
+            ["Throttle:MinIntervalMs"] = "20",
+            ["Server:SendThreads"] = sendThreads,
+            ["Server:InlineSocketScheduling"] = inline,
+        });
         var clients = new List<TestClient>();
         for (var c = 0; c < 4; c++)
         {

@@ -18,6 +18,7 @@ public sealed class PipelineMetrics
     internal long TicksCoalesced;
     internal long UpdatesEmitted;
     internal long FramesSent;
+    internal long SocketWrites;
     internal long FramesConflated;
     internal long SessionsOpened;
     internal long SessionsClosed;
@@ -37,6 +38,7 @@ public sealed class PipelineMetrics
         meter.CreateObservableCounter("pricedaemon.ticks.coalesced", () => Volatile.Read(ref TicksCoalesced), "{tick}", "Ticks merged into a pending update inside a throttle window");
         meter.CreateObservableCounter("pricedaemon.updates.emitted", () => Volatile.Read(ref UpdatesEmitted), "{update}", "Price updates serialized and fanned out");
         meter.CreateObservableCounter("pricedaemon.frames.sent", () => Volatile.Read(ref FramesSent), "{frame}", "Price frames written to sockets");
+        meter.CreateObservableCounter("pricedaemon.socket.writes", () => Volatile.Read(ref SocketWrites), "{write}", "Socket writes carrying price frames; frames.sent over this is frames per write");
         meter.CreateObservableCounter("pricedaemon.frames.conflated", () => Volatile.Read(ref FramesConflated), "{frame}", "Pending frames replaced by a newer one for a socket that was behind");
         meter.CreateObservableCounter("pricedaemon.sessions.opened", () => Volatile.Read(ref SessionsOpened), "{session}", "WebSocket sessions accepted");
         meter.CreateObservableUpDownCounter("pricedaemon.sessions.active", () => Volatile.Read(ref SessionsOpened) - Volatile.Read(ref SessionsClosed), "{session}", "WebSocket sessions open now");

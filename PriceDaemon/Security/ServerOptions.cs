@@ -1,3 +1,5 @@
+using System.ComponentModel.DataAnnotations;
+
 namespace PriceDaemon.Security;
 
 /// <summary>The <c>Server</c> section: which web pages may open a price socket.</summary>
@@ -14,4 +16,19 @@ public sealed class ServerOptions
 
     /// <summary>Clients that send no Origin (services, wscat, native apps) are allowed unless this is false.</summary>
     public bool AllowMissingOrigin { get; set; } = true;
+
+    /// <summary>
+    /// Threads that write ready frames to every socket; one pass writes everything a socket has ready in one
+    /// write. 0: one per two cores, at least one and at most four.
+    /// </summary>
+    [Range(0, 64)]
+    public int SendThreads { get; set; }
+
+    /// <summary>
+    /// Kestrel's <c>UnsafePreferInlineScheduling</c>: a socket write runs on the send thread that made it, and
+    /// socket reads are handled on the I/O thread, instead of both hopping to the thread pool. Less CPU and
+    /// latency under load (see the README's performance section); off by default because a handler that
+    /// blocks (a slow storage read for a price not in memory) then holds up other sockets' I/O.
+    /// </summary>
+    public bool InlineSocketScheduling { get; set; }
 }

@@ -16,4 +16,7 @@ internal sealed partial class PriceSession
 
     [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "Closing connection {ConnectionId} from {RemoteAddress}: more than {Limit} bad messages in a minute")]
     private partial void LogTooManyBadMessages(long connectionId, string remoteAddress, int limit);
+
+    [LoggerMessage(EventId = 305, Level = LogLevel.Error, Message = "Send failed on connection {ConnectionId} from {RemoteAddress}; closing it")]
+    private partial void LogSendFailed(long connectionId, string remoteAddress, Exception error);
 }

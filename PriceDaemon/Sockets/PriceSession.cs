@@ -77,7 +77,7 @@ internal sealed partial class PriceSession : ISubscriber
         EnqueueControl(ControlFrames.Status(state, message, _services.Cache.Epoch));
 
         using var expiry = StartExpiryTimer();
-        var send = SendLoopAsync();
+        var send = SendCompletion;
         var receive = ReceiveLoopAsync();
         await Task.WhenAny(send, receive).ConfigureAwait(false);
 
@@ -129,6 +129,7 @@ internal sealed partial class PriceSession : ISubscriber
         _closeStatus = status;
         _closeReason = reason;
         _ready.Writer.TryComplete();
+        ScheduleSend();
     }
 
     /// <summary>Cuts the connection without a handshake: for peers that stopped reading.</summary>
@@ -159,7 +160,11 @@ internal sealed partial class PriceSession : ISubscriber
         }
 
         _control.Enqueue(frame);
-        if (!_ready.Writer.TryWrite(_controlMarker))
+        if (_ready.Writer.TryWrite(_controlMarker))
+        {
+            ScheduleSend();
+        }
+        else
         {
             Overflow();
         }
@@ -167,7 +172,11 @@ internal sealed partial class PriceSession : ISubscriber
 
     void ISubscriber.Signal(Subscription subscription)
     {
-        if (!_ready.Writer.TryWrite(subscription) && Volatile.Read(ref _closeRequested) == 0)
+        if (_ready.Writer.TryWrite(subscription))
+        {
+            ScheduleSend();
+        }
+        else if (Volatile.Read(ref _closeRequested) == 0)
         {
             Overflow();
         }

@@ -17,8 +17,10 @@ internal sealed class SessionServices
         IOptions<LimitsOptions> limits,
         TimeProvider time,
         ILoggerFactory loggers,
-        IUpstreamInterest upstream)
+        IUpstreamInterest upstream,
+        SendPump sendPump)
     {
+        SendPump = sendPump;
         Upstream = upstream;
         Instruments = instruments;
         Index = index;
@@ -32,6 +34,9 @@ internal sealed class SessionServices
 
     /// <summary>Told of every subscription a client adds or drops (Upstox subscribes upstream only to what clients want).</summary>
     public IUpstreamInterest Upstream { get; }
+
+    /// <summary>The threads that write every session's ready frames.</summary>
+    public SendPump SendPump { get; }
 
     public InstrumentRegistry Instruments { get; }
 
