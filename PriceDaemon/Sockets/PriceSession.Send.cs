@@ -160,15 +160,19 @@ internal sealed partial class PriceSession : ISendPass
         }
     }
 
-    /// <summary>No batching stream (a transport other than an HTTP/1.1 upgrade): one WebSocket write per frame.</summary>
+    /// <summary>
+    /// No batching stream (a transport other than an HTTP/1.1 upgrade): one WebSocket write per frame. A pass
+    /// takes only what was queued when it began, so a socket that fan-out keeps refilling cannot hold a send
+    /// thread; the rest goes in the next pass.
+    /// </summary>
     private async ValueTask SendUnbatchedAsync()
     {
         var reader = _ready.Reader;
         var closing = Volatile.Read(ref _closeRequested) != 0;
-        var sent = 0;
-        while (reader.TryRead(out var item))
+        for (var budget = reader.Count; budget > 0 && reader.TryRead(out var item); budget--)
         {
             byte[] payload;
+            long received = 0;
             if (ReferenceEquals(item, _controlMarker))
             {
                 if (!_control.TryDequeue(out payload!))
@@ -182,7 +186,7 @@ internal sealed partial class PriceSession : ISendPass
             {
                 item.LastSentSeq = frame.Seq;
                 payload = frame.Utf8;
-                sent++;
+                received = item.TakeSnapshotFlag() || frame.ReceivedTimestamp == 0 ? long.MaxValue : frame.ReceivedTimestamp;
             }
             else
             {
@@ -191,9 +195,11 @@ internal sealed partial class PriceSession : ISendPass
 
             Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
             await _socket.SendAsync(payload.AsMemory(), WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
+            if (received != 0)
+            {
+                Sent(1, received);
+            }
         }
-
-        Sent(sent, long.MaxValue);
     }
 
     private async Task CloseOutputAsync()
@@ -222,6 +228,8 @@ internal sealed partial class PriceSession : ISendPass
     {
         _sendEnded = true;
         Volatile.Write(ref _writeStartedAt, 0);
+        // First: the session may already be over (its RunAsync timed out), and then aborting can throw.
+        _sendDone.TrySetResult();
         if (ex is WebSocketException or IOException or ObjectDisposedException or OperationCanceledException)
         {
             Interlocked.Increment(ref _services.Metrics.SendErrors);
@@ -232,7 +240,13 @@ internal sealed partial class PriceSession : ISendPass
             LogSendFailed(Id, Remote, ex);
         }
 
-        Abort();
-        _sendDone.TrySetResult();
+        try
+        {
+            Abort();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The connection is already gone.
+        }
     }
 }

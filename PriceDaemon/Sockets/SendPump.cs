@@ -68,11 +68,22 @@ internal sealed class SendPump : IDisposable
 
         public Worker(string name)
         {
-            new Thread(Run) { IsBackground = true, Name = name }.Start();
+            // UnsafeStart: the thread must not carry the execution context (log scope, trace) of whichever
+            // request happened to create the pump.
+            new Thread(Run) { IsBackground = true, Name = name }.UnsafeStart();
         }
 
         public void Enqueue(ISendPass session)
         {
+            if (_stopping)
+            {
+                // Host shutdown: the thread is gone or going; a late close or error frame still goes out.
+                session.RunSendPass();
+                return;
+            }
+
+            // ConcurrentQueue.Enqueue publishes with an interlocked operation, a full fence, so the read of
+            // _sleeping below cannot move before it (the pump's side is the Exchange in Run).
             _queue.Enqueue(session);
             // Only a sleeping pump needs a wake-up; a busy one finds the session on its next dequeue.
             if (Volatile.Read(ref _sleeping) != 0 && Interlocked.Exchange(ref _sleeping, 0) != 0)
@@ -98,6 +109,12 @@ internal sealed class SendPump : IDisposable
 
                 if (_stopping)
                 {
+                    // Sessions queued just before Stop.
+                    while (_queue.TryDequeue(out var late))
+                    {
+                        late.RunSendPass();
+                    }
+
                     return;
                 }
 
