@@ -17,6 +17,11 @@ public interface ISubscriber
 /// </summary>
 public sealed class Subscription
 {
+    // What a removed subscription's mailbox holds instead of null, so no late offer signals it again while it
+    // may still sit in its session's ready list (a subscription is in that list at most once: it is signalled
+    // only when its mailbox goes from empty to full, and only the session's writer empties it).
+    private static readonly PriceFrame RemovedMarker = new(-1, long.MinValue, 0, 0, 0, 0, 0, default, false, 0, []);
+
     private PriceFrame? _pending;
     private bool _removed;
     private bool _snapshot;
@@ -26,6 +31,18 @@ public sealed class Subscription
         Owner = owner;
         InstrumentId = instrumentId;
     }
+
+    /// <summary>A control frame (ack, status, error) queued in a session's ready list in the same order as prices.</summary>
+    internal Subscription(ISubscriber owner, byte[] controlFrame)
+        : this(owner, -1)
+    {
+        ControlFrame = controlFrame;
+    }
+
+    /// <summary>The next item of the session's ready list; owned by the session's send side.</summary>
+    internal Subscription? NextReady { get; set; }
+
+    internal byte[]? ControlFrame { get; }
 
     public ISubscriber Owner { get; }
 
@@ -86,6 +103,6 @@ public sealed class Subscription
     internal void MarkRemoved()
     {
         Volatile.Write(ref _removed, true);
-        Interlocked.Exchange(ref _pending, null);
+        Interlocked.Exchange(ref _pending, RemovedMarker);
     }
 }

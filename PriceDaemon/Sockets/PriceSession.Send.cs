@@ -1,10 +1,11 @@
 using System.Net.WebSockets;
+using PriceDaemon.Pipeline;
 
 namespace PriceDaemon.Sockets;
 
 /// <summary>
-/// The send side. There is no send loop per socket: fan-out and the receive loop put work on <c>_ready</c>
-/// and call <see cref="ScheduleSend"/>, and a <see cref="SendPump"/> thread runs a pass that appends all of
+/// The send side. There is no send loop per socket: fan-out and the receive loop push work onto the ready
+/// list and call <see cref="ScheduleSend"/>, and a <see cref="SendPump"/> thread runs a pass that appends all of
 /// it into one buffer and writes it. A write that cannot complete at once (the peer is slow) finishes on
 /// the thread pool, and the session is not queued again until it has.
 /// </summary>
@@ -17,6 +18,10 @@ internal sealed partial class PriceSession : ISendPass
     // so passes never overlap and a session is queued at most once. Stays 1 once the send side has ended.
     private int _sendScheduled;
     private bool _sendEnded;
+
+    // Taken from the ready list by a pass, oldest first, but not yet written (a batch stopped at
+    // MaxBatchBytes). Only the pass in progress touches it.
+    private Subscription? _carry;
     private readonly TaskCompletionSource _sendDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Completes when the close frame is out or the send side failed; never faults.</summary>
@@ -76,58 +81,139 @@ internal sealed partial class PriceSession : ISendPass
             return;
         }
 
-        if (_ready.Reader.Completion.IsCompleted)
+        if (Volatile.Read(ref _closeRequested) != 0 && Volatile.Read(ref _controlCount) == 0)
         {
-            // Closing, and everything queued before the close is out: the close frame is the last thing sent.
+            // Closing, and every control frame queued before the close (the error that explains it) is out;
+            // prices still queued are dropped. The close frame is the last thing sent.
             _sendEnded = true;
             _ = CloseOutputAsync();
             return;
         }
 
-        // Release the session (a full fence), then look again: work that arrived after this pass's last read
-        // found the flag still set and did not queue it, a batch may have stopped at MaxBatchBytes, and a
-        // close may have been requested since the check above.
+        // Release the session (a full fence), then look again: work pushed after this pass took the list
+        // found the flag still set and did not queue the session, a batch may have stopped at MaxBatchBytes,
+        // and a close may have been requested since the check above.
         Interlocked.Exchange(ref _sendScheduled, 0);
-        if (_ready.Reader.Count > 0 || _ready.Reader.Completion.IsCompleted)
+        if (_carry is not null || Volatile.Read(ref _readyHead) is not null || Volatile.Read(ref _closeRequested) != 0)
         {
             ScheduleSend();
         }
     }
 
+    private void PushReady(Subscription item)
+    {
+        var head = Volatile.Read(ref _readyHead);
+        while (true)
+        {
+            item.NextReady = head;
+            var seen = Interlocked.CompareExchange(ref _readyHead, item, head);
+            if (ReferenceEquals(seen, head))
+            {
+                break;
+            }
+
+            head = seen;
+        }
+
+        Interlocked.Increment(ref _readyCount);
+    }
+
+    /// <summary>Takes the whole ready list, oldest first, after anything an earlier pass left over.</summary>
+    private Subscription? TakeReady()
+    {
+        var carry = _carry;
+        _carry = null;
+        var list = Interlocked.Exchange(ref _readyHead, null);
+        if (list is null)
+        {
+            return carry;
+        }
+
+        // Reverse to FIFO. Safe: nothing in a taken list is pushed again before the pass empties its mailbox.
+        Subscription? fifo = null;
+        var taken = 0;
+        while (list is not null)
+        {
+            var next = list.NextReady;
+            list.NextReady = fifo;
+            fifo = list;
+            list = next;
+            taken++;
+        }
+
+        Interlocked.Add(ref _readyCount, -taken);
+        if (carry is null)
+        {
+            return fifo;
+        }
+
+        var tail = carry;
+        while (tail.NextReady is not null)
+        {
+            tail = tail.NextReady;
+        }
+
+        tail.NextReady = fifo;
+        return carry;
+    }
+
+    /// <summary>
+    /// The payload to write for one ready item, or null: a control frame, or the pending price of a live
+    /// subscription that is newer than what the socket last got. Empties the item's mailbox, after which
+    /// fan-out may push it again, so its <see cref="Subscription.NextReady"/> must be read before this.
+    /// </summary>
+    private byte[]? Payload(Subscription item, bool closing, ref long oldest)
+    {
+        if (item.ControlFrame is { } control)
+        {
+            Interlocked.Decrement(ref _controlCount);
+            return control;
+        }
+
+        if (item.Take() is not { } frame || closing || item.Removed || frame.Seq <= item.LastSentSeq)
+        {
+            return null;
+        }
+
+        // Snapshot and live frames race for the same mailbox; the sequence check keeps an older price from
+        // ever following a newer one.
+        item.LastSentSeq = frame.Seq;
+        if (!item.TakeSnapshotFlag() && frame.ReceivedTimestamp != 0 && frame.ReceivedTimestamp < oldest)
+        {
+            oldest = frame.ReceivedTimestamp;
+        }
+
+        return frame.Utf8;
+    }
+
     /// <summary>Appends everything ready to one batch and writes it; synchronous unless the socket pushes back.</summary>
     private ValueTask WriteReady(BatchingStream stream)
     {
-        var reader = _ready.Reader;
         // Once a close is requested prices stop, but queued control frames (the error that explains the
         // close) still go out ahead of the close frame.
         var closing = Volatile.Read(ref _closeRequested) != 0;
         stream.BeginBatch();
         var sent = 0;
         long oldest = long.MaxValue;
-        while (stream.BufferedBytes < MaxBatchBytes && reader.TryRead(out var item))
+        var item = TakeReady();
+        while (item is not null)
         {
-            if (ReferenceEquals(item, _controlMarker))
+            var next = item.NextReady;
+            item.NextReady = null;
+            if (Payload(item, closing, ref oldest) is { } payload)
             {
-                if (_control.TryDequeue(out var control))
-                {
-                    Interlocked.Decrement(ref _controlCount);
-                    stream.AppendTextFrame(control);
-                }
+                stream.AppendTextFrame(payload);
+                sent += item.ControlFrame is null ? 1 : 0;
             }
-            else if (!closing && item.Take() is { } frame && !item.Removed && frame.Seq > item.LastSentSeq)
+
+            item = next;
+            if (stream.BufferedBytes >= MaxBatchBytes)
             {
-                // Snapshot and live frames race for the same mailbox; the sequence check keeps an older
-                // price from ever following a newer one.
-                item.LastSentSeq = frame.Seq;
-                stream.AppendTextFrame(frame.Utf8);
-                sent++;
-                if (!item.TakeSnapshotFlag() && frame.ReceivedTimestamp != 0 && frame.ReceivedTimestamp < oldest)
-                {
-                    oldest = frame.ReceivedTimestamp;
-                }
+                break;
             }
         }
 
+        _carry = item;
         Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
         var flush = stream.FlushBatchAsync(CancellationToken.None);
         if (!flush.IsCompletedSuccessfully)
@@ -162,43 +248,31 @@ internal sealed partial class PriceSession : ISendPass
 
     /// <summary>
     /// No batching stream (a transport other than an HTTP/1.1 upgrade): one WebSocket write per frame. A pass
-    /// takes only what was queued when it began, so a socket that fan-out keeps refilling cannot hold a send
-    /// thread; the rest goes in the next pass.
+    /// writes only what it took from the ready list, so a socket that fan-out keeps refilling cannot hold a
+    /// send thread; the rest goes in the next pass.
     /// </summary>
     private async ValueTask SendUnbatchedAsync()
     {
-        var reader = _ready.Reader;
         var closing = Volatile.Read(ref _closeRequested) != 0;
-        for (var budget = reader.Count; budget > 0 && reader.TryRead(out var item); budget--)
+        var item = TakeReady();
+        while (item is not null)
         {
-            byte[] payload;
-            long received = 0;
-            if (ReferenceEquals(item, _controlMarker))
+            var next = item.NextReady;
+            item.NextReady = null;
+            long oldest = long.MaxValue;
+            if (Payload(item, closing, ref oldest) is { } payload)
             {
-                if (!_control.TryDequeue(out payload!))
+                _carry = next; // if this write fails the session ends; if it pends, nothing else runs meanwhile
+                Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
+                await _socket.SendAsync(payload.AsMemory(), WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
+                _carry = null;
+                if (item.ControlFrame is null)
                 {
-                    continue;
+                    Sent(1, oldest);
                 }
-
-                Interlocked.Decrement(ref _controlCount);
-            }
-            else if (!closing && item.Take() is { } frame && !item.Removed && frame.Seq > item.LastSentSeq)
-            {
-                item.LastSentSeq = frame.Seq;
-                payload = frame.Utf8;
-                received = item.TakeSnapshotFlag() || frame.ReceivedTimestamp == 0 ? long.MaxValue : frame.ReceivedTimestamp;
-            }
-            else
-            {
-                continue;
             }
 
-            Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
-            await _socket.SendAsync(payload.AsMemory(), WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
-            if (received != 0)
-            {
-                Sent(1, received);
-            }
+            item = next;
         }
     }
 

@@ -1,6 +1,4 @@
-using System.Collections.Concurrent;
 using System.Net.WebSockets;
-using System.Threading.Channels;
 using PriceDaemon.Pipeline;
 using PriceDaemon.Security;
 
@@ -20,13 +18,12 @@ internal sealed partial class PriceSession : ISubscriber
     private readonly SessionServices _services;
     private readonly ILogger _logger;
 
-    // Subscriptions with a pending frame, and a marker for each queued control frame. Every live
-    // subscription is in here at most once (its mailbox was empty when it was signalled) and control
-    // frames are capped, so the capacity below is never reached by a well-behaved session; reaching it
-    // closes the session as a slow consumer.
-    private readonly Channel<Subscription> _ready;
-    private readonly ConcurrentQueue<byte[]> _control = new();
-    private readonly Subscription _controlMarker;
+    // The send queue: subscriptions with a pending frame and queued control frames, as a lock-free
+    // intrusive stack (newest first) that fan-out pushes onto with one CAS and a send pass takes whole with
+    // one exchange. Every subscription is in it at most once (signalled only when its mailbox goes from
+    // empty to full), and control frames are capped, so it is bounded by the subscriptions.
+    private Subscription? _readyHead;
+    private int _readyCount;
     private int _controlCount;
 
     // Owned by the receive loop.
@@ -47,16 +44,8 @@ internal sealed partial class PriceSession : ISubscriber
         _abortConnection = abortConnection;
         _services = services;
         _logger = services.Logger;
-        _controlMarker = new Subscription(this, -1);
         _client = client;
         _lastMessageAt = services.Time.GetTimestamp();
-        _ready = Channel.CreateBounded<Subscription>(new BoundedChannelOptions((services.Limits.MaxSubscriptionsPerConnection * 2) + ControlQueueLimit)
-        {
-            FullMode = BoundedChannelFullMode.Wait, // never waited on: writers use TryWrite and treat "full" as overflow
-            SingleReader = true,
-            SingleWriter = false,
-            AllowSynchronousContinuations = false,
-        });
     }
 
     public long Id { get; }
@@ -67,8 +56,8 @@ internal sealed partial class PriceSession : ISubscriber
 
     private int _subscriptionCount;
 
-    /// <summary>Frames and control messages waiting for the writer (tests and metrics).</summary>
-    public int QueuedCount => _ready.Reader.Count;
+    /// <summary>Frames and control messages waiting for the next send pass (tests and metrics).</summary>
+    public int QueuedCount => Volatile.Read(ref _readyCount);
 
     /// <summary>Runs the session until the socket closes. Never throws for socket faults.</summary>
     public async Task RunAsync()
@@ -128,7 +117,6 @@ internal sealed partial class PriceSession : ISubscriber
 
         _closeStatus = status;
         _closeReason = reason;
-        _ready.Writer.TryComplete();
         ScheduleSend();
     }
 
@@ -159,27 +147,14 @@ internal sealed partial class PriceSession : ISubscriber
             return;
         }
 
-        _control.Enqueue(frame);
-        if (_ready.Writer.TryWrite(_controlMarker))
-        {
-            ScheduleSend();
-        }
-        else
-        {
-            Overflow();
-        }
+        PushReady(new Subscription(this, frame));
+        ScheduleSend();
     }
 
     void ISubscriber.Signal(Subscription subscription)
     {
-        if (_ready.Writer.TryWrite(subscription))
-        {
-            ScheduleSend();
-        }
-        else if (Volatile.Read(ref _closeRequested) == 0)
-        {
-            Overflow();
-        }
+        PushReady(subscription);
+        ScheduleSend();
     }
 
     void ISubscriber.Conflated() => Interlocked.Increment(ref _services.Metrics.FramesConflated);

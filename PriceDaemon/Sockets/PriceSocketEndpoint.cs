@@ -21,7 +21,7 @@ internal static partial class PriceSocketEndpoint
         return next(context);
     });
 
-    public static async Task HandleAsync(HttpContext context, SessionRegistry registry, SessionServices services, ConnectionGate gate, ILoggerFactory loggers)
+    public static async Task HandleAsync(HttpContext context, SessionRegistry registry, SessionServices services, ConnectionGate gate)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
@@ -67,7 +67,7 @@ internal static partial class PriceSocketEndpoint
         var stream = (context.Features.Get<IHttpUpgradeFeature>() as BatchingUpgradeFeature)?.Stream;
         var remote = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort}";
         var session = new PriceSession(registry.NextId(), socket, stream, context.Abort, remote, services, client);
-        var logger = loggers.CreateLogger("PriceDaemon.Sockets.PriceSocketEndpoint");
+        var logger = services.EndpointLogger;
         // Every line logged for this socket, from either loop, carries these properties.
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["ConnectionId"] = session.Id, ["RemoteAddress"] = remote });
         registry.Add(session);

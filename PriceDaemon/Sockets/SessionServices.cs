@@ -30,6 +30,9 @@ internal sealed class SessionServices
         Limits = limits.Value;
         Time = time;
         Logger = loggers.CreateLogger("PriceDaemon.Sockets.PriceSession");
+        // Created once: Serilog's logger factory does not cache, so a logger per connection would cost about
+        // a kilobyte each (its own event-id cache).
+        EndpointLogger = loggers.CreateLogger("PriceDaemon.Sockets.PriceSocketEndpoint");
     }
 
     /// <summary>Told of every subscription a client adds or drops (Upstox subscribes upstream only to what clients want).</summary>
@@ -53,4 +56,6 @@ internal sealed class SessionServices
     public TimeProvider Time { get; }
 
     public ILogger Logger { get; }
+
+    public ILogger EndpointLogger { get; }
 }
