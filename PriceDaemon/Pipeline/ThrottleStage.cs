@@ -147,6 +147,9 @@ public sealed class ThrottleStage : BackgroundService
 
         s.Scheduled = true;
         _due.Enqueue(tick.InstrumentId, s.LastEmit + _intervalTicks);
+        // Armed now, not after the batch: every tick read after this one then sees the window's timer set,
+        // whatever the clock does meanwhile (a test's fake clock can move between two reads).
+        ArmTimer();
         return null;
     }
 
@@ -202,7 +205,7 @@ public sealed class ThrottleStage : BackgroundService
 
     private void ArmTimer()
     {
-        if (!_due.TryPeek(out _, out var at) || at == _timerArmedFor)
+        if (_timer is null || !_due.TryPeek(out _, out var at) || at == _timerArmedFor)
         {
             return;
         }
