@@ -81,7 +81,14 @@ public static partial class Program
         AddConfiguration(builder.Configuration, args);
         // wwwroot is compiled into the assembly, so every copy of the daemon serves the same board from any folder.
         builder.Environment.WebRootFileProvider = new EmbeddedFileProvider(typeof(Program).Assembly, "PriceDaemon.wwwroot");
-        builder.WebHost.UseKestrel(kestrel => kestrel.AddServerHeader = false);
+        builder.WebHost.UseKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            // Endpoints are read once, like the rest of the configuration. With reloading on (the default),
+            // Kestrel watches certificate files and rebinds an endpoint when one is touched: a port-0 endpoint
+            // then moves to another port under its clients. Rotate a certificate with a restart instead.
+            kestrel.Configure(builder.Configuration.GetSection("Kestrel"), reloadOnChange: false);
+        });
         builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = builder.Configuration.GetValue<bool>($"{ServerOptions.Section}:{nameof(ServerOptions.InlineSocketScheduling)}"));
         builder.AddDaemonLogging();
         // Type=notify under systemd: READY=1 once the host has started (storage warm, Kestrel listening).

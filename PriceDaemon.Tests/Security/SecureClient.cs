@@ -46,12 +46,20 @@ internal sealed class SecureClient : IAsyncDisposable
 
     public static async Task<SecureClient> ConnectAsync(Uri uri, Action<ClientWebSocketOptions>? configure = null)
     {
-        var (client, status) = await TryConnectAsync(uri, configure);
-        return client ?? throw new InvalidOperationException($"the handshake was refused with HTTP {status}");
+        var (client, status, error) = await TryConnectWithErrorAsync(uri, configure);
+        return client ?? throw new InvalidOperationException(status == 0
+            ? $"the handshake failed before any HTTP response: {error}"
+            : $"the handshake was refused with HTTP {status}");
     }
 
     /// <summary>The client, or null and the HTTP status the daemon refused the handshake with.</summary>
     public static async Task<(SecureClient? Client, int Status)> TryConnectAsync(Uri uri, Action<ClientWebSocketOptions>? configure = null)
+    {
+        var (client, status, _) = await TryConnectWithErrorAsync(uri, configure);
+        return (client, status);
+    }
+
+    private static async Task<(SecureClient? Client, int Status, string? Error)> TryConnectWithErrorAsync(Uri uri, Action<ClientWebSocketOptions>? configure)
     {
         var socket = new ClientWebSocket();
         socket.Options.CollectHttpResponseDetails = true;
@@ -61,14 +69,14 @@ internal sealed class SecureClient : IAsyncDisposable
         {
             await socket.ConnectAsync(uri, timeout.Token);
         }
-        catch (WebSocketException)
+        catch (WebSocketException ex)
         {
             var status = (int)socket.HttpStatusCode;
             socket.Dispose();
-            return (null, status);
+            return (null, status, ex.InnerException is { } inner ? $"{ex.Message} ({inner.GetType().Name}: {inner.Message})" : ex.Message);
         }
 
-        return (new SecureClient(socket), (int)socket.HttpStatusCode);
+        return (new SecureClient(socket), (int)socket.HttpStatusCode, null);
     }
 
     public Task SendAsync(string text) => SendAsync(Encoding.UTF8.GetBytes(text));
