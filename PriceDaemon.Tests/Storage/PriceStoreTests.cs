@@ -51,6 +51,69 @@ public sealed class PriceStoreTests
         }
     }
 
+    [Test]
+    public void ManyInstruments_WrittenInPartsAcrossSeveralFlushes_AllReadBack()
+    {
+        var prices = Enumerable.Range(0, 2_000)
+            .Select(i => Reliance with { Key = $"NSE_EQ|SYN{i:D7}", LastPrice = 100 + i, Seq = i })
+            .ToArray();
+        var (store, _) = PriceStore.Open(DataFile);
+        using (store)
+        {
+            store.Write(prices);
+            // A later flush carries only what changed; the rest of each chunk it rewrites must survive.
+            store.Write([.. prices.Where((_, i) => i % 7 == 0).Select(p => p with { LastPrice = p.LastPrice + 0.05, Seq = p.Seq + 10_000 })]);
+        }
+
+        var (again, state) = PriceStore.Open(DataFile);
+        using (again)
+        {
+            var read = state.Prices.ToDictionary(p => p.Key);
+            Assert.That(read, Has.Count.EqualTo(2_000));
+            for (var i = 0; i < prices.Length; i++)
+            {
+                var expected = i % 7 == 0 ? prices[i] with { LastPrice = prices[i].LastPrice + 0.05, Seq = prices[i].Seq + 10_000 } : prices[i];
+                Assert.That(read[prices[i].Key], Is.EqualTo(expected));
+            }
+        }
+    }
+
+    [Test]
+    public void AFileOfTheOneDocumentPerInstrumentLayout_IsRead_AndMovedToChunksByTheFirstWrite()
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(DataFile)!);
+        var tcs = Reliance with { Key = "NSE_EQ|INE467B01029", LastPrice = 3890.1, Seq = 7 };
+        using (var db = new LiteDB.LiteDatabase(DataFile))
+        {
+            var rows = db.GetCollection("prices");
+            foreach (var p in new[] { Reliance, tcs })
+            {
+                rows.Insert(new LiteDB.BsonDocument
+                {
+                    ["_id"] = p.Key, ["last_price"] = p.LastPrice, ["volume"] = p.Volume, ["timestamp_us"] = p.TimestampUs,
+                    ["change_percent"] = p.ChangePercent, ["previous_close"] = p.PreviousClose, ["seq"] = p.Seq, ["source"] = p.Source,
+                });
+            }
+        }
+
+        var newer = Reliance with { LastPrice = 2460, Seq = 43 };
+        var (store, state) = PriceStore.Open(DataFile);
+        using (store)
+        {
+            Assert.That(state.Prices, Is.EquivalentTo(new[] { Reliance, tcs }));
+            store.Write([newer]);
+        }
+
+        var (again, after) = PriceStore.Open(DataFile);
+        using (again)
+        {
+            Assert.That(after.Prices, Is.EquivalentTo(new[] { newer, tcs }), "the untouched instrument moved too");
+        }
+
+        using var check = new LiteDB.LiteDatabase(new LiteDB.ConnectionString { Filename = DataFile, ReadOnly = true });
+        Assert.That(check.GetCollection("prices").Count(), Is.Zero, "the old rows are gone once moved");
+    }
+
     [TestCase("text")]
     [TestCase("random")]
     [TestCase("damaged")]

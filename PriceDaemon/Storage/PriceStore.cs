@@ -25,12 +25,21 @@ internal sealed record StoredState(string? Epoch, bool CleanShutdown, IReadOnlyL
 /// read-only connection first; only a file that read cleanly is opened for writing. A lock file held for the
 /// store's life keeps a second daemon off the file, because LiteDB's direct mode does not (on Linux its
 /// writers share the file). Not thread-safe: the storage service is its only user.
+/// <para>
+/// Prices are stored in <see cref="ChunkCount"/> documents, each holding every instrument whose key hashes
+/// to it, rather than one document per instrument: LiteDB spends about 50 µs and 20 KB per upserted
+/// document, so a flush of 2,000 changed prices costs 64 upserts instead of 2,000. The store keeps what is
+/// on disk in memory to rewrite a chunk whole. Files written before this layout (one document per
+/// instrument in <c>prices</c>) are read, then moved to chunks by the first write.
+/// </para>
 /// </summary>
 internal sealed class PriceStore : IDisposable
 {
-    private const string PricesCollection = "prices";
+    private const string LegacyPricesCollection = "prices";
+    private const string ChunksCollection = "price_chunks";
     private const string MetaCollection = "meta";
     private const string StateId = "state";
+    private const int ChunkCount = 64;
 
     // LiteDB 5 files begin with an 8 KiB header page: this text at byte 32, then file version 8 at byte 59.
     private const int HeaderInfoOffset = 32;
@@ -45,12 +54,26 @@ internal sealed class PriceStore : IDisposable
 
     private readonly string _path;
     private readonly FileStream _lock;
+    private readonly Dictionary<string, StoredPrice>[] _chunks = new Dictionary<string, StoredPrice>[ChunkCount];
+    private readonly bool[] _touched = new bool[ChunkCount];
+    private bool _legacyRows;
     private LiteDatabase? _db;
 
-    private PriceStore(string path, FileStream lockFile)
+    private PriceStore(string path, FileStream lockFile, StoredState state, bool legacyRows)
     {
         _path = path;
         _lock = lockFile;
+        for (var i = 0; i < ChunkCount; i++)
+        {
+            _chunks[i] = [];
+        }
+
+        foreach (var price in state.Prices)
+        {
+            _chunks[ChunkOf(price.Key)][price.Key] = price;
+        }
+
+        _legacyRows = legacyRows;
     }
 
     /// <summary>Full path of the data file.</summary>
@@ -67,8 +90,8 @@ internal sealed class PriceStore : IDisposable
         var lockFile = TakeLock(full);
         try
         {
-            var state = File.Exists(full) && new FileInfo(full).Length > 0 ? Read(full) : new StoredState(null, false, []);
-            var store = new PriceStore(full, lockFile);
+            var (state, legacyRows) = File.Exists(full) && new FileInfo(full).Length > 0 ? Read(full) : (new StoredState(null, false, []), false);
+            var store = new PriceStore(full, lockFile, state, legacyRows);
             try
             {
                 store.OpenWritable();
@@ -88,22 +111,52 @@ internal sealed class PriceStore : IDisposable
     }
 
     /// <summary>
-    /// Upserts <paramref name="prices"/> in one transaction. On any failure the connection is dropped (LiteDB
-    /// refuses further writes after an I/O error) and the next call opens it again.
+    /// Stores <paramref name="prices"/> (replacing each instrument's earlier one) in one transaction: every
+    /// chunk they touch is rewritten. On any failure the connection is dropped (LiteDB refuses further writes
+    /// after an I/O error) and the next call opens it again; calling again with the same prices is the retry.
     /// </summary>
     public void Write(IReadOnlyList<StoredPrice> prices)
     {
+        foreach (var price in prices)
+        {
+            var chunk = ChunkOf(price.Key);
+            _chunks[chunk][price.Key] = price;
+            _touched[chunk] = true;
+        }
+
+        if (_legacyRows)
+        {
+            // The first write to a file of the old layout moves everything, then drops the old rows.
+            Array.Fill(_touched, true);
+        }
+
         var db = _db ?? OpenWritable();
         try
         {
-            var collection = db.GetCollection(PricesCollection);
+            var collection = db.GetCollection(ChunksCollection);
             db.BeginTrans();
-            foreach (var price in prices)
+            for (var chunk = 0; chunk < ChunkCount; chunk++)
             {
-                collection.Upsert(ToDocument(price));
+                if (_touched[chunk] && _chunks[chunk].Count > 0)
+                {
+                    var entries = new BsonArray();
+                    foreach (var price in _chunks[chunk].Values)
+                    {
+                        entries.Add(ToDocument(price));
+                    }
+
+                    collection.Upsert(new BsonDocument { ["_id"] = chunk, ["prices"] = entries });
+                }
+            }
+
+            if (_legacyRows)
+            {
+                db.GetCollection(LegacyPricesCollection).DeleteAll();
             }
 
             db.Commit();
+            Array.Clear(_touched);
+            _legacyRows = false;
         }
         catch
         {
@@ -158,7 +211,7 @@ internal sealed class PriceStore : IDisposable
         }
     }
 
-    private static StoredState Read(string full)
+    private static (StoredState State, bool LegacyRows) Read(string full)
     {
         if (!HasLiteDbHeader(full))
         {
@@ -171,11 +224,33 @@ internal sealed class PriceStore : IDisposable
             // new), so nothing gets write access before the whole file has been read back cleanly.
             using var db = new LiteDatabase(new ConnectionString { Filename = full, Connection = ConnectionType.Direct, ReadOnly = true });
             var meta = db.GetCollection(MetaCollection).FindById(StateId);
-            var prices = db.GetCollection(PricesCollection).FindAll().Select(FromDocument).ToList();
-            return new StoredState(
+            var prices = new Dictionary<string, StoredPrice>();
+            var legacyRows = false;
+            // A collection the file never had cannot be read through a read-only connection.
+            var legacy = db.CollectionExists(LegacyPricesCollection) ? db.GetCollection(LegacyPricesCollection).FindAll() : [];
+            var chunks = db.CollectionExists(ChunksCollection) ? db.GetCollection(ChunksCollection).FindAll() : [];
+            foreach (var doc in legacy)
+            {
+                var price = FromDocument(doc, "_id");
+                prices[price.Key] = price;
+                legacyRows = true;
+            }
+
+            // Chunks are newer than any old-layout row still beside them (a write that was cut short).
+            foreach (var chunk in chunks)
+            {
+                foreach (var entry in chunk["prices"].AsArray)
+                {
+                    var price = FromDocument(entry.AsDocument, "key");
+                    prices[price.Key] = price;
+                }
+            }
+
+            var state = new StoredState(
                 meta is null ? null : meta["epoch"].AsString,
                 meta is not null && meta["clean_shutdown"].AsBoolean,
-                prices);
+                [.. prices.Values]);
+            return (state, legacyRows);
         }
         catch (Exception ex)
         {
@@ -197,9 +272,22 @@ internal sealed class PriceStore : IDisposable
     private static StorageException Unusable(string full, string reason) => new(
         $"Storage:Path: cannot use {full}: {reason}. The file was left untouched; move it away to start with empty storage, or point Storage:Path elsewhere");
 
+    /// <summary>A stable chunk for a key (FNV-1a): the same instrument lands in the same document in every run.</summary>
+    private static int ChunkOf(string key)
+    {
+        var hash = 2166136261u;
+        foreach (var c in key)
+        {
+            hash = (hash ^ c) * 16777619u;
+        }
+
+        return (int)(hash % ChunkCount);
+    }
+
+    // A chunk's entries name their instrument in "key"; old-layout rows used it as the document "_id".
     private static BsonDocument ToDocument(StoredPrice price) => new()
     {
-        ["_id"] = price.Key,
+        ["key"] = price.Key,
         ["last_price"] = price.LastPrice,
         ["volume"] = price.Volume,
         ["timestamp_us"] = price.TimestampUs,
@@ -209,10 +297,10 @@ internal sealed class PriceStore : IDisposable
         ["source"] = price.Source,
     };
 
-    private static StoredPrice FromDocument(BsonDocument doc)
+    private static StoredPrice FromDocument(BsonDocument doc, string keyField)
     {
         var price = new StoredPrice(
-            doc["_id"].AsString,
+            doc[keyField]?.AsString!,
             doc["last_price"].AsDouble,
             doc["volume"].AsInt64,
             doc["timestamp_us"].AsInt64,
@@ -223,7 +311,7 @@ internal sealed class PriceStore : IDisposable
         if (string.IsNullOrEmpty(price.Key) || !double.IsFinite(price.LastPrice) || price.LastPrice <= 0 || price.Seq < 0
             || !double.IsFinite(price.PreviousClose) || price.Source is null)
         {
-            throw new InvalidDataException($"price document '{doc["_id"]}' has missing or invalid fields");
+            throw new InvalidDataException($"price '{doc[keyField]}' has missing or invalid fields");
         }
 
         return price;
