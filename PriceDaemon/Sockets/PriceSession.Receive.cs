@@ -50,7 +50,7 @@ internal sealed partial class PriceSession
                         count += result.Count;
                         if (result.MessageType == WebSocketMessageType.Close)
                         {
-                            // The peer started the close: answer it (the send loop writes our close frame).
+                            // The peer started the close: answer it (the send side writes our close frame).
                             BeginClose(_socket.CloseStatus ?? WebSocketCloseStatus.NormalClosure, "");
                             return;
                         }
@@ -157,7 +157,7 @@ internal sealed partial class PriceSession
                 continue;
             }
 
-            // The connection's own cap first (it sizes the send queue), then the user's across connections.
+            // The connection's own cap first, then the user's across connections.
             if (_subscriptions.Count >= _services.Limits.MaxSubscriptionsPerConnection || !_client.User.TryAddSubscription())
             {
                 rejected.Add((key, ErrorCodes.SubscriptionLimit));

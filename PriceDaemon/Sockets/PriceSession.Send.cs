@@ -102,6 +102,8 @@ internal sealed partial class PriceSession : ISendPass
 
     private void PushReady(Subscription item)
     {
+        // Counted before it is visible, so a pass can never take it off the count first.
+        Interlocked.Increment(ref _readyCount);
         var head = Volatile.Read(ref _readyHead);
         while (true)
         {
@@ -114,8 +116,6 @@ internal sealed partial class PriceSession : ISendPass
 
             head = seen;
         }
-
-        Interlocked.Increment(ref _readyCount);
     }
 
     /// <summary>Takes the whole ready list, oldest first, after anything an earlier pass left over.</summary>
@@ -131,17 +131,14 @@ internal sealed partial class PriceSession : ISendPass
 
         // Reverse to FIFO. Safe: nothing in a taken list is pushed again before the pass empties its mailbox.
         Subscription? fifo = null;
-        var taken = 0;
         while (list is not null)
         {
             var next = list.NextReady;
             list.NextReady = fifo;
             fifo = list;
             list = next;
-            taken++;
         }
 
-        Interlocked.Add(ref _readyCount, -taken);
         if (carry is null)
         {
             return fifo;
@@ -196,10 +193,12 @@ internal sealed partial class PriceSession : ISendPass
         var sent = 0;
         long oldest = long.MaxValue;
         var item = TakeReady();
+        var done = 0;
         while (item is not null)
         {
             var next = item.NextReady;
             item.NextReady = null;
+            done++;
             if (Payload(item, closing, ref oldest) is { } payload)
             {
                 stream.AppendTextFrame(payload);
@@ -214,6 +213,7 @@ internal sealed partial class PriceSession : ISendPass
         }
 
         _carry = item;
+        Interlocked.Add(ref _readyCount, -done);
         Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
         var flush = stream.FlushBatchAsync(CancellationToken.None);
         if (!flush.IsCompletedSuccessfully)
@@ -259,6 +259,7 @@ internal sealed partial class PriceSession : ISendPass
         {
             var next = item.NextReady;
             item.NextReady = null;
+            Interlocked.Decrement(ref _readyCount);
             long oldest = long.MaxValue;
             if (Payload(item, closing, ref oldest) is { } payload)
             {
@@ -283,7 +284,7 @@ internal sealed partial class PriceSession : ISendPass
             if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
             {
                 Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
-                await _socket.CloseOutputAsync(_closeStatus, _closeReason, CancellationToken.None).ConfigureAwait(false);
+                await _socket.CloseOutputAsync(_close!.Status, _close.Reason, CancellationToken.None).ConfigureAwait(false);
             }
 
             _sendDone.TrySetResult();

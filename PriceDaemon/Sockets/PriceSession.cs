@@ -5,8 +5,9 @@ using PriceDaemon.Security;
 namespace PriceDaemon.Sockets;
 
 /// <summary>
-/// One WebSocket client: a receive loop that handles subscribe/unsubscribe, and a send loop that drains
-/// this session's queue into the socket. Whichever loop ends first closes the other, with a timeout.
+/// One WebSocket client: a receive loop that handles subscribe/unsubscribe, and a send side whose passes
+/// (on a <see cref="SendPump"/> thread) drain this session's queue into the socket. Whichever side ends
+/// first closes the other, with a timeout.
 /// </summary>
 internal sealed partial class PriceSession : ISubscriber
 {
@@ -31,8 +32,7 @@ internal sealed partial class PriceSession : ISubscriber
 
     private readonly CancellationTokenSource _receiveStop = new();
     private int _closeRequested;
-    private WebSocketCloseStatus _closeStatus = WebSocketCloseStatus.NormalClosure;
-    private string _closeReason = "";
+    private CloseInfo? _close; // set once, before _closeRequested, so whoever sees the flag sees the reason
     private long _writeStartedAt; // 0 while not inside a socket write
 
     public PriceSession(long id, WebSocket socket, BatchingStream? stream, Action abortConnection, string remote, SessionServices services, ClientIdentity client)
@@ -105,20 +105,21 @@ internal sealed partial class PriceSession : ISubscriber
     }
 
     /// <summary>
-    /// Asks the send loop to write a close frame once the current batch is out, and stops sending prices.
-    /// Safe from any thread, idempotent: the first reason wins.
+    /// Asks the send side to write a close frame once the control frames queued before it are out, and stops
+    /// sending prices. Safe from any thread, idempotent: the first reason wins.
     /// </summary>
     public void BeginClose(WebSocketCloseStatus status, string reason)
     {
-        if (Interlocked.Exchange(ref _closeRequested, 1) != 0)
+        if (Interlocked.CompareExchange(ref _close, new CloseInfo(status, reason), null) is not null)
         {
             return;
         }
 
-        _closeStatus = status;
-        _closeReason = reason;
+        Volatile.Write(ref _closeRequested, 1);
         ScheduleSend();
     }
+
+    private sealed record CloseInfo(WebSocketCloseStatus Status, string Reason);
 
     /// <summary>Cuts the connection without a handshake: for peers that stopped reading.</summary>
     public void Abort()
