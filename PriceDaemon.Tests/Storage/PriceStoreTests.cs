@@ -114,6 +114,48 @@ public sealed class PriceStoreTests
         Assert.That(check.GetCollection("prices").Count(), Is.Zero, "the old rows are gone once moved");
     }
 
+    [Test]
+    public void RowsOfTheOldLayoutBesideChunks_AreTheNewerPrices()
+    {
+        // Only an older version, run on the file after the move, writes old-layout rows beside chunks.
+        var (store, _) = PriceStore.Open(DataFile);
+        using (store)
+        {
+            store.Write([Reliance]);
+        }
+
+        var downgraded = Reliance with { LastPrice = 2470, Seq = 3 };
+        using (var db = new LiteDB.LiteDatabase(DataFile))
+        {
+            db.GetCollection("prices").Insert(new LiteDB.BsonDocument
+            {
+                ["_id"] = downgraded.Key, ["last_price"] = downgraded.LastPrice, ["volume"] = downgraded.Volume, ["timestamp_us"] = downgraded.TimestampUs,
+                ["change_percent"] = downgraded.ChangePercent, ["previous_close"] = downgraded.PreviousClose, ["seq"] = downgraded.Seq, ["source"] = downgraded.Source,
+            });
+        }
+
+        var (again, state) = PriceStore.Open(DataFile);
+        using (again)
+        {
+            Assert.That(state.Prices, Is.EqualTo(new[] { downgraded }));
+        }
+    }
+
+    [Test]
+    public void AChunkOutsideTheLayout_IsRefusedAsDamaged_AndTheFileIsLeftAsItWas()
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(DataFile)!);
+        using (var db = new LiteDB.LiteDatabase(DataFile))
+        {
+            db.GetCollection("price_chunks").Insert(new LiteDB.BsonDocument { ["_id"] = 64, ["prices"] = new LiteDB.BsonArray() });
+        }
+
+        var before = StorageHelpers.Sha256(DataFile);
+        var error = Assert.Throws<StorageException>(() => PriceStore.Open(DataFile));
+        Assert.That(error!.Message, Does.Contain("damaged"));
+        Assert.That(StorageHelpers.Sha256(DataFile), Is.EqualTo(before));
+    }
+
     [TestCase("text")]
     [TestCase("random")]
     [TestCase("damaged")]

@@ -224,26 +224,36 @@ internal sealed class PriceStore : IDisposable
             // new), so nothing gets write access before the whole file has been read back cleanly.
             using var db = new LiteDatabase(new ConnectionString { Filename = full, Connection = ConnectionType.Direct, ReadOnly = true });
             var meta = db.GetCollection(MetaCollection).FindById(StateId);
-            var prices = new Dictionary<string, StoredPrice>();
-            var legacyRows = false;
             // A collection the file never had cannot be read through a read-only connection.
             var legacy = db.CollectionExists(LegacyPricesCollection) ? db.GetCollection(LegacyPricesCollection).FindAll() : [];
             var chunks = db.CollectionExists(ChunksCollection) ? db.GetCollection(ChunksCollection).FindAll() : [];
+            var prices = new Dictionary<string, StoredPrice>();
+            foreach (var chunk in chunks)
+            {
+                var id = chunk["_id"];
+                if (!id.IsInt32 || id.AsInt32 is < 0 or >= ChunkCount)
+                {
+                    throw new InvalidDataException($"price chunk '{id}' is not one of 0..{ChunkCount - 1}");
+                }
+
+                foreach (var entry in chunk["prices"].AsArray)
+                {
+                    var price = FromDocument(entry.AsDocument, "key");
+                    if (ChunkOf(price.Key) != id.AsInt32 || !prices.TryAdd(price.Key, price))
+                    {
+                        throw new InvalidDataException($"price '{price.Key}' is in the wrong chunk or stored twice");
+                    }
+                }
+            }
+
+            // Rows of the old layout exist beside chunks only if an older version ran on the file after it was
+            // moved (the move itself is one transaction); what that version wrote is the newer price.
+            var legacyRows = false;
             foreach (var doc in legacy)
             {
                 var price = FromDocument(doc, "_id");
                 prices[price.Key] = price;
                 legacyRows = true;
-            }
-
-            // Chunks are newer than any old-layout row still beside them (a write that was cut short).
-            foreach (var chunk in chunks)
-            {
-                foreach (var entry in chunk["prices"].AsArray)
-                {
-                    var price = FromDocument(entry.AsDocument, "key");
-                    prices[price.Key] = price;
-                }
             }
 
             var state = new StoredState(
