@@ -79,7 +79,7 @@ internal sealed partial class PriceSession
         catch (Exception ex) when (ex is WebSocketException or IOException or ObjectDisposedException or OperationCanceledException)
         {
             // A reset connection, or an abort we started: nothing more will arrive.
-            if (Volatile.Read(ref _closeRequested) == 0)
+            if (!IsClosing)
             {
                 LogSocketError(Id, Remote, "receive", ex.Message);
             }

@@ -81,7 +81,7 @@ internal sealed partial class PriceSession : ISendPass
             return;
         }
 
-        if (Volatile.Read(ref _closeRequested) != 0 && Volatile.Read(ref _controlCount) == 0)
+        if (IsClosing && Volatile.Read(ref _controlCount) == 0)
         {
             // Closing, and every control frame queued before the close (the error that explains it) is out;
             // prices still queued are dropped. The close frame is the last thing sent.
@@ -94,7 +94,7 @@ internal sealed partial class PriceSession : ISendPass
         // found the flag still set and did not queue the session, a batch may have stopped at MaxBatchBytes,
         // and a close may have been requested since the check above.
         Interlocked.Exchange(ref _sendScheduled, 0);
-        if (_carry is not null || Volatile.Read(ref _readyHead) is not null || Volatile.Read(ref _closeRequested) != 0)
+        if (_carry is not null || Volatile.Read(ref _readyHead) is not null || IsClosing)
         {
             ScheduleSend();
         }
@@ -102,8 +102,6 @@ internal sealed partial class PriceSession : ISendPass
 
     private void PushReady(Subscription item)
     {
-        // Counted before it is visible, so a pass can never take it off the count first.
-        Interlocked.Increment(ref _readyCount);
         var head = Volatile.Read(ref _readyHead);
         while (true)
         {
@@ -118,16 +116,19 @@ internal sealed partial class PriceSession : ISendPass
         }
     }
 
-    /// <summary>Takes the whole ready list, oldest first, after anything an earlier pass left over.</summary>
+    /// <summary>
+    /// What an earlier pass left over, or else the whole ready list, oldest first. Leftovers are older than
+    /// anything in the list, so taking them alone keeps the order; the list waits for the next pass.
+    /// </summary>
     private Subscription? TakeReady()
     {
-        var carry = _carry;
-        _carry = null;
-        var list = Interlocked.Exchange(ref _readyHead, null);
-        if (list is null)
+        if (_carry is { } carry)
         {
+            _carry = null;
             return carry;
         }
+
+        var list = Interlocked.Exchange(ref _readyHead, null);
 
         // Reverse to FIFO. Safe: nothing in a taken list is pushed again before the pass empties its mailbox.
         Subscription? fifo = null;
@@ -139,19 +140,7 @@ internal sealed partial class PriceSession : ISendPass
             list = next;
         }
 
-        if (carry is null)
-        {
-            return fifo;
-        }
-
-        var tail = carry;
-        while (tail.NextReady is not null)
-        {
-            tail = tail.NextReady;
-        }
-
-        tail.NextReady = fifo;
-        return carry;
+        return fifo;
     }
 
     /// <summary>
@@ -188,17 +177,15 @@ internal sealed partial class PriceSession : ISendPass
     {
         // Once a close is requested prices stop, but queued control frames (the error that explains the
         // close) still go out ahead of the close frame.
-        var closing = Volatile.Read(ref _closeRequested) != 0;
+        var closing = IsClosing;
         stream.BeginBatch();
         var sent = 0;
         long oldest = long.MaxValue;
         var item = TakeReady();
-        var done = 0;
         while (item is not null)
         {
             var next = item.NextReady;
             item.NextReady = null;
-            done++;
             if (Payload(item, closing, ref oldest) is { } payload)
             {
                 stream.AppendTextFrame(payload);
@@ -213,7 +200,6 @@ internal sealed partial class PriceSession : ISendPass
         }
 
         _carry = item;
-        Interlocked.Add(ref _readyCount, -done);
         Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
         var flush = stream.FlushBatchAsync(CancellationToken.None);
         if (!flush.IsCompletedSuccessfully)
@@ -253,13 +239,12 @@ internal sealed partial class PriceSession : ISendPass
     /// </summary>
     private async ValueTask SendUnbatchedAsync()
     {
-        var closing = Volatile.Read(ref _closeRequested) != 0;
+        var closing = IsClosing;
         var item = TakeReady();
         while (item is not null)
         {
             var next = item.NextReady;
             item.NextReady = null;
-            Interlocked.Decrement(ref _readyCount);
             long oldest = long.MaxValue;
             if (Payload(item, closing, ref oldest) is { } payload)
             {

@@ -24,15 +24,13 @@ internal sealed partial class PriceSession : ISubscriber
     // one exchange. Every subscription is in it at most once (signalled only when its mailbox goes from
     // empty to full), and control frames are capped, so it is bounded by the subscriptions.
     private Subscription? _readyHead;
-    private int _readyCount;
     private int _controlCount;
 
     // Owned by the receive loop.
     private readonly Dictionary<int, Subscription> _subscriptions = [];
 
     private readonly CancellationTokenSource _receiveStop = new();
-    private int _closeRequested;
-    private CloseInfo? _close; // set once, before _closeRequested, so whoever sees the flag sees the reason
+    private CloseInfo? _close; // set once; published with a CAS, so whoever sees it sees its reason
     private long _writeStartedAt; // 0 while not inside a socket write
 
     public PriceSession(long id, WebSocket socket, BatchingStream? stream, Action abortConnection, string remote, SessionServices services, ClientIdentity client)
@@ -56,8 +54,27 @@ internal sealed partial class PriceSession : ISubscriber
 
     private int _subscriptionCount;
 
-    /// <summary>Frames and control messages waiting for the next send pass (tests and metrics).</summary>
-    public int QueuedCount => Volatile.Read(ref _readyCount);
+    /// <summary>
+    /// Items waiting for the next send pass, counted by walking the list: for tests and diagnostics, exact
+    /// only while no pass runs. The walk stops at the bound a well-behaved list never exceeds.
+    /// </summary>
+    public int QueuedCount
+    {
+        get
+        {
+            var bound = _services.Limits.MaxSubscriptionsPerConnection + ControlQueueLimit;
+            var count = 0;
+            foreach (var start in new[] { Volatile.Read(ref _readyHead), _carry })
+            {
+                for (var item = start; item is not null && count <= bound; item = item.NextReady)
+                {
+                    count++;
+                }
+            }
+
+            return count;
+        }
+    }
 
     /// <summary>Runs the session until the socket closes. Never throws for socket faults.</summary>
     public async Task RunAsync()
@@ -115,7 +132,6 @@ internal sealed partial class PriceSession : ISubscriber
             return;
         }
 
-        Volatile.Write(ref _closeRequested, 1);
         ScheduleSend();
     }
 
@@ -130,7 +146,7 @@ internal sealed partial class PriceSession : ISubscriber
     }
 
     /// <summary>A close was requested or the connection was aborted; the session is on its way out.</summary>
-    public bool IsClosing => Volatile.Read(ref _closeRequested) != 0;
+    public bool IsClosing => Volatile.Read(ref _close) is not null;
 
     /// <summary>True when a socket write has been pending for longer than <paramref name="limit"/> timestamp ticks.</summary>
     public bool IsStalled(long now, long limit)
@@ -162,7 +178,7 @@ internal sealed partial class PriceSession : ISubscriber
 
     private void Overflow()
     {
-        if (Volatile.Read(ref _closeRequested) == 0)
+        if (!IsClosing)
         {
             Interlocked.Increment(ref _services.Metrics.SlowConsumersClosed);
             LogSlowConsumer(Id, Remote, "send queue overflow");
