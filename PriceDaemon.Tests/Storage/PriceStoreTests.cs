@@ -83,18 +83,7 @@ public sealed class PriceStoreTests
     {
         Directory.CreateDirectory(Path.GetDirectoryName(DataFile)!);
         var tcs = Reliance with { Key = "NSE_EQ|INE467B01029", LastPrice = 3890.1, Seq = 7 };
-        using (var db = new LiteDB.LiteDatabase(DataFile))
-        {
-            var rows = db.GetCollection("prices");
-            foreach (var p in new[] { Reliance, tcs })
-            {
-                rows.Insert(new LiteDB.BsonDocument
-                {
-                    ["_id"] = p.Key, ["last_price"] = p.LastPrice, ["volume"] = p.Volume, ["timestamp_us"] = p.TimestampUs,
-                    ["change_percent"] = p.ChangePercent, ["previous_close"] = p.PreviousClose, ["seq"] = p.Seq, ["source"] = p.Source,
-                });
-            }
-        }
+        WriteOldLayoutRows(Reliance, tcs);
 
         var newer = Reliance with { LastPrice = 2460, Seq = 43 };
         var (store, state) = PriceStore.Open(DataFile);
@@ -125,14 +114,7 @@ public sealed class PriceStoreTests
         }
 
         var downgraded = Reliance with { LastPrice = 2470, Seq = 3 };
-        using (var db = new LiteDB.LiteDatabase(DataFile))
-        {
-            db.GetCollection("prices").Insert(new LiteDB.BsonDocument
-            {
-                ["_id"] = downgraded.Key, ["last_price"] = downgraded.LastPrice, ["volume"] = downgraded.Volume, ["timestamp_us"] = downgraded.TimestampUs,
-                ["change_percent"] = downgraded.ChangePercent, ["previous_close"] = downgraded.PreviousClose, ["seq"] = downgraded.Seq, ["source"] = downgraded.Source,
-            });
-        }
+        WriteOldLayoutRows(downgraded);
 
         var (again, state) = PriceStore.Open(DataFile);
         using (again)
@@ -186,6 +168,21 @@ public sealed class PriceStoreTests
         using (again)
         {
             Assert.That(state.Prices, Is.EqualTo(new[] { Reliance }));
+        }
+    }
+
+    /// <summary>Rows as earlier versions stored them: one document per instrument, the key as its _id.</summary>
+    private void WriteOldLayoutRows(params StoredPrice[] prices)
+    {
+        using var db = new LiteDB.LiteDatabase(DataFile);
+        var rows = db.GetCollection("prices");
+        foreach (var p in prices)
+        {
+            rows.Insert(new LiteDB.BsonDocument
+            {
+                ["_id"] = p.Key, ["last_price"] = p.LastPrice, ["volume"] = p.Volume, ["timestamp_us"] = p.TimestampUs,
+                ["change_percent"] = p.ChangePercent, ["previous_close"] = p.PreviousClose, ["seq"] = p.Seq, ["source"] = p.Source,
+            });
         }
     }
 }
