@@ -88,6 +88,10 @@ public static partial class Program
             // Kestrel watches certificate files and rebinds an endpoint when one is touched: a port-0 endpoint
             // then moves to another port under its clients. Rotate a certificate with a restart instead.
             kestrel.Configure(builder.Configuration.GetSection("Kestrel"), reloadOnChange: false);
+            // A connection that opens with a plain price-socket handshake is served without an HTTP request
+            // held open under it (Sockets/DirectUpgrade.cs); every other connection reaches the app as usual.
+            kestrel.ConfigureEndpointDefaults(static listen =>
+                listen.Use(next => new DirectUpgrade(next, listen.ApplicationServices).OnConnectionAsync));
         });
         builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = builder.Configuration.GetValue<bool>($"{ServerOptions.Section}:{nameof(ServerOptions.InlineSocketScheduling)}"));
         builder.AddDaemonLogging();

@@ -114,6 +114,8 @@ public sealed class WarmStartTests
         await using var watcher = await TestClient.ConnectAsync(daemon.WebSocketUri);
         await watcher.SubscribeAsync(Reliance);
 
+        // A client that connects at start-up may first see the feed still connecting; the outage comes after.
+        await watcher.NextAsync("status", f => f.GetProperty("status").GetString() == "connected");
         var down = await watcher.NextAsync("status", f => f.GetProperty("status").GetString() == "disconnected");
         Assert.That(down.GetProperty("message").GetString(), Is.EqualTo(FeedStatus.DisconnectedMessage));
 

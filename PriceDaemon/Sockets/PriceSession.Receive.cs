@@ -6,42 +6,46 @@ namespace PriceDaemon.Sockets;
 
 internal sealed partial class PriceSession
 {
-    // Client messages are small; an idle socket holds only this. Longer messages borrow a pooled buffer.
+    // Client messages are small; a message borrows a pooled buffer of this size and grows it up to the limit.
     private const int InitialReceiveBytes = 512;
 
     private readonly List<string> _keys = [];
 
     private async Task ReceiveLoopAsync()
     {
-        var small = new byte[InitialReceiveBytes];
         var limit = _services.Limits.MaxMessageBytes;
         try
         {
             while (true)
             {
-                var buffer = small;
+                // An empty read waits for the next frame's header and takes none of its payload, so an idle
+                // socket holds no receive buffer: that is most of what 20,000 quiet connections would keep.
+                var result = await _socket.ReceiveAsync(Memory<byte>.Empty, _receiveStop.Token).ConfigureAwait(false);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    // The peer started the close: answer it (the send side writes our close frame).
+                    BeginClose(_socket.CloseStatus ?? WebSocketCloseStatus.NormalClosure, "");
+                    return;
+                }
+
+                var buffer = ArrayPool<byte>.Shared.Rent(InitialReceiveBytes);
                 var count = 0;
                 try
                 {
-                    ValueWebSocketReceiveResult result;
-                    do
+                    while (!result.EndOfMessage)
                     {
+                        if (count >= limit)
+                        {
+                            EnqueueControl(ControlFrames.Error(ErrorCodes.MessageTooLarge, $"messages are limited to {limit} bytes"));
+                            BeginClose(WebSocketCloseStatus.MessageTooBig, "message too large");
+                            return;
+                        }
+
                         if (count == buffer.Length)
                         {
-                            if (count >= limit)
-                            {
-                                EnqueueControl(ControlFrames.Error(ErrorCodes.MessageTooLarge, $"messages are limited to {limit} bytes"));
-                                BeginClose(WebSocketCloseStatus.MessageTooBig, "message too large");
-                                return;
-                            }
-
                             var larger = ArrayPool<byte>.Shared.Rent(Math.Min(limit, count * 4));
                             buffer.AsSpan(0, count).CopyTo(larger);
-                            if (!ReferenceEquals(buffer, small))
-                            {
-                                ArrayPool<byte>.Shared.Return(buffer);
-                            }
-
+                            ArrayPool<byte>.Shared.Return(buffer);
                             buffer = larger;
                         }
 
@@ -50,12 +54,10 @@ internal sealed partial class PriceSession
                         count += result.Count;
                         if (result.MessageType == WebSocketMessageType.Close)
                         {
-                            // The peer started the close: answer it (the send side writes our close frame).
                             BeginClose(_socket.CloseStatus ?? WebSocketCloseStatus.NormalClosure, "");
                             return;
                         }
                     }
-                    while (!result.EndOfMessage);
 
                     if (result.MessageType == WebSocketMessageType.Binary)
                     {
@@ -69,10 +71,7 @@ internal sealed partial class PriceSession
                 }
                 finally
                 {
-                    if (!ReferenceEquals(buffer, small))
-                    {
-                        ArrayPool<byte>.Shared.Return(buffer);
-                    }
+                    ArrayPool<byte>.Shared.Return(buffer);
                 }
             }
         }

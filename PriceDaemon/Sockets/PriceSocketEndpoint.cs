@@ -66,7 +66,14 @@ internal static partial class PriceSocketEndpoint
 
         var stream = (context.Features.Get<IHttpUpgradeFeature>() as BatchingUpgradeFeature)?.Stream;
         var remote = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort}";
-        var session = new PriceSession(registry.NextId(), socket, stream, context.Abort, remote, services, client);
+        await RunSessionAsync(socket, stream, context.Abort, remote, registry, services, gate, client).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs an accepted socket's session to its end and gives back its slots; both handshake paths end here.</summary>
+    public static async Task RunSessionAsync(
+        WebSocket socket, BatchingStream? stream, Action abort, string remote, SessionRegistry registry, SessionServices services, ConnectionGate gate, ClientIdentity client)
+    {
+        var session = new PriceSession(registry.NextId(), socket, stream, abort, remote, services, client);
         var logger = services.EndpointLogger;
         // Every line logged for this socket, from either loop, carries these properties.
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["ConnectionId"] = session.Id, ["RemoteAddress"] = remote });

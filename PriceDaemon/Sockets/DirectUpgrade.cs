@@ -1,0 +1,391 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.WebSockets;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Primitives;
+using PriceDaemon.Security;
+
+namespace PriceDaemon.Sockets;
+
+/// <summary>
+/// Kestrel connection middleware for the common case: a connection whose first request is a plain HTTP/1.1
+/// WebSocket handshake for <c>/api/ws/prices</c>. It answers the handshake itself and runs the session
+/// straight on the connection's pipes, so an open price socket does not keep an HTTP request alive under it
+/// (Kestrel's request state, headers, HttpContext and body streams are ~6 KiB per connection, a third of an
+/// idle socket's memory). Everything else (other paths, TLS, HTTP/2, a handshake after other requests on a
+/// kept-alive connection, any request this parser does not fully accept) goes on to Kestrel untouched and
+/// reaches the same endpoint through <see cref="PriceSocketEndpoint.HandleAsync"/>. The admission checks are
+/// the same code on both paths: they read a <see cref="DefaultHttpContext"/> built from the handshake.
+/// </summary>
+internal sealed class DirectUpgrade
+{
+    /// <summary>A request head longer than this is left to Kestrel (its own limit is 32 KiB).</summary>
+    private const int MaxHeadBytes = 16 * 1024;
+
+    private static readonly byte[] Prefix = Encoding.ASCII.GetBytes("GET " + PriceSocketEndpoint.Path);
+    private static readonly TimeSpan HeadTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly ConnectionDelegate _next;
+    private readonly IServiceProvider _services;
+    private Parts? _parts;
+
+    public DirectUpgrade(ConnectionDelegate next, IServiceProvider services)
+    {
+        _next = next;
+        _services = services;
+    }
+
+    private sealed record Parts(SessionRegistry Registry, SessionServices Services, ConnectionGate Gate);
+
+    public async Task OnConnectionAsync(ConnectionContext connection)
+    {
+        var input = connection.Transport.Input;
+        CancellationTokenSource? timeout = null;
+        UpgradeRequest? request;
+        try
+        {
+            while (true)
+            {
+                var result = await input.ReadAsync(timeout?.Token ?? default).ConfigureAwait(false);
+                var buffer = result.Buffer;
+                var verdict = UpgradeRequest.TryParse(buffer, out request, out var headEnd);
+                if (verdict == Verdict.NeedMore && !result.IsCompleted && !result.IsCanceled && buffer.Length < MaxHeadBytes)
+                {
+                    // The start matched; wait for the rest of the head, but not forever.
+                    timeout ??= new CancellationTokenSource(HeadTimeout);
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                    continue;
+                }
+
+                if (verdict != Verdict.Ours)
+                {
+                    // Nothing consumed and nothing examined: Kestrel reads the same bytes at once.
+                    input.AdvanceTo(buffer.Start);
+                    break;
+                }
+
+                input.AdvanceTo(headEnd);
+                break;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            connection.Abort(new ConnectionAbortedException("request head timed out"));
+            return;
+        }
+        finally
+        {
+            timeout?.Dispose();
+        }
+
+        if (request is null)
+        {
+            await _next(connection).ConfigureAwait(false);
+            return;
+        }
+
+        await AcceptAsync(connection, request).ConfigureAwait(false);
+    }
+
+    private async Task AcceptAsync(ConnectionContext connection, UpgradeRequest request)
+    {
+        var parts = _parts ??= new Parts(
+            _services.GetRequiredService<SessionRegistry>(), _services.GetRequiredService<SessionServices>(), _services.GetRequiredService<ConnectionGate>());
+        var output = connection.Transport.Output;
+        var remoteEndPoint = connection.RemoteEndPoint as IPEndPoint;
+        if (parts.Registry.IsStopping)
+        {
+            await RefuseAsync(output, StatusCodes.Status503ServiceUnavailable, null, null).ConfigureAwait(false);
+            return;
+        }
+
+        var context = request.ToHttpContext(connection, remoteEndPoint);
+        var admission = await parts.Gate.AdmitAsync(context).ConfigureAwait(false);
+        if (admission.Client is not { } client)
+        {
+            var body = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(
+                new Http.ErrorBody(admission.Code, admission.Message), Http.DaemonJsonContext.Relaxed.ErrorBody);
+            await RefuseAsync(output, admission.StatusCode, context.Response.Headers, body).ConfigureAwait(false);
+            return;
+        }
+
+        BatchingStream stream;
+        WebSocket socket;
+        try
+        {
+            await output.WriteAsync(SwitchingProtocols(request.Key, client.Subprotocol)).ConfigureAwait(false);
+            stream = new BatchingStream(new DuplexPipeStream(connection.Transport));
+            var keepAlive = TimeSpan.FromSeconds(parts.Services.Limits.KeepAliveSeconds);
+            socket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions
+            {
+                IsServer = true,
+                SubProtocol = client.Subprotocol,
+                KeepAliveInterval = keepAlive,
+                KeepAliveTimeout = keepAlive == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : keepAlive,
+            });
+        }
+        catch
+        {
+            parts.Gate.Release(client);
+            throw;
+        }
+
+        var remote = $"{remoteEndPoint?.Address}:{remoteEndPoint?.Port}";
+        await PriceSocketEndpoint.RunSessionAsync(socket, stream, connection.Abort, remote, parts.Registry, parts.Services, parts.Gate, client).ConfigureAwait(false);
+    }
+
+    private static byte[] SwitchingProtocols(string key, string? subprotocol)
+    {
+        // RFC 6455 §4.2.2: the accept value is base64(SHA-1(key + the protocol's GUID)).
+        Span<byte> hash = stackalloc byte[SHA1.HashSizeInBytes];
+        SHA1.HashData(Encoding.ASCII.GetBytes(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"), hash);
+        var head = new StringBuilder(160)
+            .Append("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: ")
+            .Append(Convert.ToBase64String(hash)).Append("\r\n");
+        if (subprotocol is not null)
+        {
+            head.Append("Sec-WebSocket-Protocol: ").Append(subprotocol).Append("\r\n");
+        }
+
+        return Encoding.ASCII.GetBytes(head.Append("\r\n").ToString());
+    }
+
+    private static async Task RefuseAsync(PipeWriter output, int status, IHeaderDictionary? headers, byte[]? body)
+    {
+        var head = new StringBuilder(256).Append("HTTP/1.1 ").Append(status).Append(' ').Append(ReasonPhrases.GetReasonPhrase(status)).Append("\r\n");
+        if (body is not null)
+        {
+            head.Append("Content-Type: application/json; charset=utf-8\r\n");
+        }
+
+        foreach (var (name, values) in headers ?? (IEnumerable<KeyValuePair<string, StringValues>>)[])
+        {
+            foreach (var value in values)
+            {
+                head.Append(name).Append(": ").Append(value).Append("\r\n");
+            }
+        }
+
+        head.Append("Content-Length: ").Append(body?.Length ?? 0).Append("\r\nConnection: close\r\n\r\n");
+        await output.WriteAsync(Encoding.ASCII.GetBytes(head.ToString())).ConfigureAwait(false);
+        if (body is not null)
+        {
+            await output.WriteAsync(body).ConfigureAwait(false);
+        }
+    }
+
+    internal enum Verdict
+    {
+        NeedMore,
+        NotOurs,
+        Ours,
+    }
+
+    /// <summary>The head of a handshake this path takes: every check a well-formed client passes, nothing more.</summary>
+    internal sealed class UpgradeRequest
+    {
+        private readonly IHeaderDictionary _headers;
+
+        private UpgradeRequest(string target, IHeaderDictionary headers, string key)
+        {
+            var query = target.IndexOf('?', StringComparison.Ordinal);
+            Path = query < 0 ? target : target[..query];
+            Query = query < 0 ? "" : target[query..];
+            _headers = headers;
+            Key = key;
+        }
+
+        public string Path { get; }
+
+        public string Query { get; }
+
+        public string Key { get; }
+
+        public IHeaderDictionary Headers => _headers;
+
+        /// <summary>
+        /// <see cref="Verdict.Ours"/> with the request and the position after its head; <see cref="Verdict.NeedMore"/>
+        /// while what has arrived could still become one; <see cref="Verdict.NotOurs"/> for anything else.
+        /// </summary>
+        public static Verdict TryParse(ReadOnlySequence<byte> buffer, out UpgradeRequest? request, out SequencePosition headEnd)
+        {
+            request = null;
+            headEnd = buffer.Start;
+            var start = buffer.Length >= Prefix.Length ? buffer.Slice(0, Prefix.Length) : buffer;
+            Span<byte> first = stackalloc byte[Prefix.Length];
+            start.CopyTo(first);
+            if (!first[..(int)start.Length].SequenceEqual(Prefix.AsSpan(0, (int)start.Length)))
+            {
+                return Verdict.NotOurs;
+            }
+
+            var reader = new SequenceReader<byte>(buffer);
+            if (!reader.TryReadTo(out ReadOnlySequence<byte> head, "\r\n\r\n"u8))
+            {
+                return buffer.Length >= MaxHeadBytes ? Verdict.NotOurs : Verdict.NeedMore;
+            }
+
+            if (head.Length > MaxHeadBytes || Parse(Encoding.Latin1.GetString(head)) is not { } parsed)
+            {
+                return Verdict.NotOurs;
+            }
+
+            request = parsed;
+            headEnd = reader.Position;
+            return Verdict.Ours;
+        }
+
+        private static UpgradeRequest? Parse(string head)
+        {
+            var lines = head.Split("\r\n");
+            var requestLine = lines[0].Split(' ');
+            if (requestLine is not ["GET", var target, "HTTP/1.1"]
+                || !(target.Length == PriceSocketEndpoint.Path.Length || target[PriceSocketEndpoint.Path.Length] == '?'))
+            {
+                return null;
+            }
+
+            IHeaderDictionary headers = new HeaderDictionary();
+            foreach (var line in lines.AsSpan(1))
+            {
+                var colon = line.IndexOf(':', StringComparison.Ordinal);
+                // No name, whitespace before the colon or a folded line: Kestrel answers those with 400.
+                if (colon <= 0 || line[0] is ' ' or '\t' || line[colon - 1] is ' ' or '\t' || line.AsSpan().ContainsAny('\r', '\n'))
+                {
+                    return null;
+                }
+
+                var name = line[..colon];
+                var value = line[(colon + 1)..].Trim(' ', '\t');
+                headers[name] = StringValues.Concat(headers[name], value);
+            }
+
+            // A body, or anything but a version 13 upgrade with a 16-byte key: Kestrel and the endpoint answer it.
+            if (headers.ContainsKey("Content-Length") || headers.ContainsKey("Transfer-Encoding")
+                || headers.Host.Count != 1
+                || !HasToken(headers.Upgrade, "websocket") || !HasToken(headers.Connection, "upgrade")
+                || headers.SecWebSocketVersion != "13"
+                || headers.SecWebSocketKey is not { Count: 1 } keys || !IsKey(keys[0]!))
+            {
+                return null;
+            }
+
+            return new UpgradeRequest(target, headers, keys[0]!);
+        }
+
+        private static bool HasToken(StringValues values, string token)
+        {
+            foreach (var value in values)
+            {
+                foreach (var part in (value ?? "").Split(','))
+                {
+                    if (part.Trim().Equals(token, StringComparison.OrdinalIgnoreCase))
+                    {
+                        return true;
+                    }
+                }
+            }
+
+            return false;
+        }
+
+        private static bool IsKey(string key)
+        {
+            Span<byte> bytes = stackalloc byte[24];
+            return Convert.TryFromBase64String(key, bytes, out var written) && written == 16;
+        }
+
+        /// <summary>The handshake as an <see cref="HttpContext"/>, for the admission checks; not kept afterwards.</summary>
+        public HttpContext ToHttpContext(ConnectionContext connection, IPEndPoint? remote)
+        {
+            var features = new FeatureCollection();
+            features.Set<IHttpRequestFeature>(new HttpRequestFeature
+            {
+                Method = HttpMethods.Get,
+                Protocol = "HTTP/1.1",
+                Scheme = "http",
+                Path = Path,
+                QueryString = Query,
+                Headers = _headers,
+            });
+            features.Set<IHttpResponseFeature>(new HttpResponseFeature());
+            features.Set<IHttpResponseBodyFeature>(new StreamResponseBodyFeature(Stream.Null));
+            var local = connection.LocalEndPoint as IPEndPoint;
+            features.Set<IHttpConnectionFeature>(new HttpConnectionFeature
+            {
+                ConnectionId = connection.ConnectionId,
+                RemoteIpAddress = remote?.Address,
+                RemotePort = remote?.Port ?? 0,
+                LocalIpAddress = local?.Address,
+                LocalPort = local?.Port ?? 0,
+            });
+            return new DefaultHttpContext(features);
+        }
+    }
+
+    /// <summary>One stream over a connection's two pipes, for <see cref="WebSocket.CreateFromStream(Stream, WebSocketCreationOptions)"/>.</summary>
+    private sealed class DuplexPipeStream : Stream
+    {
+        private readonly IDuplexPipe _pipe;
+        private readonly Stream _input;
+        private readonly Stream _output;
+        private int _disposed;
+
+        public DuplexPipeStream(IDuplexPipe pipe)
+        {
+            _pipe = pipe;
+            _input = pipe.Input.AsStream(leaveOpen: true);
+            _output = pipe.Output.AsStream(leaveOpen: true);
+        }
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => _input.ReadAsync(buffer, cancellationToken);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _input.ReadAsync(buffer, offset, count, cancellationToken);
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("synchronous reads would block a thread");
+
+        // A pipe write is a write and a flush: the bytes are on their way to the socket when it completes.
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => _output.WriteAsync(buffer, cancellationToken);
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _output.WriteAsync(buffer, offset, count, cancellationToken);
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("synchronous writes would block a thread");
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => _output.FlushAsync(cancellationToken);
+
+        public override void Flush() => throw new NotSupportedException("synchronous flushes would block a thread");
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            // The WebSocket disposes its stream when it aborts (a keep-alive ping unanswered): a read or flush
+            // still pending must end then, as it would on a socket. The pipes themselves are the connection's,
+            // and Kestrel completes them when the connection ends.
+            if (disposing && Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                _pipe.Input.CancelPendingRead();
+                _pipe.Output.CancelPendingFlush();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+}
