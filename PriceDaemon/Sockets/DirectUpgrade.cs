@@ -44,16 +44,88 @@ internal sealed class DirectUpgrade
 
     public async Task OnConnectionAsync(ConnectionContext connection)
     {
+        // The handshake runs in its own method, so its request, headers and HttpContext are garbage once it
+        // is answered instead of living as long as the socket in this method's state.
+        var accepted = await HandshakeAsync(connection).ConfigureAwait(false);
+        if (accepted is null)
+        {
+            return;
+        }
+
+        var (socket, stream, client, remote, parts) = accepted.Value;
+        await PriceSocketEndpoint.RunSessionAsync(socket, stream, connection.Abort, remote, parts.Registry, parts.Services, parts.Gate, client).ConfigureAwait(false);
+    }
+
+    /// <summary>The accepted socket, or null when the connection went on to Kestrel or was refused (and answered).</summary>
+    private async Task<(WebSocket Socket, BatchingStream Stream, ClientIdentity Client, string Remote, Parts Parts)?> HandshakeAsync(ConnectionContext connection)
+    {
+        var (request, passOn) = await ReadHeadAsync(connection).ConfigureAwait(false);
+        if (request is null)
+        {
+            if (passOn)
+            {
+                await _next(connection).ConfigureAwait(false);
+            }
+
+            return null;
+        }
+
+        var parts = _parts ??= new Parts(
+            _services.GetRequiredService<SessionRegistry>(), _services.GetRequiredService<SessionServices>(), _services.GetRequiredService<ConnectionGate>());
+        var output = connection.Transport.Output;
+        var remoteEndPoint = connection.RemoteEndPoint as IPEndPoint;
+        if (parts.Registry.IsStopping)
+        {
+            await RefuseAsync(output, StatusCodes.Status503ServiceUnavailable, null, null).ConfigureAwait(false);
+            return null;
+        }
+
+        var context = request.ToHttpContext(connection, remoteEndPoint);
+        var admission = await parts.Gate.AdmitAsync(context).ConfigureAwait(false);
+        if (admission.Client is not { } client)
+        {
+            var body = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(
+                new Http.ErrorBody(admission.Code, admission.Message), Http.DaemonJsonContext.Relaxed.ErrorBody);
+            await RefuseAsync(output, admission.StatusCode, context.Response.Headers, body).ConfigureAwait(false);
+            return null;
+        }
+
+        try
+        {
+            await output.WriteAsync(SwitchingProtocols(request.Key, client.Subprotocol)).ConfigureAwait(false);
+            var stream = new BatchingStream(new DuplexPipeStream(connection.Transport));
+            var keepAlive = TimeSpan.FromSeconds(parts.Services.Limits.KeepAliveSeconds);
+            var socket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions
+            {
+                IsServer = true,
+                SubProtocol = client.Subprotocol,
+                KeepAliveInterval = keepAlive,
+                KeepAliveTimeout = keepAlive == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : keepAlive,
+            });
+            return (socket, stream, client, $"{remoteEndPoint?.Address}:{remoteEndPoint?.Port}", parts);
+        }
+        catch
+        {
+            parts.Gate.Release(client);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Reads until the connection's first bytes are one of our handshakes (consumed, returned) or cannot be
+    /// (nothing consumed, pass on: Kestrel reads the same bytes). A head that stops arriving cuts the connection.
+    /// </summary>
+    private static async Task<(UpgradeRequest? Request, bool PassOn)> ReadHeadAsync(ConnectionContext connection)
+    {
         var input = connection.Transport.Input;
         CancellationTokenSource? timeout = null;
-        UpgradeRequest? request;
         try
         {
             while (true)
             {
                 var result = await input.ReadAsync(timeout?.Token ?? default).ConfigureAwait(false);
                 var buffer = result.Buffer;
-                var verdict = UpgradeRequest.TryParse(buffer, out request, out var headEnd);
+                var verdict = UpgradeRequest.TryParse(buffer, out var request, out var headEnd);
                 if (verdict == Verdict.NeedMore && !result.IsCompleted && !result.IsCanceled && buffer.Length < MaxHeadBytes)
                 {
                     // The start matched; wait for the rest of the head, but not forever.
@@ -66,77 +138,22 @@ internal sealed class DirectUpgrade
                 {
                     // Nothing consumed and nothing examined: Kestrel reads the same bytes at once.
                     input.AdvanceTo(buffer.Start);
-                    break;
+                    return (null, true);
                 }
 
                 input.AdvanceTo(headEnd);
-                break;
+                return (request, false);
             }
         }
         catch (OperationCanceledException)
         {
             connection.Abort(new ConnectionAbortedException("request head timed out"));
-            return;
+            return (null, false);
         }
         finally
         {
             timeout?.Dispose();
         }
-
-        if (request is null)
-        {
-            await _next(connection).ConfigureAwait(false);
-            return;
-        }
-
-        await AcceptAsync(connection, request).ConfigureAwait(false);
-    }
-
-    private async Task AcceptAsync(ConnectionContext connection, UpgradeRequest request)
-    {
-        var parts = _parts ??= new Parts(
-            _services.GetRequiredService<SessionRegistry>(), _services.GetRequiredService<SessionServices>(), _services.GetRequiredService<ConnectionGate>());
-        var output = connection.Transport.Output;
-        var remoteEndPoint = connection.RemoteEndPoint as IPEndPoint;
-        if (parts.Registry.IsStopping)
-        {
-            await RefuseAsync(output, StatusCodes.Status503ServiceUnavailable, null, null).ConfigureAwait(false);
-            return;
-        }
-
-        var context = request.ToHttpContext(connection, remoteEndPoint);
-        var admission = await parts.Gate.AdmitAsync(context).ConfigureAwait(false);
-        if (admission.Client is not { } client)
-        {
-            var body = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(
-                new Http.ErrorBody(admission.Code, admission.Message), Http.DaemonJsonContext.Relaxed.ErrorBody);
-            await RefuseAsync(output, admission.StatusCode, context.Response.Headers, body).ConfigureAwait(false);
-            return;
-        }
-
-        BatchingStream stream;
-        WebSocket socket;
-        try
-        {
-            await output.WriteAsync(SwitchingProtocols(request.Key, client.Subprotocol)).ConfigureAwait(false);
-            stream = new BatchingStream(new DuplexPipeStream(connection.Transport));
-            var keepAlive = TimeSpan.FromSeconds(parts.Services.Limits.KeepAliveSeconds);
-            socket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions
-            {
-                IsServer = true,
-                SubProtocol = client.Subprotocol,
-                KeepAliveInterval = keepAlive,
-                KeepAliveTimeout = keepAlive == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : keepAlive,
-            });
-        }
-        catch
-        {
-            parts.Gate.Release(client);
-            throw;
-        }
-
-        var remote = $"{remoteEndPoint?.Address}:{remoteEndPoint?.Port}";
-        await PriceSocketEndpoint.RunSessionAsync(socket, stream, connection.Abort, remote, parts.Registry, parts.Services, parts.Gate, client).ConfigureAwait(false);
     }
 
     private static byte[] SwitchingProtocols(string key, string? subprotocol)
