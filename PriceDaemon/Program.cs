@@ -91,7 +91,7 @@ public static partial class Program
             // A connection that opens with a plain price-socket handshake is served without an HTTP request
             // held open under it (Sockets/DirectUpgrade.cs); every other connection reaches the app as usual.
             kestrel.ConfigureEndpointDefaults(static listen =>
-                listen.Use(next => new DirectUpgrade(next, listen.ApplicationServices).OnConnectionAsync));
+                listen.Use(next => new DirectUpgrade(next, listen).OnConnectionAsync));
         });
         builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = builder.Configuration.GetValue<bool>($"{ServerOptions.Section}:{nameof(ServerOptions.InlineSocketScheduling)}"));
         builder.AddDaemonLogging();

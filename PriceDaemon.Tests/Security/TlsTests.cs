@@ -73,6 +73,26 @@ public sealed class TlsTests
         // And a client that does not trust it gets no connection at all.
         var (untrusting, _) = await SecureClient.TryConnectAsync(wss);
         Assert.That(untrusting, Is.Null);
+
+        // Nor does a plaintext handshake sent to the TLS port: nothing answers it in the clear.
+        using var plain = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await plain.ConnectAsync(daemon.BaseUri.Host, daemon.BaseUri.Port);
+        await plain.SendAsync(System.Text.Encoding.ASCII.GetBytes(
+            $"GET /api/ws/prices HTTP/1.1\r\nHost: {daemon.BaseUri.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + $"Sec-WebSocket-Key: {Convert.ToBase64String(RandomNumberGenerator.GetBytes(16))}\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+        var answer = new byte[512];
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        int read;
+        try
+        {
+            read = await plain.ReceiveAsync(answer, wait.Token);
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            read = 0;
+        }
+
+        Assert.That(System.Text.Encoding.ASCII.GetString(answer, 0, read), Does.Not.Contain("101"));
     }
 
     private static X509Certificate2 SelfSigned()

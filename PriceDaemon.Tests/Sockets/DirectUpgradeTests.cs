@@ -34,6 +34,14 @@ public sealed class DirectUpgradeTests
     }
 
     [Test]
+    public void LeavesAHeadWithTooManyHeaderLinesToKestrel()
+    {
+        var many = string.Concat(Enumerable.Range(0, 101).Select(i => $"X-{i}: {i}\r\n"));
+        Assert.That(Parse(Handshake(extra: many), out _), Is.EqualTo(Verdict.NotOurs));
+        Assert.That(Parse(Handshake(extra: "a: 1\r\n"), out _), Is.EqualTo(Verdict.Ours));
+    }
+
+    [Test]
     public void WaitsForTheRestOfAHeadThatCouldStillBeOne()
     {
         var full = Handshake();
@@ -59,6 +67,10 @@ public sealed class DirectUpgradeTests
     [TestCase("HTTP/1.1", "", "key")]
     [TestCase("HTTP/1.1", "", "upgrade")]
     [TestCase("HTTP/1.1", "", "host")]
+    [TestCase("HTTP/1.1", "X-Nul: a\u0000b\r\n", "")]
+    [TestCase("HTTP/1.1", "X-Latin: caf\u00e9\r\n", "")]
+    [TestCase("HTTP/1.1", "Bad(Name): x\r\n", "")]
+    [TestCase("HTTP/1.1", "Host: second.example\r\n", "")]
     public void LeavesHandshakesItDoesNotFullyAccept_ToKestrel(string version, string extra, string broken)
     {
         var head = Handshake(extra: extra).Replace("HTTP/1.1", version, StringComparison.Ordinal);
@@ -87,6 +99,24 @@ public sealed class DirectUpgradeTests
         Assert.That(head, Does.StartWith("HTTP/1.1 101 "));
         Assert.That(head, Does.Contain("Sec-WebSocket-Accept: " + Accept(Key)));
         Assert.That(await ReadTextFrameAsync(socket), Does.Contain("\"type\":\"status\""));
+    }
+
+    [Test]
+    public async Task ARequestThatOnlyStartsLikeAHandshake_ReachesKestrel_EvenWhenItArrivesInPieces()
+    {
+        await using var daemon = await TestDaemon.StartAsync();
+        using var socket = await ConnectAsync(daemon);
+        await socket.SendAsync(Encoding.ASCII.GetBytes("GET /api/ws/pr"));
+        await Task.Delay(100);
+        await socket.SendAsync(Encoding.ASCII.GetBytes("ices HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+        var head = await ReadHeadAsync(socket);
+        Assert.That(head, Does.StartWith("HTTP/1.1 400 "), "the endpoint's answer to a request that is not a WebSocket handshake");
+
+        using var second = await ConnectAsync(daemon);
+        await second.SendAsync(Encoding.ASCII.GetBytes("GET /api/ws/prices HTTP/1.0\r\n"));
+        await Task.Delay(100);
+        await second.SendAsync(Encoding.ASCII.GetBytes("Host: 127.0.0.1\r\n\r\n"));
+        Assert.That(await ReadHeadAsync(second), Does.StartWith("HTTP/1.1 400 "));
     }
 
     [Test]

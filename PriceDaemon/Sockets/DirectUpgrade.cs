@@ -5,7 +5,10 @@ using System.Net.WebSockets;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Primitives;
 using PriceDaemon.Security;
@@ -27,39 +30,72 @@ internal sealed class DirectUpgrade
     /// <summary>A request head longer than this is left to Kestrel (its own limit is 32 KiB).</summary>
     private const int MaxHeadBytes = 16 * 1024;
 
+    /// <summary>Kestrel answers a request with more header lines than this with 431; this path leaves it to Kestrel.</summary>
+    private const int MaxHeaders = 100;
+
     private static readonly byte[] Prefix = Encoding.ASCII.GetBytes("GET " + PriceSocketEndpoint.Path);
-    private static readonly TimeSpan HeadTimeout = TimeSpan.FromSeconds(30);
 
     private readonly ConnectionDelegate _next;
-    private readonly IServiceProvider _services;
+    private readonly ListenOptions _listen;
     private Parts? _parts;
 
-    public DirectUpgrade(ConnectionDelegate next, IServiceProvider services)
+    public DirectUpgrade(ConnectionDelegate next, ListenOptions listen)
     {
         _next = next;
-        _services = services;
+        _listen = listen;
     }
 
-    private sealed record Parts(SessionRegistry Registry, SessionServices Services, ConnectionGate Gate);
+    private sealed record Parts(bool Enabled, SessionRegistry Registry, SessionServices Services, ConnectionGate Gate, KestrelServerLimits Limits);
 
     public async Task OnConnectionAsync(ConnectionContext connection)
     {
+        var parts = _parts ??= CreateParts(_listen);
+        if (!parts.Enabled)
+        {
+            await _next(connection).ConfigureAwait(false);
+            return;
+        }
+
         // The handshake runs in its own method, so its request, headers and HttpContext are garbage once it
         // is answered instead of living as long as the socket in this method's state.
-        var accepted = await HandshakeAsync(connection).ConfigureAwait(false);
+        (WebSocket Socket, BatchingStream Stream, ClientIdentity Client, string Remote)? accepted;
+        try
+        {
+            accepted = await HandshakeAsync(connection, parts).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException)
+        {
+            // Reset or aborted mid-handshake: nothing to answer, nothing worth an error in the log.
+            return;
+        }
+
         if (accepted is null)
         {
             return;
         }
 
-        var (socket, stream, client, remote, parts) = accepted.Value;
+        var (socket, stream, client, remote) = accepted.Value;
         await PriceSocketEndpoint.RunSessionAsync(socket, stream, connection.Abort, remote, parts.Registry, parts.Services, parts.Gate, client).ConfigureAwait(false);
     }
 
-    /// <summary>The accepted socket, or null when the connection went on to Kestrel or was refused (and answered).</summary>
-    private async Task<(WebSocket Socket, BatchingStream Stream, ClientIdentity Client, string Remote, Parts Parts)?> HandshakeAsync(ConnectionContext connection)
+    /// <summary>
+    /// Only plaintext endpoints that speak HTTP/1.1. The defaults are applied before Kestrel adds TLS to an https
+    /// endpoint, so this middleware runs ahead of TLS there: it must not answer the raw bytes of such a port.
+    /// Whether TLS was added shows only in the endpoint's display name, known once Kestrel has bound it.
+    /// </summary>
+    private static Parts CreateParts(ListenOptions listen)
     {
-        var (request, passOn) = await ReadHeadAsync(connection).ConfigureAwait(false);
+        var services = listen.ApplicationServices;
+        var enabled = !(listen.ToString() ?? "").StartsWith("https:", StringComparison.OrdinalIgnoreCase)
+            && (listen.Protocols & HttpProtocols.Http1) != 0;
+        return new Parts(enabled, services.GetRequiredService<SessionRegistry>(), services.GetRequiredService<SessionServices>(),
+            services.GetRequiredService<ConnectionGate>(), services.GetRequiredService<IOptions<KestrelServerOptions>>().Value.Limits);
+    }
+
+    /// <summary>The accepted socket, or null when the connection went on to Kestrel or was refused (and answered).</summary>
+    private async Task<(WebSocket Socket, BatchingStream Stream, ClientIdentity Client, string Remote)?> HandshakeAsync(ConnectionContext connection, Parts parts)
+    {
+        var (request, passOn) = await ReadHeadAsync(connection, parts.Limits).ConfigureAwait(false);
         if (request is null)
         {
             if (passOn)
@@ -70,8 +106,6 @@ internal sealed class DirectUpgrade
             return null;
         }
 
-        var parts = _parts ??= new Parts(
-            _services.GetRequiredService<SessionRegistry>(), _services.GetRequiredService<SessionServices>(), _services.GetRequiredService<ConnectionGate>());
         var output = connection.Transport.Output;
         var remoteEndPoint = connection.RemoteEndPoint as IPEndPoint;
         if (parts.Registry.IsStopping)
@@ -102,7 +136,7 @@ internal sealed class DirectUpgrade
                 KeepAliveInterval = keepAlive,
                 KeepAliveTimeout = keepAlive == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : keepAlive,
             });
-            return (socket, stream, client, $"{remoteEndPoint?.Address}:{remoteEndPoint?.Port}", parts);
+            return (socket, stream, client, $"{remoteEndPoint?.Address}:{remoteEndPoint?.Port}");
         }
         catch
         {
@@ -113,46 +147,60 @@ internal sealed class DirectUpgrade
 
     /// <summary>
     /// Reads until the connection's first bytes are one of our handshakes (consumed, returned) or cannot be
-    /// (nothing consumed, pass on: Kestrel reads the same bytes). A head that stops arriving cuts the connection.
+    /// (nothing consumed, pass on: Kestrel reads the same bytes). Kestrel's own limits apply while waiting: its
+    /// keep-alive timeout for the first byte, its request-headers timeout for the rest of a head; a connection
+    /// that runs out of either, or is asked to close (shutdown), is cut.
     /// </summary>
-    private static async Task<(UpgradeRequest? Request, bool PassOn)> ReadHeadAsync(ConnectionContext connection)
+    private static async Task<(UpgradeRequest? Request, bool PassOn)> ReadHeadAsync(ConnectionContext connection, KestrelServerLimits limits)
     {
         var input = connection.Transport.Input;
-        CancellationTokenSource? timeout = null;
+        var closing = connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested ?? default;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(closing);
+        timeout.CancelAfter(limits.KeepAliveTimeout);
+        var waited = false;
         try
         {
             while (true)
             {
-                var result = await input.ReadAsync(timeout?.Token ?? default).ConfigureAwait(false);
+                var result = await input.ReadAsync(timeout.Token).ConfigureAwait(false);
                 var buffer = result.Buffer;
                 var verdict = UpgradeRequest.TryParse(buffer, out var request, out var headEnd);
                 if (verdict == Verdict.NeedMore && !result.IsCompleted && !result.IsCanceled && buffer.Length < MaxHeadBytes)
                 {
                     // The start matched; wait for the rest of the head, but not forever.
-                    timeout ??= new CancellationTokenSource(HeadTimeout);
+                    if (!waited)
+                    {
+                        timeout.CancelAfter(limits.RequestHeadersTimeout);
+                        waited = true;
+                    }
+
                     input.AdvanceTo(buffer.Start, buffer.End);
                     continue;
                 }
 
-                if (verdict != Verdict.Ours)
+                if (verdict == Verdict.Ours)
+                {
+                    input.AdvanceTo(headEnd);
+                    return (request, false);
+                }
+
+                if (!waited)
                 {
                     // Nothing consumed and nothing examined: Kestrel reads the same bytes at once.
                     input.AdvanceTo(buffer.Start);
                     return (null, true);
                 }
 
-                input.AdvanceTo(headEnd);
-                return (request, false);
+                // Examined cannot move back, so after waiting a read would wait for bytes the client may never
+                // send. The read stays open instead: Kestrel's first read gets it, and its AdvanceTo ends it.
+                connection.Transport = new ReplayedPipe(connection.Transport, result);
+                return (null, true);
             }
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
         {
-            connection.Abort(new ConnectionAbortedException("request head timed out"));
+            connection.Abort(new ConnectionAbortedException(closing.IsCancellationRequested ? "the server is stopping" : "request head timed out"));
             return (null, false);
-        }
-        finally
-        {
-            timeout?.Dispose();
         }
     }
 
@@ -262,7 +310,9 @@ internal sealed class DirectUpgrade
             var lines = head.Split("\r\n");
             var requestLine = lines[0].Split(' ');
             if (requestLine is not ["GET", var target, "HTTP/1.1"]
-                || !(target.Length == PriceSocketEndpoint.Path.Length || target[PriceSocketEndpoint.Path.Length] == '?'))
+                || !(target.Length == PriceSocketEndpoint.Path.Length || target[PriceSocketEndpoint.Path.Length] == '?')
+                || !IsVisibleAscii(target)
+                || lines.Length - 1 > MaxHeaders)
             {
                 return null;
             }
@@ -271,20 +321,26 @@ internal sealed class DirectUpgrade
             foreach (var line in lines.AsSpan(1))
             {
                 var colon = line.IndexOf(':', StringComparison.Ordinal);
-                // No name, whitespace before the colon or a folded line: Kestrel answers those with 400.
-                if (colon <= 0 || line[0] is ' ' or '\t' || line[colon - 1] is ' ' or '\t' || line.AsSpan().ContainsAny('\r', '\n'))
+                // No name, a name that is not a token (whitespace before the colon, a folded line) or a value
+                // with control or non-ASCII bytes: Kestrel answers those (400) or reads them its own way.
+                if (colon <= 0 || !IsToken(line.AsSpan(0, colon)))
                 {
                     return null;
                 }
 
                 var name = line[..colon];
                 var value = line[(colon + 1)..].Trim(' ', '\t');
+                if (!IsFieldValue(value))
+                {
+                    return null;
+                }
+
                 headers[name] = StringValues.Concat(headers[name], value);
             }
 
             // A body, or anything but a version 13 upgrade with a 16-byte key: Kestrel and the endpoint answer it.
             if (headers.ContainsKey("Content-Length") || headers.ContainsKey("Transfer-Encoding")
-                || headers.Host.Count != 1
+                || headers.Host is not { Count: 1 } host || !IsHost(host[0]!)
                 || !HasToken(headers.Upgrade, "websocket") || !HasToken(headers.Connection, "upgrade")
                 || headers.SecWebSocketVersion != "13"
                 || headers.SecWebSocketKey is not { Count: 1 } keys || !IsKey(keys[0]!))
@@ -311,8 +367,41 @@ internal sealed class DirectUpgrade
             return false;
         }
 
+        private static bool IsVisibleAscii(ReadOnlySpan<char> text) => !text.IsEmpty && !text.ContainsAnyExceptInRange('!', '~');
+
+        private static bool IsFieldValue(ReadOnlySpan<char> text) => !text.ContainsAnyExceptInRange(' ', '~') || (text.IndexOf('\t') >= 0 && IsFieldValueWithTabs(text));
+
+        private static bool IsFieldValueWithTabs(ReadOnlySpan<char> text)
+        {
+            foreach (var c in text)
+            {
+                if (c != '\t' && c is < ' ' or > '~')
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        // RFC 9110 §5.6.2: tchar.
+        private static bool IsToken(ReadOnlySpan<char> name) => !name.ContainsAnyExcept(TokenChars);
+
+        private static bool IsHost(string host) => host.Length > 0 && !host.AsSpan().ContainsAnyExcept(HostChars);
+
+        private static readonly System.Buffers.SearchValues<char> TokenChars =
+            System.Buffers.SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+
+        private static readonly System.Buffers.SearchValues<char> HostChars =
+            System.Buffers.SearchValues.Create("-.:[]_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+
         private static bool IsKey(string key)
         {
+            if (key.Length != 24)
+            {
+                return false;
+            }
+
             Span<byte> bytes = stackalloc byte[24];
             return Convert.TryFromBase64String(key, bytes, out var written) && written == 16;
         }
@@ -342,6 +431,52 @@ internal sealed class DirectUpgrade
                 LocalPort = local?.Port ?? 0,
             });
             return new DefaultHttpContext(features);
+        }
+    }
+
+    /// <summary>The connection's pipes, with a reader whose first read is one already made and not yet advanced.</summary>
+    private sealed class ReplayedPipe(IDuplexPipe inner, ReadResult pending) : IDuplexPipe
+    {
+        public PipeReader Input { get; } = new Reader(inner.Input, pending);
+
+        public PipeWriter Output => inner.Output;
+
+        private sealed class Reader(PipeReader inner, ReadResult pending) : PipeReader
+        {
+            private bool _replayed;
+
+            public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+            {
+                if (!_replayed)
+                {
+                    _replayed = true;
+                    return new ValueTask<ReadResult>(pending);
+                }
+
+                return inner.ReadAsync(cancellationToken);
+            }
+
+            public override bool TryRead(out ReadResult result)
+            {
+                if (!_replayed)
+                {
+                    _replayed = true;
+                    result = pending;
+                    return true;
+                }
+
+                return inner.TryRead(out result);
+            }
+
+            public override void AdvanceTo(SequencePosition consumed) => inner.AdvanceTo(consumed);
+
+            public override void AdvanceTo(SequencePosition consumed, SequencePosition examined) => inner.AdvanceTo(consumed, examined);
+
+            public override void CancelPendingRead() => inner.CancelPendingRead();
+
+            public override void Complete(Exception? exception = null) => inner.Complete(exception);
+
+            public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
         }
     }
 

@@ -28,6 +28,14 @@ internal sealed partial class PriceSession
                     return;
                 }
 
+                if (result.MessageType == WebSocketMessageType.Binary)
+                {
+                    // Refused on its header: nothing of it is read.
+                    EnqueueControl(ControlFrames.Error(ErrorCodes.InvalidMessage, "binary frames are not supported; send JSON text frames"));
+                    BeginClose(WebSocketCloseStatus.InvalidMessageType, "binary frames are not supported");
+                    return;
+                }
+
                 var buffer = ArrayPool<byte>.Shared.Rent(InitialReceiveBytes);
                 var count = 0;
                 try
@@ -57,13 +65,6 @@ internal sealed partial class PriceSession
                             BeginClose(_socket.CloseStatus ?? WebSocketCloseStatus.NormalClosure, "");
                             return;
                         }
-                    }
-
-                    if (result.MessageType == WebSocketMessageType.Binary)
-                    {
-                        EnqueueControl(ControlFrames.Error(ErrorCodes.InvalidMessage, "binary frames are not supported; send JSON text frames"));
-                        BeginClose(WebSocketCloseStatus.InvalidMessageType, "binary frames are not supported");
-                        return;
                     }
 
                     MessageReceived();
