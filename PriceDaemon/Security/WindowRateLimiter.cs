@@ -28,7 +28,7 @@ internal sealed class WindowRateLimiter : RateLimiter
         _idleSince = time.GetTimestamp();
     }
 
-    /// <summary>How long every permit has been free; the partitioned limiter drops partitions idle for a while.</summary>
+    /// <summary>How long every permit has been free (null while a window is open); idle limiters are forgotten.</summary>
     public override TimeSpan? IdleDuration
     {
         get
