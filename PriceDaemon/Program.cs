@@ -93,7 +93,7 @@ public static partial class Program
             kestrel.ConfigureEndpointDefaults(static listen =>
                 listen.Use(next => new DirectUpgrade(next, listen).OnConnectionAsync));
         });
-        builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = builder.Configuration.GetValue<bool>($"{ServerOptions.Section}:{nameof(ServerOptions.InlineSocketScheduling)}"));
+        builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = builder.Configuration.GetValue($"{ServerOptions.Section}:{nameof(ServerOptions.InlineSocketScheduling)}", defaultValue: true));
         builder.AddDaemonLogging();
         // Type=notify under systemd: READY=1 once the host has started (storage warm, Kestrel listening).
         builder.Host.UseSystemd();

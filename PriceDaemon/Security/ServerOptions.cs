@@ -27,8 +27,9 @@ public sealed class ServerOptions
     /// <summary>
     /// Kestrel's <c>UnsafePreferInlineScheduling</c>: a socket write runs on the send thread that made it, and
     /// socket reads are handled on the I/O thread, instead of both hopping to the thread pool. Less CPU and
-    /// latency under load (see the README's performance section); off by default because a handler that
-    /// blocks (a slow storage read for a price not in memory) then holds up other sockets' I/O.
+    /// latency under load (see the README's performance section). On by default: nothing the daemon does on
+    /// a socket's read path blocks (prices are served from memory; storage is read only at start-up). Turn it
+    /// off if a change ever adds a blocking handler, which would then hold up other sockets' I/O.
     /// </summary>
-    public bool InlineSocketScheduling { get; set; }
+    public bool InlineSocketScheduling { get; set; } = true;
 }
