@@ -91,6 +91,7 @@ internal static class BaselineServer
         var seq = new long[keys.Length];
         var due = new PriorityQueue<int, long>();
         var start = Environment.TickCount64;
+        var startUtc = DateTime.UtcNow;
         for (var i = 0; i < keys.Length; i++)
         {
             due.Enqueue(i, random.Next(tickMin, tickMax + 1));
@@ -100,9 +101,16 @@ internal static class BaselineServer
         {
             while (!stopping.IsCancellationRequested)
             {
+                var woke = DateTime.UtcNow;
                 while (due.TryPeek(out var i, out var at) && at <= Environment.TickCount64 - start)
                 {
                     due.Dequeue();
+                    // Stamped as the daemon's feed stamps its ticks: when the loop wakes to generate the ticks
+                    // that are due. A tick that then waits behind the broadcast of earlier ones in the same
+                    // burst counts that wait, as it does for the daemon; one that falls due meanwhile is
+                    // stamped when it falls due.
+                    var dueAt = startUtc.AddMilliseconds(at);
+                    var stamp = dueAt > woke ? dueAt : woke;
                     price[i] = Math.Round(price[i] * (1 + (((random.NextDouble() * 2) - 1) * 0.005)), 2);
                     var update = new
                     {
@@ -111,7 +119,7 @@ internal static class BaselineServer
                         data = new
                         {
                             last_price = price[i],
-                            timestamp = DateTime.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture),
+                            timestamp = stamp.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture),
                             change_percent = 0.0,
                             volume = 1000 + seq[i],
                             seq = ++seq[i],
