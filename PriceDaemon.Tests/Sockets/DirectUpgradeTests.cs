@@ -127,8 +127,7 @@ public sealed class DirectUpgradeTests
         await socket.SendAsync(Encoding.ASCII.GetBytes("GET /price-socket.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
         var first = await ReadHeadAsync(socket);
         Assert.That(first, Does.StartWith("HTTP/1.1 200 "));
-        var length = int.Parse(first.Split("\r\n").Single(l => l.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase))[15..].Trim());
-        await ReadExactlyAsync(socket, length);
+        await ReadBodyAsync(socket, first);
 
         await socket.SendAsync(Encoding.ASCII.GetBytes(Handshake()));
         var head = await ReadHeadAsync(socket);
@@ -148,8 +147,7 @@ public sealed class DirectUpgradeTests
         var head = await ReadHeadAsync(socket);
         Assert.That(head, Does.StartWith("HTTP/1.1 403 Forbidden"));
         Assert.That(head, Does.Not.Contain("Date: "));
-        var length = int.Parse(head.Split("\r\n").Single(l => l.StartsWith("Content-Length:", StringComparison.Ordinal))[15..].Trim());
-        var body = Encoding.UTF8.GetString(await ReadExactlyAsync(socket, length));
+        var body = await ReadBodyAsync(socket, head);
         Assert.That(body, Does.Contain("\"code\":\"origin_not_allowed\""));
         Assert.That(await socket.ReceiveAsync(new byte[1]), Is.Zero, "the connection is closed after a refusal");
     }
@@ -181,6 +179,12 @@ public sealed class DirectUpgradeTests
         }
 
         return head.ToString();
+    }
+
+    private static async Task<string> ReadBodyAsync(Socket socket, string head)
+    {
+        var length = int.Parse(head.Split("\r\n").Single(l => l.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase))[15..].Trim());
+        return Encoding.UTF8.GetString(await ReadExactlyAsync(socket, length));
     }
 
     private static async Task<byte[]> ReadExactlyAsync(Socket socket, int count)

@@ -128,13 +128,12 @@ internal sealed class DirectUpgrade
         {
             await output.WriteAsync(SwitchingProtocols(request.Key, client.Subprotocol)).ConfigureAwait(false);
             var stream = new BatchingStream(new DuplexPipeStream(connection.Transport));
-            var keepAlive = TimeSpan.FromSeconds(parts.Services.Limits.KeepAliveSeconds);
             var socket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions
             {
                 IsServer = true,
                 SubProtocol = client.Subprotocol,
-                KeepAliveInterval = keepAlive,
-                KeepAliveTimeout = keepAlive == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : keepAlive,
+                KeepAliveInterval = parts.Services.Limits.KeepAliveInterval,
+                KeepAliveTimeout = parts.Services.Limits.KeepAliveTimeout,
             });
             return (socket, stream, client, $"{remoteEndPoint?.Address}:{remoteEndPoint?.Port}");
         }
@@ -369,20 +368,8 @@ internal sealed class DirectUpgrade
 
         private static bool IsVisibleAscii(ReadOnlySpan<char> text) => !text.IsEmpty && !text.ContainsAnyExceptInRange('!', '~');
 
-        private static bool IsFieldValue(ReadOnlySpan<char> text) => !text.ContainsAnyExceptInRange(' ', '~') || (text.IndexOf('\t') >= 0 && IsFieldValueWithTabs(text));
-
-        private static bool IsFieldValueWithTabs(ReadOnlySpan<char> text)
-        {
-            foreach (var c in text)
-            {
-                if (c != '\t' && c is < ' ' or > '~')
-                {
-                    return false;
-                }
-            }
-
-            return true;
-        }
+        // Visible ASCII, space and tab: no control bytes, nothing Kestrel would decode its own way.
+        private static bool IsFieldValue(ReadOnlySpan<char> text) => !text.ContainsAnyExcept(FieldChars);
 
         // RFC 9110 §5.6.2: tchar.
         private static bool IsToken(ReadOnlySpan<char> name) => !name.ContainsAnyExcept(TokenChars);
@@ -391,6 +378,9 @@ internal sealed class DirectUpgrade
 
         private static readonly System.Buffers.SearchValues<char> TokenChars =
             System.Buffers.SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+
+        private static readonly System.Buffers.SearchValues<char> FieldChars =
+            System.Buffers.SearchValues.Create("\t " + string.Concat(Enumerable.Range('!', '~' - '!' + 1).Select(static c => (char)c)));
 
         private static readonly System.Buffers.SearchValues<char> HostChars =
             System.Buffers.SearchValues.Create("-.:[]_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");

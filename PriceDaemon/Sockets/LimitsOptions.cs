@@ -59,6 +59,12 @@ public sealed class LimitsOptions
     [Range(0, 3600)]
     public int KeepAliveSeconds { get; set; } = 30;
 
+    /// <summary>The WebSocket's ping interval; zero turns pings off.</summary>
+    internal TimeSpan KeepAliveInterval => TimeSpan.FromSeconds(KeepAliveSeconds);
+
+    /// <summary>How long an unanswered ping is waited for before the connection is cut: one interval.</summary>
+    internal TimeSpan KeepAliveTimeout => KeepAliveSeconds == 0 ? Timeout.InfiniteTimeSpan : KeepAliveInterval;
+
     /// <summary>A socket whose write has not completed for this long is closed as a slow consumer.</summary>
     [Range(1, 3600)]
     public int SlowConsumerSeconds { get; set; } = 10;

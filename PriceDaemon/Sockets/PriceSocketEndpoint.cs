@@ -50,12 +50,11 @@ internal static partial class PriceSocketEndpoint
         WebSocket socket;
         try
         {
-            var keepAlive = TimeSpan.FromSeconds(services.Limits.KeepAliveSeconds);
             socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
             {
                 SubProtocol = client.Subprotocol,
-                KeepAliveInterval = keepAlive,
-                KeepAliveTimeout = keepAlive == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : keepAlive,
+                KeepAliveInterval = services.Limits.KeepAliveInterval,
+                KeepAliveTimeout = services.Limits.KeepAliveTimeout,
             }).ConfigureAwait(false);
         }
         catch
