@@ -19,7 +19,7 @@ public sealed class BatchingStreamTests
             stream.AppendTextFrame(payload);
         }
 
-        // A frame the WebSocket writes itself inside a batch lands between ours, whole.
+        // A frame the WebSocket writes itself inside a batch goes out whole, after ours, in the same write.
         await stream.WriteAsync(new byte[] { 0x8A, 0x00 }); // an empty pong
         await stream.FlushBatchAsync(CancellationToken.None);
         Assert.That(sink.Writes, Is.EqualTo(1));

@@ -9,19 +9,22 @@ namespace PriceDaemon.Sockets;
 /// Sits between the WebSocket and Kestrel's upgraded connection stream. Between <see cref="BeginBatch"/>
 /// and <see cref="FlushBatchAsync"/> the session's writer appends whole text frames straight into one pooled
 /// buffer (<see cref="AppendTextFrame"/>), so a session with twenty frames queued pays for one socket write
-/// instead of twenty, and a frame costs a header and a copy. Frames the WebSocket writes itself (pings,
-/// pongs, close) arrive through <see cref="WriteAsync(ReadOnlyMemory{byte}, CancellationToken)"/>, always
-/// as whole frames: inside a batch they are appended too, outside one they go straight through. A lock
-/// orders appends, a semaphore orders socket writes, so bytes of two frames never interleave.
+/// instead of twenty, and a frame costs a header and a copy. Only the writer touches that buffer, so an
+/// append takes no lock. Frames the WebSocket writes itself (pings, pongs, close) arrive through
+/// <see cref="WriteAsync(ReadOnlyMemory{byte}, CancellationToken)"/>, always as whole frames and from any
+/// thread: inside a batch they are kept aside under a lock and go out at the end of the same write, outside
+/// one they go straight through. A semaphore orders socket writes, so bytes of two frames never interleave.
 /// </summary>
 internal sealed class BatchingStream : Stream
 {
     private readonly Stream _inner;
     private readonly Lock _bufferLock = new();
     private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private byte[]? _buffer;
+    private byte[]? _buffer; // the writer's, between BeginBatch and FlushBatchAsync
     private int _count;
-    private bool _batching;
+    private bool _batching; // under _bufferLock
+    private byte[]? _aside; // the WebSocket's own frames written during a batch; under _bufferLock
+    private int _asideCount;
 
     public BatchingStream(Stream inner)
     {
@@ -52,7 +55,7 @@ internal sealed class BatchingStream : Stream
 
     /// <summary>
     /// Appends one complete, unmasked server-to-client text frame (RFC 6455 §5.2: FIN, opcode 1, no mask).
-    /// Only inside a batch; the WebSocket's own frames may be appended between two of ours, never inside one.
+    /// Only the session's writer, only inside a batch.
     /// </summary>
     public void AppendTextFrame(ReadOnlySpan<byte> payload)
     {
@@ -77,26 +80,32 @@ internal sealed class BatchingStream : Stream
             headerLength = 10;
         }
 
-        lock (_bufferLock)
-        {
-            Debug.Assert(_batching, "frames are appended only inside a batch");
-            Append(header[..headerLength]);
-            Append(payload);
-        }
+        Debug.Assert(_batching, "frames are appended only inside a batch");
+        Append(ref _buffer, ref _count, header[..headerLength]);
+        Append(ref _buffer, ref _count, payload);
     }
 
     /// <summary>Writes everything appended since <see cref="BeginBatch"/> in one write, and returns the buffer to the pool.</summary>
     public async ValueTask FlushBatchAsync(CancellationToken cancellationToken)
     {
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        byte[]? buffer;
-        int count;
+        byte[]? aside;
+        int asideCount;
         lock (_bufferLock)
         {
             _batching = false;
-            (buffer, count) = (_buffer, _count);
-            (_buffer, _count) = (null, 0);
+            (aside, asideCount) = (_aside, _asideCount);
+            (_aside, _asideCount) = (null, 0);
         }
+
+        if (aside is not null)
+        {
+            Append(ref _buffer, ref _count, aside.AsSpan(0, asideCount));
+            ArrayPool<byte>.Shared.Return(aside);
+        }
+
+        var (buffer, count) = (_buffer, _count);
+        (_buffer, _count) = (null, 0);
 
         try
         {
@@ -123,7 +132,7 @@ internal sealed class BatchingStream : Stream
         {
             if (_batching)
             {
-                Append(buffer.Span);
+                Append(ref _aside, ref _asideCount, buffer.Span);
                 return ValueTask.CompletedTask;
             }
         }
@@ -177,23 +186,22 @@ internal sealed class BatchingStream : Stream
         }
     }
 
-    // Callers hold _bufferLock.
-    private void Append(ReadOnlySpan<byte> data)
+    private static void Append(ref byte[]? buffer, ref int count, ReadOnlySpan<byte> data)
     {
-        if (_buffer is null || _buffer.Length - _count < data.Length)
+        if (buffer is null || buffer.Length - count < data.Length)
         {
-            var next = ArrayPool<byte>.Shared.Rent(Math.Max(4096, (_count + data.Length) * 2));
-            if (_buffer is not null)
+            var next = ArrayPool<byte>.Shared.Rent(Math.Max(4096, (count + data.Length) * 2));
+            if (buffer is not null)
             {
-                _buffer.AsSpan(0, _count).CopyTo(next);
-                ArrayPool<byte>.Shared.Return(_buffer);
+                buffer.AsSpan(0, count).CopyTo(next);
+                ArrayPool<byte>.Shared.Return(buffer);
             }
 
-            _buffer = next;
+            buffer = next;
         }
 
-        data.CopyTo(_buffer.AsSpan(_count));
-        _count += data.Length;
+        data.CopyTo(buffer.AsSpan(count));
+        count += data.Length;
     }
 }
 
