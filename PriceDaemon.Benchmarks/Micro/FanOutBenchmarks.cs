@@ -4,8 +4,8 @@ using PriceDaemon.Pipeline;
 namespace PriceDaemon.Benchmarks.Micro;
 
 /// <summary>
-/// One update offered to every subscription of its instrument. Sessions that keep up take each frame as
-/// soon as they are signalled; sessions that are behind have one pending already, so the offer conflates.
+/// One update offered to every subscription of its instrument. Sessions that keep up take each mark as
+/// soon as it is made; sessions that are behind have their slot marked already, so the offer conflates.
 /// Neither path may allocate.
 /// </summary>
 [MemoryDiagnoser]
@@ -45,9 +45,10 @@ public class FanOutBenchmarks
         _frame = new FrameEncoder(microseconds: true).Encode(instruments[0], Universe.Tick(0, 2451.55, 15_000), 1, 2450);
     }
 
-    /// <summary>A session with no socket: it takes the frame when signalled (keeping up) or never (behind).</summary>
+    /// <summary>A session with no socket: it marks the slot as the daemon's does, and takes the mark at once (keeping up) or never (behind).</summary>
     private sealed class InMemorySession : ISubscriber
     {
+        private readonly ReadySlots _ready = new(1);
         private readonly bool _drains;
 
         public InMemorySession(bool drains)
@@ -55,17 +56,12 @@ public class FanOutBenchmarks
             _drains = drains;
         }
 
-        public void Signal(Subscription subscription)
+        public void Offered(Subscription subscription)
         {
-            if (_drains)
+            if (_ready.Mark(subscription.Slot) && _drains)
             {
-                subscription.Take();
+                _ready.Take(0);
             }
-        }
-
-        // The daemon's session bumps a metric here; the offer's own cost is what this benchmark measures.
-        public void Conflated()
-        {
         }
     }
 }

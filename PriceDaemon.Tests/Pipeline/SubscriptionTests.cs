@@ -5,8 +5,9 @@ using PriceDaemon.Pipeline;
 namespace PriceDaemon.Tests.Pipeline;
 
 /// <summary>
-/// The one-frame mailbox. A session's ready list holds each subscription at most once, which rests on one
-/// rule: a subscription is signalled only when its mailbox goes from empty to full.
+/// A subscription's newest frame and its session's ready marks. A session's queue holds each subscription
+/// at most once, which rests on one rule: a slot is marked once until a send pass takes the mark, and every
+/// offer in between conflates into the newest frame.
 /// </summary>
 public sealed class SubscriptionTests
 {
@@ -14,52 +15,101 @@ public sealed class SubscriptionTests
     private static readonly Instrument Reliance = new(0, "NSE_EQ|INE002A01018", "RELIANCE", "Reliance Industries", 1400);
 
     [Test]
-    public void Offer_SignalsOnlyWhenTheMailboxWasEmpty_AndConflatesTheRest()
+    public void Offers_MarkTheSlotOnce_UntilAPassTakesIt_AndTheNewestFrameWins()
     {
-        var owner = new CountingSubscriber();
-        var subscription = new Subscription(owner, 0);
+        var owner = new MarkingSubscriber(capacity: 100);
+        var subscription = new Subscription(owner, 0, slot: 70);
 
         subscription.Offer(Frame(1));
         subscription.Offer(Frame(2));
         subscription.Offer(Frame(3));
 
-        Assert.That(owner.Signals, Is.EqualTo(1));
-        Assert.That(owner.Conflations, Is.EqualTo(2));
-        Assert.That(subscription.Take()!.Seq, Is.EqualTo(3), "the newest frame wins");
+        Assert.That((owner.NewMarks, owner.Conflations), Is.EqualTo((1, 2)));
+        Assert.That(subscription.Latest!.Seq, Is.EqualTo(3), "the newest frame wins");
+        Assert.That(owner.Ready.Take(0), Is.Zero, "slot 70 lives in the second word");
+        var marks = owner.Ready.Take(1);
+        Assert.That(ReadySlots.Next(1, ref marks), Is.EqualTo(70));
+        Assert.That(marks, Is.Zero);
 
         subscription.Offer(Frame(4));
-        Assert.That(owner.Signals, Is.EqualTo(2), "emptied by the writer, so the next offer signals again");
+        Assert.That(owner.NewMarks, Is.EqualTo(2), "taken by the pass, so the next offer marks again");
     }
 
     [Test]
-    public void ARemovedSubscription_IsNeverSignalledAgain_AndYieldsNoFrame()
+    public void MarksAPassCouldNotWrite_GoBack_AndAreTakenInSlotOrder()
     {
-        var owner = new CountingSubscriber();
+        var ready = new ReadySlots(capacity: 64);
+        foreach (var slot in new[] { 9, 3, 40 })
+        {
+            Assert.That(ready.Mark(slot), Is.True);
+        }
+
+        Assert.That(ready.Count(), Is.EqualTo(3));
+        var marks = ready.Take(0);
+        Assert.That(ReadySlots.Next(0, ref marks), Is.EqualTo(3));
+        ready.Return(0, marks); // the batch was full after one frame
+        Assert.That(ready.Any(), Is.True);
+
+        marks = ready.Take(0);
+        Assert.That((ReadySlots.Next(0, ref marks), ReadySlots.Next(0, ref marks), marks), Is.EqualTo((9, 40, 0UL)));
+        Assert.That(ready.Any(), Is.False);
+    }
+
+    [Test]
+    public void ASnapshot_NeverReplacesANewerFrame_AndIsFlagged()
+    {
+        var owner = new MarkingSubscriber(capacity: 1);
+        var subscription = new Subscription(owner, 0);
+        subscription.Offer(Frame(5));
+        subscription.OfferIfNewer(Frame(4));
+        Assert.That(subscription.Latest!.Seq, Is.EqualTo(5));
+        Assert.That(subscription.TakeSnapshotFlag(), Is.False);
+
+        subscription.OfferIfNewer(Frame(6));
+        Assert.That(subscription.Latest!.Seq, Is.EqualTo(6));
+        Assert.That(subscription.TakeSnapshotFlag(), Is.True, "its age is the cached price's, so latency leaves it out");
+        Assert.That(subscription.TakeSnapshotFlag(), Is.False);
+    }
+
+    [Test]
+    public void ARemovedSubscription_IgnoresLateOffers()
+    {
+        var owner = new MarkingSubscriber(capacity: 1);
         var subscription = new Subscription(owner, 0);
         subscription.Offer(Frame(1));
-        Assert.That(owner.Signals, Is.EqualTo(1));
+        owner.Ready.Take(0);
 
-        // Still in the session's ready list when it is removed: a late offer from fan-out (working on an
-        // older copy of the index) must not queue it a second time.
+        // Fan-out working on an older copy of the index may still offer to it.
         subscription.MarkRemoved();
         subscription.Offer(Frame(2));
-        subscription.OfferIfNewer(Frame(3));
 
-        Assert.That(owner.Signals, Is.EqualTo(1));
-        Assert.That(subscription.Removed, Is.True);
+        Assert.That(owner.NewMarks, Is.EqualTo(1));
+        Assert.That(owner.Ready.Any(), Is.False);
+        Assert.That(subscription.Latest!.Seq, Is.EqualTo(1));
     }
 
     private static PriceFrame Frame(long seq) =>
         Encoder.Encode(Reliance, new Tick(0, 1400 + seq, 1000 + seq, 1_700_000_000_000 + seq, 0, PriceSource.Simulated), seq, 1400);
 
-    private sealed class CountingSubscriber : ISubscriber
+    /// <summary>Marks slots the way a session does, and counts what happened.</summary>
+    private sealed class MarkingSubscriber(int capacity) : ISubscriber
     {
-        public int Signals { get; private set; }
+        public ReadySlots Ready { get; } = new(capacity);
+
+        public int NewMarks { get; private set; }
 
         public int Conflations { get; private set; }
 
-        public void Signal(Subscription subscription) => Signals++;
-
-        public void Conflated() => Conflations++;
+        public void Offered(Subscription subscription)
+        {
+            if (Ready.Mark(subscription.Slot))
+            {
+                NewMarks++;
+            }
+            else
+            {
+                Conflations++;
+            }
+        }
     }
 }

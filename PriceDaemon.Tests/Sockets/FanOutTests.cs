@@ -201,16 +201,12 @@ public sealed class FanOutTests
     {
         public List<PriceFrame> Frames { get; } = [];
 
-        public void Signal(Subscription subscription)
+        public void Offered(Subscription subscription)
         {
             lock (Frames)
             {
-                Frames.Add(subscription.Take()!);
+                Frames.Add(subscription.Latest!);
             }
-        }
-
-        public void Conflated()
-        {
         }
     }
 }

@@ -3,96 +3,80 @@ namespace PriceDaemon.Pipeline;
 /// <summary>The side of a session that fan-out talks to. Implementations must not block.</summary>
 public interface ISubscriber
 {
-    /// <summary>The subscription went from no pending frame to one: queue it for the writer.</summary>
-    void Signal(Subscription subscription);
-
-    /// <summary>A pending frame was replaced by a newer one before it was sent.</summary>
-    void Conflated();
+    /// <summary>
+    /// <paramref name="subscription"/> has a newer <see cref="Subscription.Latest"/>: mark its slot ready and
+    /// make sure a send pass will run, or count a conflation when the slot is already marked.
+    /// </summary>
+    void Offered(Subscription subscription);
 }
 
 /// <summary>
-/// One session's interest in one instrument, and its one-frame mailbox. Fan-out swaps the newest frame
-/// in; the session's writer swaps it out. Holding one pending frame per instrument is what bounds a slow
-/// socket's queue and guarantees it never sees an older price after a newer one.
+/// One session's interest in one instrument. Fan-out stores the newest frame in <see cref="Latest"/> and
+/// marks the subscription's slot in its session's <see cref="ReadySlots"/>; a send pass takes the marks and
+/// writes each <see cref="Latest"/> whose sequence is above the last one it wrote. Holding only the newest
+/// frame per instrument is what bounds a slow socket's queue and guarantees it never sees an older price
+/// after a newer one.
 /// </summary>
 public sealed class Subscription
 {
-    // What a removed subscription's mailbox holds instead of null, so no late offer signals it again while it
-    // may still sit in its session's ready list (a subscription is in that list at most once: it is signalled
-    // only when its mailbox goes from empty to full, and only the session's writer empties it).
-    private static readonly PriceFrame RemovedMarker = new(-1, long.MinValue, 0, 0, 0, 0, 0, default, false, 0, []);
-
-    private PriceFrame? _pending;
+    private PriceFrame? _latest;
     private bool _removed;
     private bool _snapshot;
 
-    public Subscription(ISubscriber owner, int instrumentId)
+    public Subscription(ISubscriber owner, int instrumentId, int slot = 0)
     {
         Owner = owner;
         InstrumentId = instrumentId;
+        Slot = slot;
     }
-
-    /// <summary>A control frame (ack, status, error) queued in a session's ready list in the same order as prices.</summary>
-    internal Subscription(ISubscriber owner, byte[] controlFrame)
-        : this(owner, -1)
-    {
-        ControlFrame = controlFrame;
-    }
-
-    /// <summary>The next item of the session's ready list; owned by the session's send side.</summary>
-    internal Subscription? NextReady { get; set; }
-
-    internal byte[]? ControlFrame { get; }
 
     public ISubscriber Owner { get; }
 
     public int InstrumentId { get; }
+
+    /// <summary>This subscription's place in its session's <see cref="ReadySlots"/>.</summary>
+    public int Slot { get; }
+
+    /// <summary>The newest frame offered, or null. Never cleared: the writer compares sequences instead.</summary>
+    public PriceFrame? Latest => Volatile.Read(ref _latest);
 
     /// <summary>Sequence of the last frame written to the socket; only the session's writer touches it.</summary>
     internal long LastSentSeq { get; set; }
 
     internal bool Removed => Volatile.Read(ref _removed);
 
-    /// <summary>Fan-out path: the frame is the newest for this instrument, so it always replaces what is pending.</summary>
+    /// <summary>Fan-out path: the frame is the newest for this instrument, so it always replaces what is there.</summary>
     public void Offer(PriceFrame frame)
     {
-        var previous = Interlocked.Exchange(ref _pending, frame);
-        if (previous is null)
+        if (Removed)
         {
-            Owner.Signal(this);
+            // Fan-out working on an older copy of the index.
+            return;
         }
-        else
-        {
-            Owner.Conflated();
-        }
+
+        Volatile.Write(ref _latest, frame);
+        Owner.Offered(this);
     }
 
-    /// <summary>Snapshot path: racing with fan-out, so only replace a pending frame that is older.</summary>
+    /// <summary>Snapshot path: racing with fan-out, so only replace a frame that is older.</summary>
     public void OfferIfNewer(PriceFrame frame)
     {
         while (true)
         {
-            var current = Volatile.Read(ref _pending);
+            var current = Volatile.Read(ref _latest);
             if (current is not null && current.Seq >= frame.Seq)
             {
                 return;
             }
 
-            if (Interlocked.CompareExchange(ref _pending, frame, current) == current)
+            if (Interlocked.CompareExchange(ref _latest, frame, current) == current)
             {
                 Volatile.Write(ref _snapshot, true);
-                if (current is null)
-                {
-                    Owner.Signal(this);
-                }
-
+                Owner.Offered(this);
                 return;
             }
         }
     }
-
-    /// <summary>Writer path: takes the pending frame, if any.</summary>
-    internal PriceFrame? Take() => Interlocked.Exchange(ref _pending, null);
 
     /// <summary>
     /// Writer path: whether a snapshot was offered since the last call. A snapshot's age is the age of the
@@ -100,9 +84,5 @@ public sealed class Subscription
     /// </summary>
     internal bool TakeSnapshotFlag() => Volatile.Read(ref _snapshot) && Interlocked.Exchange(ref _snapshot, false);
 
-    internal void MarkRemoved()
-    {
-        Volatile.Write(ref _removed, true);
-        Interlocked.Exchange(ref _pending, RemovedMarker);
-    }
+    internal void MarkRemoved() => Volatile.Write(ref _removed, true);
 }

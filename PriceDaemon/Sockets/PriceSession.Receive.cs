@@ -145,6 +145,7 @@ internal sealed partial class PriceSession
                 {
                     _services.Index.Remove(subscription);
                     subscription.MarkRemoved();
+                    FreeSlot(subscription);
                     _client.User.RemoveSubscriptions(1);
                     _services.Upstream.Release(instrument.Id);
                 }
@@ -172,7 +173,7 @@ internal sealed partial class PriceSession
                 continue;
             }
 
-            var created = new Subscription(this, instrument.Id);
+            var created = TakeSlot(instrument.Id);
             _subscriptions.Add(instrument.Id, created);
             // Index first, cache second: an update emitted in between is either fanned out to us or
             // already in the cache, so the snapshot below can never miss the newest price.

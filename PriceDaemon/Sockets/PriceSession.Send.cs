@@ -4,9 +4,9 @@ using PriceDaemon.Pipeline;
 namespace PriceDaemon.Sockets;
 
 /// <summary>
-/// The send side. There is no send loop per socket: fan-out and the receive loop push work onto the ready
-/// list and call <see cref="ScheduleSend"/>, and a <see cref="SendPump"/> thread runs a pass that appends all of
-/// it into one buffer and writes it. A write that cannot complete at once (the peer is slow) finishes on
+/// The send side. There is no send loop per socket: fan-out marks subscriptions ready, the receive loop
+/// queues control frames, both call <see cref="ScheduleSend"/>, and a <see cref="SendPump"/> thread runs a
+/// pass that appends all of it into one buffer and writes it. A write that cannot complete at once (the peer is slow) finishes on
 /// the thread pool, and the session is not queued again until it has.
 /// </summary>
 internal sealed partial class PriceSession : ISendPass
@@ -19,17 +19,21 @@ internal sealed partial class PriceSession : ISendPass
     private int _sendScheduled;
     private bool _sendEnded;
 
-    // Taken from the ready list by a pass, oldest first, but not yet written (a batch stopped at
-    // MaxBatchBytes). Only the pass in progress touches it.
-    private Subscription? _carry;
+    // Control frames taken by a pass, oldest first, but not yet written (a batch stopped at MaxBatchBytes).
+    // Only the pass in progress touches it.
+    private ControlFrame? _controlCarry;
     private readonly TaskCompletionSource _sendDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Completes when the close frame is out or the send side failed; never faults.</summary>
     private Task SendCompletion => _sendDone.Task;
 
+    /// <summary>
+    /// Callers publish their work first with a full fence (a mark, a push, a CAS), so the plain read of the
+    /// flag cannot miss a pass's release in <see cref="EndPass"/>: one of the two always sees the other.
+    /// </summary>
     private void ScheduleSend()
     {
-        if (Interlocked.CompareExchange(ref _sendScheduled, 1, 0) == 0)
+        if (Volatile.Read(ref _sendScheduled) == 0 && Interlocked.CompareExchange(ref _sendScheduled, 1, 0) == 0)
         {
             _services.SendPump.Schedule(this, Id);
         }
@@ -90,23 +94,23 @@ internal sealed partial class PriceSession : ISendPass
             return;
         }
 
-        // Release the session (a full fence), then look again: work pushed after this pass took the list
-        // found the flag still set and did not queue the session, a batch may have stopped at MaxBatchBytes,
-        // and a close may have been requested since the check above.
+        // Release the session (a full fence), then look again: work queued after this pass took it found the
+        // flag still set and did not queue the session, a batch may have stopped at MaxBatchBytes, and a
+        // close may have been requested since the check above.
         Interlocked.Exchange(ref _sendScheduled, 0);
-        if (_carry is not null || Volatile.Read(ref _readyHead) is not null || IsClosing)
+        if (_controlCarry is not null || Volatile.Read(ref _controlHead) is not null || _ready.Any() || IsClosing)
         {
             ScheduleSend();
         }
     }
 
-    private void PushReady(Subscription item)
+    private void PushControl(ControlFrame item)
     {
-        var head = Volatile.Read(ref _readyHead);
+        var head = Volatile.Read(ref _controlHead);
         while (true)
         {
-            item.NextReady = head;
-            var seen = Interlocked.CompareExchange(ref _readyHead, item, head);
+            item.Next = head;
+            var seen = Interlocked.CompareExchange(ref _controlHead, item, head);
             if (ReferenceEquals(seen, head))
             {
                 break;
@@ -117,25 +121,23 @@ internal sealed partial class PriceSession : ISendPass
     }
 
     /// <summary>
-    /// What an earlier pass left over, or else the whole ready list, oldest first. Leftovers are older than
-    /// anything in the list, so taking them alone keeps the order; the list waits for the next pass.
+    /// What an earlier pass left over, or else every queued control frame, oldest first. Leftovers are older
+    /// than anything queued since, so taking them alone keeps the order; the rest waits for the next pass.
     /// </summary>
-    private Subscription? TakeReady()
+    private ControlFrame? TakeControl()
     {
-        if (_carry is { } carry)
+        if (_controlCarry is { } carry)
         {
-            _carry = null;
+            _controlCarry = null;
             return carry;
         }
 
-        var list = Interlocked.Exchange(ref _readyHead, null);
-
-        // Reverse to FIFO. Safe: nothing in a taken list is pushed again before the pass empties its mailbox.
-        Subscription? fifo = null;
+        var list = Interlocked.Exchange(ref _controlHead, null);
+        ControlFrame? fifo = null;
         while (list is not null)
         {
-            var next = list.NextReady;
-            list.NextReady = fifo;
+            var next = list.Next;
+            list.Next = fifo;
             fifo = list;
             list = next;
         }
@@ -144,25 +146,22 @@ internal sealed partial class PriceSession : ISendPass
     }
 
     /// <summary>
-    /// The payload to write for one ready item, or null: a control frame, or the pending price of a live
-    /// subscription that is newer than what the socket last got. Empties the item's mailbox, after which
-    /// fan-out may push it again, so its <see cref="Subscription.NextReady"/> must be read before this.
+    /// The frame to write for a marked slot, or null: the subscription's newest frame when it is live and
+    /// newer than what the socket last got. The sequence check also keeps an older price from ever following
+    /// a newer one when a snapshot and a live frame race.
     /// </summary>
-    private byte[]? Payload(Subscription item, bool closing, ref long oldest)
+    private static byte[]? Price(Subscription?[] slots, int slot, ref long oldest)
     {
-        if (item.ControlFrame is { } control)
-        {
-            Interlocked.Decrement(ref _controlCount);
-            return control;
-        }
-
-        if (item.Take() is not { } frame || closing || item.Removed || frame.Seq <= item.LastSentSeq)
+        if ((uint)slot >= (uint)slots.Length || Volatile.Read(ref slots[slot]) is not { } item || item.Removed)
         {
             return null;
         }
 
-        // Snapshot and live frames race for the same mailbox; the sequence check keeps an older price from
-        // ever following a newer one.
+        if (item.Latest is not { } frame || frame.Seq <= item.LastSentSeq)
+        {
+            return null;
+        }
+
         item.LastSentSeq = frame.Seq;
         if (!item.TakeSnapshotFlag() && frame.ReceivedTimestamp != 0 && frame.ReceivedTimestamp < oldest)
         {
@@ -179,27 +178,22 @@ internal sealed partial class PriceSession : ISendPass
         // close) still go out ahead of the close frame.
         var closing = IsClosing;
         stream.BeginBatch();
-        var sent = 0;
-        long oldest = long.MaxValue;
-        var item = TakeReady();
-        while (item is not null)
+        var control = TakeControl();
+        while (control is not null && stream.BufferedBytes < MaxBatchBytes)
         {
-            var next = item.NextReady;
-            item.NextReady = null;
-            if (Payload(item, closing, ref oldest) is { } payload)
-            {
-                stream.AppendTextFrame(payload);
-                sent += item.ControlFrame is null ? 1 : 0;
-            }
-
-            item = next;
-            if (stream.BufferedBytes >= MaxBatchBytes)
-            {
-                break;
-            }
+            Interlocked.Decrement(ref _controlCount);
+            stream.AppendTextFrame(control.Utf8);
+            control = control.Next;
         }
 
-        _carry = item;
+        _controlCarry = control;
+        var sent = 0;
+        long oldest = long.MaxValue;
+        if (!closing && control is null)
+        {
+            AppendPrices(stream, ref sent, ref oldest);
+        }
+
         Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
         var flush = stream.FlushBatchAsync(CancellationToken.None);
         if (!flush.IsCompletedSuccessfully)
@@ -209,6 +203,30 @@ internal sealed partial class PriceSession : ISendPass
 
         Sent(sent, oldest);
         return ValueTask.CompletedTask;
+    }
+
+    private void AppendPrices(BatchingStream stream, ref int sent, ref long oldest)
+    {
+        // Read after a mark is taken: the array then holds the subscription that made it (see TakeSlot).
+        var slots = Volatile.Read(ref _slots);
+        for (var word = 0; word < _ready.WordCount; word++)
+        {
+            var marks = _ready.Take(word);
+            while (marks != 0)
+            {
+                if (stream.BufferedBytes >= MaxBatchBytes)
+                {
+                    _ready.Return(word, marks);
+                    return;
+                }
+
+                if (Price(slots, ReadySlots.Next(word, ref marks), ref oldest) is { } payload)
+                {
+                    stream.AppendTextFrame(payload);
+                    sent++;
+                }
+            }
+        }
     }
 
     private async ValueTask AfterFlushAsync(ValueTask flush, int sent, long oldest)
@@ -234,32 +252,51 @@ internal sealed partial class PriceSession : ISendPass
 
     /// <summary>
     /// No batching stream (a transport other than an HTTP/1.1 upgrade): one WebSocket write per frame. A pass
-    /// writes only what it took from the ready list, so a socket that fan-out keeps refilling cannot hold a
-    /// send thread; the rest goes in the next pass.
+    /// writes only the marks it took, so a socket that fan-out keeps marking cannot hold a send thread; the
+    /// rest goes in the next pass.
     /// </summary>
     private async ValueTask SendUnbatchedAsync()
     {
         var closing = IsClosing;
-        var item = TakeReady();
-        while (item is not null)
+        for (var control = TakeControl(); control is not null; control = control.Next)
         {
-            var next = item.NextReady;
-            item.NextReady = null;
-            long oldest = long.MaxValue;
-            if (Payload(item, closing, ref oldest) is { } payload)
+            Interlocked.Decrement(ref _controlCount);
+            await SendOneAsync(control.Utf8).ConfigureAwait(false);
+        }
+
+        if (closing)
+        {
+            return;
+        }
+
+        var slots = Volatile.Read(ref _slots);
+        for (var word = 0; word < _ready.WordCount; word++)
+        {
+            var marks = _ready.Take(word);
+            while (marks != 0)
             {
-                _carry = next; // if this write fails the session ends; if it pends, nothing else runs meanwhile
-                Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
-                await _socket.SendAsync(payload.AsMemory(), WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
-                _carry = null;
-                if (item.ControlFrame is null)
+                long oldest = long.MaxValue;
+                if (Price(slots, ReadySlots.Next(word, ref marks), ref oldest) is { } payload)
                 {
+                    await SendOneAsync(payload).ConfigureAwait(false);
                     Sent(1, oldest);
                 }
             }
-
-            item = next;
         }
+    }
+
+    private ValueTask SendOneAsync(byte[] payload)
+    {
+        Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
+        return _socket.SendAsync(payload.AsMemory(), WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+    }
+
+    /// <summary>A queued control frame: a node of the session's control stack.</summary>
+    private sealed class ControlFrame(byte[] utf8)
+    {
+        public byte[] Utf8 { get; } = utf8;
+
+        public ControlFrame? Next { get; set; }
     }
 
     private async Task CloseOutputAsync()

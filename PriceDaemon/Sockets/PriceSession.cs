@@ -19,12 +19,19 @@ internal sealed partial class PriceSession : ISubscriber
     private readonly SessionServices _services;
     private readonly ILogger _logger;
 
-    // The send queue: subscriptions with a pending frame and queued control frames, as a lock-free
-    // intrusive stack (newest first) that fan-out pushes onto with one CAS and a send pass takes whole with
-    // one exchange. Every subscription is in it at most once (signalled only when its mailbox goes from
-    // empty to full), and control frames are capped, so it is bounded by the subscriptions.
-    private Subscription? _readyHead;
+    // The send queue. Prices: the slots of subscriptions with a newer frame, marked by fan-out; a slot is
+    // marked at most once until a pass takes it, so a socket that falls behind holds one frame per instrument.
+    // Control frames (status, acks, errors): a lock-free intrusive stack (newest first) that a pass takes
+    // whole, capped at ControlQueueLimit. A pass writes control frames first, then prices.
+    private readonly ReadySlots _ready;
+    private ControlFrame? _controlHead;
     private int _controlCount;
+
+    // Subscriptions by slot: written by the receive loop before a subscription is indexed, read by passes.
+    // Grows by copy; a pass that reads the array after taking a mark sees the subscription that made it.
+    private Subscription?[] _slots = new Subscription?[4];
+    private Stack<int>? _freeSlots;
+    private int _slotsUsed;
 
     // Owned by the receive loop.
     private readonly Dictionary<int, Subscription> _subscriptions = [];
@@ -44,6 +51,7 @@ internal sealed partial class PriceSession : ISubscriber
         _logger = services.Logger;
         _client = client;
         _lastMessageAt = services.Time.GetTimestamp();
+        _ready = new ReadySlots(services.Limits.MaxSubscriptionsPerConnection);
     }
 
     public long Id { get; }
@@ -54,27 +62,8 @@ internal sealed partial class PriceSession : ISubscriber
 
     private int _subscriptionCount;
 
-    /// <summary>
-    /// Items waiting for the next send pass, counted by walking the list: for tests and diagnostics, exact
-    /// only while no pass runs. The walk stops at the bound a well-behaved list never exceeds.
-    /// </summary>
-    public int QueuedCount
-    {
-        get
-        {
-            var bound = _services.Limits.MaxSubscriptionsPerConnection + ControlQueueLimit;
-            var count = 0;
-            foreach (var start in new[] { Volatile.Read(ref _readyHead), _carry })
-            {
-                for (var item = start; item is not null && count <= bound; item = item.NextReady)
-                {
-                    count++;
-                }
-            }
-
-            return count;
-        }
-    }
+    /// <summary>Prices and control frames waiting for the next send pass: for tests and diagnostics.</summary>
+    public int QueuedCount => _ready.Count() + Volatile.Read(ref _controlCount);
 
     /// <summary>Runs the session until the socket closes. Never throws for socket faults.</summary>
     public async Task RunAsync()
@@ -135,6 +124,37 @@ internal sealed partial class PriceSession : ISubscriber
         ScheduleSend();
     }
 
+    /// <summary>Receive loop: a subscription in a free slot, published for send passes before it is indexed.</summary>
+    private Subscription TakeSlot(int instrumentId)
+    {
+        if (_freeSlots is null || !_freeSlots.TryPop(out var slot))
+        {
+            slot = _slotsUsed++;
+        }
+
+        var slots = _slots;
+        if (slot >= slots.Length)
+        {
+            Array.Resize(ref slots, slots.Length * 2);
+            Volatile.Write(ref _slots, slots);
+        }
+
+        var subscription = new Subscription(this, instrumentId, slot);
+        Volatile.Write(ref slots[slot], subscription);
+        return subscription;
+    }
+
+    /// <summary>
+    /// Receive loop, after the subscription left the index and was marked removed. A late mark on the slot
+    /// (fan-out on an older copy of the index) finds the slot empty, or its next owner's frames, which the
+    /// sequence check keeps from being written twice.
+    /// </summary>
+    private void FreeSlot(Subscription subscription)
+    {
+        Volatile.Write(ref _slots[subscription.Slot], null);
+        (_freeSlots ??= new Stack<int>()).Push(subscription.Slot);
+    }
+
     private sealed record CloseInfo(WebSocketCloseStatus Status, string Reason);
 
     /// <summary>Cuts the connection without a handshake: for peers that stopped reading.</summary>
@@ -164,17 +184,22 @@ internal sealed partial class PriceSession : ISubscriber
             return;
         }
 
-        PushReady(new Subscription(this, frame));
+        PushControl(new ControlFrame(frame));
         ScheduleSend();
     }
 
-    void ISubscriber.Signal(Subscription subscription)
+    void ISubscriber.Offered(Subscription subscription)
     {
-        PushReady(subscription);
-        ScheduleSend();
+        if (_ready.Mark(subscription.Slot))
+        {
+            ScheduleSend();
+        }
+        else
+        {
+            // The slot was marked already: the frame it stood for is replaced before it was written.
+            Interlocked.Increment(ref _services.Metrics.FramesConflated);
+        }
     }
-
-    void ISubscriber.Conflated() => Interlocked.Increment(ref _services.Metrics.FramesConflated);
 
     private void Overflow()
     {
