@@ -49,6 +49,36 @@ public sealed class FanOutTests
     }
 
     [Test]
+    public async Task SubscribingOneAtATime_AndResubscribing_AnswersEachWithItsSnapshot_AndNothingElse()
+    {
+        // A session's slot array starts small and grows; freed slots are reused. Every subscribe must still
+        // get its cached price, and an instrument dropped from a slot must never reach the client again.
+        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Limits:SubscriptionChangesPerWindow"] = "20" });
+        for (var i = 0; i < Keys.Length; i++)
+        {
+            await daemon.TickAsync(Keys[i], 100 + i, 1);
+        }
+
+        await using var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
+        for (var i = 0; i < Keys.Length; i++)
+        {
+            await client.SubscribeAsync(Keys[i]);
+            await client.NextPriceAsync(Keys[i], 100 + i);
+        }
+
+        await client.UnsubscribeAsync(Keys[2], Keys[7]);
+        await client.NextAsync("subscribed", f => f.GetProperty("action").GetString() == "unsubscribe");
+        await daemon.TickAsync(Keys[7], 207, 2);
+        await client.SubscribeAsync(Keys[2]);
+        var again = await client.NextPriceAsync(Keys[2], 102);
+
+        await daemon.TickAsync(Keys[9], 209, 2);
+        await client.NextPriceAsync(Keys[9], 209);
+        Assert.That(again.GetProperty("data").GetProperty("seq").GetInt64(), Is.EqualTo(1), "the cached price, again, in a reused slot");
+        Assert.That(client.PricesOf(Keys[7]).Select(f => f.GetProperty("data").GetProperty("last_price").GetDouble()), Is.EqualTo(new[] { 107.0 }), "nothing after the unsubscribe");
+    }
+
+    [Test]
     public async Task SocketThatNeverReads_DoesNotDelayOthers_StaysBounded_AndCatchesUpInOrder()
     {
         await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Limits:SlowConsumerSeconds"] = "600" }, configure: TestDaemon.SmallSendBuffers);

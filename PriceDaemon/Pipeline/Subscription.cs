@@ -69,12 +69,15 @@ public sealed class Subscription
                 return;
             }
 
+            // Flagged before it can be seen, so no pass writes the snapshot without knowing what it is.
+            Volatile.Write(ref _snapshot, true);
             if (Interlocked.CompareExchange(ref _latest, frame, current) == current)
             {
-                Volatile.Write(ref _snapshot, true);
                 Owner.Offered(this);
                 return;
             }
+
+            Volatile.Write(ref _snapshot, false);
         }
     }
 

@@ -22,6 +22,9 @@ internal sealed partial class PriceSession : ISendPass
     // Control frames taken by a pass, oldest first, but not yet written (a batch stopped at MaxBatchBytes).
     // Only the pass in progress touches it.
     private ControlFrame? _controlCarry;
+
+    // The word of ready marks the next pass starts at. Only the pass in progress touches it.
+    private int _nextWord;
     private readonly TaskCompletionSource _sendDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Completes when the close frame is out or the send side failed; never faults.</summary>
@@ -207,16 +210,22 @@ internal sealed partial class PriceSession : ISendPass
 
     private void AppendPrices(BatchingStream stream, ref int sent, ref long oldest)
     {
-        // Read after a mark is taken: the array then holds the subscription that made it (see TakeSlot).
-        var slots = Volatile.Read(ref _slots);
-        for (var word = 0; word < _ready.WordCount; word++)
+        // A pass starts where the last one that filled its batch stopped, so low slots that fan-out keeps
+        // marking cannot starve the high ones.
+        var words = _ready.WordCount;
+        for (var i = 0; i < words; i++)
         {
+            var word = (_nextWord + i) % words;
             var marks = _ready.Take(word);
+            // Read after the marks are taken: the array then holds every subscription that made one (TakeSlot
+            // publishes a grown array before the subscription can be offered anything).
+            var slots = Volatile.Read(ref _slots);
             while (marks != 0)
             {
                 if (stream.BufferedBytes >= MaxBatchBytes)
                 {
                     _ready.Return(word, marks);
+                    _nextWord = word;
                     return;
                 }
 
@@ -269,12 +278,13 @@ internal sealed partial class PriceSession : ISendPass
             return;
         }
 
-        var slots = Volatile.Read(ref _slots);
         for (var word = 0; word < _ready.WordCount; word++)
         {
             var marks = _ready.Take(word);
             while (marks != 0)
             {
+                // Re-read per frame: the array may have grown while a write was pending.
+                var slots = Volatile.Read(ref _slots);
                 long oldest = long.MaxValue;
                 if (Price(slots, ReadySlots.Next(word, ref marks), ref oldest) is { } payload)
                 {
