@@ -56,7 +56,7 @@ public class FanOutBenchmarks
             _drains = drains;
         }
 
-        public void Offered(Subscription subscription)
+        public void Offered(Subscription subscription, PriceFrame frame)
         {
             if (_ready.Mark(subscription.Slot) && _drains)
             {

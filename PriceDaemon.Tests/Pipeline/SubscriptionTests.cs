@@ -5,9 +5,9 @@ using PriceDaemon.Pipeline;
 namespace PriceDaemon.Tests.Pipeline;
 
 /// <summary>
-/// A subscription's newest frame and its session's ready marks. A session's queue holds each subscription
-/// at most once, which rests on one rule: a slot is marked once until a send pass takes the mark, and every
-/// offer in between conflates into the newest frame.
+/// A subscription and its session's ready marks. A session's queue holds each subscription at most once,
+/// which rests on one rule: a slot is marked once until a send pass takes the mark, and every offer in
+/// between conflates into the newest (cached) frame.
 /// </summary>
 public sealed class SubscriptionTests
 {
@@ -15,7 +15,7 @@ public sealed class SubscriptionTests
     private static readonly Instrument Reliance = new(0, "NSE_EQ|INE002A01018", "RELIANCE", "Reliance Industries", 1400);
 
     [Test]
-    public void Offers_MarkTheSlotOnce_UntilAPassTakesIt_AndTheNewestFrameWins()
+    public void Offers_MarkTheSlotOnce_UntilAPassTakesIt()
     {
         var owner = new MarkingSubscriber(capacity: 100);
         var subscription = new Subscription(owner, 0, slot: 70);
@@ -25,7 +25,6 @@ public sealed class SubscriptionTests
         subscription.Offer(Frame(3));
 
         Assert.That((owner.NewMarks, owner.Conflations), Is.EqualTo((1, 2)));
-        Assert.That(subscription.Latest!.Seq, Is.EqualTo(3), "the newest frame wins");
         Assert.That(owner.Ready.Take(0), Is.Zero, "slot 70 lives in the second word");
         var marks = owner.Ready.Take(1);
         Assert.That(ReadySlots.Next(1, ref marks), Is.EqualTo(70));
@@ -56,19 +55,17 @@ public sealed class SubscriptionTests
     }
 
     [Test]
-    public void ASnapshot_NeverReplacesANewerFrame_AndIsFlagged()
+    public void ASnapshot_IsHeldForThePass_AndTakenOnce()
     {
         var owner = new MarkingSubscriber(capacity: 1);
         var subscription = new Subscription(owner, 0);
-        subscription.Offer(Frame(5));
-        subscription.OfferIfNewer(Frame(4));
-        Assert.That(subscription.Latest!.Seq, Is.EqualTo(5));
-        Assert.That(subscription.TakeSnapshotFlag(), Is.False);
+        Assert.That(subscription.TakeSnapshot(), Is.Null);
 
-        subscription.OfferIfNewer(Frame(6));
-        Assert.That(subscription.Latest!.Seq, Is.EqualTo(6));
-        Assert.That(subscription.TakeSnapshotFlag(), Is.True, "its age is the cached price's, so latency leaves it out");
-        Assert.That(subscription.TakeSnapshotFlag(), Is.False);
+        var snapshot = Frame(5).AsStale();
+        subscription.OfferSnapshot(snapshot);
+        Assert.That(owner.NewMarks, Is.EqualTo(1));
+        Assert.That(subscription.TakeSnapshot(), Is.SameAs(snapshot));
+        Assert.That(subscription.TakeSnapshot(), Is.Null);
     }
 
     [Test]
@@ -85,7 +82,6 @@ public sealed class SubscriptionTests
 
         Assert.That(owner.NewMarks, Is.EqualTo(1));
         Assert.That(owner.Ready.Any(), Is.False);
-        Assert.That(subscription.Latest!.Seq, Is.EqualTo(1));
     }
 
     private static PriceFrame Frame(long seq) =>
@@ -100,7 +96,7 @@ public sealed class SubscriptionTests
 
         public int Conflations { get; private set; }
 
-        public void Offered(Subscription subscription)
+        public void Offered(Subscription subscription, PriceFrame frame)
         {
             if (Ready.Mark(subscription.Slot))
             {

@@ -231,11 +231,11 @@ public sealed class FanOutTests
     {
         public List<PriceFrame> Frames { get; } = [];
 
-        public void Offered(Subscription subscription)
+        public void Offered(Subscription subscription, PriceFrame frame)
         {
             lock (Frames)
             {
-                Frames.Add(subscription.Latest!);
+                Frames.Add(frame);
             }
         }
     }

@@ -4,24 +4,26 @@ namespace PriceDaemon.Pipeline;
 public interface ISubscriber
 {
     /// <summary>
-    /// <paramref name="subscription"/> has a newer <see cref="Subscription.Latest"/>: mark its slot ready and
-    /// make sure a send pass will run, or count a conflation when the slot is already marked.
+    /// <paramref name="frame"/>, or a newer frame of the same instrument, is in the <see cref="PriceCache"/>
+    /// (or is the subscription's snapshot): mark the subscription's slot ready and make sure a send pass will
+    /// run, or count a conflation when the slot is already marked.
     /// </summary>
-    void Offered(Subscription subscription);
+    void Offered(Subscription subscription, PriceFrame frame);
 }
 
 /// <summary>
-/// One session's interest in one instrument. Fan-out stores the newest frame in <see cref="Latest"/> and
-/// marks the subscription's slot in its session's <see cref="ReadySlots"/>; a send pass takes the marks and
-/// writes each <see cref="Latest"/> whose sequence is above the last one it wrote. Holding only the newest
-/// frame per instrument is what bounds a slow socket's queue and guarantees it never sees an older price
-/// after a newer one.
+/// One session's interest in one instrument. Fan-out does not store frames here: the throttle stage puts
+/// every frame in the <see cref="PriceCache"/> before fan-out sees it, so fan-out only marks the
+/// subscription's slot in its session's <see cref="ReadySlots"/>, and a send pass writes the cached frame
+/// when it is newer than the last one it wrote. Fan-out therefore only reads subscriptions: their cache lines
+/// are not handed between threads on every tick, and no long-lived subscription gains a reference to a
+/// young frame for the garbage collector to trace. A slow socket still holds at most one frame per
+/// instrument, and never sees an older price after a newer one.
 /// </summary>
 public sealed class Subscription
 {
-    private PriceFrame? _latest;
+    private PriceFrame? _snapshot;
     private bool _removed;
-    private bool _snapshot;
 
     public Subscription(ISubscriber owner, int instrumentId, int slot = 0)
     {
@@ -37,55 +39,30 @@ public sealed class Subscription
     /// <summary>This subscription's place in its session's <see cref="ReadySlots"/>.</summary>
     public int Slot { get; }
 
-    /// <summary>The newest frame offered, or null. Never cleared: the writer compares sequences instead.</summary>
-    public PriceFrame? Latest => Volatile.Read(ref _latest);
-
-    /// <summary>Sequence of the last frame written to the socket; only the session's writer touches it.</summary>
-    internal long LastSentSeq { get; set; }
-
     internal bool Removed => Volatile.Read(ref _removed);
 
-    /// <summary>Fan-out path: the frame is the newest for this instrument, so it always replaces what is there.</summary>
+    /// <summary>Fan-out path: <paramref name="frame"/> is the newest emitted for this instrument, and already cached.</summary>
     public void Offer(PriceFrame frame)
     {
-        if (Removed)
+        // A removed subscription can still be offered frames by fan-out working on an older copy of the index.
+        if (!Removed)
         {
-            // Fan-out working on an older copy of the index.
-            return;
-        }
-
-        Volatile.Write(ref _latest, frame);
-        Owner.Offered(this);
-    }
-
-    /// <summary>Snapshot path: racing with fan-out, so only replace a frame that is older.</summary>
-    public void OfferIfNewer(PriceFrame frame)
-    {
-        while (true)
-        {
-            var current = Volatile.Read(ref _latest);
-            if (current is not null && current.Seq >= frame.Seq)
-            {
-                return;
-            }
-
-            // Flagged before it can be seen, so no pass writes the snapshot without knowing what it is.
-            Volatile.Write(ref _snapshot, true);
-            if (Interlocked.CompareExchange(ref _latest, frame, current) == current)
-            {
-                Owner.Offered(this);
-                return;
-            }
-
-            Volatile.Write(ref _snapshot, false);
+            Owner.Offered(this, frame);
         }
     }
 
     /// <summary>
-    /// Writer path: whether a snapshot was offered since the last call. A snapshot's age is the age of the
-    /// cached price, not delivery latency, so the latency histogram leaves it out.
+    /// Subscribe path: the cached price to answer with, which may be labelled stale. The send pass writes it
+    /// unless the cache has a newer frame by then.
     /// </summary>
-    internal bool TakeSnapshotFlag() => Volatile.Read(ref _snapshot) && Interlocked.Exchange(ref _snapshot, false);
+    public void OfferSnapshot(PriceFrame frame)
+    {
+        Volatile.Write(ref _snapshot, frame);
+        Owner.Offered(this, frame);
+    }
+
+    /// <summary>Writer path: the snapshot offered since the last call, if any.</summary>
+    internal PriceFrame? TakeSnapshot() => Volatile.Read(ref _snapshot) is null ? null : Interlocked.Exchange(ref _snapshot, null);
 
     internal void MarkRemoved() => Volatile.Write(ref _removed, true);
 }

@@ -202,7 +202,7 @@ internal sealed partial class PriceSession
         {
             if (_services.Cache.Get(subscription.InstrumentId) is { } snapshot)
             {
-                subscription.OfferIfNewer(stale ? snapshot.AsStale() : snapshot);
+                subscription.OfferSnapshot(stale ? snapshot.AsStale() : snapshot);
             }
         }
     }

@@ -25,6 +25,9 @@ internal sealed partial class PriceSession : ISendPass
 
     // The word of ready marks the next pass starts at. Only the pass in progress touches it.
     private int _nextWord;
+
+    // By slot, what each subscription last got. Only the pass in progress touches it.
+    private SentState[] _sent = [];
     private readonly TaskCompletionSource _sendDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Completes when the close frame is out or the send side failed; never faults.</summary>
@@ -149,30 +152,55 @@ internal sealed partial class PriceSession : ISendPass
     }
 
     /// <summary>
-    /// The frame to write for a marked slot, or null: the subscription's newest frame when it is live and
-    /// newer than what the socket last got. The sequence check also keeps an older price from ever following
-    /// a newer one when a snapshot and a live frame race.
+    /// The frame to write for a marked slot, or null: the instrument's cached frame (or the snapshot offered on
+    /// subscribe, when the cache has nothing newer) if the subscription is live and the frame is newer than
+    /// what the socket last got. The sequence check also keeps an older price from ever following a newer one.
     /// </summary>
-    private static byte[]? Price(Subscription?[] slots, int slot, ref long oldest)
+    private byte[]? Price(Subscription?[] slots, int slot, ref long oldest)
     {
         if ((uint)slot >= (uint)slots.Length || Volatile.Read(ref slots[slot]) is not { } item || item.Removed)
         {
             return null;
         }
 
-        if (item.Latest is not { } frame || frame.Seq <= item.LastSentSeq)
+        if (slot >= _sent.Length)
+        {
+            Array.Resize(ref _sent, slots.Length);
+        }
+
+        ref var sent = ref _sent[slot];
+        if (!ReferenceEquals(sent.Subscription, item))
+        {
+            // A slot freed and taken again: the new subscription has sent nothing yet.
+            sent = new SentState(item, 0);
+        }
+
+        var frame = _services.Cache.Get(item.InstrumentId);
+        var fromSnapshot = false;
+        if (item.TakeSnapshot() is { } snapshot && (frame is null || snapshot.Seq >= frame.Seq))
+        {
+            // The same price labelled stale while the feed is down; or a cache that was just replaced.
+            frame = snapshot;
+            fromSnapshot = true;
+        }
+
+        if (frame is null || frame.Seq <= sent.Seq)
         {
             return null;
         }
 
-        item.LastSentSeq = frame.Seq;
-        if (!item.TakeSnapshotFlag() && frame.ReceivedTimestamp != 0 && frame.ReceivedTimestamp < oldest)
+        sent.Seq = frame.Seq;
+        // A snapshot's age is the age of the cached price, not delivery latency: the histogram leaves it out.
+        if (!fromSnapshot && frame.ReceivedTimestamp != 0 && frame.ReceivedTimestamp < oldest)
         {
             oldest = frame.ReceivedTimestamp;
         }
 
         return frame.Utf8;
     }
+
+    /// <summary>The last sequence written for the subscription in a slot; owned by the send side.</summary>
+    private record struct SentState(Subscription? Subscription, long Seq);
 
     /// <summary>Appends everything ready to one batch and writes it; synchronous unless the socket pushes back.</summary>
     private ValueTask WriteReady(BatchingStream stream)

@@ -188,7 +188,7 @@ internal sealed partial class PriceSession : ISubscriber
         ScheduleSend();
     }
 
-    void ISubscriber.Offered(Subscription subscription)
+    void ISubscriber.Offered(Subscription subscription, PriceFrame frame)
     {
         if (_ready.Mark(subscription.Slot))
         {
