@@ -28,6 +28,7 @@ internal static class E2eCommand
 
     public static async Task<int> RunAsync(string[] args)
     {
+        InlineSocketCompletions.Enable();
         var root = RepositoryRoot();
         var budgetsPath = Option(args, "--budgets") ?? Path.Combine(root, "config", "latency-budgets.json");
         var outDir = Path.GetFullPath(Option(args, "--out") ?? Path.Combine(root, "BenchmarkDotNet.Artifacts", "e2e"));

@@ -38,6 +38,7 @@ internal sealed partial class ServerProcess : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        InlineSocketCompletions.KeepFrom(info);
         info.ArgumentList.Add(dll);
         foreach (var arg in args)
         {
