@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 
 namespace PriceDaemon.Pipeline;
 
@@ -16,12 +17,21 @@ internal sealed class DedicatedThread : SynchronizationContext
     }
 
     /// <summary>Starts <paramref name="loop"/> on a new background thread; the task completes as the loop does.</summary>
-    public static Task Run(string name, Func<Task> loop)
+    /// <param name="niceness">
+    /// Above 0, the thread yields the CPU to the rest of the process (Linux nice value, 1-19): for work that
+    /// must not compete with the latency path when both want a core, such as storage write-behind.
+    /// </param>
+    public static Task Run(string name, Func<Task> loop, int niceness = 0)
     {
         var context = new DedicatedThread();
         var completion = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
+            if (niceness > 0)
+            {
+                Lower(niceness);
+            }
+
             SetSynchronizationContext(context);
             Task task;
             try
@@ -73,6 +83,27 @@ internal sealed class DedicatedThread : SynchronizationContext
     }
 
     public override void Send(SendOrPostCallback d, object? state) => throw new NotSupportedException();
+
+    /// <summary>
+    /// Sets the calling thread's nice value. .NET's Thread.Priority does nothing on Linux, but the kernel's
+    /// scheduler weighs each thread by its own nice value. Best effort: elsewhere, or if refused, the thread
+    /// keeps the normal priority, which is only slower under contention.
+    /// </summary>
+    private static void Lower(int niceness)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            _ = SetPriority(PrioProcess, GetThreadId(), niceness);
+        }
+    }
+
+    private const int PrioProcess = 0;
+
+    [DllImport("libc", EntryPoint = "setpriority")]
+    private static extern int SetPriority(int which, int who, int priority);
+
+    [DllImport("libc", EntryPoint = "gettid")]
+    private static extern int GetThreadId();
 
     public override SynchronizationContext CreateCopy() => this;
 }

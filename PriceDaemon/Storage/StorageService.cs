@@ -178,14 +178,20 @@ internal sealed partial class StorageService : BackgroundService
         return true;
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    // Write-behind runs on a thread of its own at a lower priority: a flush serializes every price that
+    // changed, and when a market-open burst and a flush want the same core, the burst should get it. Awaits
+    // resume on that thread (see DedicatedThread), so no ConfigureAwait(false).
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        DedicatedThread.Run("pricedaemon-storage", () => RunAsync(stoppingToken), niceness: 10);
+
+    private async Task RunAsync(CancellationToken stoppingToken)
     {
         var delay = _interval;
         try
         {
             while (true)
             {
-                await Task.Delay(delay, _time, stoppingToken).ConfigureAwait(false);
+                await Task.Delay(delay, _time, stoppingToken);
                 delay = Flush() ? _interval : Backoff();
             }
         }
