@@ -14,7 +14,7 @@ internal sealed class LoadRun : IAsyncDisposable
     private const int ConnectConcurrency = 64;
     private static readonly TimeSpan SubscribeTimeout = TimeSpan.FromSeconds(60);
 
-    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _keyLookup;
+    private readonly Dictionary<byte[], int>.AlternateLookup<ReadOnlySpan<byte>> _keyLookup;
     private readonly List<LoadClient> _clients = [];
     private volatile bool _measuring;
     private volatile bool _frozen;
@@ -25,13 +25,13 @@ internal sealed class LoadRun : IAsyncDisposable
     {
         Keys = keys;
         SubscriptionsPerClient = subscriptionsPerClient;
-        var byKey = new Dictionary<string, int>(StringComparer.Ordinal);
+        var byKey = new Dictionary<byte[], int>(Utf8KeyComparer.Instance);
         for (var i = 0; i < keys.Count; i++)
         {
-            byKey[keys[i]] = i;
+            byKey[Encoding.UTF8.GetBytes(keys[i])] = i;
         }
 
-        _keyLookup = byKey.GetAlternateLookup<ReadOnlySpan<char>>();
+        _keyLookup = byKey.GetAlternateLookup<ReadOnlySpan<byte>>();
     }
 
     public IReadOnlyList<string> Keys { get; }
@@ -104,18 +104,8 @@ internal sealed class LoadRun : IAsyncDisposable
 
     public IEnumerable<ClientLastValue> LastValues() => _clients.SelectMany(static c => c.LastValues());
 
-    /// <summary>Global instrument index of a key received in a frame, or -1.</summary>
-    public int IndexOf(ReadOnlySpan<byte> utf8Key)
-    {
-        Span<char> chars = stackalloc char[128];
-        if (utf8Key.Length > chars.Length)
-        {
-            return -1;
-        }
-
-        var length = Encoding.UTF8.GetChars(utf8Key, chars);
-        return _keyLookup.TryGetValue(chars[..length], out var index) ? index : -1;
-    }
+    /// <summary>Global instrument index of a key received in a frame (its UTF-8 bytes as sent), or -1.</summary>
+    public int IndexOf(ReadOnlySpan<byte> utf8Key) => _keyLookup.TryGetValue(utf8Key, out var index) ? index : -1;
 
     public void OnProtocolError(string message)
     {
@@ -251,4 +241,25 @@ internal sealed class LoadClient : IDisposable
             }
         }
     }
+}
+
+/// <summary>Instrument keys compared as the UTF-8 bytes on the wire, so a lookup per frame transcodes nothing.</summary>
+internal sealed class Utf8KeyComparer : IEqualityComparer<byte[]>, IAlternateEqualityComparer<ReadOnlySpan<byte>, byte[]>
+{
+    public static readonly Utf8KeyComparer Instance = new();
+
+    public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
+
+    public int GetHashCode(byte[] obj) => GetHashCode((ReadOnlySpan<byte>)obj);
+
+    public bool Equals(ReadOnlySpan<byte> alternate, byte[] other) => alternate.SequenceEqual(other);
+
+    public int GetHashCode(ReadOnlySpan<byte> alternate)
+    {
+        var hash = default(HashCode);
+        hash.AddBytes(alternate);
+        return hash.ToHashCode();
+    }
+
+    public byte[] Create(ReadOnlySpan<byte> alternate) => alternate.ToArray();
 }

@@ -59,16 +59,19 @@ internal static class PriceUpdateScanner
     public static bool TryScan(ReadOnlySpan<byte> json, out PriceUpdate update)
     {
         update = default;
-        var key = ValueAfter(json, KeyField);
+        // Each field is looked for after the previous one first (both servers write them in this order), and
+        // from the start only if that fails, so any order still parses.
+        var at = 0;
+        var key = ValueAfter(json, KeyField, ref at);
         var keyEnd = key.IndexOf((byte)'"');
         if (keyEnd < 0)
         {
             return false;
         }
 
-        if (!Utf8Parser.TryParse(ValueAfter(json, PriceField), out double price, out _)
-            || !TryParseTimestamp(ValueAfter(json, TimestampField), out var timestampUs)
-            || !Utf8Parser.TryParse(ValueAfter(json, SeqField), out long seq, out _))
+        if (!Utf8Parser.TryParse(ValueAfter(json, PriceField, ref at), out double price, out _)
+            || !TryParseTimestamp(ValueAfter(json, TimestampField, ref at), out var timestampUs)
+            || !Utf8Parser.TryParse(ValueAfter(json, SeqField, ref at), out long seq, out _))
         {
             return false;
         }
@@ -115,10 +118,20 @@ internal static class PriceUpdateScanner
         return true;
     }
 
-    private static ReadOnlySpan<byte> ValueAfter(ReadOnlySpan<byte> json, ReadOnlySpan<byte> field)
+    private static ReadOnlySpan<byte> ValueAfter(ReadOnlySpan<byte> json, ReadOnlySpan<byte> field, scoped ref int from)
     {
-        var at = json.IndexOf(field);
-        return at < 0 ? [] : json[(at + field.Length)..];
+        var at = json[from..].IndexOf(field);
+        if (at >= 0)
+        {
+            at += from;
+        }
+        else if ((at = json.IndexOf(field)) < 0)
+        {
+            return [];
+        }
+
+        from = at + field.Length;
+        return json[from..];
     }
 
     private static bool TryDigits(ReadOnlySpan<byte> digits, out int value)

@@ -19,6 +19,26 @@ public sealed class LatencyHistogramTests
     }
 
     [Test]
+    public void RecordingsFromManyThreads_AreAllCounted()
+    {
+        // Each thread counts into its own shard; the figures are the sum of all of them.
+        var histogram = new LatencyHistogram();
+        var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
+        {
+            for (var us = 1; us <= 1000; us++)
+            {
+                histogram.Record(us + (t * 1000));
+            }
+        })).ToList();
+        threads.ForEach(static t => t.Start());
+        threads.ForEach(static t => t.Join());
+
+        Assert.That((histogram.Count, histogram.MaxMicroseconds), Is.EqualTo((4000L, 4000L)));
+        Assert.That(histogram.Percentile(25), Is.EqualTo(1000));
+        Assert.That(histogram.Percentile(50), Is.InRange(2000 * (1 - (1.0 / 512)), 2000));
+    }
+
+    [Test]
     public void Percentile_IsWithinBucketResolution_AboveExactRange()
     {
         var histogram = new LatencyHistogram();
