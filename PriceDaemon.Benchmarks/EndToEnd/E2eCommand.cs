@@ -28,8 +28,9 @@ internal static class E2eCommand
 
     public static async Task<int> RunAsync(string[] args)
     {
-        InlineSocketCompletions.Enable();
+        LoadGeneratorSockets.Configure();
         var root = RepositoryRoot();
+        DeployedRuntime.Load(root);
         var budgetsPath = Option(args, "--budgets") ?? Path.Combine(root, "config", "latency-budgets.json");
         var outDir = Path.GetFullPath(Option(args, "--out") ?? Path.Combine(root, "BenchmarkDotNet.Artifacts", "e2e"));
         var daemonDll = Option(args, "--daemon") ?? Path.Combine(root, "PriceDaemon", "bin", "Release", "net10.0", "PriceDaemon.dll");

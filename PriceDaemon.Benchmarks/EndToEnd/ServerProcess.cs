@@ -38,7 +38,8 @@ internal sealed partial class ServerProcess : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        InlineSocketCompletions.KeepFrom(info);
+        LoadGeneratorSockets.KeepFrom(info);
+        DeployedRuntime.ApplyTo(info);
         info.ArgumentList.Add(dll);
         foreach (var arg in args)
         {

@@ -16,6 +16,18 @@ public sealed class HarnessInputsTests
         """;
 
     [Test]
+    public void DeployedRuntime_ReadsEveryEnvironmentLineOfTheShippedUnit()
+    {
+        var unit = File.ReadAllText(Path.Combine(RepositoryRoot(), "config", "systemd", "pricedaemon.service"));
+        var variables = DeployedRuntime.Parse(unit);
+
+        Assert.That(variables, Does.Contain(new KeyValuePair<string, string>("DOTNET_GCgen0size", "0x1000000")));
+        Assert.That(variables, Does.Contain(new KeyValuePair<string, string>("DOTNET_NOLOGO", "1")));
+        Assert.That(DeployedRuntime.Parse("# Environment=A=1\nEnvironment=B=2 C=x=y\n"), Is.EqualTo(new[] { KeyValuePair.Create("B", "2"), KeyValuePair.Create("C", "x=y") }));
+        Assert.Throws<FormatException>(() => DeployedRuntime.Parse("Environment=NOVALUE\n"));
+    }
+
+    [Test]
     public void AllocationCheck_ReportsOverBudgetAndUnbudgetedBenchmarks()
     {
         var budgets = AllocationCheck.ParseBudgets("""
