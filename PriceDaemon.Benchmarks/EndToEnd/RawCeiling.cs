@@ -38,7 +38,7 @@ internal static class RawCeiling
         var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
 
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
-        InlineSocketCompletions.KeepFrom(info);
+        LoadGeneratorSockets.KeepFrom(info);
         foreach (var arg in new[] { benchmarksDll, "raw-sender", "--port", Inv(port), "--connections", Inv(connections), "--frames-per-write", Inv(framesPerWrite), "--seconds", Inv(duration.TotalSeconds) })
         {
             info.ArgumentList.Add(arg);
