@@ -138,7 +138,8 @@ internal sealed partial class PriceSession : ISendPass
             return carry;
         }
 
-        var list = Interlocked.Exchange(ref _controlHead, null);
+        // Most passes have no control frame: a plain read spares them the interlocked exchange.
+        var list = Volatile.Read(ref _controlHead) is null ? null : Interlocked.Exchange(ref _controlHead, null);
         ControlFrame? fifo = null;
         while (list is not null)
         {
