@@ -85,6 +85,24 @@ public sealed class DirectUpgradeTests
         Assert.That(Parse(head, out _), Is.EqualTo(Verdict.NotOurs));
     }
 
+    [TestCase(true)]
+    [TestCase(false)]
+    public async Task ASession_GetsItsPrices_WritingToTheSocketOrThroughKestrelsPipe(bool direct)
+    {
+        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Server:DirectSocketSends"] = direct ? "true" : "false" });
+        await using var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
+        await client.SubscribeAsync("NSE_EQ|INE002A01018");
+        await client.NextAsync("subscribed");
+        for (var i = 1; i <= 3; i++)
+        {
+            await daemon.TickAsync("NSE_EQ|INE002A01018", 1400 + i);
+            await client.NextPriceAsync("NSE_EQ|INE002A01018", 1400 + i);
+        }
+
+        await client.SendAsync("{\"action\":\"dance\"}");
+        Assert.That((await client.NextAsync("error")).GetProperty("code").GetString(), Is.Not.Empty);
+    }
+
     [Test]
     public async Task AHandshakeArrivingAByteAtATime_IsAccepted_AndTheSocketWorks()
     {

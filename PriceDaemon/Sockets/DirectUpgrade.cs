@@ -46,7 +46,7 @@ internal sealed class DirectUpgrade
         _listen = listen;
     }
 
-    private sealed record Parts(bool Enabled, SessionRegistry Registry, SessionServices Services, ConnectionGate Gate, KestrelServerLimits Limits);
+    private sealed record Parts(bool Enabled, bool DirectSends, SessionRegistry Registry, SessionServices Services, ConnectionGate Gate, KestrelServerLimits Limits);
 
     public async Task OnConnectionAsync(ConnectionContext connection)
     {
@@ -89,7 +89,7 @@ internal sealed class DirectUpgrade
         var services = listen.ApplicationServices;
         var enabled = !(listen.ToString() ?? "").StartsWith("https:", StringComparison.OrdinalIgnoreCase)
             && (listen.Protocols & HttpProtocols.Http1) != 0;
-        return new Parts(enabled, services.GetRequiredService<SessionRegistry>(), services.GetRequiredService<SessionServices>(),
+        return new Parts(enabled, services.GetRequiredService<IOptions<ServerOptions>>().Value.DirectSocketSends, services.GetRequiredService<SessionRegistry>(), services.GetRequiredService<SessionServices>(),
             services.GetRequiredService<ConnectionGate>(), services.GetRequiredService<IOptions<KestrelServerOptions>>().Value.Limits);
     }
 
@@ -129,7 +129,7 @@ internal sealed class DirectUpgrade
         {
             // On Kestrel's socket transport the session writes straight to the socket (see DuplexPipeStream);
             // the 101 goes the same way, so nothing of ours ever waits in Kestrel's output pipe behind it.
-            var direct = connection.Features.Get<IConnectionSocketFeature>()?.Socket;
+            var direct = parts.DirectSends ? connection.Features.Get<IConnectionSocketFeature>()?.Socket : null;
             var switching = SwitchingProtocols(request.Key, client.Subprotocol);
             if (direct is null)
             {
@@ -483,10 +483,10 @@ internal sealed class DirectUpgrade
         }
     }
 
-    /// <summary>One stream over a connection's two pipes, for <see cref="WebSocket.CreateFromStream(Stream, WebSocketCreationOptions)"/>.</summary>
     /// <summary>
-    /// The session's stream over the connection: reads from Kestrel's input pipe, writes to Kestrel's output
-    /// pipe or, when the transport exposes its socket, to the socket itself. A direct send completes inline
+    /// The session's stream over the connection, for <see cref="WebSocket.CreateFromStream(Stream, WebSocketCreationOptions)"/>:
+    /// reads from Kestrel's input pipe, writes to Kestrel's output pipe or, when the transport exposes its
+    /// socket (and <c>Server:DirectSocketSends</c> is on), to the socket itself. A direct send completes inline
     /// when the kernel takes the bytes, as Kestrel's own send loop would, without the copy into the output
     /// pipe and the hand-over to that loop: in campus-peak, one small write per frame, those were ~15 % of
     /// the send thread. Kestrel's send loop then has nothing to send and only closes the socket at the end.
@@ -495,7 +495,7 @@ internal sealed class DirectUpgrade
     {
         private readonly IDuplexPipe _pipe;
         private readonly Stream _input;
-        private readonly Stream _output;
+        private readonly Stream? _output;
         private readonly Socket? _socket;
         private readonly CancellationTokenSource? _disposing;
         private int _disposed;
@@ -504,7 +504,7 @@ internal sealed class DirectUpgrade
         {
             _pipe = pipe;
             _input = pipe.Input.AsStream(leaveOpen: true);
-            _output = pipe.Output.AsStream(leaveOpen: true);
+            _output = socket is null ? pipe.Output.AsStream(leaveOpen: true) : null;
             _socket = socket;
             _disposing = socket is null ? null : new CancellationTokenSource();
         }
@@ -526,16 +526,17 @@ internal sealed class DirectUpgrade
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("synchronous reads would block a thread");
 
         // A pipe write is a write and a flush: the bytes are on their way to the socket when it completes.
-        // A socket send completes when the kernel has all of them.
+        // A socket send completes when the kernel has all of them. The caller's token is not needed there: the
+        // send pass passes none, and the WebSocket aborts (disposing this stream) when its own is cancelled.
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
-            _socket is null ? _output.WriteAsync(buffer, cancellationToken) : SendAsync(_socket, buffer, _disposing!.Token);
+            _socket is null ? _output!.WriteAsync(buffer, cancellationToken) : SendAsync(_socket, buffer, _disposing!.Token);
 
         public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
             WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("synchronous writes would block a thread");
 
-        public override Task FlushAsync(CancellationToken cancellationToken) => _socket is null ? _output.FlushAsync(cancellationToken) : Task.CompletedTask;
+        public override Task FlushAsync(CancellationToken cancellationToken) => _output?.FlushAsync(cancellationToken) ?? Task.CompletedTask;
 
         public override void Flush() => throw new NotSupportedException("synchronous flushes would block a thread");
 
@@ -543,7 +544,11 @@ internal sealed class DirectUpgrade
 
         public override void SetLength(long value) => throw new NotSupportedException();
 
-        /// <summary>Sends all of <paramref name="buffer"/>; socket errors surface as IOException, as from a NetworkStream.</summary>
+        /// <summary>
+        /// Sends all of <paramref name="buffer"/>. Errors of a closed or reset connection surface as IOException,
+        /// as from a NetworkStream, including a socket Kestrel has already closed (a shutdown that aborted the
+        /// connection mid-handshake).
+        /// </summary>
         public static ValueTask SendAsync(Socket socket, ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
         {
             ValueTask<int> send;
@@ -551,7 +556,7 @@ internal sealed class DirectUpgrade
             {
                 send = socket.SendAsync(buffer, SocketFlags.None, cancellationToken);
             }
-            catch (SocketException ex)
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
             {
                 return ValueTask.FromException(new IOException(ex.Message, ex));
             }
@@ -570,7 +575,7 @@ internal sealed class DirectUpgrade
                 {
                     await send.ConfigureAwait(false);
                 }
-                catch (SocketException ex)
+                catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
                 {
                     throw new IOException(ex.Message, ex);
                 }
