@@ -38,6 +38,16 @@ internal enum ServerMessageKind
 internal static class PriceUpdateScanner
 {
     private static ReadOnlySpan<byte> PriceUpdateType => "\"type\":\"price_update\""u8;
+    private static ReadOnlySpan<byte> PriceUpdateStart => "{\"type\":\"price_update\""u8;
+
+    private static readonly double[] PowersOfTen = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
+    // The minute of the last timestamp this thread read ("2026-01-19T10:30") and its Unix microseconds: frames
+    // of one run share it, so most timestamps cost a 16-byte compare and the seconds.
+    [ThreadStatic]
+    private static byte[]? t_minute;
+    [ThreadStatic]
+    private static long t_minuteUs;
     private static ReadOnlySpan<byte> SubscribedType => "\"type\":\"subscribed\""u8;
     private static ReadOnlySpan<byte> KeyField => "\"instrument_key\":\""u8;
     private static ReadOnlySpan<byte> PriceField => "\"last_price\":"u8;
@@ -46,6 +56,12 @@ internal static class PriceUpdateScanner
 
     public static ServerMessageKind Classify(ReadOnlySpan<byte> json)
     {
+        // Both servers start a price update with its type; anything else is looked for in a short prefix.
+        if (json.StartsWith(PriceUpdateStart))
+        {
+            return ServerMessageKind.PriceUpdate;
+        }
+
         // The type comes first in every frame either server writes; a short prefix search finds it.
         var head = json[..Math.Min(json.Length, 48)];
         if (head.IndexOf(PriceUpdateType) >= 0)
@@ -69,7 +85,7 @@ internal static class PriceUpdateScanner
             return false;
         }
 
-        if (!Utf8Parser.TryParse(ValueAfter(json, PriceField, ref at), out double price, out _)
+        if (!TryParsePrice(ValueAfter(json, PriceField, ref at), out var price)
             || !TryParseTimestamp(ValueAfter(json, TimestampField, ref at), out var timestampUs)
             || !Utf8Parser.TryParse(ValueAfter(json, SeqField, ref at), out long seq, out _))
         {
@@ -89,9 +105,27 @@ internal static class PriceUpdateScanner
             return false;
         }
 
-        if (!TryDigits(text[..4], out var year) || !TryDigits(text.Slice(5, 2), out var month) || !TryDigits(text.Slice(8, 2), out var day)
-            || !TryDigits(text.Slice(11, 2), out var hour) || !TryDigits(text.Slice(14, 2), out var minute) || !TryDigits(text.Slice(17, 2), out var second)
-            || month is < 1 or > 12 || day < 1 || day > DateTime.DaysInMonth(year, month) || hour > 23 || minute > 59 || second > 59)
+        var minute = text[..16];
+        long minuteUs;
+        if (t_minute is { } cached && minute.SequenceEqual(cached))
+        {
+            minuteUs = t_minuteUs;
+        }
+        else
+        {
+            if (!TryDigits(text[..4], out var year) || !TryDigits(text.Slice(5, 2), out var month) || !TryDigits(text.Slice(8, 2), out var day)
+                || !TryDigits(text.Slice(11, 2), out var hour) || !TryDigits(text.Slice(14, 2), out var minutes)
+                || month is < 1 or > 12 || day < 1 || day > DateTime.DaysInMonth(year, month) || hour > 23 || minutes > 59)
+            {
+                return false;
+            }
+
+            minuteUs = (new DateTime(year, month, day, hour, minutes, 0, DateTimeKind.Utc).Ticks - DateTime.UnixEpoch.Ticks) / 10;
+            minute.CopyTo(t_minute ??= new byte[16]);
+            t_minuteUs = minuteUs;
+        }
+
+        if (!TryDigits(text.Slice(17, 2), out var second) || second > 59)
         {
             return false;
         }
@@ -113,8 +147,46 @@ internal static class PriceUpdateScanner
             return false;
         }
 
-        var ticks = new DateTime(year, month, day, hour, minute, second, DateTimeKind.Utc).Ticks + fractionTicks;
-        unixUs = (ticks - DateTime.UnixEpoch.Ticks) / 10;
+        unixUs = minuteUs + (second * 1_000_000L) + (fractionTicks / 10);
+        return true;
+    }
+
+    /// <summary>
+    /// A JSON number as the servers write prices (<c>2451.55</c>): up to 15 digits with an optional point are
+    /// read as an integer divided by a power of ten, which is exact and correctly rounded (both are exact
+    /// doubles). Anything else (a sign, an exponent, more digits) goes to the general parser.
+    /// </summary>
+    public static bool TryParsePrice(ReadOnlySpan<byte> text, out double value)
+    {
+        long mantissa = 0;
+        var digits = 0;
+        var decimals = -1;
+        var i = 0;
+        for (; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (c is >= (byte)'0' and <= (byte)'9')
+            {
+                mantissa = (mantissa * 10) + (c - '0');
+                digits++;
+                decimals += decimals >= 0 ? 1 : 0;
+            }
+            else if (c == '.' && decimals < 0)
+            {
+                decimals = 0;
+            }
+            else
+            {
+                break;
+            }
+        }
+
+        if (digits is 0 or > 15 || (i < text.Length && text[i] is (byte)'e' or (byte)'E' or (byte)'-' or (byte)'+'))
+        {
+            return Utf8Parser.TryParse(text, out value, out _);
+        }
+
+        value = decimals > 0 ? mantissa / PowersOfTen[decimals] : mantissa;
         return true;
     }
 

@@ -56,4 +56,28 @@ public sealed class PriceUpdateScannerTests
     {
         Assert.That(PriceUpdateScanner.TryParseTimestamp(Encoding.ASCII.GetBytes(text), out _), Is.False);
     }
+
+    [Test]
+    public void TryParseTimestamp_ReusesTheMinute_ButStillChecksTheSeconds()
+    {
+        // The second and third share the first's minute; the fourth does not.
+        string[] texts = ["2026-01-19T10:30:00.123Z", "2026-01-19T10:30:59.5Z", "2026-01-19T10:30:60Z", "2026-01-19T10:31:00Z"];
+        var results = texts.Select(t => (PriceUpdateScanner.TryParseTimestamp(Encoding.ASCII.GetBytes(t), out var us), us)).ToArray();
+        Assert.That(results, Is.EqualTo(new[] { (true, 1_768_818_600_123_000L), (true, 1_768_818_659_500_000L), (false, 0L), (true, 1_768_818_660_000_000L) }));
+    }
+
+    [TestCase("2451.55")]
+    [TestCase("0.1")]
+    [TestCase("1400")]
+    [TestCase("123456789012.345")]
+    [TestCase("1234567890123456.5")]
+    [TestCase("1.5e3")]
+    [TestCase("-12.25")]
+    [TestCase("99999.99999")]
+    public void TryParsePrice_AgreesWithTheGeneralParser(string text)
+    {
+        var utf8 = Encoding.ASCII.GetBytes(text + ",");
+        Assert.That(PriceUpdateScanner.TryParsePrice(utf8, out var value), Is.True);
+        Assert.That(value, Is.EqualTo(double.Parse(text, System.Globalization.CultureInfo.InvariantCulture)));
+    }
 }
