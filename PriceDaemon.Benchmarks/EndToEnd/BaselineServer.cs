@@ -109,8 +109,12 @@ internal static class BaselineServer
                     // that are due. A tick that then waits behind the broadcast of earlier ones in the same
                     // burst counts that wait, as it does for the daemon; one that falls due meanwhile is
                     // stamped when it falls due.
+                    // Never later than now: the schedule runs on TickCount64 (coarse, and read apart from
+                    // startUtc), so a due time can land up to a millisecond ahead of the wall clock, which read
+                    // as a negative latency (a p50 of 0 in seed).
                     var dueAt = startUtc.AddMilliseconds(at);
-                    var stamp = dueAt > woke ? dueAt : woke;
+                    var now = DateTime.UtcNow;
+                    var stamp = dueAt <= woke ? woke : dueAt <= now ? dueAt : now;
                     price[i] = Math.Round(price[i] * (1 + (((random.NextDouble() * 2) - 1) * 0.005)), 2);
                     var update = new
                     {
