@@ -113,10 +113,7 @@ public sealed class DirectUpgradeTests
             await socket.SendAsync(new[] { b });
         }
 
-        var head = await ReadHeadAsync(socket);
-        Assert.That(head, Does.StartWith("HTTP/1.1 101 "));
-        Assert.That(head, Does.Contain("Sec-WebSocket-Accept: " + Accept(Key)));
-        Assert.That(await ReadTextFrameAsync(socket), Does.Contain("\"type\":\"status\""));
+        await AssertAcceptedAsync(socket);
     }
 
     [Test]
@@ -148,12 +145,9 @@ public sealed class DirectUpgradeTests
         await ReadBodyAsync(socket, first);
 
         await socket.SendAsync(Encoding.ASCII.GetBytes(Handshake()));
-        var head = await ReadHeadAsync(socket);
-        Assert.That(head, Does.StartWith("HTTP/1.1 101 "));
+        var head = await AssertAcceptedAsync(socket);
         // Kestrel dates its responses; the connection-level path does not.
         Assert.That(head, Does.Contain("Date: "));
-        Assert.That(head, Does.Contain("Sec-WebSocket-Accept: " + Accept(Key)));
-        Assert.That(await ReadTextFrameAsync(socket), Does.Contain("\"type\":\"status\""));
     }
 
     [Test]
@@ -168,6 +162,16 @@ public sealed class DirectUpgradeTests
         var body = await ReadBodyAsync(socket, head);
         Assert.That(body, Does.Contain("\"code\":\"origin_not_allowed\""));
         Assert.That(await socket.ReceiveAsync(new byte[1]), Is.Zero, "the connection is closed after a refusal");
+    }
+
+    /// <summary>Reads a 101 for <see cref="Key"/> and the status frame every session starts with; returns the head.</summary>
+    private static async Task<string> AssertAcceptedAsync(Socket socket)
+    {
+        var head = await ReadHeadAsync(socket);
+        Assert.That(head, Does.StartWith("HTTP/1.1 101 "));
+        Assert.That(head, Does.Contain("Sec-WebSocket-Accept: " + Accept(Key)));
+        Assert.That(await ReadTextFrameAsync(socket), Does.Contain("\"type\":\"status\""));
+        return head;
     }
 
     private static async Task<Socket> ConnectAsync(TestDaemon daemon)

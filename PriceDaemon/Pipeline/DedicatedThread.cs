@@ -91,9 +91,18 @@ internal sealed class DedicatedThread : SynchronizationContext
     /// </summary>
     private static void Lower(int niceness)
     {
-        if (OperatingSystem.IsLinux())
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        try
         {
             _ = SetPriority(PrioProcess, GetThreadId(), niceness);
+        }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // A libc without gettid: the thread runs at the normal priority.
         }
     }
 

@@ -6,8 +6,8 @@ namespace PriceDaemon.Sockets;
 /// <summary>
 /// The send side. There is no send loop per socket: fan-out marks subscriptions ready, the receive loop
 /// queues control frames, both call <see cref="ScheduleSend"/>, and a <see cref="SendPump"/> thread runs a
-/// pass that appends all of it into one buffer and writes it. A write that cannot complete at once (the peer is slow) finishes on
-/// the thread pool, and the session is not queued again until it has.
+/// pass that appends all of it into one buffer and writes it. A write that cannot complete at once (the
+/// peer is slow) finishes on the thread pool, and the session is not queued again until it has.
 /// </summary>
 internal sealed partial class PriceSession : ISendPass
 {
