@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace PriceDaemon.Benchmarks.EndToEnd;
 
 /// <summary>Holds a scenario's measured figures to its budgets; every budget that is set is checked.</summary>
@@ -33,6 +35,36 @@ internal static class Budgets
         }
 
         return checks;
+    }
+
+    /// <summary>
+    /// Says when a CPU budget is below what the machine itself charges for one loopback write per frame (the
+    /// raw TCP ceiling, no server at all): such a budget can only be met by writing several frames per socket
+    /// write, which the daemon's own frames-per-write figure then shows it did or did not do. Budgets that
+    /// are physically out of reach at one frame per write should read as that, not as a slow daemon.
+    /// </summary>
+    public static IReadOnlyList<string> AgainstCeiling(ScenarioBudgets budgets, LoadResult daemon, LoadResult? baseline, CeilingResult? oneFramePerWrite)
+    {
+        var notes = new List<string>();
+        if (oneFramePerWrite is not { CpuUsPerFrame: > 0 } one)
+        {
+            return notes;
+        }
+
+        var achieved = daemon.Counters?.FramesPerWrite is { } fpw
+            ? string.Create(CultureInfo.InvariantCulture, $"the daemon averaged {fpw:F2} frames per write")
+            : "the daemon's frames per write were not read";
+        if (budgets.CpuUsPerFrame is { } cpu && cpu < one.CpuUsPerFrame)
+        {
+            notes.Add(string.Create(CultureInfo.InvariantCulture, $"the CPU budget of {cpu:0.###} µs per frame is below one loopback write per frame on this machine ({one.CpuUsPerFrame:F2} µs per frame for raw TCP with no server), so only several frames per write can meet it; {achieved}"));
+        }
+
+        if (budgets.MinBaselineRatio is { } ratio && baseline is { CpuUsPerFrame: > 0 } b && b.CpuUsPerFrame / ratio < one.CpuUsPerFrame)
+        {
+            notes.Add(string.Create(CultureInfo.InvariantCulture, $"{ratio:0.#}x the baseline means at most {b.CpuUsPerFrame / ratio:F2} µs per frame, also below one loopback write per frame ({one.CpuUsPerFrame:F2} µs)"));
+        }
+
+        return notes;
     }
 
     private static BudgetCheck AtMost(string metric, double actual, double limit) => new(metric, actual, "<=", limit, actual <= limit);

@@ -86,7 +86,7 @@ internal static class E2eCommand
             var result = viaNats
                 ? await RunViaNatsAsync(s, daemonDll, workDir).ConfigureAwait(false)
                 : await RunScenarioAsync(s, daemonDll, workDir, compare && s.Compare).ConfigureAwait(false);
-            reports.Add(result with { Notes = notes });
+            reports.Add(result with { Notes = [.. notes, .. result.Notes] });
         }
 
         var report = new E2eReport(MachineInfo.Current(), "dotnet run -c Release --project PriceDaemon.Benchmarks -- e2e " + string.Join(' ', args), started, reports);
@@ -119,7 +119,11 @@ internal static class E2eCommand
         }
 
         var report = new ScenarioReport { Scenario = s, Daemon = daemon, Baseline = baseline, Ceiling = ceiling };
-        return report with { Checks = Budgets.Check(s.Budgets, daemon, report.BaselineRatio) };
+        return report with
+        {
+            Checks = Budgets.Check(s.Budgets, daemon, report.BaselineRatio),
+            Notes = Budgets.AgainstCeiling(s.Budgets, daemon, baseline, ceiling.FirstOrDefault(static c => c.FramesPerWrite == 1)),
+        };
     }
 
     private static async Task<ScenarioReport> RunViaNatsAsync(Scenario s, string daemonDll, string workDir)
@@ -212,6 +216,8 @@ internal static class E2eCommand
         Console.WriteLine($"e2e: {s.Name}/{name}: {run.Connections:N0} connections subscribed in {connectSeconds:F1} s; measuring {s.MeasureSeconds} s");
 
         await Task.Delay(TimeSpan.FromSeconds(s.WarmupSeconds)).ConfigureAwait(false);
+        // Scraped outside the CPU window, so the scrape is not billed to the frames.
+        var countersBefore = await DaemonCounters.ScrapeAsync(http, server.BaseUri).ConfigureAwait(false);
         var cpuBefore = server.CpuTime;
         var clientCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         var clock = Stopwatch.StartNew();
@@ -222,6 +228,7 @@ internal static class E2eCommand
         var cpu = (server.CpuTime - cpuBefore).TotalSeconds;
         var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalSeconds;
         var rss = server.RssBytes;
+        var countersAfter = await DaemonCounters.ScrapeAsync(http, server.BaseUri).ConfigureAwait(false);
 
         ConsistencyResult? consistency = null;
         if (checkConsistency)
@@ -261,6 +268,7 @@ internal static class E2eCommand
             RssMiB = rss / 1024.0 / 1024.0,
             KiBPerIdleConnection = (rssConnected - rssBefore) / 1024.0 / run.Connections,
             Consistency = consistency,
+            Counters = countersAfter is not null && countersBefore is not null ? countersAfter.Since(countersBefore) : null,
         };
     }
 

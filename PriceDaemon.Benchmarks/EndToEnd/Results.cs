@@ -48,6 +48,9 @@ internal sealed record LoadResult
     public double KiBPerIdleConnection { get; init; }
 
     public ConsistencyResult? Consistency { get; init; }
+
+    /// <summary>The daemon's own send counters over the measured window; null for the baseline.</summary>
+    public DaemonCounters? Counters { get; init; }
 }
 
 /// <summary>The same frame bytes written to plain TCP sockets: what the machine does with no WebSocket server at all.</summary>

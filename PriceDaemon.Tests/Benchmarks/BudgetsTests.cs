@@ -58,6 +58,33 @@ public sealed class BudgetsTests
         Assert.That(Budgets.Check(new ScenarioBudgets(), Result(100, 10, 1, 5), null), Is.Empty);
     }
 
+    [Test]
+    public void AgainstCeiling_Says_WhenCpuAndRatioBudgetsAreBelowOneLoopbackWritePerFrame()
+    {
+        // Raw TCP at one frame per write: 2.9 µs per frame. The baseline spends 5.5, so 5x needs 1.1.
+        var one = new CeilingResult("one frame per write", 1, 1000, 1_000_000, 1, 2.9);
+        var baseline = new LoadResult { FramesDelivered = 1_000_000, CpuSeconds = 5.5 };
+        var daemon = Result(7, 3.6, 1_000_000, 0) with { Counters = new DaemonCounters(1_630_000, 1_000_000, 0, 0) };
+
+        var notes = Budgets.AgainstCeiling(CampusPeak, daemon, baseline, one);
+
+        Assert.That(notes, Is.EqualTo(new[]
+        {
+            "the CPU budget of 2 µs per frame is below one loopback write per frame on this machine (2.90 µs per frame for raw TCP with no server), so only several frames per write can meet it; the daemon averaged 1.63 frames per write",
+            "5x the baseline means at most 1.10 µs per frame, also below one loopback write per frame (2.90 µs)",
+        }));
+    }
+
+    [Test]
+    public void AgainstCeiling_SaysNothing_WhenBudgetsAreWithinReachOrTheCeilingWasNotMeasured()
+    {
+        var cheapWrites = new CeilingResult("one frame per write", 1, 1000, 1_000_000, 1, 1.5);
+        var baseline = new LoadResult { FramesDelivered = 1_000_000, CpuSeconds = 10 };
+
+        Assert.That(Budgets.AgainstCeiling(CampusPeak, Result(4, 1, 1_000_000, 0), baseline, cheapWrites), Is.Empty);
+        Assert.That(Budgets.AgainstCeiling(CampusPeak, Result(4, 1, 1_000_000, 0), baseline, oneFramePerWrite: null), Is.Empty);
+    }
+
     private static LoadResult Result(double p99Ms, double cpuSeconds, long frames, int lost) => new()
     {
         P99Ms = p99Ms,

@@ -226,10 +226,12 @@ internal sealed partial class PriceSession : ISendPass
             AppendPrices(stream, ref sent, ref oldest);
         }
 
-        Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
         var flush = stream.FlushBatchAsync(CancellationToken.None);
         if (!flush.IsCompletedSuccessfully)
         {
+            // Only a write the socket did not take at once can stall, so only such a write is timed (one clock
+            // read per write saved). Set before the continuation exists: EndPass, which clears it, runs after.
+            Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
             return AfterFlushAsync(flush, sent, oldest);
         }
 

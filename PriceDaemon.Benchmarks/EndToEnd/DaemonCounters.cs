@@ -1,0 +1,64 @@
+using System.Globalization;
+
+namespace PriceDaemon.Benchmarks.EndToEnd;
+
+/// <summary>
+/// The daemon's own send counters, read from its <c>GET /metrics</c> before and after the measured window:
+/// how many frames each socket write carried, and how long a price spent inside the daemon (tick receipt
+/// to the write that carried it). Together with the harness's end-to-end figures they say whether latency
+/// and CPU went to queueing in the daemon, to the writes themselves, or to the client side.
+/// </summary>
+internal sealed record DaemonCounters(double FramesSent, double SocketWrites, double SendLatencySeconds, double SendLatencyCount)
+{
+    private const string FramesSentName = "pricedaemon_frames_sent_total";
+    private const string SocketWritesName = "pricedaemon_socket_writes_total";
+    private const string LatencySumName = "pricedaemon_send_latency_seconds_sum";
+    private const string LatencyCountName = "pricedaemon_send_latency_seconds_count";
+
+    public double? FramesPerWrite => SocketWrites > 0 ? FramesSent / SocketWrites : null;
+
+    public double? MeanSendLatencyMs => SendLatencyCount > 0 ? SendLatencySeconds * 1000 / SendLatencyCount : null;
+
+    public DaemonCounters Since(DaemonCounters earlier) => new(
+        FramesSent - earlier.FramesSent,
+        SocketWrites - earlier.SocketWrites,
+        SendLatencySeconds - earlier.SendLatencySeconds,
+        SendLatencyCount - earlier.SendLatencyCount);
+
+    /// <summary>Null when the server has no metrics endpoint (the baseline) or lacks the send counters.</summary>
+    public static async Task<DaemonCounters?> ScrapeAsync(HttpClient http, Uri baseUri)
+    {
+        using var response = await http.GetAsync(new Uri(baseUri, "/metrics")).ConfigureAwait(false);
+        return response.IsSuccessStatusCode ? Parse(await response.Content.ReadAsStringAsync().ConfigureAwait(false)) : null;
+    }
+
+    /// <summary>Reads the four samples from Prometheus text exposition; null unless all four are there.</summary>
+    public static DaemonCounters? Parse(string exposition)
+    {
+        double? frames = null, writes = null, latencySum = null, latencyCount = null;
+        foreach (var line in exposition.AsSpan().EnumerateLines())
+        {
+            if (line.IsEmpty || line[0] == '#')
+            {
+                continue;
+            }
+
+            var space = line.IndexOf(' ');
+            if (space <= 0 || !double.TryParse(line[(space + 1)..].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
+            {
+                continue;
+            }
+
+            // Series with labels (name{...}) are not the plain totals read here.
+            switch (line[..space])
+            {
+                case FramesSentName: frames = value; break;
+                case SocketWritesName: writes = value; break;
+                case LatencySumName: latencySum = value; break;
+                case LatencyCountName: latencyCount = value; break;
+            }
+        }
+
+        return frames is { } f && writes is { } w && latencySum is { } s && latencyCount is { } c ? new DaemonCounters(f, w, s, c) : null;
+    }
+}
