@@ -3,12 +3,12 @@ using System.Diagnostics;
 namespace PriceDaemon.Benchmarks.EndToEnd;
 
 /// <summary>
-/// How the load generator's own sockets run: every completion inline on one epoll thread, instead of a hop
-/// to the thread pool from one epoll thread per core. Its receive loops parse and count and never block,
-/// so the hop buys nothing; on two cores shared with the server, each hop is a thread wake-up the server
-/// competes with, and a second receiving thread takes CPU share from the server's send thread in a burst.
-/// Measured: market-open p99 60-64 -> 54-56 ms, campus-peak p99 14.1 -> 8.9 ms. Set before the first socket
-/// exists (the runtime reads these once); the servers the harness starts do not inherit them.
+/// How the harness's runtime-managed sockets run (the raw TCP ceiling's receivers, HTTP calls; the load
+/// clients bypass the runtime's socket engine, see <see cref="EpollReceiver"/>): every completion inline on
+/// one epoll thread, instead of a hop to the thread pool from one epoll thread per core. On two cores
+/// shared with the server, each hop is a thread wake-up the server competes with. Measured when the load
+/// clients still used it: market-open p99 60-64 -> 54-56 ms, campus-peak p99 14.1 -> 8.9 ms. Set before the
+/// first socket exists (the runtime reads these once); the servers the harness starts do not inherit them.
 /// </summary>
 internal static class LoadGeneratorSockets
 {

@@ -11,11 +11,14 @@ namespace PriceDaemon.Benchmarks.EndToEnd;
 /// </summary>
 internal sealed class LoadRun : IAsyncDisposable
 {
-    private const int ConnectConcurrency = 64;
+    // Threads that connect, handshake and subscribe with blocking calls, one client at a time each: as many
+    // subscriptions in flight as the async version had, without the runtime's socket engine on any socket.
+    private const int ConnectThreads = 64;
     private static readonly TimeSpan SubscribeTimeout = TimeSpan.FromSeconds(60);
 
     private readonly Dictionary<byte[], int>.AlternateLookup<ReadOnlySpan<byte>> _keyLookup;
     private readonly List<LoadClient> _clients = [];
+    private readonly EpollReceiver _receiver = new();
     private volatile bool _measuring;
     private volatile bool _frozen;
     private string? _firstProtocolError;
@@ -79,18 +82,39 @@ internal sealed class LoadRun : IAsyncDisposable
         }
 
         var endpoint = new IPEndPoint(IPAddress.Parse(baseUri.Host), baseUri.Port);
-        try
+        var next = -1;
+        Exception? failure = null;
+        void ConnectSome()
         {
-            await Parallel.ForEachAsync(run._clients, new ParallelOptions { MaxDegreeOfParallelism = ConnectConcurrency, CancellationToken = ct }, async (client, token) =>
+            int i;
+            while (Volatile.Read(ref failure) is null && !ct.IsCancellationRequested && (i = Interlocked.Increment(ref next)) < run._clients.Count)
             {
-                await client.ConnectAsync(endpoint, token).ConfigureAwait(false);
-                await client.Subscribed.WaitAsync(SubscribeTimeout, token).ConfigureAwait(false);
-            }).ConfigureAwait(false);
+                try
+                {
+                    var client = run._clients[i];
+                    client.Connect(endpoint, run._receiver, SubscribeTimeout);
+                    if (!client.Subscribed.Wait(SubscribeTimeout))
+                    {
+                        throw new TimeoutException($"client {i}: no subscription ack within {SubscribeTimeout.TotalSeconds} s");
+                    }
+                }
+                catch (Exception ex)
+                {
+                    Interlocked.CompareExchange(ref failure, ex is AggregateException { InnerException: { } inner } ? inner : ex, null);
+                }
+            }
         }
-        catch
+
+        var threads = Enumerable.Range(0, Math.Min(ConnectThreads, clients))
+            .Select(n => new Thread(ConnectSome) { IsBackground = true, Name = $"load-generator-connect-{n}" })
+            .ToList();
+        threads.ForEach(static t => t.UnsafeStart());
+        await Task.Run(() => threads.ForEach(static t => t.Join()), CancellationToken.None).ConfigureAwait(false);
+        if (failure is not null || ct.IsCancellationRequested)
         {
             await run.DisposeAsync().ConfigureAwait(false);
-            throw;
+            ct.ThrowIfCancellationRequested();
+            throw failure!;
         }
 
         return run;
@@ -117,6 +141,8 @@ internal sealed class LoadRun : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // The receive thread stops first, so it never reads a socket that is being disposed.
+        _receiver.Dispose();
         foreach (var client in _clients)
         {
             client.Dispose();
@@ -161,13 +187,13 @@ internal sealed class LoadClient : IDisposable
 
     public static long UnixMicrosecondsNow() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) / 10;
 
-    public async Task ConnectAsync(IPEndPoint endpoint, CancellationToken ct)
+    /// <summary>Connects, hands the socket to <paramref name="receiver"/> and sends the subscription; blocking.</summary>
+    public void Connect(IPEndPoint endpoint, EpollReceiver receiver, TimeSpan timeout)
     {
-        _connection = await RawWebSocketClient.ConnectAsync(endpoint, "/api/ws/prices", this, ct).ConfigureAwait(false);
-        _connection.StartReceiving();
+        _connection = RawWebSocketClient.Connect(endpoint, "/api/ws/prices", this, timeout);
+        _connection.StartReceiving(receiver);
         var keys = Enumerable.Range(0, _seq.Length).Select(i => JsonSerializer.Serialize(_run.Keys[(_first + i) % _run.Keys.Count]));
-        var subscribe = Encoding.UTF8.GetBytes($"{{\"action\":\"subscribe\",\"instruments\":[{string.Join(',', keys)}]}}");
-        await _connection.SendTextAsync(subscribe, ct).ConfigureAwait(false);
+        _connection.SendText(Encoding.UTF8.GetBytes($"{{\"action\":\"subscribe\",\"instruments\":[{string.Join(',', keys)}]}}"));
     }
 
     public void OnMessage(ReadOnlySpan<byte> json, long receivedUs)

@@ -7,20 +7,28 @@ namespace PriceDaemon.Benchmarks.EndToEnd;
 
 /// <summary>
 /// One load-generator connection on a plain <see cref="Socket"/>: manual handshake, masked client frames,
-/// and one receive loop that parses server frames in place. An idle socket holds no buffer: it waits with
-/// a zero-byte receive and rents one from the pool only when data is readable (Kestrel's trick), so
-/// 20,000 quiet connections cost the harness almost nothing.
+/// and frames parsed in place as they arrive. The socket is only ever used synchronously, so the runtime's
+/// socket engine never watches it: connect and handshake block on a connecting thread, and afterwards the
+/// socket is non-blocking and read by the <see cref="EpollReceiver"/> thread into its shared buffer. Only a
+/// frame cut off at the end of a read is copied into a buffer of this connection's own, so 20,000 quiet
+/// connections cost the harness almost nothing.
 /// </summary>
 internal sealed class RawWebSocketClient : IDisposable
 {
     private const int ReceiveBufferBytes = 16 * 1024;
     private const int MaxHandshakeBytes = 4096;
+    private static readonly TimeSpan SendSpinLimit = TimeSpan.FromSeconds(5);
 
     private readonly Socket _socket;
     private readonly LoadClient _owner;
-    private readonly SemaphoreSlim _sendLock = new(1, 1);
-    private byte[]? _buffer;
+    private readonly Lock _sendLock = new();
+    private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private EpollReceiver? _receiver;
+    private nint _fd;
+    private int _token;
+    private byte[]? _buffer; // a partial frame carried to the next read; only the receive thread touches it
     private int _count;
+    private bool _done;
 
     private RawWebSocketClient(Socket socket, LoadClient owner)
     {
@@ -28,14 +36,20 @@ internal sealed class RawWebSocketClient : IDisposable
         _owner = owner;
     }
 
-    public static async Task<RawWebSocketClient> ConnectAsync(IPEndPoint endpoint, string path, LoadClient owner, CancellationToken ct)
+    /// <summary>Connects and completes the handshake, blocking; the server's reply must come within <paramref name="timeout"/>.</summary>
+    public static RawWebSocketClient Connect(IPEndPoint endpoint, string path, LoadClient owner, TimeSpan timeout)
     {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
+        {
+            NoDelay = true,
+            ReceiveTimeout = (int)timeout.TotalMilliseconds,
+            SendTimeout = (int)timeout.TotalMilliseconds,
+        };
         var client = new RawWebSocketClient(socket, owner);
         try
         {
-            await socket.ConnectAsync(endpoint, ct).ConfigureAwait(false);
-            await client.HandshakeAsync($"{endpoint.Address}:{endpoint.Port}", path, ct).ConfigureAwait(false);
+            socket.Connect(endpoint);
+            client.Handshake($"{endpoint.Address}:{endpoint.Port}", path);
             return client;
         }
         catch
@@ -45,22 +59,82 @@ internal sealed class RawWebSocketClient : IDisposable
         }
     }
 
-    public Task ReceiveLoop { get; private set; } = Task.CompletedTask;
+    /// <summary>Completes when the connection ended: closed by the server, failed, or disposed.</summary>
+    public Task ReceiveLoop => _ended.Task;
 
-    public void StartReceiving() => ReceiveLoop = ReceiveLoopAsync();
+    /// <summary>
+    /// Hands frames that came with the handshake response to the owner, then the socket to
+    /// <paramref name="receiver"/>. Called once, on the connecting thread, before anything is sent.
+    /// </summary>
+    public void StartReceiving(EpollReceiver receiver)
+    {
+        _socket.Blocking = false;
+        if (_count > 0)
+        {
+            Consume(_buffer.AsSpan(0, _count), carried: true);
+        }
 
-    public Task SendTextAsync(ReadOnlyMemory<byte> payload, CancellationToken ct) => SendAsync(WebSocketOpcode.Text, payload, ct);
+        _fd = _socket.Handle;
+        _receiver = receiver;
+        _token = receiver.Add(this, _fd);
+    }
+
+    public void SendText(ReadOnlySpan<byte> payload) => Send(WebSocketOpcode.Text, payload);
+
+    /// <summary>Reads what the socket has (one non-blocking receive) and parses every whole frame; on the receive thread.</summary>
+    public void OnReadable(byte[] shared)
+    {
+        if (_done)
+        {
+            return;
+        }
+
+        var carried = _count > 0;
+        if (carried && _count == _buffer!.Length)
+        {
+            var larger = ArrayPool<byte>.Shared.Rent(_buffer.Length * 2);
+            _buffer.AsSpan(0, _count).CopyTo(larger);
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = larger;
+        }
+
+        int read;
+        SocketError error;
+        try
+        {
+            read = _socket.Receive(carried ? _buffer.AsSpan(_count) : shared, SocketFlags.None, out error);
+        }
+        catch (ObjectDisposedException)
+        {
+            End();
+            return;
+        }
+
+        if (error == SocketError.WouldBlock)
+        {
+            return;
+        }
+
+        if (error != SocketError.Success || read == 0)
+        {
+            // Reset, or the server closed the connection: the run's counters tell which.
+            End();
+            return;
+        }
+
+        Consume(carried ? _buffer.AsSpan(0, _count + read) : shared.AsSpan(0, read), carried);
+    }
 
     public void Dispose()
     {
         _socket.Dispose();
-        _sendLock.Dispose();
+        _ended.TrySetResult();
     }
 
-    private async Task HandshakeAsync(string host, string path, CancellationToken ct)
+    private void Handshake(string host, string path)
     {
         var key = WebSocketHandshake.NewKey();
-        await _socket.SendAsync(WebSocketHandshake.Request(host, path, key), SocketFlags.None, ct).ConfigureAwait(false);
+        SendAll(WebSocketHandshake.Request(host, path, key));
 
         var buffer = ArrayPool<byte>.Shared.Rent(MaxHandshakeBytes);
         var count = 0;
@@ -72,7 +146,7 @@ internal sealed class RawWebSocketClient : IDisposable
                 throw new InvalidDataException("handshake response head is too large");
             }
 
-            var read = await _socket.ReceiveAsync(buffer.AsMemory(count, MaxHandshakeBytes - count), SocketFlags.None, ct).ConfigureAwait(false);
+            var read = _socket.Receive(buffer.AsSpan(count, MaxHandshakeBytes - count), SocketFlags.None);
             if (read == 0)
             {
                 throw new IOException("server closed the connection during the handshake");
@@ -97,72 +171,54 @@ internal sealed class RawWebSocketClient : IDisposable
         ArrayPool<byte>.Shared.Return(buffer);
     }
 
-    private async Task ReceiveLoopAsync()
+    /// <summary>
+    /// Parses every whole frame in <paramref name="data"/> and keeps the cut-off rest for the next read.
+    /// <paramref name="carried"/>: the data lies in this connection's own buffer, not the shared one.
+    /// </summary>
+    private void Consume(ReadOnlySpan<byte> data, bool carried)
     {
+        int consumed;
         try
         {
-            while (true)
-            {
-                if (_count > 0)
-                {
-                    var (consumed, reply) = Process(_buffer.AsSpan(0, _count));
-                    _buffer.AsSpan(consumed, _count - consumed).CopyTo(_buffer);
-                    _count -= consumed;
-                    if (reply is { } r)
-                    {
-                        if (r.Opcode == WebSocketOpcode.Close)
-                        {
-                            return;
-                        }
-
-                        await SendAsync(r.Opcode, r.Payload, CancellationToken.None).ConfigureAwait(false);
-                    }
-                }
-
-                if (_count == 0)
-                {
-                    if (_buffer is not null)
-                    {
-                        ArrayPool<byte>.Shared.Return(_buffer);
-                        _buffer = null;
-                    }
-
-                    await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
-                    _buffer = ArrayPool<byte>.Shared.Rent(ReceiveBufferBytes);
-                }
-                else if (_count == _buffer!.Length)
-                {
-                    var larger = ArrayPool<byte>.Shared.Rent(_buffer.Length * 2);
-                    _buffer.AsSpan(0, _count).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(_buffer);
-                    _buffer = larger;
-                }
-
-                var read = await _socket.ReceiveAsync(_buffer.AsMemory(_count), SocketFlags.None).ConfigureAwait(false);
-                if (read == 0)
-                {
-                    return;
-                }
-
-                _count += read;
-            }
-        }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-        {
-            // The harness closed the socket, or the server went away: the run's counters tell which.
+            consumed = Process(data);
         }
         catch (InvalidDataException ex)
         {
             _owner.OnProtocolError(ex.Message);
+            End();
+            return;
         }
-        finally
+
+        if (consumed < 0)
         {
-            _owner.OnClosed();
+            End();
+            return;
         }
+
+        var rest = data[consumed..];
+        if (rest.IsEmpty)
+        {
+            if (_buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(_buffer);
+                _buffer = null;
+            }
+
+            _count = 0;
+            return;
+        }
+
+        if (!carried)
+        {
+            _buffer = ArrayPool<byte>.Shared.Rent(Math.Max(ReceiveBufferBytes, rest.Length * 2));
+        }
+
+        rest.CopyTo(_buffer); // overlapping spans copy correctly
+        _count = rest.Length;
     }
 
-    /// <summary>Hands every complete frame to the owner; returns the bytes consumed and a control reply to send, if any.</summary>
-    private (int Consumed, (WebSocketOpcode Opcode, byte[] Payload)? Reply) Process(ReadOnlySpan<byte> data)
+    /// <summary>Hands every complete frame to the owner and answers pings; the bytes consumed, or -1 on a close frame.</summary>
+    private int Process(ReadOnlySpan<byte> data)
     {
         var receivedUs = LoadClient.UnixMicrosecondsNow();
         var consumed = 0;
@@ -176,9 +232,10 @@ internal sealed class RawWebSocketClient : IDisposable
                     _owner.OnMessage(payload, receivedUs);
                     break;
                 case WebSocketOpcode.Ping:
-                    return (consumed, (WebSocketOpcode.Pong, payload.ToArray()));
+                    Send(WebSocketOpcode.Pong, payload);
+                    break;
                 case WebSocketOpcode.Close:
-                    return (consumed, (WebSocketOpcode.Close, []));
+                    return -1;
                 case WebSocketOpcode.Pong:
                     break;
                 default:
@@ -186,22 +243,74 @@ internal sealed class RawWebSocketClient : IDisposable
             }
         }
 
-        return (consumed, null);
+        return consumed;
     }
 
-    private async Task SendAsync(WebSocketOpcode opcode, ReadOnlyMemory<byte> payload, CancellationToken ct)
+    private void End()
+    {
+        if (_done)
+        {
+            return;
+        }
+
+        _done = true;
+        _receiver?.Remove(_token, _fd);
+        if (_buffer is not null)
+        {
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = null;
+            _count = 0;
+        }
+
+        _owner.OnClosed();
+        _ended.TrySetResult();
+    }
+
+    /// <summary>Masked client frame; from the connecting thread (subscribe) or the receive thread (pong).</summary>
+    private void Send(WebSocketOpcode opcode, ReadOnlySpan<byte> payload)
     {
         var frame = ArrayPool<byte>.Shared.Rent(WebSocketFrameParser.MaskedFrameLength(payload.Length));
-        await _sendLock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            var length = WebSocketFrameParser.WriteMaskedFrame(frame, opcode, payload.Span, (uint)Random.Shared.Next());
-            await _socket.SendAsync(frame.AsMemory(0, length), SocketFlags.None, ct).ConfigureAwait(false);
+            var length = WebSocketFrameParser.WriteMaskedFrame(frame, opcode, payload, (uint)Random.Shared.Next());
+            lock (_sendLock)
+            {
+                SendAll(frame.AsSpan(0, length));
+            }
         }
         finally
         {
-            _sendLock.Release();
             ArrayPool<byte>.Shared.Return(frame);
+        }
+    }
+
+    /// <summary>
+    /// Writes all of <paramref name="data"/>. The harness's frames are tiny, so a non-blocking socket takes
+    /// them at once; a full send buffer is waited out briefly rather than queued.
+    /// </summary>
+    private void SendAll(ReadOnlySpan<byte> data)
+    {
+        var started = Environment.TickCount64;
+        while (!data.IsEmpty)
+        {
+            var sent = _socket.Send(data, SocketFlags.None, out var error);
+            if (error == SocketError.WouldBlock)
+            {
+                if (Environment.TickCount64 - started > SendSpinLimit.TotalMilliseconds)
+                {
+                    throw new IOException("the server stopped reading the load generator's frames");
+                }
+
+                Thread.Yield();
+                continue;
+            }
+
+            if (error != SocketError.Success)
+            {
+                throw new SocketException((int)error);
+            }
+
+            data = data[sent..];
         }
     }
 }

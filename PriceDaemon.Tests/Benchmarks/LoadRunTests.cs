@@ -1,0 +1,154 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.RegularExpressions;
+using PriceDaemon.Benchmarks.EndToEnd;
+using PriceDaemon.Feeds;
+using PriceDaemon.Instruments;
+using PriceDaemon.Pipeline;
+using PriceDaemon.Tests.Support;
+
+namespace PriceDaemon.Tests.Benchmarks;
+
+/// <summary>The harness's load generator: its clients, their epoll receive thread and their frame handling.</summary>
+public sealed partial class LoadRunTests
+{
+    [Test]
+    public async Task Clients_AgainstTheDaemon_EndOnTheLastPriceOfEverySubscription()
+    {
+        await using var daemon = await TestDaemon.StartAsync();
+        using var http = daemon.Http();
+        var keys = await LoadRun.GetInstrumentKeysAsync(http, daemon.BaseUri);
+        // 20 clients x 5 contiguous subscriptions over the 50 NIFTY instruments: each is held by two clients.
+        await using var run = await LoadRun.ConnectAsync(daemon.BaseUri, keys, clients: 20, subscriptionsPerClient: 5, CancellationToken.None);
+        run.StartMeasuring();
+
+        var ticked = keys.Take(10).ToArray();
+        var last = new Dictionary<string, double>();
+        for (var round = 1; round <= 3; round++)
+        {
+            for (var i = 0; i < ticked.Length; i++)
+            {
+                last[ticked[i]] = 1_000 + (round * 10) + i;
+                await daemon.TickAsync(ticked[i], last[ticked[i]]);
+            }
+
+            // Each round delivered before the next, so no update replaces an unsent one and every frame counts.
+            await Eventually.TrueAsync(
+                () => run.LastValues().Where(v => last.ContainsKey(v.InstrumentKey)).All(v => v.Received?.LastPrice == last[v.InstrumentKey]),
+                $"every client holds round {round}'s price of every ticked instrument");
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(run.LastValues().Count(v => last.ContainsKey(v.InstrumentKey)), Is.EqualTo(20));
+            // Three updates per subscription: the first is not timed (it could be a snapshot), the other two are.
+            Assert.That(run.FramesMeasured, Is.EqualTo(60));
+            Assert.That(run.Latency.Count, Is.EqualTo(40));
+            Assert.That(run.ProtocolErrors, Is.Zero, run.FirstProtocolError);
+            Assert.That(run.OutOfOrderFrames, Is.Zero);
+            Assert.That(run.ClosedConnections, Is.Zero);
+        });
+    }
+
+    [Test]
+    public async Task Client_JoinsFramesCutAcrossReads_AndAnswersPings()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var baseUri = new Uri($"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}");
+        string[] keys = ["NSE_EQ|SYN0000001", "NSE_EQ|SYN0000002", "NSE_EQ|SYN0000003"];
+
+        var server = AcceptAndAcknowledgeAsync(listener);
+        await using var run = await LoadRun.ConnectAsync(baseUri, keys, clients: 1, subscriptionsPerClient: 3, CancellationToken.None);
+        using var socket = await server;
+
+        var a = PriceFrame(0, keys[0], 101.5);
+        var b = PriceFrame(1, keys[1], 202.5);
+        var c = PriceFrame(2, keys[2], 303.5);
+        await socket.SendAsync(Join(a, b[..(b.Length / 2)]));
+        await Eventually.TrueAsync(() => Received(run, keys[0]) == 101.5, "the whole first frame is read");
+        Assert.That(Received(run, keys[1]), Is.Null, "half a frame is kept, not parsed");
+
+        // The rest of the cut frame, a whole frame cut at its header, and a ping in between.
+        await socket.SendAsync(Join(b[(b.Length / 2)..], c[..1]));
+        await Eventually.TrueAsync(() => Received(run, keys[1]) == 202.5, "the cut frame is joined");
+        await socket.SendAsync(Join(c[1..], ServerFrame(WebSocketOpcode.Ping, "are you there"u8)));
+        await Eventually.TrueAsync(() => Received(run, keys[2]) == 303.5, "a frame cut after one byte is joined");
+
+        var (opcode, payload) = await ReadClientFrameAsync(socket);
+        Assert.That((opcode, Encoding.ASCII.GetString(payload)), Is.EqualTo((0xA, "are you there")));
+        Assert.That(run.ProtocolErrors, Is.Zero, run.FirstProtocolError);
+    }
+
+    private static byte[] Join(byte[] first, byte[] second) => [.. first, .. second];
+
+    private static double? Received(LoadRun run, string key) =>
+        run.LastValues().Single(v => v.InstrumentKey == key).Received?.LastPrice;
+
+    private static byte[] PriceFrame(int id, string key, double price)
+    {
+        var instrument = new Instrument(id, key, key[7..], key, price);
+        var tick = new Tick(id, price, 100, LoadClient.UnixMicrosecondsNow(), 0, PriceSource.Live);
+        return ServerFrame(WebSocketOpcode.Text, new FrameEncoder(microseconds: true).Encode(instrument, tick, seq: 1, price).Utf8);
+    }
+
+    private static byte[] ServerFrame(WebSocketOpcode opcode, ReadOnlySpan<byte> payload)
+    {
+        var frame = new byte[payload.Length + 10];
+        return frame[..WebSocketFrameParser.WriteServerFrame(frame, opcode, payload)];
+    }
+
+    /// <summary>Plays the server's side of the handshake and acknowledges the subscription.</summary>
+    private static async Task<Socket> AcceptAndAcknowledgeAsync(TcpListener listener)
+    {
+        var socket = await listener.AcceptSocketAsync();
+        var request = await ReadUntilAsync(socket, "\r\n\r\n");
+        var key = KeyHeader().Match(request).Groups[1].Value;
+        await socket.SendAsync(Encoding.ASCII.GetBytes(
+            $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {WebSocketHandshake.ExpectedAccept(key)}\r\n\r\n"));
+        var (opcode, subscribe) = await ReadClientFrameAsync(socket);
+        Assert.That(opcode, Is.EqualTo(0x1), "the subscription is a text frame");
+        Assert.That(Encoding.UTF8.GetString(subscribe), Does.StartWith("""{"action":"subscribe","instruments":[""").And.Contains("SYN0000003"));
+        await socket.SendAsync(ServerFrame(WebSocketOpcode.Text, """{"type":"subscribed","instruments":[]}"""u8));
+        return socket;
+    }
+
+    private static async Task<string> ReadUntilAsync(Socket socket, string end)
+    {
+        var text = new StringBuilder();
+        var buffer = new byte[1];
+        while (!text.ToString().EndsWith(end, StringComparison.Ordinal))
+        {
+            Assert.That(await socket.ReceiveAsync(buffer), Is.EqualTo(1), "the client closed the connection");
+            text.Append((char)buffer[0]);
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>One masked client frame with a payload under 126 bytes: its opcode and unmasked payload.</summary>
+    private static async Task<(int Opcode, byte[] Payload)> ReadClientFrameAsync(Socket socket)
+    {
+        var head = await ReadExactlyAsync(socket, 6);
+        Assert.That(head[1] & 0x80, Is.EqualTo(0x80), "client frames are masked");
+        var payload = await ReadExactlyAsync(socket, head[1] & 0x7F);
+        for (var i = 0; i < payload.Length; i++)
+        {
+            payload[i] ^= head[2 + (i % 4)];
+        }
+
+        return (head[0] & 0x0F, payload);
+    }
+
+    private static async Task<byte[]> ReadExactlyAsync(Socket socket, int count)
+    {
+        var buffer = new byte[count];
+        using var stream = new NetworkStream(socket, ownsSocket: false);
+        await stream.ReadExactlyAsync(buffer).AsTask().WaitAsync(Eventually.Timeout);
+        return buffer;
+    }
+
+    [GeneratedRegex(@"Sec-WebSocket-Key: (\S+)\r\n", RegexOptions.IgnoreCase)]
+    private static partial Regex KeyHeader();
+}
