@@ -4,8 +4,8 @@ namespace PriceDaemon.Benchmarks.EndToEnd;
 
 /// <summary>
 /// The daemon's own send counters, read from its <c>GET /metrics</c> before and after the measured window:
-/// how many frames each socket write carried, and how long a price spent inside the daemon (tick receipt
-/// to the write that carried it). Together with the harness's end-to-end figures they say whether latency
+/// how many frames each socket write carried, and how long the oldest frame of each write had spent inside
+/// the daemon (tick receipt to the write; one sample per write, so an upper bound on a frame's time there). Together with the harness's end-to-end figures they say whether latency
 /// and CPU went to queueing in the daemon, to the writes themselves, or to the client side.
 /// </summary>
 internal sealed record DaemonCounters(double FramesSent, double SocketWrites, double SendLatencySeconds, double SendLatencyCount)
@@ -28,8 +28,16 @@ internal sealed record DaemonCounters(double FramesSent, double SocketWrites, do
     /// <summary>Null when the server has no metrics endpoint (the baseline) or lacks the send counters.</summary>
     public static async Task<DaemonCounters?> ScrapeAsync(HttpClient http, Uri baseUri)
     {
-        using var response = await http.GetAsync(new Uri(baseUri, "/metrics")).ConfigureAwait(false);
-        return response.IsSuccessStatusCode ? Parse(await response.Content.ReadAsStringAsync().ConfigureAwait(false)) : null;
+        try
+        {
+            using var response = await http.GetAsync(new Uri(baseUri, "/metrics")).ConfigureAwait(false);
+            return response.IsSuccessStatusCode ? Parse(await response.Content.ReadAsStringAsync().ConfigureAwait(false)) : null;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+        {
+            // A diagnostic, not a result: the run's own figures stand without it.
+            return null;
+        }
     }
 
     /// <summary>Reads the four samples from Prometheus text exposition; null unless all four are there.</summary>

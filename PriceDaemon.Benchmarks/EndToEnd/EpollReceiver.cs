@@ -21,7 +21,8 @@ internal sealed partial class EpollReceiver : IDisposable
     private const int MaxEvents = 512;
     private const int WaitTimeoutMs = 50;
 
-    // struct epoll_event is packed on x86-64 (12 bytes) and naturally aligned elsewhere (16 bytes).
+    // struct epoll_event is packed on x86-64 (12 bytes) and naturally aligned on arm64 (16 bytes); the harness
+    // runs on those two (little-endian, 64-bit), which the constructor checks.
     private static readonly int EventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
     private static readonly int DataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
 
@@ -30,10 +31,19 @@ internal sealed partial class EpollReceiver : IDisposable
     private readonly Lock _registryLock = new();
     private RawWebSocketClient?[] _clients = new RawWebSocketClient?[1024];
     private int _registered;
+    private readonly Action<string> _onError;
     private volatile bool _stopping;
+    private int _disposed;
 
-    public EpollReceiver()
+    /// <param name="onError">Told of a failure that stops the receive thread or one connection, once each.</param>
+    public EpollReceiver(Action<string> onError)
     {
+        _onError = onError;
+        if (RuntimeInformation.ProcessArchitecture is not (Architecture.X64 or Architecture.Arm64))
+        {
+            throw new PlatformNotSupportedException("the load generator's epoll layout is known for x64 and arm64 only");
+        }
+
         _epoll = EpollCreate1(EpollCloExec);
         if (_epoll < 0)
         {
@@ -44,13 +54,12 @@ internal sealed partial class EpollReceiver : IDisposable
         _thread.UnsafeStart();
     }
 
-    /// <summary>Starts delivering the client's socket to <see cref="RawWebSocketClient.OnReadable"/>; returns its token.</summary>
-    public int Add(RawWebSocketClient client, nint fd)
+    /// <summary>A token for <paramref name="client"/>: events carrying it reach the client once <see cref="Watch"/> is called.</summary>
+    public int Reserve(RawWebSocketClient client)
     {
-        int token;
         lock (_registryLock)
         {
-            token = _registered++;
+            var token = _registered++;
             if (token == _clients.Length)
             {
                 var grown = new RawWebSocketClient?[_clients.Length * 2];
@@ -59,8 +68,13 @@ internal sealed partial class EpollReceiver : IDisposable
             }
 
             Volatile.Write(ref _clients[token], client);
+            return token;
         }
+    }
 
+    /// <summary>Starts delivering <paramref name="fd"/>'s readability to the client holding <paramref name="token"/>.</summary>
+    public void Watch(int token, nint fd)
+    {
         Span<byte> ev = stackalloc byte[16];
         ev.Clear();
         BinaryPrimitives.WriteUInt32LittleEndian(ev, EpollIn | EpollRdHup);
@@ -69,8 +83,6 @@ internal sealed partial class EpollReceiver : IDisposable
         {
             throw new InvalidOperationException($"epoll_ctl(ADD) failed: errno {Marshal.GetLastPInvokeError()}");
         }
-
-        return token;
     }
 
     /// <summary>Stops watching a socket; called on the receive thread when its connection ends.</summary>
@@ -85,6 +97,11 @@ internal sealed partial class EpollReceiver : IDisposable
     /// <summary>Stops the receive thread and waits for it, so no socket is read once its owner disposes it.</summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         _stopping = true;
         if (Thread.CurrentThread != _thread)
         {
@@ -103,12 +120,15 @@ internal sealed partial class EpollReceiver : IDisposable
             var ready = EpollWait(_epoll, ref events[0], MaxEvents, WaitTimeoutMs);
             if (ready < 0)
             {
-                if (Marshal.GetLastPInvokeError() == Eintr)
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == Eintr)
                 {
                     continue;
                 }
 
-                throw new InvalidOperationException($"epoll_wait failed: errno {Marshal.GetLastPInvokeError()}");
+                // Every connection stops receiving: the run's frame counts and last values show it.
+                _onError($"epoll_wait failed (errno {errno}); the load generator stopped receiving");
+                return;
             }
 
             var clients = Volatile.Read(ref _clients);
@@ -117,7 +137,15 @@ internal sealed partial class EpollReceiver : IDisposable
                 var token = (int)BinaryPrimitives.ReadUInt64LittleEndian(events.AsSpan((i * EventSize) + DataOffset));
                 if ((uint)token < (uint)clients.Length && Volatile.Read(ref clients[token]) is { } client)
                 {
-                    client.OnReadable(buffer);
+                    try
+                    {
+                        client.OnReadable(buffer);
+                    }
+                    catch (Exception ex)
+                    {
+                        // One connection's failure must not end the run: it is counted and that connection ends.
+                        client.Fail(ex);
+                    }
                 }
             }
         }

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Runtime.ExceptionServices;
 using System.Text;
 using System.Text.Json;
 
@@ -18,7 +19,8 @@ internal sealed class LoadRun : IAsyncDisposable
 
     private readonly Dictionary<byte[], int>.AlternateLookup<ReadOnlySpan<byte>> _keyLookup;
     private readonly List<LoadClient> _clients = [];
-    private readonly EpollReceiver _receiver = new();
+    private readonly EpollReceiver _receiver;
+    private int _disposed;
     private volatile bool _measuring;
     private volatile bool _frozen;
     private string? _firstProtocolError;
@@ -35,6 +37,7 @@ internal sealed class LoadRun : IAsyncDisposable
         }
 
         _keyLookup = byKey.GetAlternateLookup<ReadOnlySpan<byte>>();
+        _receiver = new EpollReceiver(OnProtocolError);
     }
 
     public IReadOnlyList<string> Keys { get; }
@@ -75,13 +78,13 @@ internal sealed class LoadRun : IAsyncDisposable
             throw new InvalidOperationException($"{subscriptionsPerClient} subscriptions per client, but the server lists only {keys.Count} instruments");
         }
 
+        var endpoint = new IPEndPoint(IPAddress.Parse(baseUri.Host), baseUri.Port);
         var run = new LoadRun(keys, subscriptionsPerClient);
         for (var i = 0; i < clients; i++)
         {
             run._clients.Add(new LoadClient(run, i, i * subscriptionsPerClient % keys.Count, subscriptionsPerClient));
         }
 
-        var endpoint = new IPEndPoint(IPAddress.Parse(baseUri.Host), baseUri.Port);
         var next = -1;
         Exception? failure = null;
         void ConnectSome()
@@ -114,7 +117,7 @@ internal sealed class LoadRun : IAsyncDisposable
         {
             await run.DisposeAsync().ConfigureAwait(false);
             ct.ThrowIfCancellationRequested();
-            throw failure!;
+            ExceptionDispatchInfo.Throw(failure!);
         }
 
         return run;
@@ -141,6 +144,11 @@ internal sealed class LoadRun : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         // The receive thread stops first, so it never reads a socket that is being disposed.
         _receiver.Dispose();
         foreach (var client in _clients)

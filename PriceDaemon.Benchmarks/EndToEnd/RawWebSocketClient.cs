@@ -74,9 +74,23 @@ internal sealed class RawWebSocketClient : IDisposable
             Consume(_buffer.AsSpan(0, _count), carried: true);
         }
 
+        if (_done)
+        {
+            // The handshake's frames already ended it (a close frame, a protocol error): nothing to watch.
+            return;
+        }
+
         _fd = _socket.Handle;
-        _receiver = receiver;
-        _token = receiver.Add(this, _fd);
+        _token = receiver.Reserve(this);
+        _receiver = receiver; // set with the token, before any event can reach OnReadable or End
+        receiver.Watch(_token, _fd);
+    }
+
+    /// <summary>Something failed on the receive thread for this connection: it is counted and the connection ends.</summary>
+    public void Fail(Exception ex)
+    {
+        _owner.OnProtocolError($"receive failed: {ex.GetType().Name}: {ex.Message}");
+        End();
     }
 
     public void SendText(ReadOnlySpan<byte> payload) => Send(WebSocketOpcode.Text, payload);
@@ -217,7 +231,7 @@ internal sealed class RawWebSocketClient : IDisposable
         _count = rest.Length;
     }
 
-    /// <summary>Hands every complete frame to the owner and answers pings; the bytes consumed, or -1 on a close frame.</summary>
+    /// <summary>Hands every complete frame to the owner and answers pings; the bytes consumed, or -1 when the connection ends.</summary>
     private int Process(ReadOnlySpan<byte> data)
     {
         var receivedUs = LoadClient.UnixMicrosecondsNow();
@@ -232,7 +246,11 @@ internal sealed class RawWebSocketClient : IDisposable
                     _owner.OnMessage(payload, receivedUs);
                     break;
                 case WebSocketOpcode.Ping:
-                    Send(WebSocketOpcode.Pong, payload);
+                    if (!TrySendPong(payload))
+                    {
+                        return -1;
+                    }
+
                     break;
                 case WebSocketOpcode.Close:
                     return -1;
@@ -264,6 +282,20 @@ internal sealed class RawWebSocketClient : IDisposable
 
         _owner.OnClosed();
         _ended.TrySetResult();
+    }
+
+    /// <summary>False when the connection is gone (the server reset it after its ping): it then just ends.</summary>
+    private bool TrySendPong(ReadOnlySpan<byte> payload)
+    {
+        try
+        {
+            Send(WebSocketOpcode.Pong, payload);
+            return true;
+        }
+        catch (Exception ex) when (ex is SocketException or IOException or ObjectDisposedException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Masked client frame; from the connecting thread (subscribe) or the receive thread (pong).</summary>

@@ -81,16 +81,50 @@ public sealed partial class LoadRunTests
         Assert.That(run.ProtocolErrors, Is.Zero, run.FirstProtocolError);
     }
 
+    [Test]
+    public async Task Client_CarriesAFrameLargerThanItsBuffer_AndEndsOnACloseFrame()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var baseUri = new Uri($"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}");
+        string[] keys = ["NSE_EQ|SYN0000001", "NSE_EQ|SYN0000002", "NSE_EQ|SYN0000003"];
+        var server = AcceptAndAcknowledgeAsync(listener);
+        await using var run = await LoadRun.ConnectAsync(baseUri, keys, clients: 1, subscriptionsPerClient: 3, CancellationToken.None);
+        using var socket = await server;
+
+        // 40 KB of JSON in one frame, written in 4 KB pieces: the client carries it across reads in a buffer
+        // of its own (16 KB to start), which has to grow twice. The pauses let the pieces arrive apart; if
+        // they ever coalesce, the frame is still whole and the test still holds.
+        var big = PriceFrame(0, keys[0], 404.5, padding: 40_000);
+        for (var at = 0; at < big.Length; at += 4096)
+        {
+            await socket.SendAsync(big[at..Math.Min(big.Length, at + 4096)]);
+            await Task.Delay(10);
+        }
+
+        await Eventually.TrueAsync(() => Received(run, keys[0]) == 404.5, "the large frame is read whole");
+        await socket.SendAsync(ServerFrame(WebSocketOpcode.Close, [0x03, 0xE9]));
+        await Eventually.TrueAsync(() => run.ClosedConnections == 1, "a close frame ends the connection");
+        Assert.That(run.ProtocolErrors, Is.Zero, run.FirstProtocolError);
+    }
+
     private static byte[] Join(byte[] first, byte[] second) => [.. first, .. second];
 
     private static double? Received(LoadRun run, string key) =>
         run.LastValues().Single(v => v.InstrumentKey == key).Received?.LastPrice;
 
-    private static byte[] PriceFrame(int id, string key, double price)
+    private static byte[] PriceFrame(int id, string key, double price, int padding = 0)
     {
         var instrument = new Instrument(id, key, key[7..], key, price);
         var tick = new Tick(id, price, 100, LoadClient.UnixMicrosecondsNow(), 0, PriceSource.Live);
-        return ServerFrame(WebSocketOpcode.Text, new FrameEncoder(microseconds: true).Encode(instrument, tick, seq: 1, price).Utf8);
+        var json = new FrameEncoder(microseconds: true).Encode(instrument, tick, seq: 1, price).Utf8;
+        if (padding > 0)
+        {
+            // An extra field after the ones the client reads makes the frame as large as wanted.
+            json = [.. json[..^1], .. Encoding.ASCII.GetBytes($",\"pad\":\"{new string('x', padding)}\"}}")];
+        }
+
+        return ServerFrame(WebSocketOpcode.Text, json);
     }
 
     private static byte[] ServerFrame(WebSocketOpcode opcode, ReadOnlySpan<byte> payload)
@@ -105,8 +139,11 @@ public sealed partial class LoadRunTests
         var socket = await listener.AcceptSocketAsync();
         var request = await ReadUntilAsync(socket, "\r\n\r\n");
         var key = KeyHeader().Match(request).Groups[1].Value;
-        await socket.SendAsync(Encoding.ASCII.GetBytes(
-            $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {WebSocketHandshake.ExpectedAccept(key)}\r\n\r\n"));
+        // The status frame goes in the same write as the response, as the daemon sends it: the client must
+        // parse what arrived with its handshake.
+        await socket.SendAsync(Join(
+            Encoding.ASCII.GetBytes($"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {WebSocketHandshake.ExpectedAccept(key)}\r\n\r\n"),
+            ServerFrame(WebSocketOpcode.Text, """{"type":"status","feed":"connected"}"""u8)));
         var (opcode, subscribe) = await ReadClientFrameAsync(socket);
         Assert.That(opcode, Is.EqualTo(0x1), "the subscription is a text frame");
         Assert.That(Encoding.UTF8.GetString(subscribe), Does.StartWith("""{"action":"subscribe","instruments":[""").And.Contains("SYN0000003"));

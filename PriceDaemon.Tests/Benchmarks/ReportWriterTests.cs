@@ -31,7 +31,7 @@ public sealed class ReportWriterTests
         Assert.That(markdown, Does.Contain("| latency p99 (ms) | 6.500 | 0.000 | – | – | <= 5 |"));
         Assert.That(markdown, Does.Contain("| lost last values | 0 of 50,000 |"));
         Assert.That(markdown, Does.Contain("| frames per socket write | 2.50 | 1 | 1 | 16 | – |"));
-        Assert.That(markdown, Does.Contain("| in-daemon latency, mean (ms) | 2.000 | – | – | – | – |"));
+        Assert.That(markdown, Does.Contain("| in-daemon latency, oldest frame per write, mean (ms) | 2.000 | – | – | – | – |"));
         Assert.That(markdown, Does.Contain("Frames per CPU-second: 10.0x the baseline's."));
         Assert.That(markdown, Does.Contain("Frames per CPU-second: 6.3% of the raw batched ceiling, 100% of one frame per write."));
         Assert.That(markdown, Does.Contain("Note: connections capped."));
