@@ -54,27 +54,23 @@ public sealed partial class LoadRunTests
     [Test]
     public async Task Client_JoinsFramesCutAcrossReads_AndAnswersPings()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var baseUri = new Uri($"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}");
-        string[] keys = ["NSE_EQ|SYN0000001", "NSE_EQ|SYN0000002", "NSE_EQ|SYN0000003"];
+        var (listener, run, socket) = await ConnectToFakeServerAsync();
+        using var stopListening = listener;
+        await using var disposeRun = run;
+        using var disposeSocket = socket;
 
-        var server = AcceptAndAcknowledgeAsync(listener);
-        await using var run = await LoadRun.ConnectAsync(baseUri, keys, clients: 1, subscriptionsPerClient: 3, CancellationToken.None);
-        using var socket = await server;
-
-        var a = PriceFrame(0, keys[0], 101.5);
-        var b = PriceFrame(1, keys[1], 202.5);
-        var c = PriceFrame(2, keys[2], 303.5);
+        var a = PriceFrame(0, FakeKeys[0], 101.5);
+        var b = PriceFrame(1, FakeKeys[1], 202.5);
+        var c = PriceFrame(2, FakeKeys[2], 303.5);
         await socket.SendAsync(Join(a, b[..(b.Length / 2)]));
-        await Eventually.TrueAsync(() => Received(run, keys[0]) == 101.5, "the whole first frame is read");
-        Assert.That(Received(run, keys[1]), Is.Null, "half a frame is kept, not parsed");
+        await Eventually.TrueAsync(() => Received(run, FakeKeys[0]) == 101.5, "the whole first frame is read");
+        Assert.That(Received(run, FakeKeys[1]), Is.Null, "half a frame is kept, not parsed");
 
         // The rest of the cut frame, a whole frame cut at its header, and a ping in between.
         await socket.SendAsync(Join(b[(b.Length / 2)..], c[..1]));
-        await Eventually.TrueAsync(() => Received(run, keys[1]) == 202.5, "the cut frame is joined");
+        await Eventually.TrueAsync(() => Received(run, FakeKeys[1]) == 202.5, "the cut frame is joined");
         await socket.SendAsync(Join(c[1..], ServerFrame(WebSocketOpcode.Ping, "are you there"u8)));
-        await Eventually.TrueAsync(() => Received(run, keys[2]) == 303.5, "a frame cut after one byte is joined");
+        await Eventually.TrueAsync(() => Received(run, FakeKeys[2]) == 303.5, "a frame cut after one byte is joined");
 
         var (opcode, payload) = await ReadClientFrameAsync(socket);
         Assert.That((opcode, Encoding.ASCII.GetString(payload)), Is.EqualTo((0xA, "are you there")));
@@ -84,28 +80,38 @@ public sealed partial class LoadRunTests
     [Test]
     public async Task Client_CarriesAFrameLargerThanItsBuffer_AndEndsOnACloseFrame()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var baseUri = new Uri($"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}");
-        string[] keys = ["NSE_EQ|SYN0000001", "NSE_EQ|SYN0000002", "NSE_EQ|SYN0000003"];
-        var server = AcceptAndAcknowledgeAsync(listener);
-        await using var run = await LoadRun.ConnectAsync(baseUri, keys, clients: 1, subscriptionsPerClient: 3, CancellationToken.None);
-        using var socket = await server;
+        var (listener, run, socket) = await ConnectToFakeServerAsync();
+        using var stopListening = listener;
+        await using var disposeRun = run;
+        using var disposeSocket = socket;
 
         // 40 KB of JSON in one frame, written in 4 KB pieces: the client carries it across reads in a buffer
         // of its own (16 KB to start), which has to grow twice. The pauses let the pieces arrive apart; if
         // they ever coalesce, the frame is still whole and the test still holds.
-        var big = PriceFrame(0, keys[0], 404.5, padding: 40_000);
+        var big = PriceFrame(0, FakeKeys[0], 404.5, padding: 40_000);
         for (var at = 0; at < big.Length; at += 4096)
         {
             await socket.SendAsync(big[at..Math.Min(big.Length, at + 4096)]);
             await Task.Delay(10);
         }
 
-        await Eventually.TrueAsync(() => Received(run, keys[0]) == 404.5, "the large frame is read whole");
+        await Eventually.TrueAsync(() => Received(run, FakeKeys[0]) == 404.5, "the large frame is read whole");
         await socket.SendAsync(ServerFrame(WebSocketOpcode.Close, [0x03, 0xE9]));
         await Eventually.TrueAsync(() => run.ClosedConnections == 1, "a close frame ends the connection");
         Assert.That(run.ProtocolErrors, Is.Zero, run.FirstProtocolError);
+    }
+
+    private static readonly string[] FakeKeys = ["NSE_EQ|SYN0000001", "NSE_EQ|SYN0000002", "NSE_EQ|SYN0000003"];
+
+    /// <summary>One load client subscribed to <see cref="FakeKeys"/> on a loopback server played by the test.</summary>
+    private static async Task<(TcpListener Listener, LoadRun Run, Socket Socket)> ConnectToFakeServerAsync()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var baseUri = new Uri($"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}");
+        var server = AcceptAndAcknowledgeAsync(listener);
+        var run = await LoadRun.ConnectAsync(baseUri, FakeKeys, clients: 1, subscriptionsPerClient: FakeKeys.Length, CancellationToken.None);
+        return (listener, run, await server);
     }
 
     private static byte[] Join(byte[] first, byte[] second) => [.. first, .. second];
