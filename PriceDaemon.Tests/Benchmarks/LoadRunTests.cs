@@ -54,10 +54,8 @@ public sealed partial class LoadRunTests
     [Test]
     public async Task Client_JoinsFramesCutAcrossReads_AndAnswersPings()
     {
-        var (listener, run, socket) = await ConnectToFakeServerAsync();
-        using var stopListening = listener;
-        await using var disposeRun = run;
-        using var disposeSocket = socket;
+        await using var fake = await FakeServer.ConnectAsync();
+        var (run, socket) = (fake.Run, fake.Socket);
 
         var a = PriceFrame(0, FakeKeys[0], 101.5);
         var b = PriceFrame(1, FakeKeys[1], 202.5);
@@ -80,10 +78,8 @@ public sealed partial class LoadRunTests
     [Test]
     public async Task Client_CarriesAFrameLargerThanItsBuffer_AndEndsOnACloseFrame()
     {
-        var (listener, run, socket) = await ConnectToFakeServerAsync();
-        using var stopListening = listener;
-        await using var disposeRun = run;
-        using var disposeSocket = socket;
+        await using var fake = await FakeServer.ConnectAsync();
+        var (run, socket) = (fake.Run, fake.Socket);
 
         // 40 KB of JSON in one frame, written in 4 KB pieces: the client carries it across reads in a buffer
         // of its own (16 KB to start), which has to grow twice. The pauses let the pieces arrive apart; if
@@ -102,17 +98,6 @@ public sealed partial class LoadRunTests
     }
 
     private static readonly string[] FakeKeys = ["NSE_EQ|SYN0000001", "NSE_EQ|SYN0000002", "NSE_EQ|SYN0000003"];
-
-    /// <summary>One load client subscribed to <see cref="FakeKeys"/> on a loopback server played by the test.</summary>
-    private static async Task<(TcpListener Listener, LoadRun Run, Socket Socket)> ConnectToFakeServerAsync()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var baseUri = new Uri($"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}");
-        var server = AcceptAndAcknowledgeAsync(listener);
-        var run = await LoadRun.ConnectAsync(baseUri, FakeKeys, clients: 1, subscriptionsPerClient: FakeKeys.Length, CancellationToken.None);
-        return (listener, run, await server);
-    }
 
     private static byte[] Join(byte[] first, byte[] second) => [.. first, .. second];
 
@@ -194,4 +179,34 @@ public sealed partial class LoadRunTests
 
     [GeneratedRegex(@"Sec-WebSocket-Key: (\S+)\r\n", RegexOptions.IgnoreCase)]
     private static partial Regex KeyHeader();
+
+    /// <summary>One load client subscribed to <see cref="FakeKeys"/> on a loopback server played by the test.</summary>
+    private sealed class FakeServer : IAsyncDisposable
+    {
+        private readonly TcpListener _listener;
+
+        private FakeServer(TcpListener listener, LoadRun run, Socket socket) => (_listener, Run, Socket) = (listener, run, socket);
+
+        public LoadRun Run { get; }
+
+        /// <summary>The server's end of the client's connection.</summary>
+        public Socket Socket { get; }
+
+        public static async Task<FakeServer> ConnectAsync()
+        {
+            var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            var baseUri = new Uri($"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}");
+            var server = AcceptAndAcknowledgeAsync(listener);
+            var run = await LoadRun.ConnectAsync(baseUri, FakeKeys, clients: 1, subscriptionsPerClient: FakeKeys.Length, CancellationToken.None);
+            return new FakeServer(listener, run, await server);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Run.DisposeAsync();
+            Socket.Dispose();
+            _listener.Dispose();
+        }
+    }
 }
