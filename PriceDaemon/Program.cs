@@ -2,6 +2,7 @@ using System.Reflection;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.FileProviders;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Options;
 using PriceDaemon.Feeds;
 using PriceDaemon.Hosting;
@@ -11,6 +12,7 @@ using PriceDaemon.Nats;
 using PriceDaemon.Pipeline;
 using PriceDaemon.Security;
 using PriceDaemon.Sockets;
+using PriceDaemon.Sockets.Send;
 using PriceDaemon.Storage;
 
 namespace PriceDaemon;
@@ -90,10 +92,13 @@ public static partial class Program
             kestrel.Configure(builder.Configuration.GetSection("Kestrel"), reloadOnChange: false);
             // A connection that opens with a plain price-socket handshake is served without an HTTP request
             // held open under it (Sockets/DirectUpgrade.cs); every other connection reaches the app as usual.
-            kestrel.ConfigureEndpointDefaults(static listen =>
-                listen.Use(next => new DirectUpgrade(next, listen).OnConnectionAsync));
+            var urls = ListenPolicy.ConfiguredUrls(builder.Configuration);
+            kestrel.ConfigureEndpointDefaults(listen => listen.Use(next =>
+                new DirectUpgrade(next, () => listen.ApplicationServices, DirectUpgrade.AppliesTo(listen.Protocols, urls)).OnConnectionAsync));
         });
-        builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = builder.Configuration.GetValue($"{ServerOptions.Section}:{nameof(ServerOptions.InlineSocketScheduling)}", defaultValue: true));
+        builder.WebHost.UseSockets();
+        builder.Services.AddOptions<SocketTransportOptions>().Configure<IOptions<TransportOptions>>(static (sockets, transport) =>
+            sockets.UnsafePreferInlineScheduling = transport.Value.InlineSocketScheduling);
         builder.AddDaemonLogging();
         // Type=notify under systemd: READY=1 once the host has started (storage warm, Kestrel listening).
         builder.Host.UseSystemd();
@@ -103,6 +108,9 @@ public static partial class Program
         services.AddOptions<FeedOptions>().BindConfiguration(FeedOptions.Section).ValidateOnStart();
         services.AddOptions<ThrottleOptions>().BindConfiguration(ThrottleOptions.Section).ValidateOnStart();
         services.AddOptions<LimitsOptions>().BindConfiguration(LimitsOptions.Section).ValidateOnStart();
+        services.AddOptions<TransportOptions>().BindConfiguration(TransportOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<TransportOptions>>(new SectionValidator<TransportOptions>(TransportOptions.Section));
+        services.AddSingleton<IValidateOptions<TransportOptions>>(new MovedTransportKeys(builder.Configuration));
         services.AddSingleton<IValidateOptions<FeedOptions>>(new SectionValidator<FeedOptions>(FeedOptions.Section, static o =>
             o.Simulated.MinIntervalMs > o.Simulated.MaxIntervalMs
                 ? ["Simulated:MinIntervalMs: must not exceed Feed:Simulated:MaxIntervalMs"]
@@ -144,7 +152,7 @@ public static partial class Program
         configureServices?.Invoke(services);
 
         var app = builder.Build();
-        app.UseBatchingWebSocketStream();
+        app.UseSocketSenders();
         app.UseWebSockets();
         app.Map(PriceSocketEndpoint.Path, PriceSocketEndpoint.HandleAsync);
         app.MapPriceEndpoints();

@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using PriceDaemon.Pipeline;
+using PriceDaemon.Sockets.Send;
 
 namespace PriceDaemon.Benchmarks.Micro;
 

@@ -58,8 +58,9 @@ public sealed class ProcessTests
     [TestCase("--Feed:Source=Carrier-pigeon", "Feed:Source")]
     [TestCase("--Feed:Simulated:MinIntervalMs=5000", "Feed:Simulated:MinIntervalMs")]
     [TestCase("--Limits:MaxMessageBytes=1", "Limits:MaxMessageBytes")]
-    [TestCase("--Server:SendThreads=-1", "Server:SendThreads")]
-    [TestCase("--Server:InlineSocketScheduling=sometimes", "Server:InlineSocketScheduling")]
+    [TestCase("--Transport:SendThreads=-1", "Transport:SendThreads")]
+    [TestCase("--Transport:InlineSocketScheduling=sometimes", "Transport:InlineSocketScheduling")]
+    [TestCase("--Server:SendThreads=2", "Server:SendThreads: moved to Transport:SendThreads")]
     public async Task BadConfigValue_StopsStartup_WithOneLineNamingTheKey_AndExit2(string argument, string key)
     {
         var (exit, output) = await DaemonProcess.RunToExitAsync(_folder, "--urls", "http://127.0.0.1:0", argument);

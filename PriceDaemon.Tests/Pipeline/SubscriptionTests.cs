@@ -1,6 +1,7 @@
 using PriceDaemon.Feeds;
 using PriceDaemon.Instruments;
 using PriceDaemon.Pipeline;
+using PriceDaemon.Sockets.Send;
 
 namespace PriceDaemon.Tests.Pipeline;
 

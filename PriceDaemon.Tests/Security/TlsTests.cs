@@ -52,6 +52,49 @@ public sealed class TlsTests
         await AssertServesOverTlsAsync(daemon, certificate);
     }
 
+    [Test]
+    public async Task Wss_OverHttp2_ServesPrices_ThroughTheSameSender()
+    {
+        using var certificate = SelfSigned();
+        var pfxPath = Path.Combine(_folder, "daemon.pfx");
+        await File.WriteAllBytesAsync(pfxPath, certificate.Export(X509ContentType.Pfx, "s3cret"));
+        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string>
+        {
+            ["Kestrel:Endpoints:Https:Url"] = "https://127.0.0.1:0",
+            ["Kestrel:Endpoints:Https:Certificate:Path"] = pfxPath,
+            ["Kestrel:Endpoints:Https:Certificate:Password"] = "s3cret",
+        });
+        await daemon.TickAsync(Reliance, 1451.5);
+
+        // RFC 8441: the WebSocket is one stream of an HTTP/2 connection (extended CONNECT), negotiated by ALPN.
+        using var handler = new SocketsHttpHandler();
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
+            cert is not null && cert.GetCertHashString() == certificate.GetCertHashString();
+        using var invoker = new HttpMessageInvoker(handler);
+        using var socket = new System.Net.WebSockets.ClientWebSocket();
+        socket.Options.HttpVersion = HttpVersion.Version20;
+        socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        socket.Options.CollectHttpResponseDetails = true;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await socket.ConnectAsync(new Uri($"wss://{daemon.BaseUri.Authority}/api/ws/prices"), invoker, timeout.Token);
+        Assert.That(socket.HttpStatusCode, Is.EqualTo(HttpStatusCode.OK), "an HTTP/2 WebSocket is accepted with 200, not 101");
+
+        await socket.SendAsync(System.Text.Encoding.UTF8.GetBytes($"{{\"action\":\"subscribe\",\"instruments\":[\"{Reliance}\"]}}"),
+            System.Net.WebSockets.WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+        var buffer = new byte[8192];
+        var types = new List<string>();
+        while (!types.Contains("price_update"))
+        {
+            var result = await socket.ReceiveAsync(buffer, timeout.Token);
+            using var frame = System.Text.Json.JsonDocument.Parse(buffer.AsMemory(0, result.Count));
+            types.Add(frame.RootElement.GetProperty("type").GetString()!);
+        }
+
+        Assert.That(types, Is.EqualTo(new[] { "status", "subscribed", "price_update" }));
+        await socket.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "", timeout.Token);
+        Assert.That(socket.CloseStatus, Is.EqualTo(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure));
+    }
+
     private static async Task AssertServesOverTlsAsync(TestDaemon daemon, X509Certificate2 certificate)
     {
         Assert.That(daemon.BaseUri.Scheme, Is.EqualTo("https"));

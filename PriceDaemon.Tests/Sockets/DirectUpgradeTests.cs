@@ -1,7 +1,11 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using PriceDaemon.Sockets;
 using PriceDaemon.Tests.Support;
 using static PriceDaemon.Sockets.DirectUpgrade;
 
@@ -89,7 +93,7 @@ public sealed class DirectUpgradeTests
     [TestCase(false)]
     public async Task ASession_GetsItsPrices_WritingToTheSocketOrThroughKestrelsPipe(bool direct)
     {
-        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Server:DirectSocketSends"] = direct ? "true" : "false" });
+        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Transport:DirectSocketSends"] = direct ? "true" : "false" });
         await using var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
         await client.SubscribeAsync("NSE_EQ|INE002A01018");
         await client.NextAsync("subscribed");
@@ -235,5 +239,34 @@ public sealed class DirectUpgradeTests
         }
 
         return Encoding.UTF8.GetString(await ReadExactlyAsync(socket, length));
+    }
+
+    [TestCase(typeof(IOException))]
+    [TestCase(typeof(OperationCanceledException))]
+    public async Task WhatKestrelThrowsForAConnectionPassedOn_IsKestrels_NotSwallowedAsAResetHandshake(Type thrown)
+    {
+        await using var daemon = await TestDaemon.StartAsync();
+        var upgrade = new DirectUpgrade(_ => throw (Exception)Activator.CreateInstance(thrown, "from Kestrel's handling")!, () => daemon.Services, enabled: true);
+        var input = new Pipe();
+        await input.Writer.WriteAsync(Encoding.ASCII.GetBytes("GET /api/instruments HTTP/1.1\r\nHost: x\r\n\r\n"));
+        var connection = new DefaultConnectionContext("test", new Duplex(input.Reader, new Pipe().Writer), new Duplex(new Pipe().Reader, input.Writer));
+
+        var error = Assert.ThrowsAsync(thrown, () => upgrade.OnConnectionAsync(connection));
+        Assert.That(error!.Message, Is.EqualTo("from Kestrel's handling"));
+    }
+
+    [TestCase(HttpProtocols.Http1AndHttp2, new[] { "http://127.0.0.1:8080" }, true)]
+    [TestCase(HttpProtocols.Http1, new[] { "http://127.0.0.1:8080", "http://[::1]:8080" }, true)]
+    [TestCase(HttpProtocols.Http2, new[] { "http://127.0.0.1:8080" }, false)]
+    [TestCase(HttpProtocols.Http1AndHttp2, new[] { "http://127.0.0.1:8080", "https://0.0.0.0:8443" }, false)]
+    [TestCase(HttpProtocols.Http1AndHttp2, new[] { "HTTPS://0.0.0.0:8443" }, false)]
+    public void TheDirectPath_IsOnlyForHttp1Endpoints_OfADaemonThatTerminatesNoTls(HttpProtocols protocols, string[] urls, bool applies) =>
+        Assert.That(DirectUpgrade.AppliesTo(protocols, urls), Is.EqualTo(applies));
+
+    private sealed class Duplex(PipeReader input, PipeWriter output) : IDuplexPipe
+    {
+        public PipeReader Input => input;
+
+        public PipeWriter Output => output;
     }
 }

@@ -184,8 +184,8 @@ public sealed class FanOutTests
         await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string>
         {
             ["Throttle:MinIntervalMs"] = "20",
-            ["Server:SendThreads"] = sendThreads,
-            ["Server:InlineSocketScheduling"] = inline,
+            ["Transport:SendThreads"] = sendThreads,
+            ["Transport:InlineSocketScheduling"] = inline,
         });
         var clients = new List<TestClient>();
         for (var c = 0; c < 4; c++)

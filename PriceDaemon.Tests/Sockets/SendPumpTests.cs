@@ -1,4 +1,4 @@
-using PriceDaemon.Sockets;
+using PriceDaemon.Sockets.Send;
 using PriceDaemon.Tests.Support;
 
 namespace PriceDaemon.Tests.Sockets;

@@ -3,13 +3,14 @@ using System.Threading.Channels;
 namespace PriceDaemon.Pipeline;
 
 /// <summary>
-/// Offers each emitted frame to every subscription of its instrument. Never awaits a socket: an offer is
-/// an atomic swap into the subscription's mailbox plus, at most, one non-blocking channel write.
+/// Offers each emitted frame to every subscription of its instrument. Never awaits a socket: an offer marks
+/// the subscription's slot in its socket's ready marks (one interlocked OR) and, when the socket had nothing
+/// ready, queues one send pass.
 /// </summary>
 public sealed partial class FanOutStage : BackgroundService
 {
     // Emitted updates waiting for fan-out. Wait mode: if fan-out (CPU only) falls behind, the throttle stage
-    // waits, and through it the feeds; nothing is dropped on the way to the per-socket mailboxes.
+    // waits, and through it the feeds; nothing is dropped on the way to the sockets' ready marks.
     private readonly Channel<PriceFrame> _frames = Channel.CreateBounded<PriceFrame>(new BoundedChannelOptions(16_384)
     {
         FullMode = BoundedChannelFullMode.Wait,

@@ -14,7 +14,7 @@ public interface ISubscriber
 /// <summary>
 /// One session's interest in one instrument. Fan-out does not store frames here: the throttle stage puts
 /// every frame in the <see cref="PriceCache"/> before fan-out sees it, so fan-out only marks the
-/// subscription's slot in its session's <see cref="ReadySlots"/>, and a send pass writes the cached frame
+/// subscription's slot in its session's <see cref="Sockets.Send.ReadySlots"/>, and a send pass writes the cached frame
 /// when it is newer than the last one it wrote. Fan-out therefore only reads subscriptions: their cache lines
 /// are not handed between threads on every tick, and no long-lived subscription gains a reference to a
 /// young frame for the garbage collector to trace. A slow socket still holds at most one frame per
@@ -36,7 +36,7 @@ public sealed class Subscription
 
     public int InstrumentId { get; }
 
-    /// <summary>This subscription's place in its session's <see cref="ReadySlots"/>.</summary>
+    /// <summary>This subscription's place in its session's <see cref="Sockets.Send.ReadySlots"/>.</summary>
     public int Slot { get; }
 
     internal bool Removed => Volatile.Read(ref _removed);

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
-using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Security.Cryptography;
 using System.Text;
@@ -13,6 +12,7 @@ using Microsoft.Extensions.Options;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Primitives;
 using PriceDaemon.Security;
+using PriceDaemon.Sockets.Send;
 
 namespace PriceDaemon.Sockets;
 
@@ -37,21 +37,38 @@ internal sealed class DirectUpgrade
     private static readonly byte[] Prefix = Encoding.ASCII.GetBytes("GET " + PriceSocketEndpoint.Path);
 
     private readonly ConnectionDelegate _next;
-    private readonly ListenOptions _listen;
+    private readonly Func<IServiceProvider> _services;
     private Parts? _parts;
 
-    public DirectUpgrade(ConnectionDelegate next, ListenOptions listen)
+    /// <param name="next">Kestrel's own handling of the connection.</param>
+    /// <param name="services">The application's services; known once the server starts.</param>
+    /// <param name="enabled">False where this path must stay out of the way (see <see cref="AppliesTo"/>).</param>
+    public DirectUpgrade(ConnectionDelegate next, Func<IServiceProvider> services, bool enabled)
     {
         _next = next;
-        _listen = listen;
+        _services = services;
+        Enabled = enabled;
     }
 
-    private sealed record Parts(bool Enabled, bool DirectSends, SessionRegistry Registry, SessionServices Services, ConnectionGate Gate, KestrelServerLimits Limits);
+    public bool Enabled { get; }
+
+    private sealed record Parts(bool DirectSends, SessionRegistry Registry, SessionServices Services, ConnectionGate Gate, KestrelServerLimits Limits);
+
+    /// <summary>
+    /// Whether an endpoint gets this path: only one that speaks HTTP/1.1, and only while no configured endpoint
+    /// terminates TLS. Kestrel applies endpoint defaults, where this middleware is installed, before it adds TLS
+    /// to an https endpoint, so the middleware would run ahead of TLS and must never answer the raw bytes of
+    /// such a port; Kestrel does not say which endpoint will get TLS, but the configured URLs do (the scheme is
+    /// the operator's own statement). A daemon behind a TLS-terminating proxy (the shipped nginx config) keeps
+    /// the path; one that terminates TLS itself serves every socket through Kestrel's endpoint.
+    /// </summary>
+    public static bool AppliesTo(HttpProtocols protocols, IEnumerable<string> configuredUrls) =>
+        (protocols & HttpProtocols.Http1) != 0
+        && !configuredUrls.Any(static url => url.StartsWith(Uri.UriSchemeHttps + "://", StringComparison.OrdinalIgnoreCase));
 
     public async Task OnConnectionAsync(ConnectionContext connection)
     {
-        var parts = _parts ??= CreateParts(_listen);
-        if (!parts.Enabled)
+        if (!Enabled)
         {
             await _next(connection).ConfigureAwait(false);
             return;
@@ -59,60 +76,54 @@ internal sealed class DirectUpgrade
 
         // The handshake runs in its own method, so its request, headers and HttpContext are garbage once it
         // is answered instead of living as long as the socket in this method's state.
-        (WebSocket Socket, BatchingStream Stream, ClientIdentity Client, string Remote)? accepted;
+        var parts = _parts ??= CreateParts(_services());
+        Handshake handshake;
         try
         {
-            accepted = await HandshakeAsync(connection, parts).ConfigureAwait(false);
+            handshake = await HandshakeAsync(connection, parts).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException)
+        catch (Exception ex) when (ex is IOException or ConnectionAbortedException
+            || (ex is OperationCanceledException && connection.ConnectionClosed.IsCancellationRequested))
         {
             // Reset or aborted mid-handshake: nothing to answer, nothing worth an error in the log.
             return;
         }
 
-        if (accepted is null)
+        if (handshake.PassOn)
         {
-            return;
+            // Outside the catch above: what Kestrel's own handling of the connection throws is Kestrel's to log.
+            await _next(connection).ConfigureAwait(false);
         }
-
-        var (socket, stream, client, remote) = accepted.Value;
-        await PriceSocketEndpoint.RunSessionAsync(socket, stream, connection.Abort, remote, parts.Registry, parts.Services, parts.Gate, client).ConfigureAwait(false);
+        else if (handshake.Accepted is var (socket, sender, client))
+        {
+            await PriceSocketEndpoint.RunSessionAsync(socket, sender, parts.Registry, parts.Services, parts.Gate, client).ConfigureAwait(false);
+        }
     }
 
-    /// <summary>
-    /// Only plaintext endpoints that speak HTTP/1.1. The defaults are applied before Kestrel adds TLS to an https
-    /// endpoint, so this middleware runs ahead of TLS there: it must not answer the raw bytes of such a port.
-    /// Whether TLS was added shows only in the endpoint's display name, known once Kestrel has bound it.
-    /// </summary>
-    private static Parts CreateParts(ListenOptions listen)
-    {
-        var services = listen.ApplicationServices;
-        var enabled = !(listen.ToString() ?? "").StartsWith("https:", StringComparison.OrdinalIgnoreCase)
-            && (listen.Protocols & HttpProtocols.Http1) != 0;
-        return new Parts(enabled, services.GetRequiredService<IOptions<ServerOptions>>().Value.DirectSocketSends, services.GetRequiredService<SessionRegistry>(), services.GetRequiredService<SessionServices>(),
-            services.GetRequiredService<ConnectionGate>(), services.GetRequiredService<IOptions<KestrelServerOptions>>().Value.Limits);
-    }
+    private static Parts CreateParts(IServiceProvider services) => new(
+        services.GetRequiredService<IOptions<TransportOptions>>().Value.DirectSocketSends,
+        services.GetRequiredService<SessionRegistry>(),
+        services.GetRequiredService<SessionServices>(),
+        services.GetRequiredService<ConnectionGate>(),
+        services.GetRequiredService<IOptions<KestrelServerOptions>>().Value.Limits);
 
-    /// <summary>The accepted socket, or null when the connection went on to Kestrel or was refused (and answered).</summary>
-    private async Task<(WebSocket Socket, BatchingStream Stream, ClientIdentity Client, string Remote)?> HandshakeAsync(ConnectionContext connection, Parts parts)
+    /// <summary>What became of a connection's first bytes: an accepted socket, Kestrel's to handle, or answered (refused, cut).</summary>
+    private readonly record struct Handshake(bool PassOn, (WebSocket Socket, SocketSender Sender, ClientIdentity Client)? Accepted);
+
+    private async Task<Handshake> HandshakeAsync(ConnectionContext connection, Parts parts)
     {
         var (request, passOn) = await ReadHeadAsync(connection, parts.Limits).ConfigureAwait(false);
         if (request is null)
         {
-            if (passOn)
-            {
-                await _next(connection).ConfigureAwait(false);
-            }
-
-            return null;
+            return new Handshake(passOn, null);
         }
 
-        var output = connection.Transport.Output;
+        var transport = connection.Transport;
         var remoteEndPoint = connection.RemoteEndPoint as IPEndPoint;
         if (parts.Registry.IsStopping)
         {
-            await RefuseAsync(output, StatusCodes.Status503ServiceUnavailable, null, null).ConfigureAwait(false);
-            return null;
+            await RefuseAsync(transport.Output, StatusCodes.Status503ServiceUnavailable, null, null).ConfigureAwait(false);
+            return default;
         }
 
         var context = request.ToHttpContext(connection, remoteEndPoint);
@@ -121,26 +132,29 @@ internal sealed class DirectUpgrade
         {
             var body = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(
                 new Http.ErrorBody(admission.Code, admission.Message), Http.DaemonJsonContext.Relaxed.ErrorBody);
-            await RefuseAsync(output, admission.StatusCode, context.Response.Headers, body).ConfigureAwait(false);
-            return null;
+            await RefuseAsync(transport.Output, admission.StatusCode, context.Response.Headers, body).ConfigureAwait(false);
+            return default;
         }
 
         try
         {
-            // On Kestrel's socket transport the session writes straight to the socket (see DuplexPipeStream);
-            // the 101 goes the same way, so nothing of ours ever waits in Kestrel's output pipe behind it.
+            // On Kestrel's socket transport the session writes straight to the socket; the 101 goes the same
+            // way (the sink's first write), so nothing of ours ever waits in Kestrel's output pipe behind it.
             var direct = parts.DirectSends ? connection.Features.Get<IConnectionSocketFeature>()?.Socket : null;
-            var switching = SwitchingProtocols(request.Key, client.Subprotocol);
-            if (direct is null)
-            {
-                await output.WriteAsync(switching).ConfigureAwait(false);
-            }
-            else
-            {
-                await DuplexPipeStream.SendAsync(direct, switching, CancellationToken.None).ConfigureAwait(false);
-            }
+            IFrameSink sink = direct is null
+                ? new PipeFrameSink(transport.Output.AsStream(leaveOpen: true), transport.Output.CancelPendingFlush)
+                : new SocketFrameSink(direct);
+            await sink.WriteAsync(SwitchingProtocols(request.Key, client.Subprotocol)).ConfigureAwait(false);
 
-            var stream = new BatchingStream(new DuplexPipeStream(connection.Transport, direct));
+            var remote = $"{remoteEndPoint?.Address}:{remoteEndPoint?.Port}";
+            var sender = new SocketSender(parts.Registry.NextId(), remote, sink, connection.Abort, parts.Services);
+            // The pipes and the socket are the connection's, and Kestrel closes them when it ends; an abort of the
+            // WebSocket only has to end what is pending on them.
+            var stream = sender.CreateStream(transport.Input.AsStream(leaveOpen: true), () =>
+            {
+                transport.Input.CancelPendingRead();
+                sink.Cancel();
+            });
             var socket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions
             {
                 IsServer = true,
@@ -148,7 +162,7 @@ internal sealed class DirectUpgrade
                 KeepAliveInterval = parts.Services.Limits.KeepAliveInterval,
                 KeepAliveTimeout = parts.Services.Limits.KeepAliveTimeout,
             });
-            return (socket, stream, client, $"{remoteEndPoint?.Address}:{remoteEndPoint?.Port}");
+            return new Handshake(false, (socket, sender, client));
         }
         catch
         {
@@ -480,121 +494,6 @@ internal sealed class DirectUpgrade
             public override void Complete(Exception? exception = null) => inner.Complete(exception);
 
             public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
-        }
-    }
-
-    /// <summary>
-    /// The session's stream over the connection, for <see cref="WebSocket.CreateFromStream(Stream, WebSocketCreationOptions)"/>:
-    /// reads from Kestrel's input pipe, writes to Kestrel's output pipe or, when the transport exposes its
-    /// socket (and <c>Server:DirectSocketSends</c> is on), to the socket itself. A direct send completes inline
-    /// when the kernel takes the bytes, as Kestrel's own send loop would, without the copy into the output
-    /// pipe and the hand-over to that loop: in campus-peak, one small write per frame, those were ~15 % of
-    /// the send thread. Kestrel's send loop then has nothing to send and only closes the socket at the end.
-    /// </summary>
-    private sealed class DuplexPipeStream : Stream
-    {
-        private readonly IDuplexPipe _pipe;
-        private readonly Stream _input;
-        private readonly Stream? _output;
-        private readonly Socket? _socket;
-        private readonly CancellationTokenSource? _disposing;
-        private int _disposed;
-
-        public DuplexPipeStream(IDuplexPipe pipe, Socket? socket)
-        {
-            _pipe = pipe;
-            _input = pipe.Input.AsStream(leaveOpen: true);
-            _output = socket is null ? pipe.Output.AsStream(leaveOpen: true) : null;
-            _socket = socket;
-            _disposing = socket is null ? null : new CancellationTokenSource();
-        }
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => _input.ReadAsync(buffer, cancellationToken);
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _input.ReadAsync(buffer, offset, count, cancellationToken);
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("synchronous reads would block a thread");
-
-        // A pipe write is a write and a flush: the bytes are on their way to the socket when it completes.
-        // A socket send completes when the kernel has all of them. The caller's token is not needed there: the
-        // send pass passes none, and the WebSocket aborts (disposing this stream) when its own is cancelled.
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
-            _socket is null ? _output!.WriteAsync(buffer, cancellationToken) : SendAsync(_socket, buffer, _disposing!.Token);
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("synchronous writes would block a thread");
-
-        public override Task FlushAsync(CancellationToken cancellationToken) => _output?.FlushAsync(cancellationToken) ?? Task.CompletedTask;
-
-        public override void Flush() => throw new NotSupportedException("synchronous flushes would block a thread");
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        /// <summary>
-        /// Sends all of <paramref name="buffer"/>. Errors of a closed or reset connection surface as IOException,
-        /// as from a NetworkStream, including a socket Kestrel has already closed (a shutdown that aborted the
-        /// connection mid-handshake).
-        /// </summary>
-        public static ValueTask SendAsync(Socket socket, ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
-        {
-            ValueTask<int> send;
-            try
-            {
-                send = socket.SendAsync(buffer, SocketFlags.None, cancellationToken);
-            }
-            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-            {
-                return ValueTask.FromException(new IOException(ex.Message, ex));
-            }
-
-            if (send.IsCompletedSuccessfully)
-            {
-                _ = send.Result;
-                return ValueTask.CompletedTask;
-            }
-
-            return AwaitSendAsync(send);
-
-            static async ValueTask AwaitSendAsync(ValueTask<int> send)
-            {
-                try
-                {
-                    await send.ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-                {
-                    throw new IOException(ex.Message, ex);
-                }
-            }
-        }
-
-        protected override void Dispose(bool disposing)
-        {
-            // The WebSocket disposes its stream when it aborts (a keep-alive ping unanswered): a read, flush or
-            // send still pending must end then, as it would on a socket. The pipes and the socket themselves are
-            // the connection's, and Kestrel closes them when the connection ends.
-            if (disposing && Interlocked.Exchange(ref _disposed, 1) == 0)
-            {
-                _pipe.Input.CancelPendingRead();
-                _pipe.Output.CancelPendingFlush();
-                _disposing?.Cancel();
-            }
-
-            base.Dispose(disposing);
         }
     }
 }

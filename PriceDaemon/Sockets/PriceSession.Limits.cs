@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Net.WebSockets;
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using PriceDaemon.Security;
 
 namespace PriceDaemon.Sockets;
 
@@ -10,13 +9,6 @@ namespace PriceDaemon.Sockets;
 internal sealed partial class PriceSession
 {
     private static readonly JsonWriterOptions _relaxedJson = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
-    private readonly ClientIdentity _client;
-    private long _lastMessageAt; // timestamp of the last client message (or of the connect)
-
-    // Owned by the receive loop: bad messages in the current one-minute window.
-    private long _badWindowStart;
-    private int _badMessages;
 
     /// <summary>True when no client message has arrived for more than <paramref name="limit"/> timestamp ticks.</summary>
     public bool IsIdle(long now, long limit) => now - Volatile.Read(ref _lastMessageAt) > limit;

@@ -6,11 +6,6 @@ namespace PriceDaemon.Sockets;
 
 internal sealed partial class PriceSession
 {
-    // Client messages are small; a message borrows a pooled buffer of this size and grows it up to the limit.
-    private const int InitialReceiveBytes = 512;
-
-    private readonly List<string> _keys = [];
-
     private async Task ReceiveLoopAsync()
     {
         var limit = _services.Limits.MaxMessageBytes;
@@ -20,7 +15,7 @@ internal sealed partial class PriceSession
             {
                 // An empty read waits for the next frame's header and takes none of its payload, so an idle
                 // socket holds no receive buffer: that is most of what 20,000 quiet connections would keep.
-                var result = await _socket.ReceiveAsync(Memory<byte>.Empty, _receiveStop.Token).ConfigureAwait(false);
+                var result = await _socket.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None).ConfigureAwait(false);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     // The peer started the close: answer it (the send side writes our close frame).
@@ -58,7 +53,7 @@ internal sealed partial class PriceSession
                         }
 
                         var room = Math.Min(buffer.Length, limit) - count;
-                        result = await _socket.ReceiveAsync(buffer.AsMemory(count, room), _receiveStop.Token).ConfigureAwait(false);
+                        result = await _socket.ReceiveAsync(buffer.AsMemory(count, room), CancellationToken.None).ConfigureAwait(false);
                         count += result.Count;
                         if (result.MessageType == WebSocketMessageType.Close)
                         {
@@ -81,19 +76,34 @@ internal sealed partial class PriceSession
             // A reset connection, or an abort we started: nothing more will arrive.
             if (!IsClosing)
             {
-                LogSocketError(Id, Remote, "receive", ex.Message);
+                SocketLog.SocketError(_logger, Id, Remote, "receive", ex.Message);
             }
 
             BeginClose(WebSocketCloseStatus.EndpointUnavailable, "");
         }
         finally
         {
-            // Nothing is handled after the receive loop: the feed may let go of what only this client wanted.
-            foreach (var instrumentId in _subscriptions.Keys)
-            {
-                _services.Upstream.Release(instrumentId);
-            }
+            ReleaseSubscriptions();
         }
+    }
+
+    /// <summary>
+    /// The end of the receive loop, the owner of the subscriptions: nothing is handled after it, so every
+    /// subscription leaves the index (fan-out stops marking it), the user's limits and the feed's interest
+    /// (Upstox may let go of what only this client wanted).
+    /// </summary>
+    private void ReleaseSubscriptions()
+    {
+        foreach (var (instrumentId, subscription) in _subscriptions)
+        {
+            _services.Index.Remove(subscription);
+            subscription.MarkRemoved();
+            _services.Upstream.Release(instrumentId);
+        }
+
+        _client.User.RemoveSubscriptions(_subscriptions.Count);
+        _subscriptions.Clear();
+        Volatile.Write(ref _subscriptionCount, 0);
     }
 
     private void Handle(ReadOnlySpan<byte> message)
@@ -145,7 +155,7 @@ internal sealed partial class PriceSession
                 {
                     _services.Index.Remove(subscription);
                     subscription.MarkRemoved();
-                    FreeSlot(subscription);
+                    _sender.Remove(subscription);
                     _client.User.RemoveSubscriptions(1);
                     _services.Upstream.Release(instrument.Id);
                 }
@@ -173,7 +183,7 @@ internal sealed partial class PriceSession
                 continue;
             }
 
-            var created = TakeSlot(instrument.Id);
+            var created = _sender.Add(instrument.Id);
             _subscriptions.Add(instrument.Id, created);
             // Index first, cache second: an update emitted in between is either fanned out to us or
             // already in the cache, so the snapshot below can never miss the newest price.

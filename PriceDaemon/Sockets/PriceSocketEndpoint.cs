@@ -1,6 +1,7 @@
 using System.Net.WebSockets;
 using Microsoft.AspNetCore.Http.Features;
 using PriceDaemon.Security;
+using PriceDaemon.Sockets.Send;
 
 namespace PriceDaemon.Sockets;
 
@@ -9,13 +10,25 @@ internal static partial class PriceSocketEndpoint
 {
     public const string Path = "/api/ws/prices";
 
-    /// <summary>Installs the batching stream under the WebSocket for this path. Must run before <c>UseWebSockets</c>.</summary>
-    public static IApplicationBuilder UseBatchingWebSocketStream(this IApplicationBuilder app) => app.Use(static (context, next) =>
+    /// <summary>
+    /// Builds this path's WebSockets over a <see cref="SocketSender"/>: whatever way Kestrel upgrades the
+    /// request (an HTTP/1.1 upgrade, HTTP/2's extended CONNECT), the socket's stream is the sender's, so every
+    /// byte it gets goes out on the sender's one path. Must run before <c>UseWebSockets</c>.
+    /// </summary>
+    public static IApplicationBuilder UseSocketSenders(this IApplicationBuilder app) => app.Use(static (context, next) =>
     {
-        if (context.Request.Path.Equals(Path, StringComparison.Ordinal)
-            && context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade)
+        if (context.Request.Path.Equals(Path, StringComparison.Ordinal))
         {
-            context.Features.Set<IHttpUpgradeFeature>(new BatchingUpgradeFeature(upgrade));
+            var services = context.RequestServices.GetRequiredService<SessionServices>();
+            var registry = context.RequestServices.GetRequiredService<SessionRegistry>();
+            if (context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade)
+            {
+                context.Features.Set<IHttpUpgradeFeature>(new SenderUpgradeFeature(upgrade, context, registry, services));
+            }
+            else if (context.Features.Get<IHttpExtendedConnectFeature>() is { IsExtendedConnect: true } connect)
+            {
+                context.Features.Set<IHttpExtendedConnectFeature>(new SenderConnectFeature(connect, context, registry, services));
+            }
         }
 
         return next(context);
@@ -63,16 +76,18 @@ internal static partial class PriceSocketEndpoint
             throw;
         }
 
-        var stream = (context.Features.Get<IHttpUpgradeFeature>() as BatchingUpgradeFeature)?.Stream;
-        var remote = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort}";
-        await RunSessionAsync(socket, stream, context.Abort, remote, registry, services, gate, client).ConfigureAwait(false);
+        var sender = (context.Features.Get<IHttpUpgradeFeature>() as SenderUpgradeFeature)?.Sender
+            ?? (context.Features.Get<IHttpExtendedConnectFeature>() as SenderConnectFeature)?.Sender
+            ?? throw new InvalidOperationException($"{nameof(UseSocketSenders)} must run before UseWebSockets");
+        await RunSessionAsync(socket, sender, registry, services, gate, client).ConfigureAwait(false);
     }
 
     /// <summary>Runs an accepted socket's session to its end and gives back its slots; both handshake paths end here.</summary>
     public static async Task RunSessionAsync(
-        WebSocket socket, BatchingStream? stream, Action abort, string remote, SessionRegistry registry, SessionServices services, ConnectionGate gate, ClientIdentity client)
+        WebSocket socket, SocketSender sender, SessionRegistry registry, SessionServices services, ConnectionGate gate, ClientIdentity client)
     {
-        var session = new PriceSession(registry.NextId(), socket, stream, abort, remote, services, client);
+        var session = new PriceSession(socket, sender, services, client);
+        var remote = session.Remote;
         var logger = services.EndpointLogger;
         // Every line logged for this socket, from either loop, carries these properties.
         using var scope = logger.BeginScope(new LogScope(session.Id, remote));
@@ -119,4 +134,43 @@ internal static partial class PriceSocketEndpoint
 
     [LoggerMessage(EventId = 321, Level = LogLevel.Information, Message = "WebSocket disconnected: connection {ConnectionId} from {RemoteAddress} ({CloseStatus})")]
     private static partial void LogDisconnected(ILogger logger, long connectionId, string remoteAddress, WebSocketCloseStatus closeStatus);
+
+    /// <summary>A sender for an upgraded request: its stream is Kestrel's, for the pipe under the request.</summary>
+    private static SocketSender CreateSender(Stream upgraded, HttpContext context, SessionRegistry registry, SessionServices services)
+    {
+        var remote = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort}";
+        return new SocketSender(registry.NextId(), remote, new PipeFrameSink(upgraded), context.Abort, services);
+    }
+
+    /// <summary>An HTTP/1.1 upgrade whose stream is a <see cref="SocketSender"/>'s.</summary>
+    private sealed class SenderUpgradeFeature(IHttpUpgradeFeature inner, HttpContext context, SessionRegistry registry, SessionServices services) : IHttpUpgradeFeature
+    {
+        public bool IsUpgradableRequest => inner.IsUpgradableRequest;
+
+        public SocketSender? Sender { get; private set; }
+
+        public async Task<Stream> UpgradeAsync()
+        {
+            var upgraded = await inner.UpgradeAsync().ConfigureAwait(false);
+            Sender = CreateSender(upgraded, context, registry, services);
+            return Sender.CreateStream(upgraded, upgraded.Dispose);
+        }
+    }
+
+    /// <summary>HTTP/2's extended CONNECT (RFC 8441) whose stream is a <see cref="SocketSender"/>'s.</summary>
+    private sealed class SenderConnectFeature(IHttpExtendedConnectFeature inner, HttpContext context, SessionRegistry registry, SessionServices services) : IHttpExtendedConnectFeature
+    {
+        public bool IsExtendedConnect => inner.IsExtendedConnect;
+
+        public string? Protocol => inner.Protocol;
+
+        public SocketSender? Sender { get; private set; }
+
+        public async ValueTask<Stream> AcceptAsync()
+        {
+            var accepted = await inner.AcceptAsync().ConfigureAwait(false);
+            Sender = CreateSender(accepted, context, registry, services);
+            return Sender.CreateStream(accepted, accepted.Dispose);
+        }
+    }
 }

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Options;
 using PriceDaemon.Feeds;
 using PriceDaemon.Instruments;
 using PriceDaemon.Pipeline;
+using PriceDaemon.Sockets.Send;
 
 namespace PriceDaemon.Sockets;
 

@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
-using PriceDaemon.Security;
 
-namespace PriceDaemon.Sockets;
+namespace PriceDaemon.Sockets.Send;
 
 /// <summary>Something a <see cref="SendPump"/> thread can run a send pass for.</summary>
 internal interface ISendPass
@@ -22,7 +21,7 @@ internal sealed class SendPump : IDisposable
 {
     private readonly Worker[] _workers;
 
-    public SendPump(IOptions<ServerOptions> options)
+    public SendPump(IOptions<TransportOptions> options)
         : this(options.Value.SendThreads)
     {
     }
@@ -46,7 +45,7 @@ internal sealed class SendPump : IDisposable
 
     /// <summary>
     /// Queues a pass. The caller guarantees a session is queued at most once at a time (see
-    /// <c>PriceSession.ScheduleSend</c>); <paramref name="key"/> picks its thread, so one session's passes
+    /// <c>SocketSender.ScheduleSend</c>); <paramref name="key"/> picks its thread, so one session's passes
     /// always run in order on the same thread.
     /// </summary>
     public void Schedule(ISendPass session, long key) => _workers[(int)((ulong)key % (ulong)_workers.Length)].Enqueue(session);

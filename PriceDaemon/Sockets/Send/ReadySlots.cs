@@ -1,6 +1,6 @@
 using System.Numerics;
 
-namespace PriceDaemon.Pipeline;
+namespace PriceDaemon.Sockets.Send;
 
 /// <summary>
 /// Which of a session's subscriptions have a frame to write: one bit per slot. Fan-out marks a slot with

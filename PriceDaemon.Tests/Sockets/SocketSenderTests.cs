@@ -1,0 +1,343 @@
+using System.Buffers.Binary;
+using System.IO.Pipelines;
+using System.Net.WebSockets;
+using System.Text;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+using PriceDaemon.Feeds;
+using PriceDaemon.Instruments;
+using PriceDaemon.Pipeline;
+using PriceDaemon.Sockets;
+using PriceDaemon.Sockets.Send;
+using PriceDaemon.Tests.Support;
+
+namespace PriceDaemon.Tests.Sockets;
+
+/// <summary>
+/// One socket's sender on its own, over a sink that records every write: the schedule/release protocol
+/// (work published from any thread is written, passes never overlap, a pending write holds the sender), the
+/// order of what goes out, and the WebSocket's own frames on the same path.
+/// </summary>
+public sealed class SocketSenderTests
+{
+    private const int Instruments = 8;
+
+    [Test]
+    public async Task WorkFromManyThreads_IsAllWritten_InOrder_WithNoOverlappingWrites()
+    {
+        using var fixture = new Fixture(sendThreads: 2);
+        fixture.Sink.PendEvery = 7; // every seventh write completes later, on another thread
+        var subscriptions = Enumerable.Range(0, Instruments).Select(fixture.Sender.Add).ToArray();
+        const int ControlPerProducer = 80; // 240 in all: under the control queue cap (256) even if none were written yet
+        const int PricesPerInstrument = 2_000;
+
+        // Control frames from three threads race prices from a fan-out thread and the pump's releases.
+        var producers = Enumerable.Range(0, 3).Select(p => Task.Run(() =>
+        {
+            for (var i = 0; i < ControlPerProducer; i++)
+            {
+                fixture.Sender.EnqueueControl(Encoding.UTF8.GetBytes($"c{p}:{i}"));
+            }
+        })).ToList();
+        producers.Add(Task.Run(() =>
+        {
+            for (var seq = 1; seq <= PricesPerInstrument; seq++)
+            {
+                foreach (var subscription in subscriptions)
+                {
+                    subscription.Offer(fixture.Emit(subscription.InstrumentId, seq));
+                }
+            }
+        }));
+        await Task.WhenAll(producers);
+
+        await Eventually.TrueAsync(
+            () => fixture.Sink.Frames.Count(f => f.StartsWith('c')) == 3 * ControlPerProducer
+                && subscriptions.All(s => fixture.Sink.LastSeq(s.InstrumentId) == PricesPerInstrument),
+            () => $"{fixture.Sink.Frames.Count} frames written, queued {fixture.Sender.QueuedCount}");
+
+        Assert.That(fixture.Sink.Overlaps, Is.Zero, "two writes reached the sink at once");
+        for (var p = 0; p < 3; p++)
+        {
+            var mine = fixture.Sink.Frames.Where(f => f.StartsWith($"c{p}:", StringComparison.Ordinal)).ToList();
+            Assert.That(mine, Is.EqualTo(Enumerable.Range(0, ControlPerProducer).Select(i => $"c{p}:{i}")), $"producer {p}'s frames, once each, in order");
+        }
+
+        foreach (var subscription in subscriptions)
+        {
+            var seqs = fixture.Sink.Seqs(subscription.InstrumentId);
+            Assert.That(seqs, Is.Ordered.Ascending.And.Unique, $"instrument {subscription.InstrumentId}: never an older price after a newer one");
+        }
+
+        Assert.That(fixture.Sink.Writes, Is.LessThan(fixture.Sink.Frames.Count), "frames queued while a write was pending shared a write");
+    }
+
+    [Test]
+    public async Task APendingWrite_HoldsTheSender_AndWhatCameMeanwhile_GoesInOneWriteAfterIt()
+    {
+        using var fixture = new Fixture(sendThreads: 1);
+        var release = fixture.Sink.HoldNextWrite();
+        fixture.Sender.EnqueueControl("first"u8.ToArray());
+        await Eventually.TrueAsync(() => fixture.Sink.Started == 1, () => $"{fixture.Sink.Started} writes started");
+
+        fixture.Sender.EnqueueControl("second"u8.ToArray());
+        fixture.Sender.EnqueueControl("third"u8.ToArray());
+        fixture.Time.Advance(TimeSpan.FromSeconds(5));
+        Assert.That(fixture.Sender.IsStalled(fixture.Time.GetTimestamp(), fixture.Time.TimestampFrequency), Is.True, "a write pending for 5 s is a stall");
+        Assert.That(fixture.Sink.Started, Is.EqualTo(1), "no second write while the first is pending");
+
+        release();
+        await Eventually.TrueAsync(() => fixture.Sink.Frames.Count == 3, () => $"{fixture.Sink.Frames.Count} frames");
+        Assert.That(fixture.Sink.Frames, Is.EqualTo(new[] { "first", "second", "third" }));
+        Assert.That(fixture.Sink.Writes, Is.EqualTo(2), "the two frames queued meanwhile went in one write");
+        Assert.That(fixture.Sender.IsStalled(fixture.Time.GetTimestamp(), fixture.Time.TimestampFrequency), Is.False);
+    }
+
+    [Test]
+    public async Task AFrameTheWebSocketWritesWhileAPassBuilds_GoesOutWhole_InThatPassesWrite()
+    {
+        using var fixture = new Fixture(sendThreads: 1);
+        var stream = fixture.Sender.CreateStream(Stream.Null, static () => { });
+        var release = fixture.Sink.HoldNextWrite();
+        var ping = stream.WriteAsync(new byte[] { 0x89, 0x00 }).AsTask(); // goes straight to the sink, and is held there
+        await Eventually.TrueAsync(() => fixture.Sink.Started == 1, () => "the ping's write");
+
+        fixture.Sender.EnqueueControl("ack"u8.ToArray()); // the pass takes it, then waits for the ping's write
+        await Eventually.TrueAsync(() => fixture.Sender.QueuedCount == 0, () => "the pass took the frame");
+        await stream.WriteAsync(new byte[] { 0x8A, 0x00 }); // a pong while the pass waits: kept aside
+        release();
+        await ping;
+
+        await Eventually.TrueAsync(() => fixture.Sink.Writes == 2, () => $"{fixture.Sink.Writes} writes");
+        Assert.That(fixture.Sink.Opcodes, Is.EqualTo(new[] { 0x9, 0x1, 0xA }), "ping; then the ack and the pong in one write");
+        Assert.That(fixture.Sink.Overlaps, Is.Zero);
+    }
+
+    [Test]
+    public async Task Close_SendsTheControlFramesQueuedBeforeIt_ThenTheCloseFrame_AndNoPrices()
+    {
+        using var fixture = new Fixture(sendThreads: 1);
+        var input = new Pipe();
+        var socket = WebSocket.CreateFromStream(
+            fixture.Sender.CreateStream(input.Reader.AsStream(), static () => { }),
+            new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
+        fixture.Sender.Attach(socket);
+        var subscription = fixture.Sender.Add(0);
+        var release = fixture.Sink.HoldNextWrite();
+        fixture.Sender.EnqueueControl("status"u8.ToArray());
+        await Eventually.TrueAsync(() => fixture.Sink.Started == 1, () => "the first write");
+
+        subscription.Offer(fixture.Emit(0, 1)); // queued behind the pending write, then dropped by the close
+        fixture.Sender.EnqueueControl("error"u8.ToArray());
+        fixture.Sender.BeginClose(WebSocketCloseStatus.PolicyViolation, "too many bad messages");
+        fixture.Sender.EnqueueControl("late"u8.ToArray()); // after the close was asked for: still before the close frame
+        release();
+
+        await fixture.Sender.Completion.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.That(fixture.Sink.Opcodes[^1], Is.EqualTo(0x8), "the close frame is the last thing written");
+        Assert.That(fixture.Sink.Frames, Is.EqualTo(new[] { "status", "error", "late" }), "every control frame, no price");
+        Assert.That(fixture.Sink.CloseStatus, Is.EqualTo(1008));
+        Assert.That(socket.State, Is.EqualTo(WebSocketState.CloseSent));
+        socket.Dispose();
+    }
+
+    [Test]
+    public async Task AFailedWrite_EndsTheSendSide_AndCutsTheConnection()
+    {
+        var aborted = 0;
+        using var fixture = new Fixture(sendThreads: 1, abort: () => Interlocked.Increment(ref aborted));
+        fixture.Sink.Fail = new IOException("connection reset by peer");
+        fixture.Sender.EnqueueControl("status"u8.ToArray());
+
+        await fixture.Sender.Completion.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.That(Volatile.Read(ref aborted), Is.EqualTo(1));
+        Assert.That(fixture.Sender.IsClosing, Is.True);
+        Assert.That(fixture.Metrics.SendErrors, Is.EqualTo(1));
+    }
+
+    private sealed class Fixture : IDisposable
+    {
+        private readonly SendPump _pump;
+        private readonly FrameEncoder _encoder = new(microseconds: false);
+        private readonly InstrumentRegistry _instruments;
+
+        public Fixture(int sendThreads, Action? abort = null)
+        {
+            _instruments = new InstrumentRegistry(Enumerable.Range(0, Instruments).Select(i => ($"NSE_EQ|TEST{i}", $"T{i}", $"Test {i}", 100.0)));
+            Cache = new PriceCache(_instruments);
+            Metrics = new PipelineMetrics(new TestMeterFactory());
+            _pump = new SendPump(sendThreads);
+            var services = new SessionServices(
+                _instruments, new SubscriptionIndex(_instruments), Cache, new FeedStatus(), Metrics,
+                Options.Create(new LimitsOptions()), Time, NullLoggerFactory.Instance, new NoUpstreamInterest(), _pump);
+            Sender = new SocketSender(1, "test", Sink, abort ?? (static () => { }), services);
+        }
+
+        public FakeTimeProvider Time { get; } = new();
+
+        public RecordingSink Sink { get; } = new();
+
+        public PriceCache Cache { get; }
+
+        public PipelineMetrics Metrics { get; }
+
+        public SocketSender Sender { get; }
+
+        /// <summary>What the throttle stage does: the frame goes into the cache before fan-out offers it.</summary>
+        public PriceFrame Emit(int instrumentId, long seq)
+        {
+            var frame = _encoder.Encode(_instruments[instrumentId], new Tick(instrumentId, 100 + seq, seq, 0, 1, PriceSource.Simulated), seq, 100);
+            Cache.Set(frame);
+            return frame;
+        }
+
+        public void Dispose() => _pump.Dispose();
+    }
+
+    /// <summary>A sink that parses the server frames it is given and notices two writes at once.</summary>
+    private sealed class RecordingSink : IFrameSink
+    {
+        private readonly Lock _gate = new();
+        private readonly List<string> _frames = [];
+        private readonly List<int> _opcodes = [];
+        private readonly Dictionary<int, List<long>> _seqs = [];
+        private TaskCompletionSource? _hold;
+        private int _inWrite;
+
+        public int PendEvery { get; set; }
+
+        public Exception? Fail { get; set; }
+
+        public int Overlaps;
+
+        public int Started;
+
+        public int Writes;
+
+        public int? CloseStatus { get; private set; }
+
+        public List<string> Frames
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return [.. _frames];
+                }
+            }
+        }
+
+        public List<int> Opcodes
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return [.. _opcodes];
+                }
+            }
+        }
+
+        public List<long> Seqs(int instrumentId)
+        {
+            lock (_gate)
+            {
+                return _seqs.TryGetValue(instrumentId, out var seqs) ? [.. seqs] : [];
+            }
+        }
+
+        public long LastSeq(int instrumentId) => Seqs(instrumentId) is { Count: > 0 } seqs ? seqs[^1] : 0;
+
+        /// <summary>The next write stays pending until the returned action runs.</summary>
+        public Action HoldNextWrite()
+        {
+            var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _hold = hold;
+            return () => hold.SetResult();
+        }
+
+        public ValueTask WriteAsync(ReadOnlyMemory<byte> bytes)
+        {
+            if (Interlocked.Exchange(ref _inWrite, 1) != 0)
+            {
+                Interlocked.Increment(ref Overlaps);
+            }
+
+            var started = Interlocked.Increment(ref Started);
+            if (Fail is { } fail)
+            {
+                Volatile.Write(ref _inWrite, 0);
+                return ValueTask.FromException(fail);
+            }
+
+            var copy = bytes.ToArray(); // the sender returns its buffer to the pool once the write completes
+            if (Interlocked.Exchange(ref _hold, null) is { } hold)
+            {
+                return new ValueTask(hold.Task.ContinueWith(_ => Complete(copy), TaskScheduler.Default));
+            }
+
+            if (PendEvery > 0 && started % PendEvery == 0)
+            {
+                return new ValueTask(Task.Run(async () =>
+                {
+                    await Task.Yield();
+                    Complete(copy);
+                }));
+            }
+
+            Complete(copy);
+            return ValueTask.CompletedTask;
+        }
+
+        public void Cancel()
+        {
+        }
+
+        private void Complete(byte[] bytes)
+        {
+            lock (_gate)
+            {
+                var at = 0;
+                while (at < bytes.Length)
+                {
+                    var opcode = bytes[at] & 0x0F;
+                    var length = (long)(bytes[at + 1] & 0x7F);
+                    at += 2;
+                    if (length == 126)
+                    {
+                        length = BinaryPrimitives.ReadUInt16BigEndian(bytes.AsSpan(at));
+                        at += 2;
+                    }
+                    else if (length == 127)
+                    {
+                        length = (long)BinaryPrimitives.ReadUInt64BigEndian(bytes.AsSpan(at));
+                        at += 8;
+                    }
+
+                    var payload = bytes.AsSpan(at, (int)length);
+                    at += (int)length;
+                    _opcodes.Add(opcode);
+                    if (opcode == 0x8)
+                    {
+                        CloseStatus = BinaryPrimitives.ReadUInt16BigEndian(payload);
+                    }
+                    else if (opcode == 0x1 && payload.StartsWith("{"u8))
+                    {
+                        var json = System.Text.Json.JsonDocument.Parse(payload.ToArray()).RootElement;
+                        var key = json.GetProperty("instrument_key").GetString()!;
+                        var id = int.Parse(key["NSE_EQ|TEST".Length..], System.Globalization.CultureInfo.InvariantCulture);
+                        (_seqs.TryGetValue(id, out var list) ? list : _seqs[id] = []).Add(json.GetProperty("data").GetProperty("seq").GetInt64());
+                    }
+                    else if (opcode == 0x1)
+                    {
+                        _frames.Add(Encoding.UTF8.GetString(payload));
+                    }
+                }
+            }
+
+            Interlocked.Increment(ref Writes);
+            Volatile.Write(ref _inWrite, 0);
+        }
+    }
+}

@@ -1,0 +1,313 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Diagnostics;
+using PriceDaemon.Pipeline;
+
+namespace PriceDaemon.Sockets.Send;
+
+/// <summary>One send pass: what goes into a write, in which order, and the write itself.</summary>
+internal sealed partial class SocketSender
+{
+    /// <summary>Appends everything ready to one batch and writes it; synchronous unless the sink pushes back.</summary>
+    private ValueTask WriteReady()
+    {
+        // Once a close is requested prices stop, but queued control frames (the error that explains the
+        // close) still go out ahead of the close frame.
+        var closing = IsClosing;
+        BeginBatch();
+        var control = TakeControl();
+        while (control is not null && _count < MaxBatchBytes)
+        {
+            Interlocked.Decrement(ref _controlCount);
+            AppendTextFrame(control.Utf8);
+            control = control.Next;
+        }
+
+        _controlCarry = control;
+        var sent = 0;
+        long oldest = long.MaxValue;
+        if (!closing && control is null)
+        {
+            AppendPrices(ref sent, ref oldest);
+        }
+
+        var flush = FlushBatchAsync();
+        if (!flush.IsCompletedSuccessfully)
+        {
+            // Only a write the sink did not take at once can stall, so only such a write is timed (one clock
+            // read per write saved). Set before the continuation exists: EndPass, which clears it, runs after.
+            Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
+            return AfterFlushAsync(flush, sent, oldest);
+        }
+
+        Sent(sent, oldest);
+        return ValueTask.CompletedTask;
+    }
+
+    private void AppendPrices(ref int sent, ref long oldest)
+    {
+        // A pass starts where the last one that filled its batch stopped, so low slots that fan-out keeps
+        // marking cannot starve the high ones.
+        var words = _ready.WordCount;
+        for (var i = 0; i < words; i++)
+        {
+            var word = (_nextWord + i) % words;
+            var marks = _ready.Take(word);
+            // Read after the marks are taken: the array then holds every subscription that made one (Add
+            // publishes a grown array before the subscription can be offered anything).
+            var slots = Volatile.Read(ref _slots);
+            while (marks != 0)
+            {
+                if (_count >= MaxBatchBytes)
+                {
+                    _ready.Return(word, marks);
+                    _nextWord = word;
+                    return;
+                }
+
+                if (Price(slots, ReadySlots.Next(word, ref marks), ref oldest) is { } payload)
+                {
+                    AppendTextFrame(payload);
+                    sent++;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The frame to write for a marked slot, or null: the instrument's cached frame (or the snapshot offered on
+    /// subscribe, when the cache has nothing newer) if the subscription is live and the frame is newer than
+    /// what the socket last got. The sequence check also keeps an older price from ever following a newer one.
+    /// </summary>
+    private byte[]? Price(Subscription?[] slots, int slot, ref long oldest)
+    {
+        if ((uint)slot >= (uint)slots.Length || Volatile.Read(ref slots[slot]) is not { } item || item.Removed)
+        {
+            return null;
+        }
+
+        if (slot >= _sent.Length)
+        {
+            Array.Resize(ref _sent, slots.Length);
+        }
+
+        ref var sent = ref _sent[slot];
+        if (!ReferenceEquals(sent.Subscription, item))
+        {
+            // A slot freed and taken again: the new subscription has sent nothing yet.
+            sent = new SentState(item, 0);
+        }
+
+        var frame = _services.Cache.Get(item.InstrumentId);
+        var fromSnapshot = false;
+        if (item.TakeSnapshot() is { } snapshot && (frame is null || snapshot.Seq >= frame.Seq))
+        {
+            // The same price labelled stale while the feed is down; or a cache that was just replaced.
+            frame = snapshot;
+            fromSnapshot = true;
+        }
+
+        if (frame is null || frame.Seq <= sent.Seq)
+        {
+            return null;
+        }
+
+        sent.Seq = frame.Seq;
+        // A snapshot's age is the age of the cached price, not delivery latency: the histogram leaves it out.
+        if (!fromSnapshot && frame.ReceivedTimestamp != 0 && frame.ReceivedTimestamp < oldest)
+        {
+            oldest = frame.ReceivedTimestamp;
+        }
+
+        return frame.Utf8;
+    }
+
+    private async ValueTask AfterFlushAsync(ValueTask flush, int sent, long oldest)
+    {
+        await flush.ConfigureAwait(false);
+        Sent(sent, oldest);
+    }
+
+    private void Sent(int frames, long oldest)
+    {
+        var metrics = _services.Metrics;
+        if (frames > 0)
+        {
+            Interlocked.Add(ref metrics.FramesSent, frames);
+            Interlocked.Increment(ref metrics.SocketWrites);
+        }
+
+        if (oldest != long.MaxValue && metrics.SendLatency.Enabled)
+        {
+            metrics.SendLatency.Record(_services.Time.GetElapsedTime(oldest).TotalSeconds);
+        }
+    }
+
+    private void PushControl(ControlFrame item)
+    {
+        var head = Volatile.Read(ref _controlHead);
+        while (true)
+        {
+            item.Next = head;
+            var seen = Interlocked.CompareExchange(ref _controlHead, item, head);
+            if (ReferenceEquals(seen, head))
+            {
+                break;
+            }
+
+            head = seen;
+        }
+    }
+
+    /// <summary>
+    /// What an earlier pass left over, or else every queued control frame, oldest first. Leftovers are older
+    /// than anything queued since, so taking them alone keeps the order; the rest waits for the next pass.
+    /// </summary>
+    private ControlFrame? TakeControl()
+    {
+        if (_controlCarry is { } carry)
+        {
+            _controlCarry = null;
+            return carry;
+        }
+
+        // Most passes have no control frame: a plain read spares them the interlocked exchange.
+        var list = Volatile.Read(ref _controlHead) is null ? null : Interlocked.Exchange(ref _controlHead, null);
+        ControlFrame? fifo = null;
+        while (list is not null)
+        {
+            var next = list.Next;
+            list.Next = fifo;
+            fifo = list;
+            list = next;
+        }
+
+        return fifo;
+    }
+
+    private void BeginBatch()
+    {
+        lock (_asideLock)
+        {
+            _batching = true;
+        }
+    }
+
+    /// <summary>Appends one complete, unmasked server-to-client text frame (RFC 6455 §5.2: FIN, opcode 1, no mask).</summary>
+    private void AppendTextFrame(ReadOnlySpan<byte> payload)
+    {
+        Span<byte> header = stackalloc byte[10];
+        header[0] = 0x81;
+        int headerLength;
+        if (payload.Length < 126)
+        {
+            header[1] = (byte)payload.Length;
+            headerLength = 2;
+        }
+        else if (payload.Length <= ushort.MaxValue)
+        {
+            header[1] = 126;
+            BinaryPrimitives.WriteUInt16BigEndian(header[2..], (ushort)payload.Length);
+            headerLength = 4;
+        }
+        else
+        {
+            header[1] = 127;
+            BinaryPrimitives.WriteUInt64BigEndian(header[2..], (ulong)payload.Length);
+            headerLength = 10;
+        }
+
+        Debug.Assert(_batching, "frames are appended only inside a batch");
+        Append(ref _buffer, ref _count, header[..headerLength]);
+        Append(ref _buffer, ref _count, payload);
+    }
+
+    /// <summary>Writes everything appended since <see cref="BeginBatch"/> in one write, and returns the buffer to the pool.</summary>
+    private async ValueTask FlushBatchAsync()
+    {
+        await _writeLock.WaitAsync().ConfigureAwait(false);
+        byte[]? aside;
+        int asideCount;
+        lock (_asideLock)
+        {
+            _batching = false;
+            (aside, asideCount) = (_aside, _asideCount);
+            (_aside, _asideCount) = (null, 0);
+        }
+
+        if (aside is not null)
+        {
+            Append(ref _buffer, ref _count, aside.AsSpan(0, asideCount));
+            ArrayPool<byte>.Shared.Return(aside);
+        }
+
+        var (buffer, count) = (_buffer, _count);
+        (_buffer, _count) = (null, 0);
+        try
+        {
+            if (count > 0)
+            {
+                await _sink.WriteAsync(buffer.AsMemory(0, count)).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            if (buffer is not null)
+            {
+                // Idle sockets hold no send buffer: that is most of the memory of a quiet connection.
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// A frame the WebSocket writes itself (ping, pong, close), whole, from any thread: kept aside while a pass
+    /// builds its batch (it goes out at the end of that write), else written in turn with the passes' writes.
+    /// </summary>
+    internal ValueTask WriteOwnFrameAsync(ReadOnlyMemory<byte> frame)
+    {
+        lock (_asideLock)
+        {
+            if (_batching)
+            {
+                Append(ref _aside, ref _asideCount, frame.Span);
+                return ValueTask.CompletedTask;
+            }
+        }
+
+        return WriteThroughAsync(frame);
+    }
+
+    private async ValueTask WriteThroughAsync(ReadOnlyMemory<byte> frame)
+    {
+        await _writeLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            await _sink.WriteAsync(frame).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private static void Append(ref byte[]? buffer, ref int count, ReadOnlySpan<byte> data)
+    {
+        if (buffer is null || buffer.Length - count < data.Length)
+        {
+            var next = ArrayPool<byte>.Shared.Rent(Math.Max(4096, (count + data.Length) * 2));
+            if (buffer is not null)
+            {
+                buffer.AsSpan(0, count).CopyTo(next);
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            buffer = next;
+        }
+
+        data.CopyTo(buffer.AsSpan(count));
+        count += data.Length;
+    }
+}

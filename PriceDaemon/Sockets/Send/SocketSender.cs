@@ -1,0 +1,336 @@
+using System.Net.WebSockets;
+using PriceDaemon.Pipeline;
+
+namespace PriceDaemon.Sockets.Send;
+
+/// <summary>
+/// Everything that leaves one socket, on one path. There is no send loop per socket: fan-out marks a
+/// subscription's slot ready, the session queues control frames (status, acks, errors), and either schedules
+/// the sender once on a <see cref="SendPump"/> thread. A pass appends everything ready into one buffer and
+/// writes it to the <see cref="IFrameSink"/>; the WebSocket's own frames (pings, pongs, the close) reach the
+/// same sink through <see cref="CreateStream"/>, so bytes of two frames never interleave and nothing writes
+/// around the sender. A write the sink cannot finish at once (the peer is slow) completes on the thread
+/// pool, and the sender is not scheduled again until it has.
+/// </summary>
+/// <remarks>
+/// The schedule flag is the whole concurrency protocol: whoever publishes work (a mark, a control frame, a
+/// close) then calls <see cref="ScheduleSend"/>, which queues a pass only on the 0 → 1 edge; the pass, when it
+/// is done, releases the flag with a full fence and looks for work once more. One of the two always sees the
+/// other, so no work is stranded and passes never overlap.
+/// </remarks>
+internal sealed partial class SocketSender : ISubscriber, ISendPass
+{
+    // A runaway producer of control frames (a client flooding subscribe messages the socket cannot take) is
+    // closed rather than queued without bound.
+    private const int ControlQueueLimit = 256;
+
+    // A batch stops growing here so one busy socket cannot pin a large buffer; the rest goes in the next pass.
+    private const int MaxBatchBytes = 64 * 1024;
+
+    private readonly IFrameSink _sink;
+    private readonly Action _abortConnection;
+    private readonly SessionServices _services;
+    private WebSocket? _socket; // the WebSocket over CreateStream; set once by Attach, before any pass
+
+    // The queue. Prices: one mark per subscription slot with a newer frame than it last got, set by fan-out;
+    // a slot is marked at most once until a pass takes it, so a socket that falls behind holds one frame per
+    // instrument. Control frames: a lock-free stack (newest first) that a pass takes whole, capped at
+    // ControlQueueLimit; a pass writes them before prices.
+    private readonly ReadySlots _ready;
+    private ControlFrame? _controlHead;
+    private int _controlCount;
+
+    // Subscriptions by slot: written by the session's receive loop before a subscription is indexed, read by
+    // passes. Grows by copy; a pass that reads the array after taking a mark sees the subscription that made it.
+    private Subscription?[] _slots = new Subscription?[4];
+    private Stack<int>? _freeSlots; // receive loop only
+    private int _slotsUsed; // receive loop only
+
+    // 1 from the moment the sender is queued on a pump until its pass, and any write it started, is over.
+    // Stays 1 once the send side has ended.
+    private int _scheduled;
+    private CloseInfo? _close; // set once; published with a CAS, so whoever sees it sees its reason
+    private bool _ended; // the pass in progress, or the write that ended the send side
+    private long _writeStartedAt; // 0 while no write is pending
+    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // Only the pass in progress touches these: control frames it took but did not get to (oldest first), the
+    // word of ready marks the next pass starts at, and by slot what each subscription last got.
+    private ControlFrame? _controlCarry;
+    private int _nextWord;
+    private SentState[] _sent = [];
+
+    // The bytes of one write. The pass appends to _buffer without a lock; the WebSocket's own frames written
+    // while a pass is building (_batching) wait in _aside and go out at the end of the same write. _writeLock
+    // orders writes to the sink.
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly Lock _asideLock = new();
+    private byte[]? _buffer;
+    private int _count;
+    private bool _batching; // under _asideLock
+    private byte[]? _aside; // under _asideLock
+    private int _asideCount; // under _asideLock
+
+    public SocketSender(long id, string remote, IFrameSink sink, Action abortConnection, SessionServices services)
+    {
+        Id = id;
+        Remote = remote;
+        _sink = sink;
+        _abortConnection = abortConnection;
+        _services = services;
+        _ready = new ReadySlots(services.Limits.MaxSubscriptionsPerConnection);
+    }
+
+    /// <summary>The connection's id: in log lines, and the key that picks its send thread.</summary>
+    public long Id { get; }
+
+    public string Remote { get; }
+
+    /// <summary>Completes when the close frame is out or the send side failed; never faults.</summary>
+    public Task Completion => _done.Task;
+
+    /// <summary>A close was requested or the connection was aborted; the sender is on its way out.</summary>
+    public bool IsClosing => Volatile.Read(ref _close) is not null;
+
+    /// <summary>Prices and control frames waiting for the next pass: for tests and diagnostics.</summary>
+    public int QueuedCount => _ready.Count() + Volatile.Read(ref _controlCount);
+
+    /// <summary>The WebSocket built over <see cref="CreateStream"/>; it writes the close frame.</summary>
+    public void Attach(WebSocket socket) => _socket = socket;
+
+    /// <summary>
+    /// The stream to build the WebSocket on: reads come from <paramref name="input"/>, writes (the WebSocket's
+    /// own frames) join this sender's path. <paramref name="onDispose"/> ends whatever the transport has pending
+    /// when the WebSocket aborts.
+    /// </summary>
+    public Stream CreateStream(Stream input, Action onDispose) => new SenderStream(input, this, onDispose);
+
+    /// <summary>Receive loop: a subscription in a free slot, published for passes before it is indexed.</summary>
+    public Subscription Add(int instrumentId)
+    {
+        if (_freeSlots is null || !_freeSlots.TryPop(out var slot))
+        {
+            slot = _slotsUsed++;
+        }
+
+        var slots = _slots;
+        if (slot >= slots.Length)
+        {
+            Array.Resize(ref slots, slots.Length * 2);
+            Volatile.Write(ref _slots, slots);
+        }
+
+        var subscription = new Subscription(this, instrumentId, slot);
+        Volatile.Write(ref slots[slot], subscription);
+        return subscription;
+    }
+
+    /// <summary>
+    /// Receive loop, after the subscription left the index and was marked removed. A late mark on the slot
+    /// (fan-out on an older copy of the index) finds the slot empty, or its next owner's frames, which the
+    /// sequence check keeps from being written twice.
+    /// </summary>
+    public void Remove(Subscription subscription)
+    {
+        Volatile.Write(ref _slots[subscription.Slot], null);
+        (_freeSlots ??= new Stack<int>()).Push(subscription.Slot);
+    }
+
+    void ISubscriber.Offered(Subscription subscription, PriceFrame frame)
+    {
+        if (_ready.Mark(subscription.Slot))
+        {
+            ScheduleSend();
+        }
+        else
+        {
+            // The slot was marked already: the frame it stood for is replaced before it was written.
+            Interlocked.Increment(ref _services.Metrics.FramesConflated);
+        }
+    }
+
+    /// <summary>Queues a control frame; safe from any thread. Past the cap the connection is cut.</summary>
+    public void EnqueueControl(byte[] frame)
+    {
+        if (Interlocked.Increment(ref _controlCount) > ControlQueueLimit)
+        {
+            Interlocked.Decrement(ref _controlCount);
+            if (!IsClosing)
+            {
+                Interlocked.Increment(ref _services.Metrics.SlowConsumersClosed);
+                SocketLog.SlowConsumer(_services.Logger, Id, Remote, "send queue overflow");
+                Abort();
+            }
+
+            return;
+        }
+
+        PushControl(new ControlFrame(frame));
+        ScheduleSend();
+    }
+
+    /// <summary>
+    /// Writes a close frame once the control frames queued before it are out, and stops sending prices. Safe
+    /// from any thread, idempotent: the first reason wins.
+    /// </summary>
+    public void BeginClose(WebSocketCloseStatus status, string reason)
+    {
+        if (Interlocked.CompareExchange(ref _close, new CloseInfo(status, reason), null) is null)
+        {
+            ScheduleSend();
+        }
+    }
+
+    /// <summary>Cuts the connection without a handshake: for peers that stopped reading.</summary>
+    public void Abort()
+    {
+        BeginClose(WebSocketCloseStatus.PolicyViolation, "aborted");
+        _socket?.Abort();
+        _abortConnection();
+    }
+
+    /// <summary>True when a write has been pending for longer than <paramref name="limit"/> timestamp ticks.</summary>
+    public bool IsStalled(long now, long limit)
+    {
+        var started = Volatile.Read(ref _writeStartedAt);
+        return started != 0 && now - started > limit;
+    }
+
+    /// <summary>
+    /// Callers publish their work first with a full fence (a mark, a push, a CAS), so the plain read of the
+    /// flag cannot miss a pass's release in <see cref="EndPass"/>: one of the two always sees the other.
+    /// </summary>
+    private void ScheduleSend()
+    {
+        if (Volatile.Read(ref _scheduled) == 0 && Interlocked.CompareExchange(ref _scheduled, 1, 0) == 0)
+        {
+            _services.SendPump.Schedule(this, Id);
+        }
+    }
+
+    /// <summary>Runs on a pump thread; never throws and never blocks.</summary>
+    void ISendPass.RunSendPass()
+    {
+        ValueTask pass;
+        try
+        {
+            pass = WriteReady();
+        }
+        catch (Exception ex)
+        {
+            pass = ValueTask.FromException(ex);
+        }
+
+        if (pass.IsCompletedSuccessfully)
+        {
+            EndPass();
+        }
+        else
+        {
+            _ = FinishPassAsync(pass);
+        }
+    }
+
+    private async Task FinishPassAsync(ValueTask pass)
+    {
+        try
+        {
+            await pass.ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            Fail(ex);
+            return;
+        }
+
+        EndPass();
+    }
+
+    private void EndPass()
+    {
+        Volatile.Write(ref _writeStartedAt, 0);
+        if (_ended)
+        {
+            return;
+        }
+
+        if (IsClosing && Volatile.Read(ref _controlCount) == 0 && _controlCarry is null)
+        {
+            // Closing, and every control frame queued before the close (the error that explains it) is out;
+            // prices still queued are dropped. The close frame is the last thing sent.
+            _ended = true;
+            _ = CloseOutputAsync();
+            return;
+        }
+
+        // Release (a full fence), then look again: work queued after this pass took it found the flag still
+        // set and did not queue the sender, a batch may have stopped at MaxBatchBytes, and a close may have
+        // been requested since the check above.
+        Interlocked.Exchange(ref _scheduled, 0);
+        if (_controlCarry is not null || Volatile.Read(ref _controlHead) is not null || _ready.Any() || IsClosing)
+        {
+            ScheduleSend();
+        }
+    }
+
+    private async Task CloseOutputAsync()
+    {
+        try
+        {
+            if (_socket is { State: WebSocketState.Open or WebSocketState.CloseReceived } socket)
+            {
+                Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
+                await socket.CloseOutputAsync(_close!.Status, _close.Reason, CancellationToken.None).ConfigureAwait(false);
+            }
+
+            _done.TrySetResult();
+        }
+        catch (Exception ex)
+        {
+            Fail(ex);
+        }
+        finally
+        {
+            Volatile.Write(ref _writeStartedAt, 0);
+        }
+    }
+
+    private void Fail(Exception ex)
+    {
+        _ended = true;
+        Volatile.Write(ref _writeStartedAt, 0);
+        // First: the session may already be over (its RunAsync timed out), and then aborting can throw.
+        _done.TrySetResult();
+        if (ex is WebSocketException or IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            Interlocked.Increment(ref _services.Metrics.SendErrors);
+            SocketLog.SocketError(_services.Logger, Id, Remote, "send", ex.Message);
+        }
+        else
+        {
+            SocketLog.SendFailed(_services.Logger, Id, Remote, ex);
+        }
+
+        try
+        {
+            Abort();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The connection is already gone.
+        }
+    }
+
+    private sealed record CloseInfo(WebSocketCloseStatus Status, string Reason);
+
+    /// <summary>A queued control frame: a node of the control stack.</summary>
+    private sealed class ControlFrame(byte[] utf8)
+    {
+        public byte[] Utf8 { get; } = utf8;
+
+        public ControlFrame? Next { get; set; }
+    }
+
+    /// <summary>The last sequence written for the subscription in a slot.</summary>
+    private record struct SentState(Subscription? Subscription, long Seq);
+}
