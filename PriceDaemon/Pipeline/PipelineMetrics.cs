@@ -21,6 +21,10 @@ public sealed class PipelineMetrics
     internal long SocketWrites;
     internal long FramesConflated;
     internal long SessionsOpened;
+    // Accepted price-socket handshakes by the path they took: the connection middleware (DirectUpgrade) or
+    // Kestrel's endpoint (PriceSocketEndpoint, e.g. a handshake on a connection a proxy reused).
+    internal long HandshakesDirect;
+    internal long HandshakesEndpoint;
     internal long SessionsClosed;
     internal long SlowConsumersClosed;
     internal long ClientErrors;
@@ -41,6 +45,7 @@ public sealed class PipelineMetrics
         meter.CreateObservableCounter("pricedaemon.socket.writes", () => Volatile.Read(ref SocketWrites), "{write}", "Socket writes carrying price frames; frames.sent over this is frames per write");
         meter.CreateObservableCounter("pricedaemon.frames.conflated", () => Volatile.Read(ref FramesConflated), "{frame}", "Pending frames replaced by a newer one for a socket that was behind");
         meter.CreateObservableCounter("pricedaemon.sessions.opened", () => Volatile.Read(ref SessionsOpened), "{session}", "WebSocket sessions accepted");
+        meter.CreateObservableCounter("pricedaemon.sockets.handshakes", ObserveHandshakes, "{handshake}", "Price-socket handshakes accepted, by path: direct (the connection's first request) or endpoint (through Kestrel's HTTP pipeline)");
         meter.CreateObservableUpDownCounter("pricedaemon.sessions.active", () => Volatile.Read(ref SessionsOpened) - Volatile.Read(ref SessionsClosed), "{session}", "WebSocket sessions open now");
         meter.CreateObservableCounter("pricedaemon.sessions.slow_consumer_closed", () => Volatile.Read(ref SlowConsumersClosed), "{session}", "Sessions closed because they stayed behind");
         meter.CreateObservableCounter("pricedaemon.client.errors", () => Volatile.Read(ref ClientErrors), "{message}", "Client messages answered with an error frame");
@@ -55,4 +60,10 @@ public sealed class PipelineMetrics
             meter.CreateObservableGauge("pricedaemon.feed.connected", () => feedStatus.Current.State == FeedState.Connected ? 1 : 0, "{status}", "1 while the feed is connected, else 0");
         }
     }
+
+    private Measurement<long>[] ObserveHandshakes() =>
+    [
+        new(Volatile.Read(ref HandshakesDirect), new KeyValuePair<string, object?>("path", "direct")),
+        new(Volatile.Read(ref HandshakesEndpoint), new KeyValuePair<string, object?>("path", "endpoint")),
+    ];
 }

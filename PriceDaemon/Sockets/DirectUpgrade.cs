@@ -96,6 +96,7 @@ internal sealed class DirectUpgrade
         }
         else if (handshake.Accepted is var (socket, sender, client))
         {
+            Interlocked.Increment(ref parts.Services.Metrics.HandshakesDirect);
             await PriceSocketEndpoint.RunSessionAsync(socket, sender, parts.Registry, parts.Services, parts.Gate, client).ConfigureAwait(false);
         }
     }

@@ -76,6 +76,7 @@ internal static partial class PriceSocketEndpoint
             throw;
         }
 
+        Interlocked.Increment(ref services.Metrics.HandshakesEndpoint);
         var sender = (context.Features.Get<IHttpUpgradeFeature>() as SenderUpgradeFeature)?.Sender
             ?? (context.Features.Get<IHttpExtendedConnectFeature>() as SenderConnectFeature)?.Sender
             ?? throw new InvalidOperationException($"{nameof(UseSocketSenders)} must run before UseWebSockets");
