@@ -29,6 +29,7 @@ apt_need node nodejs
 apt_need shellcheck shellcheck              # install.sh is checked by the tests
 apt_need systemd-analyze systemd            # ... and so is the unit it writes
 apt_need nats-server nats-server            # the scale-out tests run a real NATS server (JetStream)
+apt_need nginx nginx                        # the shipped nginx config is tested in front of a daemon
 
 results="TestResults"
 rm -rf "$results"
