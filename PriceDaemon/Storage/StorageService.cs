@@ -13,7 +13,9 @@ namespace PriceDaemon.Storage;
 /// started directly), so the throttle stage continues the stored seqs and the first socket already gets
 /// stored prices. Then, every <see cref="StorageOptions.FlushIntervalMs"/>, the instruments the throttle
 /// stage marked dirty are written in one transaction. Registered first, it stops last, after the throttle
-/// stage, and writes once more: a clean stop loses nothing.
+/// stage, and its loop writes once more before it closes the file: a clean stop loses nothing. The loop is the
+/// store's only user from its start on (<see cref="PriceStore"/> is not thread-safe); nothing else writes, even
+/// when a flush outlasts the host's stop timeout.
 /// </summary>
 internal sealed partial class StorageService : BackgroundService
 {
@@ -36,6 +38,7 @@ internal sealed partial class StorageService : BackgroundService
     private long _failingSince;
     private volatile string? _problem;
     private volatile bool _warm;
+    private bool _stopOverdueLogged;
 
     public StorageService(
         IOptions<StorageOptions> options,
@@ -62,6 +65,12 @@ internal sealed partial class StorageService : BackgroundService
 
     /// <summary>The data file in use.</summary>
     public string Path => System.IO.Path.GetFullPath(_options.Path);
+
+    /// <summary>
+    /// A seam for tests: runs on the writing thread just before each price write, so a test can hold a flush in
+    /// progress and see who else touches the store meanwhile.
+    /// </summary>
+    internal Action<IReadOnlyList<StoredPrice>>? BeforeWrite { get; init; }
 
     /// <summary>
     /// Opens the file and loads the cache; idempotent. Throws <see cref="StorageException"/> when the file
@@ -97,38 +106,32 @@ internal sealed partial class StorageService : BackgroundService
         return base.StartAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// Tells the loop to write the last batch and close the file, and waits for it up to the host's stop timeout.
+    /// Call after the throttle stage has drained (the shutdown sequence orders it), so that batch holds every last
+    /// price. The store is never touched here: a loop still busy past the timeout finishes on its own thread, and if
+    /// the process exits first the file keeps its last completed flush and the next start begins a new epoch.
+    /// </summary>
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken).ConfigureAwait(false);
-        if (_store is not { } store)
+        if (ExecuteTask is { IsCompleted: false } && !_stopOverdueLogged)
         {
-            return;
+            _stopOverdueLogged = true;
+            LogStopOverdue(Path);
         }
-
-        if (Flush())
-        {
-            try
-            {
-                store.WriteState(_cache.Epoch, cleanShutdown: true);
-            }
-            catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException)
-            {
-                LogFinalFlushFailed(store.Path, ex.Message);
-            }
-        }
-        else
-        {
-            LogFinalFlushFailed(store.Path, _problem ?? "write failed");
-        }
-
-        store.Dispose();
-        _store = null;
     }
 
     public override void Dispose()
     {
-        _store?.Dispose();
-        _store = null;
+        // Once the loop has run, it owns the store and closes it; one still running (stuck past the stop timeout)
+        // keeps it, because the store is not thread-safe and the process is exiting anyway.
+        if (ExecuteTask is null or { IsCompleted: true })
+        {
+            _store?.Dispose();
+            _store = null;
+        }
+
         base.Dispose();
     }
 
@@ -155,6 +158,7 @@ internal sealed partial class StorageService : BackgroundService
 
         try
         {
+            BeforeWrite?.Invoke(_batch);
             _store!.Write(_batch);
         }
         catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException)
@@ -186,18 +190,54 @@ internal sealed partial class StorageService : BackgroundService
 
     private async Task RunAsync(CancellationToken stoppingToken)
     {
-        var delay = _interval;
+        // From here on this thread is the only one that touches the store, through the final flush and Dispose.
         try
         {
+            var delay = _interval;
             while (true)
             {
-                await Task.Delay(delay, _time, stoppingToken);
+                try
+                {
+                    await Task.Delay(delay, _time, stoppingToken);
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    break; // StopAsync: the pipeline has drained
+                }
+
                 delay = Flush() ? _interval : Backoff();
             }
+
+            FinalFlush();
         }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        finally
         {
-            // Host shutdown: StopAsync writes the last batch.
+            _store?.Dispose();
+            _store = null;
+        }
+    }
+
+    /// <summary>Writes the last batch and, only if that worked, marks the file clean so the next start keeps the epoch.</summary>
+    private void FinalFlush()
+    {
+        if (_store is not { } store)
+        {
+            return;
+        }
+
+        if (!Flush())
+        {
+            LogFinalFlushFailed(store.Path, _problem ?? "write failed");
+            return;
+        }
+
+        try
+        {
+            store.WriteState(_cache.Epoch, cleanShutdown: true);
+        }
+        catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException)
+        {
+            LogFinalFlushFailed(store.Path, ex.Message);
         }
     }
 
@@ -273,4 +313,7 @@ internal sealed partial class StorageService : BackgroundService
 
     [LoggerMessage(EventId = 505, Level = LogLevel.Error, Message = "Storage {Path}: the final write at shutdown failed ({Error}); the next start restores the last successful flush under a new epoch")]
     private partial void LogFinalFlushFailed(string path, string error);
+
+    [LoggerMessage(EventId = 506, Level = LogLevel.Error, Message = "Storage {Path}: a write still in progress outlasted the stop timeout; the final write is left to it, and if the process exits first the next start restores the last completed flush under a new epoch")]
+    private partial void LogStopOverdue(string path);
 }
