@@ -132,8 +132,11 @@ public static partial class Program
         services.AddSingleton<SendPump>();
         services.AddSingleton<SessionServices>();
 
-        // Hosted services start in this order and stop in reverse: feed first, then throttle, then fan-out,
-        // then storage, whose final flush so sees every last price. Storage starts first: it warms the cache.
+        // Start order is registration order, downstream first: storage (it warms the cache), sessions, fan-out,
+        // throttle, then the feed, so nothing is produced before its reader runs; Kestrel starts after all of them.
+        // Stop order is ShutdownSequence's: feed, throttle drain, storage's final flush, sockets 1001, then the
+        // host stops the rest in reverse (Kestrel first). An edge's NATS warm start goes before storage (AddNats).
+        services.AddHostedService<ShutdownSequence>();
         services.AddSingleton<StorageService>();
         services.AddHostedService(static sp => sp.GetRequiredService<StorageService>());
         services.AddSingleton<SessionRegistry>();
@@ -145,7 +148,8 @@ public static partial class Program
         services.AddFeeds(builder.Configuration);
         services.AddNats(builder.Configuration); // after AddFeeds: an edge's feed, or a tap on the feed that publishes
 
-        services.AddHostedService<FeedService>();
+        services.AddSingleton<FeedService>();
+        services.AddHostedService(static sp => sp.GetRequiredService<FeedService>());
         services.AddDaemonHealthChecks();
         services.AddSingleton<PrometheusExporter>();
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, DaemonJsonContext.Default));

@@ -30,14 +30,7 @@ public sealed class ThrottleStageTests
     public async Task SetUp()
     {
         _time = new FakeTimeProvider(DateTimeOffset.Parse("2026-01-19T10:30:00Z", System.Globalization.CultureInfo.InvariantCulture));
-        var instruments = new InstrumentRegistry(
-            Enumerable.Range(0, 200).Select(i => ($"NSE_EQ|TEST{i}", $"T{i}", $"Test {i}", 100.0)));
-        _ingest = new IngestChannel(Options.Create(new FeedOptions()));
-        _output = Channel.CreateUnbounded<PriceFrame>();
-        _cache = new PriceCache(instruments);
-        var metrics = new PipelineMetrics(new TestMeterFactory());
-        _stage = new ThrottleStage(_ingest, instruments, _cache, _output.Writer, metrics, Options.Create(new ThrottleOptions { MinIntervalMs = 250 }), _time);
-        await _stage.StartAsync(CancellationToken.None);
+        await StartAsync(Channel.CreateUnbounded<PriceFrame>());
     }
 
     [TearDown]
@@ -128,6 +121,68 @@ public sealed class ThrottleStageTests
         _time.Advance(TimeSpan.FromMilliseconds(250));
         var pending = await NextAsync();
         Assert.That((pending.InstrumentId, pending.LastPrice), Is.EqualTo((A, 102.0)));
+    }
+
+    [Test]
+    public async Task Stop_EmitsEveryPendingUpdate_AndEveryTickLeftInTheChannel_IntoTheCacheAndFanOut()
+    {
+        await TickAsync(A, 101, 10);
+        await NextAsync();
+        await TickAsync(A, 102, 20);
+        Assert.That(await DrainUntilBarrierAsync(), Is.Empty, "A's window is closed: 102 is pending");
+        // Written just before the stop: the loop may not have read these yet.
+        await TickAsync(A, 103, 30);
+        await TickAsync(B, 201, 1);
+
+        await _stage.StopAsync(CancellationToken.None).WaitAsync(TestClient.Timeout);
+
+        Assert.That(_cache.Get(A) is { } a ? (a.LastPrice, a.Volume, a.Seq) : default, Is.EqualTo((103.0, 30L, 2L)), "A's pending update, emitted before its window closed");
+        Assert.That(_cache.Get(B)?.LastPrice, Is.EqualTo(201.0));
+        var emitted = ReadAll(_output.Reader);
+        Assert.That(emitted.Select(f => (f.InstrumentId, f.LastPrice)), Is.EquivalentTo(new[] { (A, 103.0), (B, 201.0) }), "fan-out gets them too");
+    }
+
+    [Test]
+    public async Task Stop_GivesUpOnAFullFanOutAfterItsTimeout_AndStillCachesEveryUpdate()
+    {
+        // Room for one frame, and nobody reads it: fan-out is stuck.
+        await _stage.StopAsync(CancellationToken.None);
+        _stage.Dispose();
+        await StartAsync(Channel.CreateBounded<PriceFrame>(1));
+        await TickAsync(A, 101, 10);
+        await TickAsync(B, 201, 1);
+        await TickAsync(A, 102, 20);
+
+        var stop = _stage.StopAsync(CancellationToken.None);
+        _time.Advance(ThrottleStage.FanOutDrainTimeout);
+        await stop.WaitAsync(TestClient.Timeout);
+
+        Assert.That(_cache.Get(B)?.LastPrice, Is.EqualTo(201.0));
+        Assert.That(_cache.Get(A)?.LastPrice, Is.EqualTo(102.0), "the last tick, read after fan-out was given up on");
+        Assert.That(ReadAll(_output.Reader).Select(f => f.LastPrice), Is.EqualTo(new[] { 101.0 }), "only what fit");
+    }
+
+    private async Task StartAsync(Channel<PriceFrame> output)
+    {
+        var instruments = new InstrumentRegistry(
+            Enumerable.Range(0, 200).Select(i => ($"NSE_EQ|TEST{i}", $"T{i}", $"Test {i}", 100.0)));
+        _ingest = new IngestChannel(Options.Create(new FeedOptions()));
+        _output = output;
+        _cache = new PriceCache(instruments);
+        var metrics = new PipelineMetrics(new TestMeterFactory());
+        _stage = new ThrottleStage(_ingest, instruments, _cache, _output.Writer, metrics, Options.Create(new ThrottleOptions { MinIntervalMs = 250 }), _time);
+        await _stage.StartAsync(CancellationToken.None);
+    }
+
+    private static List<PriceFrame> ReadAll(ChannelReader<PriceFrame> reader)
+    {
+        var frames = new List<PriceFrame>();
+        while (reader.TryRead(out var frame))
+        {
+            frames.Add(frame);
+        }
+
+        return frames;
     }
 
     private ValueTask TickAsync(int id, double price, long volume) =>

@@ -1,5 +1,8 @@
 using System.Net;
+using System.Net.WebSockets;
 using System.Text.Json;
+using System.Text.RegularExpressions;
+using PriceDaemon.Feeds.Replay;
 using PriceDaemon.Tests.Support;
 
 namespace PriceDaemon.Tests.Storage;
@@ -9,9 +12,10 @@ namespace PriceDaemon.Tests.Storage;
 /// <c>data/prices.db</c>, the default path): restarts after SIGTERM and kill -9, files it must refuse,
 /// a second daemon, and a data folder that stops being writable while it runs.
 /// </summary>
-public sealed class StorageFaultTests
+public sealed partial class StorageFaultTests
 {
     private const int FlushIntervalMs = 200;
+    private const string Reliance = "NSE_EQ|INE002A01018";
 
     // Every instrument ticks every 20-40 ms and every tick is emitted, so prices are never older than that.
     private static readonly string[] _fastFeed =
@@ -69,6 +73,45 @@ public sealed class StorageFaultTests
         }
 
         Assert.That(await EpochAsync(again.WebSocketUri), Is.EqualTo(epoch));
+    }
+
+    [Test]
+    public async Task Restart_AfterSigterm_StoresTheTickMergedIntoAnOpenThrottleWindow()
+    {
+        // The second tick comes 1 ms into a 60 s window, so only the stop can emit it. The third is an hour away:
+        // the feed never ends on its own and is still running at SIGTERM.
+        var replay = Path.Combine(_folder, "day.csv");
+        File.WriteAllLines(replay,
+        [
+            TickFile.CsvHeader,
+            $"{Reliance},2026-01-19T09:59:00.000Z,1451.5,1000",
+            $"{Reliance},2026-01-19T09:59:00.001Z,1452.05,1100",
+            $"{Reliance},2026-01-19T10:59:00.000Z,1499,1200",
+        ]);
+        await using (var daemon = await DaemonProcess.StartAsync(_folder, "--Feed:Source=Replay", $"--Feed:Replay:Path={replay}", "--Feed:Replay:Speed=1", "--Throttle:MinIntervalMs=60000"))
+        {
+            await using var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
+            await client.SubscribeAsync(Reliance);
+            await client.NextPriceAsync(Reliance, 1451.5);
+            using var http = daemon.Http();
+            await Eventually.ValueAsync(
+                async () => TwoTicksRead().IsMatch(await http.GetStringAsync(new Uri("/metrics", UriKind.Relative))) ? new object() : null,
+                "the throttle stage to read the second tick (pending in the window)");
+
+            daemon.Signal(DaemonProcess.SigTerm);
+
+            Assert.That(await client.WaitClosedAsync(), Is.EqualTo(WebSocketCloseStatus.EndpointUnavailable));
+            Assert.That(await daemon.WaitForExitAsync(TimeSpan.FromSeconds(15)), Is.Zero);
+        }
+
+        await using var again = await DaemonProcess.StartAsync(_folder, "--Feed:Source=None");
+        using var rest = again.Http();
+        using var body = JsonDocument.Parse(await rest.GetStringAsync(new Uri("/api/prices/NSE_EQ%7CINE002A01018", UriKind.Relative)));
+        var data = body.RootElement.GetProperty("data");
+        Assert.That(
+            (data.GetProperty("last_price").GetDouble(), data.GetProperty("volume").GetInt64(), data.GetProperty("seq").GetInt64()),
+            Is.EqualTo((1452.05, 1100L, 2L)),
+            "the stored price is the last tick the daemon received");
     }
 
     [Test]
@@ -214,6 +257,9 @@ public sealed class StorageFaultTests
         await using var client = await TestClient.ConnectAsync(webSocket);
         return (await client.NextAsync("status")).GetProperty("epoch").GetString()!;
     }
+
+    [GeneratedRegex(@"^pricedaemon_ticks_received_total 2$", RegexOptions.Multiline)]
+    private static partial Regex TwoTicksRead();
 
     private static async Task<(HttpStatusCode Status, JsonElement Body)> ReadyAsync(HttpClient http)
     {

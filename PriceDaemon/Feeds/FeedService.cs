@@ -2,7 +2,11 @@ using System.Threading.Channels;
 
 namespace PriceDaemon.Feeds;
 
-/// <summary>Runs the configured feed source into the ingest channel for the life of the host.</summary>
+/// <summary>
+/// Runs the configured feed source into the ingest channel until the host stops. It is the only writer of
+/// ticks: once its <see cref="BackgroundService.StopAsync"/> has returned, no feed writes again, and the
+/// throttle stage may complete the channel and read it to the end.
+/// </summary>
 internal sealed class FeedService : BackgroundService
 {
     private readonly IFeedSource? _source;
@@ -28,6 +32,10 @@ internal sealed class FeedService : BackgroundService
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
             // Host shutdown.
+        }
+        catch (ChannelClosedException) when (stoppingToken.IsCancellationRequested)
+        {
+            // A source that outlived its stop timeout, writing after the ingest channel was completed.
         }
     }
 }

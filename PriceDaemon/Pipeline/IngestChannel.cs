@@ -7,7 +7,8 @@ namespace PriceDaemon.Pipeline;
 /// <summary>
 /// The bounded channel every feed writes ticks into; the throttle stage is its only reader.
 /// Full mode is Wait: a feed that outruns the pipeline is slowed down rather than losing ticks,
-/// because a dropped tick could be the last price of the day for its instrument.
+/// because a dropped tick could be the last price of the day for its instrument. For the same reason it is
+/// drained at shutdown: once the feed has stopped, the throttle stage completes it and reads it to the end.
 /// </summary>
 public sealed class IngestChannel
 {

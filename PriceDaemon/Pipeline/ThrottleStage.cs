@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using PriceDaemon.Feeds;
 using PriceDaemon.Instruments;
@@ -10,11 +11,19 @@ namespace PriceDaemon.Pipeline;
 /// update per instrument per <see cref="ThrottleOptions.MinIntervalMs"/>: a tick in an open window is
 /// emitted at once; ticks inside a closed window are merged into one pending update (latest price,
 /// timestamp and cumulative volume win) that is emitted when the window closes, even if no tick follows.
+/// At stop it reads the ingest channel to its end and emits every pending update at once, window closed or
+/// not: the day's last tick may sit in a long window, and it must reach the cache, and so storage.
 /// </summary>
-public sealed class ThrottleStage : BackgroundService
+public sealed partial class ThrottleStage : BackgroundService
 {
     // A tick with this id only wakes the loop when a window closes; it carries no price.
     private const int WakeId = -1;
+
+    /// <summary>
+    /// How long into the stop a write may still wait for room in a full fan-out channel. Fan-out only does CPU
+    /// work, so a channel still full by then is stuck: the remaining frames go to the cache (and storage) only.
+    /// </summary>
+    internal static readonly TimeSpan FanOutDrainTimeout = TimeSpan.FromSeconds(2);
 
     private readonly IngestChannel _ingest;
     private readonly InstrumentRegistry _instruments;
@@ -26,8 +35,14 @@ public sealed class ThrottleStage : BackgroundService
     private readonly long _intervalTicks;
     private readonly State[] _state;
     private readonly PriorityQueue<int, long> _due;
+    private readonly ILogger _logger;
+    // Fired FanOutDrainTimeout after the stop began; only a write waiting for room in fan-out observes it. Not
+    // disposed: it owns no timer, and the deadline timer may still fire after the stage is gone.
+    private readonly CancellationTokenSource _fanOutDeadline = new();
     private ITimer? _timer;
     private long _timerArmedFor = long.MaxValue;
+    private bool _fanOutGivenUp;
+    private long _notFannedOut;
 
     public ThrottleStage(
         IngestChannel ingest,
@@ -37,8 +52,9 @@ public sealed class ThrottleStage : BackgroundService
         PipelineMetrics metrics,
         IOptions<ThrottleOptions> options,
         IOptions<FeedOptions> feed,
-        TimeProvider time)
-        : this(ingest, instruments, cache, fanOut.Writer, metrics, options, time, feed.Value.MicrosecondTimestamps)
+        TimeProvider time,
+        ILogger<ThrottleStage> logger)
+        : this(ingest, instruments, cache, fanOut.Writer, metrics, options, time, feed.Value.MicrosecondTimestamps, logger)
     {
     }
 
@@ -50,9 +66,11 @@ public sealed class ThrottleStage : BackgroundService
         PipelineMetrics metrics,
         IOptions<ThrottleOptions> options,
         TimeProvider time,
-        bool microseconds = false)
+        bool microseconds = false,
+        ILogger? logger = null)
     {
         _ingest = ingest;
+        _logger = logger ?? NullLogger.Instance;
         _instruments = instruments;
         _cache = cache;
         _output = output;
@@ -70,6 +88,24 @@ public sealed class ThrottleStage : BackgroundService
         _due = new PriorityQueue<int, long>(Math.Min(instruments.Count, 4096));
     }
 
+    /// <summary>
+    /// Completes the ingest channel and waits, up to the host's stop timeout, while the loop reads it to the end
+    /// and emits every pending update. Call only once every feed has stopped (the shutdown sequence orders it):
+    /// a feed writing after this would fail. Idempotent.
+    /// </summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _ingest.Writer.TryComplete();
+        if (ExecuteTask is { IsCompleted: false } loop)
+        {
+            using var deadline = _time.CreateTimer(static s => ((CancellationTokenSource)s!).Cancel(), _fanOutDeadline, FanOutDrainTimeout, Timeout.InfiniteTimeSpan);
+            await loop.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        // Cancels the loop only if the host's stop timeout cut the drain short; otherwise it has ended already.
+        await base.StopAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     // Awaits below resume on the stage's own thread (see DedicatedThread), so no ConfigureAwait(false).
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         DedicatedThread.Run("pricedaemon-throttle", () => RunAsync(stoppingToken));
@@ -82,8 +118,10 @@ public sealed class ThrottleStage : BackgroundService
         var reader = _ingest.Reader;
         using var timer = _time.CreateTimer(static s => ((ThrottleStage)s!).Wake(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _timer = timer;
+        using var writes = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, _fanOutDeadline.Token);
         try
         {
+            // Ends when StopAsync completes the channel and every tick in it has been read.
             while (await reader.WaitToReadAsync(stoppingToken))
             {
                 var drained = 0;
@@ -92,23 +130,25 @@ public sealed class ThrottleStage : BackgroundService
                     if (tick.InstrumentId == WakeId)
                     {
                         // A window closed at this point of the tick stream: emit before applying later ticks.
-                        await EmitDueAsync(stoppingToken);
+                        await EmitDueAsync(writes.Token);
                     }
                     else if (OnTick(tick, _time.GetTimestamp()) is { } frame)
                     {
-                        await WriteAsync(frame, stoppingToken);
+                        await WriteAsync(frame, writes.Token);
                     }
 
                     // Under sustained load the channel never empties; closed windows must still be emitted.
                     if (++drained % 256 == 0)
                     {
-                        await EmitDueAsync(stoppingToken);
+                        await EmitDueAsync(writes.Token);
                     }
                 }
 
-                await EmitDueAsync(stoppingToken);
+                await EmitDueAsync(writes.Token);
                 ArmTimer();
             }
+
+            await EmitPendingAsync(writes.Token);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -176,6 +216,32 @@ public sealed class ThrottleStage : BackgroundService
         }
     }
 
+    /// <summary>
+    /// At stop, after the last tick: every pending update goes out now, its window closed or not, because no
+    /// later tick or timer will emit it. All of them reach the cache before any waits for fan-out.
+    /// </summary>
+    private async ValueTask EmitPendingAsync(CancellationToken ct)
+    {
+        var now = _time.GetTimestamp();
+        var frames = new List<PriceFrame>(_due.Count);
+        while (_due.TryDequeue(out var id, out _))
+        {
+            ref var s = ref _state[id];
+            s.Scheduled = false;
+            frames.Add(Emit(id, ref s, now));
+        }
+
+        foreach (var frame in frames)
+        {
+            await WriteAsync(frame, ct);
+        }
+
+        if (_fanOutGivenUp)
+        {
+            LogNotFannedOut(_notFannedOut, FanOutDrainTimeout.TotalSeconds);
+        }
+    }
+
     private PriceFrame Emit(int id, ref State s, long now)
     {
         s.LastEmit = now;
@@ -201,7 +267,27 @@ public sealed class ThrottleStage : BackgroundService
     }
 
     private ValueTask WriteAsync(PriceFrame frame, CancellationToken ct) =>
-        _output.TryWrite(frame) ? ValueTask.CompletedTask : _output.WriteAsync(frame, ct);
+        _output.TryWrite(frame) ? ValueTask.CompletedTask : WaitToWriteAsync(frame, ct);
+
+    private async ValueTask WaitToWriteAsync(PriceFrame frame, CancellationToken ct)
+    {
+        if (_fanOutGivenUp)
+        {
+            _notFannedOut++;
+            return;
+        }
+
+        try
+        {
+            await _output.WriteAsync(frame, ct);
+        }
+        catch (OperationCanceledException) when (_fanOutDeadline.IsCancellationRequested)
+        {
+            // FanOutDrainTimeout into the stop and fan-out is still full. The frame is in the cache already.
+            _fanOutGivenUp = true;
+            _notFannedOut++;
+        }
+    }
 
     private void ArmTimer()
     {
@@ -221,6 +307,9 @@ public sealed class ThrottleStage : BackgroundService
         // If the channel is full the loop is busy and checks closed windows on its own.
         _ingest.Writer.TryWrite(new Tick(WakeId, 0, 0, 0, 0, default));
     }
+
+    [LoggerMessage(EventId = 210, Level = LogLevel.Warning, Message = "Stopping: fan-out was still full {Seconds} s into the stop; {Count} last updates went to the cache and storage only, not to sockets")]
+    private partial void LogNotFannedOut(long count, double seconds);
 
     private struct State
     {

@@ -8,7 +8,8 @@ namespace PriceDaemon.Sockets;
 
 /// <summary>
 /// Every open session. Tells them of feed status changes, closes the ones that stay behind, and at
-/// shutdown closes all of them with 1001 before Kestrel waits for their requests to end.
+/// shutdown closes all of them with 1001: last in the shutdown sequence (Hosting/ShutdownSequence.cs), after
+/// the last prices went to fan-out, and before Kestrel waits for their requests to end.
 /// </summary>
 internal sealed partial class SessionRegistry : IHostedService, IDisposable
 {
@@ -29,7 +30,6 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
         PriceCache cache,
         PipelineMetrics metrics,
         IOptions<LimitsOptions> limits,
-        IHostApplicationLifetime lifetime,
         TimeProvider time,
         ILogger<SessionRegistry> logger)
     {
@@ -40,7 +40,6 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
         _logger = logger;
         _slowConsumerTicks = limits.Value.SlowConsumerSeconds * time.TimestampFrequency;
         _idleTicks = limits.Value.IdleTimeoutSeconds * time.TimestampFrequency;
-        lifetime.ApplicationStopping.Register(static s => ((SessionRegistry)s!).CloseAll(), this);
     }
 
     public bool IsStopping => _stopping;
@@ -85,7 +84,8 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
 
     public void Dispose() => _sweeper?.Dispose();
 
-    private void CloseAll()
+    /// <summary>Closes every session with 1001, and each one that opens from now on; idempotent.</summary>
+    public void CloseAll()
     {
         if (_stopping)
         {

@@ -12,10 +12,10 @@ namespace PriceDaemon.Storage;
 /// any stage starts (Program calls it before the host starts; <see cref="StartAsync"/> calls it for hosts
 /// started directly), so the throttle stage continues the stored seqs and the first socket already gets
 /// stored prices. Then, every <see cref="StorageOptions.FlushIntervalMs"/>, the instruments the throttle
-/// stage marked dirty are written in one transaction. Registered first, it stops last, after the throttle
-/// stage, and its loop writes once more before it closes the file: a clean stop loses nothing. The loop is the
-/// store's only user from its start on (<see cref="PriceStore"/> is not thread-safe); nothing else writes, even
-/// when a flush outlasts the host's stop timeout.
+/// stage marked dirty are written in one transaction. At stop, after the throttle stage has drained (see
+/// Hosting/ShutdownSequence.cs), its loop writes once more and closes the file: a clean stop loses nothing.
+/// The loop is the store's only user from its start on (<see cref="PriceStore"/> is not thread-safe); nothing
+/// else writes, even when a flush outlasts the host's stop timeout.
 /// </summary>
 internal sealed partial class StorageService : BackgroundService
 {

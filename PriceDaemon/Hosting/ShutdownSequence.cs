@@ -1,0 +1,89 @@
+using PriceDaemon.Feeds;
+using PriceDaemon.Pipeline;
+using PriceDaemon.Sockets;
+using PriceDaemon.Storage;
+
+namespace PriceDaemon.Hosting;
+
+/// <summary>
+/// The daemon's stop order, declared here rather than implied by registration order. The host runs it in its
+/// stopping phase (<see cref="IHostedLifecycleService.StoppingAsync"/>), before any hosted service's StopAsync,
+/// so before Kestrel waits for open connections to end:
+/// <list type="number">
+/// <item>the feed is cancelled and awaited, at most <see cref="FeedStopTimeout"/>: no tick is written after it;</item>
+/// <item>the throttle stage completes the ingest channel, reads it to the end and emits every pending update into
+/// the cache and to fan-out, which still runs (a stuck fan-out is given up on after
+/// <see cref="ThrottleStage.FanOutDrainTimeout"/>);</item>
+/// <item>storage writes its last batch, which holds those updates, and marks the file clean;</item>
+/// <item>every socket is closed with 1001 "server shutting down", after the last prices went to fan-out.</item>
+/// </list>
+/// All of it is bounded by the host's stop timeout. The host then stops every hosted service in reverse
+/// registration order: Kestrel first, which waits for the closing sockets; the services above have stopped
+/// already, and stopping them again does nothing.
+/// </summary>
+internal sealed partial class ShutdownSequence : IHostedLifecycleService
+{
+    // Feeds stop at once when cancelled; one that does not is left behind so the rest of the stop still has time.
+    private static readonly TimeSpan FeedStopTimeout = TimeSpan.FromSeconds(3);
+
+    private readonly FeedService _feed;
+    private readonly ThrottleStage _throttle;
+    private readonly StorageService _storage;
+    private readonly SessionRegistry _sessions;
+    private readonly TimeProvider _time;
+    private readonly ILogger<ShutdownSequence> _logger;
+
+    public ShutdownSequence(
+        FeedService feed,
+        ThrottleStage throttle,
+        StorageService storage,
+        SessionRegistry sessions,
+        TimeProvider time,
+        ILogger<ShutdownSequence> logger)
+    {
+        _feed = feed;
+        _throttle = throttle;
+        _storage = storage;
+        _sessions = sessions;
+        _time = time;
+        _logger = logger;
+    }
+
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            using (var feedTimeout = new CancellationTokenSource(FeedStopTimeout, _time))
+            using (var feedStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, feedTimeout.Token))
+            {
+                await _feed.StopAsync(feedStop.Token).ConfigureAwait(false);
+            }
+
+            if (_feed.ExecuteTask is { IsCompleted: false })
+            {
+                LogFeedStopOverdue(FeedStopTimeout.TotalSeconds);
+            }
+
+            await _throttle.StopAsync(cancellationToken).ConfigureAwait(false);
+            await _storage.StopAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Whatever happened above: Kestrel's stop, next, waits for every open connection to end.
+            _sessions.CloseAll();
+        }
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "Stopping: the feed did not stop within {Seconds} s; ticks it writes from now on are dropped")]
+    private partial void LogFeedStopOverdue(double seconds);
+}
