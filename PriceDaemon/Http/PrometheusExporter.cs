@@ -23,11 +23,15 @@ internal sealed class PrometheusExporter : IDisposable
     private readonly Dictionary<(Instrument Instrument, string Labels), double> _values = [];
     private readonly Dictionary<(Instrument Instrument, string Labels), HistogramState> _histograms = [];
 
-    public PrometheusExporter()
+    public PrometheusExporter(IMeterFactory meterFactory)
     {
-        _listener.InstrumentPublished = static (instrument, listener) =>
+        // The listener hears every meter in the process. The daemon's own are the ones its host's factory made
+        // (a second host in the same process, as in the tests, has meters of the same name); the runtime's
+        // meter is the process's, unscoped.
+        _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (_meters.Contains(instrument.Meter.Name))
+            var meter = instrument.Meter;
+            if (_meters.Contains(meter.Name) && (meter.Scope is null || ReferenceEquals(meter.Scope, meterFactory)))
             {
                 listener.EnableMeasurementEvents(instrument);
             }
