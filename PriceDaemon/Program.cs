@@ -92,7 +92,10 @@ public static partial class Program
             kestrel.Configure(builder.Configuration.GetSection("Kestrel"), reloadOnChange: false);
             // A connection that opens with a plain price-socket handshake is served without an HTTP request
             // held open under it (Sockets/DirectUpgrade.cs); every other connection reaches the app as usual.
-            var urls = ListenPolicy.ConfiguredUrls(builder.Configuration);
+            // https_ports (ASP.NET Core's HTTPS_PORTS) adds https endpoints of its own.
+            var urls = ListenPolicy.ConfiguredUrls(builder.Configuration)
+                .Concat((builder.Configuration["https_ports"] ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(static port => $"https://*:{port}"))
+                .ToList();
             kestrel.ConfigureEndpointDefaults(listen => listen.Use(next =>
                 new DirectUpgrade(next, () => listen.ApplicationServices, DirectUpgrade.AppliesTo(listen.Protocols, urls)).OnConnectionAsync));
         });

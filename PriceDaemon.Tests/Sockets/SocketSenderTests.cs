@@ -70,7 +70,6 @@ public sealed class SocketSenderTests
             Assert.That(seqs, Is.Ordered.Ascending.And.Unique, $"instrument {subscription.InstrumentId}: never an older price after a newer one");
         }
 
-        Assert.That(fixture.Sink.Writes, Is.LessThan(fixture.Sink.Frames.Count), "frames queued while a write was pending shared a write");
     }
 
     [Test]
@@ -83,6 +82,7 @@ public sealed class SocketSenderTests
 
         fixture.Sender.EnqueueControl("second"u8.ToArray());
         fixture.Sender.EnqueueControl("third"u8.ToArray());
+        await Eventually.TrueAsync(() => fixture.Sender.IsStalled(long.MaxValue, 0), () => "the pending write is being timed");
         fixture.Time.Advance(TimeSpan.FromSeconds(5));
         Assert.That(fixture.Sender.IsStalled(fixture.Time.GetTimestamp(), fixture.Time.TimestampFrequency), Is.True, "a write pending for 5 s is a stall");
         Assert.That(fixture.Sink.Started, Is.EqualTo(1), "no second write while the first is pending");
@@ -112,6 +112,38 @@ public sealed class SocketSenderTests
         await Eventually.TrueAsync(() => fixture.Sink.Writes == 2, () => $"{fixture.Sink.Writes} writes");
         Assert.That(fixture.Sink.Opcodes, Is.EqualTo(new[] { 0x9, 0x1, 0xA }), "ping; then the ack and the pong in one write");
         Assert.That(fixture.Sink.Overlaps, Is.Zero);
+    }
+
+    [Test]
+    public async Task FramesOfEveryHeaderForm_AreReadBackByAStandardWebSocket()
+    {
+        using var fixture = new Fixture(sendThreads: 1);
+        // One length of each header form: 7-bit, 16-bit and 64-bit (RFC 6455 §5.2); the last is larger than a batch.
+        byte[][] payloads = [Filled(5, 'a'), Filled(300, 'b'), Filled(70_000, 'c')];
+        var release = fixture.Sink.HoldNextWrite();
+        foreach (var payload in payloads)
+        {
+            fixture.Sender.EnqueueControl(payload);
+        }
+
+        release();
+        await Eventually.TrueAsync(() => fixture.Sink.Frames.Count == 3, () => $"{fixture.Sink.Frames.Count} frames");
+        using var client = WebSocket.CreateFromStream(new MemoryStream(fixture.Sink.Raw), new WebSocketCreationOptions { IsServer = false });
+        var buffer = new byte[100_000];
+        foreach (var payload in payloads)
+        {
+            var count = 0;
+            ValueWebSocketReceiveResult result;
+            do
+            {
+                result = await client.ReceiveAsync(buffer.AsMemory(count), CancellationToken.None);
+                count += result.Count;
+            }
+            while (!result.EndOfMessage);
+
+            Assert.That(result.MessageType, Is.EqualTo(WebSocketMessageType.Text));
+            Assert.That(buffer.AsSpan(0, count).SequenceEqual(payload), Is.True, $"a {payload.Length}-byte frame");
+        }
     }
 
     [Test]
@@ -155,6 +187,8 @@ public sealed class SocketSenderTests
         Assert.That(fixture.Sender.IsClosing, Is.True);
         Assert.That(fixture.Metrics.SendErrors, Is.EqualTo(1));
     }
+
+    private static byte[] Filled(int length, char c) => Enumerable.Repeat((byte)c, length).ToArray();
 
     private sealed class Fixture : IDisposable
     {
@@ -201,6 +235,7 @@ public sealed class SocketSenderTests
         private readonly Lock _gate = new();
         private readonly List<string> _frames = [];
         private readonly List<int> _opcodes = [];
+        private readonly MemoryStream _raw = new();
         private readonly Dictionary<int, List<long>> _seqs = [];
         private TaskCompletionSource? _hold;
         private int _inWrite;
@@ -216,6 +251,18 @@ public sealed class SocketSenderTests
         public int Writes;
 
         public int? CloseStatus { get; private set; }
+
+        /// <summary>Every byte written, in order.</summary>
+        public byte[] Raw
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _raw.ToArray();
+                }
+            }
+        }
 
         public List<string> Frames
         {
@@ -298,6 +345,7 @@ public sealed class SocketSenderTests
         {
             lock (_gate)
             {
+                _raw.Write(bytes);
                 var at = 0;
                 while (at < bytes.Length)
                 {

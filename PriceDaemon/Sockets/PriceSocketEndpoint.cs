@@ -17,7 +17,8 @@ internal static partial class PriceSocketEndpoint
     /// </summary>
     public static IApplicationBuilder UseSocketSenders(this IApplicationBuilder app) => app.Use(static (context, next) =>
     {
-        if (context.Request.Path.Equals(Path, StringComparison.Ordinal))
+        // The same requests the endpoint's route takes: any letter case, a trailing slash.
+        if (context.Request.Path.StartsWithSegments(Path, StringComparison.OrdinalIgnoreCase, out var rest) && rest.Value is null or "" or "/")
         {
             var services = context.RequestServices.GetRequiredService<SessionServices>();
             var registry = context.RequestServices.GetRequiredService<SessionRegistry>();
@@ -60,7 +61,8 @@ internal static partial class PriceSocketEndpoint
             return;
         }
 
-        WebSocket socket;
+        WebSocket? socket = null;
+        SocketSender sender;
         try
         {
             socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
@@ -69,17 +71,18 @@ internal static partial class PriceSocketEndpoint
                 KeepAliveInterval = services.Limits.KeepAliveInterval,
                 KeepAliveTimeout = services.Limits.KeepAliveTimeout,
             }).ConfigureAwait(false);
+            sender = (context.Features.Get<IHttpUpgradeFeature>() as SenderUpgradeFeature)?.Sender
+                ?? (context.Features.Get<IHttpExtendedConnectFeature>() as SenderConnectFeature)?.Sender
+                ?? throw new InvalidOperationException($"{nameof(UseSocketSenders)} did not wrap the upgrade of {context.Request.Path}");
         }
         catch
         {
+            socket?.Dispose();
             gate.Release(client);
             throw;
         }
 
         Interlocked.Increment(ref services.Metrics.HandshakesEndpoint);
-        var sender = (context.Features.Get<IHttpUpgradeFeature>() as SenderUpgradeFeature)?.Sender
-            ?? (context.Features.Get<IHttpExtendedConnectFeature>() as SenderConnectFeature)?.Sender
-            ?? throw new InvalidOperationException($"{nameof(UseSocketSenders)} must run before UseWebSockets");
         await RunSessionAsync(socket, sender, registry, services, gate, client).ConfigureAwait(false);
     }
 

@@ -15,6 +15,19 @@ internal sealed partial class SocketSender
         // close) still go out ahead of the close frame.
         var closing = IsClosing;
         BeginBatch();
+        try
+        {
+            return AppendAndFlush(closing);
+        }
+        catch
+        {
+            AbandonBatch();
+            throw;
+        }
+    }
+
+    private ValueTask AppendAndFlush(bool closing)
+    {
         var control = TakeControl();
         while (control is not null && _count < MaxBatchBytes)
         {
@@ -190,6 +203,29 @@ internal sealed partial class SocketSender
         lock (_asideLock)
         {
             _batching = true;
+        }
+    }
+
+    /// <summary>A pass that threw before its write: the WebSocket's own frames go straight out again, and the buffers go back.</summary>
+    private void AbandonBatch()
+    {
+        byte[]? aside;
+        lock (_asideLock)
+        {
+            _batching = false;
+            aside = _aside;
+            (_aside, _asideCount) = (null, 0);
+        }
+
+        if (aside is not null)
+        {
+            ArrayPool<byte>.Shared.Return(aside);
+        }
+
+        if (_buffer is { } buffer)
+        {
+            (_buffer, _count) = (null, 0);
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

@@ -299,8 +299,24 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     {
         _ended = true;
         Volatile.Write(ref _writeStartedAt, 0);
-        // First: the session may already be over (its RunAsync timed out), and then aborting can throw.
-        _done.TrySetResult();
+        try
+        {
+            Report(ex);
+            Abort();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The connection is already gone: the session may be over (its RunAsync timed out).
+        }
+        finally
+        {
+            // Last, so whoever awaits Completion sees the failure counted and the connection cut.
+            _done.TrySetResult();
+        }
+    }
+
+    private void Report(Exception ex)
+    {
         if (ex is WebSocketException or IOException or ObjectDisposedException or OperationCanceledException)
         {
             Interlocked.Increment(ref _services.Metrics.SendErrors);
@@ -309,15 +325,6 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
         else
         {
             SocketLog.SendFailed(_services.Logger, Id, Remote, ex);
-        }
-
-        try
-        {
-            Abort();
-        }
-        catch (ObjectDisposedException)
-        {
-            // The connection is already gone.
         }
     }
 
