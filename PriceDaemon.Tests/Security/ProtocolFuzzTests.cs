@@ -85,6 +85,34 @@ public sealed class ProtocolFuzzTests
         TestContext.Out.WriteLine($"{counts.Sum()} messages and {rawCount} raw-frame connections in {watch.Elapsed.TotalSeconds:F1} s");
     }
 
+    [Test]
+    public async Task EscapedLoneSurrogate_GetsInvalidMessage_AndCountsAsABadMessageWithoutClosingTheConnection()
+    {
+        // Valid UTF-8 (the escape is six ASCII bytes), so it passes the WebSocket layer and reaches the parser; the
+        // string it escapes is not valid UTF-16.
+        const string LoneSurrogate = """{"action":"subscribe","instruments":["NSE_EQ|\uD800"]}""";
+        var logs = new LogCapture();
+        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Limits:MaxBadMessagesPerMinute"] = "2" }, configure: logs.Install);
+        await using var client = await SecureClient.ConnectAsync(daemon.WebSocketUri);
+        Assert.That(SecureClient.Type(await client.NextAsync()), Is.EqualTo("status"));
+
+        for (var i = 0; i < 2; i++)
+        {
+            await client.SendAsync(LoneSurrogate);
+            Assert.That(await ErrorCodeAsync(client), Is.EqualTo("invalid_message"));
+        }
+
+        var ack = await client.SubscribeAckAsync(Reliance);
+        Assert.That(SecureClient.Keys(ack, "instruments"), Is.EqualTo(new[] { Reliance }));
+        Assert.That(client.Socket.State, Is.EqualTo(WebSocketState.Open));
+
+        // The third in the minute is over the budget of two: it is answered, then the connection is closed for abuse.
+        await client.SendAsync(LoneSurrogate);
+        Assert.That(await ErrorCodeAsync(client), Is.EqualTo("invalid_message"));
+        Assert.That(await client.WaitClosedAsync(), Is.EqualTo(WebSocketCloseStatus.PolicyViolation));
+        Assert.That(logs.Failures, Is.Empty);
+    }
+
     /// <summary>Sends generated messages one at a time and checks each answer; reconnects after each specified close.</summary>
     private static async Task<int> FuzzAsync(TestDaemon daemon, int seed)
     {

@@ -1,4 +1,6 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace PriceDaemon.Sockets;
 
@@ -27,6 +29,9 @@ internal static class ClientMessageParser
 {
     public readonly record struct Error(string Code, string Message);
 
+    private static readonly Error _unreadableText = new(
+        ErrorCodes.InvalidMessage, "a string holds invalid UTF-8 or an escaped lone surrogate (a \\uD800-\\uDFFF escape without its pair)");
+
     /// <summary>Fills <paramref name="instruments"/> (cleared first) and returns null, or returns the error to send.</summary>
     public static Error? Parse(ReadOnlySpan<byte> utf8, out ClientAction action, List<string> instruments)
     {
@@ -44,6 +49,12 @@ internal static class ClientMessageParser
 
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
+                // A name that is not valid text could be either field (and ValueTextEquals throws on a bad escape).
+                if (reader.ValueIsEscaped ? !TryGetString(ref reader, out _) : !Utf8.IsValid(reader.ValueSpan))
+                {
+                    return _unreadableText;
+                }
+
                 if (reader.ValueTextEquals("action"u8))
                 {
                     reader.Read();
@@ -52,7 +63,10 @@ internal static class ClientMessageParser
                         return new Error(ErrorCodes.InvalidMessage, "'action' must be a string");
                     }
 
-                    actionName = reader.GetString();
+                    if (!TryGetString(ref reader, out actionName))
+                    {
+                        return _unreadableText;
+                    }
                 }
                 else if (reader.ValueTextEquals("instruments"u8))
                 {
@@ -71,7 +85,12 @@ internal static class ClientMessageParser
                             return new Error(ErrorCodes.InvalidMessage, "'instruments' must contain only strings");
                         }
 
-                        instruments.Add(reader.GetString()!);
+                        if (!TryGetString(ref reader, out var key))
+                        {
+                            return _unreadableText;
+                        }
+
+                        instruments.Add(key);
                     }
                 }
                 else
@@ -106,6 +125,24 @@ internal static class ClientMessageParser
         }
 
         return sawInstruments ? null : new Error(ErrorCodes.InvalidMessage, "missing 'instruments' (an array of instrument keys)");
+    }
+
+    /// <summary>
+    /// The reader checks a string's syntax but decodes it only here: <c>GetString</c> throws
+    /// <see cref="InvalidOperationException"/> for invalid UTF-8 or an escaped lone surrogate, which any client can send.
+    /// </summary>
+    private static bool TryGetString(ref Utf8JsonReader reader, [NotNullWhen(true)] out string? value)
+    {
+        try
+        {
+            value = reader.GetString()!;
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            value = null;
+            return false;
+        }
     }
 
     private static string Truncate(string value) => value.Length <= 64 ? value : string.Concat(value.AsSpan(0, 64), "...");
