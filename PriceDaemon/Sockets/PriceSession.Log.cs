@@ -10,4 +10,7 @@ internal sealed partial class PriceSession
 
     [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "Closing connection {ConnectionId} from {RemoteAddress}: more than {Limit} bad messages in a minute")]
     private partial void LogTooManyBadMessages(long connectionId, string remoteAddress, int limit);
+
+    [LoggerMessage(EventId = 306, Level = LogLevel.Warning, Message = "Could not parse a {Bytes}-byte message on connection {ConnectionId} from {RemoteAddress} ({ExceptionType}: {Reason}); answered invalid_message")]
+    private partial void LogUnreadableMessage(long connectionId, string remoteAddress, int bytes, string exceptionType, string reason);
 }

@@ -114,7 +114,22 @@ internal sealed partial class PriceSession
             return;
         }
 
-        var error = ClientMessageParser.Parse(message, out var action, _keys);
+        ClientMessageParser.Error? error;
+        ClientAction action;
+        try
+        {
+            error = ClientMessageParser.Parse(message, out action, _keys);
+        }
+        catch (Exception ex)
+        {
+            // Last resort for a parser bug the fuzz tests missed. Parsing only reads the bytes, so nothing has changed
+            // and the connection can go on; the message counts as a bad one, so a client that keeps sending it is
+            // closed by the budget. One line without the stack: any client could otherwise write a trace per message.
+            LogUnreadableMessage(Id, Remote, message.Length, ex.GetType().Name, ex.Message);
+            action = default;
+            error = new(ErrorCodes.InvalidMessage, "the message could not be read");
+        }
+
         if (error is { } e)
         {
             Interlocked.Increment(ref _services.Metrics.ClientErrors);
