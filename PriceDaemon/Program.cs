@@ -1,5 +1,4 @@
 using System.Reflection;
-using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.FileProviders;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
@@ -17,7 +16,7 @@ using PriceDaemon.Storage;
 
 namespace PriceDaemon;
 
-public static partial class Program
+public static class Program
 {
     public const int ConfigErrorExitCode = 2;
 
@@ -108,22 +107,18 @@ public static partial class Program
 
         var services = builder.Services;
         services.TryAddSingleton(TimeProvider.System);
-        services.AddOptions<FeedOptions>().BindConfiguration(FeedOptions.Section).ValidateOnStart();
-        services.AddOptions<ThrottleOptions>().BindConfiguration(ThrottleOptions.Section).ValidateOnStart();
-        services.AddOptions<LimitsOptions>().BindConfiguration(LimitsOptions.Section).ValidateOnStart();
-        services.AddOptions<TransportOptions>().BindConfiguration(TransportOptions.Section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<TransportOptions>>(new SectionValidator<TransportOptions>(TransportOptions.Section));
-        services.AddSingleton<IValidateOptions<TransportOptions>>(new MovedTransportKeys(builder.Configuration));
-        services.AddSingleton<IValidateOptions<FeedOptions>>(new SectionValidator<FeedOptions>(FeedOptions.Section, static o =>
+        var configuration = builder.Configuration;
+        services.AddSectionOptions<FeedOptions>(configuration, FeedOptions.Section, static o =>
             o.Simulated.MinIntervalMs > o.Simulated.MaxIntervalMs
                 ? ["Simulated:MinIntervalMs: must not exceed Feed:Simulated:MaxIntervalMs"]
-                : []));
-        services.AddSingleton<IValidateOptions<ThrottleOptions>>(new SectionValidator<ThrottleOptions>(ThrottleOptions.Section));
-        services.AddSingleton<IValidateOptions<LimitsOptions>>(new SectionValidator<LimitsOptions>(LimitsOptions.Section));
+                : []);
+        services.AddSectionOptions<ThrottleOptions>(configuration, ThrottleOptions.Section);
+        services.AddSectionOptions<LimitsOptions>(configuration, LimitsOptions.Section);
+        services.AddSectionOptions<TransportOptions>(configuration, TransportOptions.Section);
+        services.AddSingleton<IValidateOptions<TransportOptions>>(new MovedTransportKeys(configuration));
         // Auth, origins and per-user limits; refuses anonymous listening beyond loopback at start-up.
-        services.AddDaemonSecurity(builder.Configuration);
-        services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<StorageOptions>>(new SectionValidator<StorageOptions>(StorageOptions.Section));
+        services.AddDaemonSecurity(configuration);
+        services.AddSectionOptions<StorageOptions>(configuration, StorageOptions.Section);
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
 
         services.AddSingleton(LoadInstruments);
@@ -239,21 +234,10 @@ public static partial class Program
     {
         OptionsValidationException validation => string.Join("; ", validation.Failures),
         InvalidDataException data => data.Message,
-        InvalidOperationException op when ConversionError().Match(op.Message) is { Success: true } m =>
-            $"{m.Groups["key"].Value}: '{m.Groups["value"].Value}' is not {TypeName(m.Groups["type"].Value)}",
         FileNotFoundException file when file.FileName is not null => $"--config: {file.Message}",
-        AggregateException aggregate when aggregate.InnerExceptions.Count == 1 => ConfigurationError(aggregate.InnerExceptions[0]),
+        // Start-up validation throws one exception per failing section; all of them go on the one line.
+        AggregateException aggregate when aggregate.InnerExceptions.Select(ConfigurationError).ToList() is var messages && messages.All(static m => m is not null) =>
+            string.Join("; ", messages),
         _ => ex.InnerException is { } inner ? ConfigurationError(inner) : null,
     };
-
-    private static string TypeName(string type) => type switch
-    {
-        "Int32" or "Int64" => "a whole number",
-        "Double" or "Decimal" => "a number",
-        "Boolean" => "true or false",
-        _ => $"a valid {type}",
-    };
-
-    [GeneratedRegex(@"^Failed to convert configuration value '(?<value>.*)' at '(?<key>[^']+)' to type '(?:System\.)?(?<type>[^']+)'")]
-    private static partial Regex ConversionError();
 }

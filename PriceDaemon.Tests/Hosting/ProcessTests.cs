@@ -61,12 +61,43 @@ public sealed class ProcessTests
     [TestCase("--Transport:SendThreads=-1", "Transport:SendThreads")]
     [TestCase("--Transport:InlineSocketScheduling=sometimes", "Transport:InlineSocketScheduling")]
     [TestCase("--Server:SendThreads=2", "Server:SendThreads: moved to Transport:SendThreads")]
+    [TestCase("--Auth:Mode=2", "Auth:Mode")]
     public async Task BadConfigValue_StopsStartup_WithOneLineNamingTheKey_AndExit2(string argument, string key)
     {
-        var (exit, output) = await DaemonProcess.RunToExitAsync(_folder, "--urls", "http://127.0.0.1:0", argument);
-        Assert.That(exit, Is.EqualTo(2));
+        var line = await ConfigurationErrorAsync(argument);
+        Assert.That(line, Does.Contain(key));
+    }
+
+    [Test]
+    public async Task ValueThatDoesNotConvert_IsNamedWithTheKeyAndTheValue()
+    {
+        var line = await ConfigurationErrorAsync("--Throttle:MinIntervalMs=abc");
+        Assert.That(line, Is.EqualTo("pricedaemon: invalid configuration: Throttle:MinIntervalMs: 'abc' is not a whole number"));
+    }
+
+    [Test]
+    public async Task ValueWithALineBreak_IsShownEscaped_OnTheOneLine()
+    {
+        var line = await ConfigurationErrorAsync("--Throttle:MinIntervalMs=25\n0");
+        Assert.That(line, Is.EqualTo("pricedaemon: invalid configuration: Throttle:MinIntervalMs: '25\\n0' is not a whole number"));
+    }
+
+    [Test]
+    public async Task SeveralBadValues_InSeveralSections_AreAllNamedOnTheOneLine()
+    {
+        var line = await ConfigurationErrorAsync("--Throttle:MinIntervalMs=abc", "--Nats:Publish=maybe", "--Limits:MaxMessageBytes=1");
+        Assert.That(line, Does.Contain("Throttle:MinIntervalMs: 'abc' is not a whole number"));
+        Assert.That(line, Does.Contain("Nats:Publish: 'maybe' is not true or false"));
+        Assert.That(line, Does.Contain("Limits:MaxMessageBytes: must be between"));
+    }
+
+    /// <summary>Starts the daemon with <paramref name="arguments"/>, expects exit code 2, and returns its one configuration line.</summary>
+    private async Task<string> ConfigurationErrorAsync(params string[] arguments)
+    {
+        var (exit, output) = await DaemonProcess.RunToExitAsync(_folder, ["--urls", "http://127.0.0.1:0", .. arguments]);
+        Assert.That(exit, Is.EqualTo(2), () => string.Join(Environment.NewLine, output));
         var errors = output.Where(l => l.StartsWith("pricedaemon: invalid configuration", StringComparison.Ordinal)).ToList();
-        Assert.That(errors, Has.Count.EqualTo(1));
-        Assert.That(errors[0], Does.Contain(key));
+        Assert.That(errors, Has.Count.EqualTo(1), () => string.Join(Environment.NewLine, output));
+        return errors[0];
     }
 }

@@ -6,25 +6,34 @@ using Microsoft.Extensions.Options;
 namespace PriceDaemon.Hosting;
 
 /// <summary>
-/// Validates an options class and its nested option objects with their data annotations, and names each
-/// failure by its configuration key (<c>Feed:Simulated:MinIntervalMs: ...</c>), which is what an operator
-/// has to edit. Cross-field rules come in as an extra function.
+/// Validates an options class and its nested option objects: first that every configured value converts to its
+/// property's type (<see cref="OptionsBinding"/>), then their data annotations. Each failure is named by its
+/// configuration key (<c>Feed:Simulated:MinIntervalMs: ...</c>), which is what an operator has to edit. Cross-field
+/// rules come in as an extra function.
 /// </summary>
 internal sealed class SectionValidator<T> : IValidateOptions<T>
     where T : class
 {
     private readonly string _section;
+    private readonly IConfiguration _configuration;
     private readonly Func<T, IEnumerable<string>>? _extra;
 
-    public SectionValidator(string section, Func<T, IEnumerable<string>>? extra = null)
+    public SectionValidator(string section, IConfiguration configuration, Func<T, IEnumerable<string>>? extra = null)
     {
         _section = section;
+        _configuration = configuration;
         _extra = extra;
     }
 
     public ValidateOptionsResult Validate(string? name, T options)
     {
-        var failures = new List<string>();
+        var failures = OptionsBinding.ConversionFailures(_configuration.GetSection(_section), typeof(T));
+        if (failures.Count > 0)
+        {
+            // The section was not bound (the options hold their defaults): the other rules would judge the defaults.
+            return ValidateOptionsResult.Fail(failures);
+        }
+
         Collect(options, _section, failures);
         if (_extra is not null)
         {

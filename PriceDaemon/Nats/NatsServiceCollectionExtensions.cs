@@ -1,5 +1,4 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
 using PriceDaemon.Feeds;
 using PriceDaemon.Hosting;
 
@@ -15,10 +14,10 @@ public static class NatsServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddNats(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<NatsOptions>().BindConfiguration(NatsOptions.Section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<NatsOptions>>(new SectionValidator<NatsOptions>(NatsOptions.Section, o => Problems(o, configuration)));
+        services.AddSectionOptions<NatsOptions>(configuration, NatsOptions.Section, o => Problems(o, configuration));
         var edge = string.Equals(configuration["Feed:Source"], "Nats", StringComparison.Ordinal);
-        var publish = configuration.GetValue<bool>("Nats:Publish");
+        // Read through the same binding as the validated options: a bad value stops start-up naming the key.
+        var publish = OptionsBinding.Read<NatsOptions>(configuration, NatsOptions.Section).Publish;
         if (!edge && !publish)
         {
             return services;

@@ -12,12 +12,10 @@ internal static class SecurityServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddDaemonSecurity(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.Section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<AuthOptions>>(new SectionValidator<AuthOptions>(AuthOptions.Section, o => AuthFailures(o, configuration)));
-        services.AddOptions<ServerOptions>().BindConfiguration(ServerOptions.Section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<ServerOptions>>(new SectionValidator<ServerOptions>(ServerOptions.Section, static o =>
+        services.AddSectionOptions<AuthOptions>(configuration, AuthOptions.Section, o => AuthFailures(o, configuration));
+        services.AddSectionOptions<ServerOptions>(configuration, ServerOptions.Section, static o =>
             o.AllowedOrigins.Where(static a => a != "*" && OriginPolicy.Normalize(a) is null)
-                .Select(static a => $"AllowedOrigins: '{a}' is not an origin like https://board.campus.example (scheme and host, no path), nor *")));
+                .Select(static a => $"AllowedOrigins: '{a}' is not an origin like https://board.campus.example (scheme and host, no path), nor *"));
         services.AddSingleton<OriginPolicy>();
         services.AddSingleton<ClientAuthenticator>();
         services.AddSingleton<UserLimits>();
