@@ -61,6 +61,7 @@ public sealed class ProcessTests
     [TestCase("--Transport:SendThreads=-1", "Transport:SendThreads")]
     [TestCase("--Transport:InlineSocketScheduling=sometimes", "Transport:InlineSocketScheduling")]
     [TestCase("--Server:SendThreads=2", "Server:SendThreads: moved to Transport:SendThreads")]
+    [TestCase("--Nats:Publish=maybe", "Nats:Publish")]
     [TestCase("--Auth:Mode=2", "Auth:Mode")]
     public async Task BadConfigValue_StopsStartup_WithOneLineNamingTheKey_AndExit2(string argument, string key)
     {
@@ -89,6 +90,15 @@ public sealed class ProcessTests
         Assert.That(line, Does.Contain("Throttle:MinIntervalMs: 'abc' is not a whole number"));
         Assert.That(line, Does.Contain("Nats:Publish: 'maybe' is not true or false"));
         Assert.That(line, Does.Contain("Limits:MaxMessageBytes: must be between"));
+    }
+
+    [Test]
+    public async Task RecordingTheFileBeingReplayed_StopsStartup_NamingFeedRecordPath()
+    {
+        var ticks = Path.Combine(_folder, "ticks.bin");
+        await File.WriteAllBytesAsync(ticks, []);
+        var line = await ConfigurationErrorAsync("--Feed:Source=Replay", $"--Feed:Replay:Path={ticks}", $"--Feed:Record:Path={ticks}");
+        Assert.That(line, Does.Contain("Feed:Record:Path: must not be the file being replayed"));
     }
 
     /// <summary>Starts the daemon with <paramref name="arguments"/>, expects exit code 2, and returns its one configuration line.</summary>

@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using PriceDaemon.Feeds.Replay;
 using PriceDaemon.Feeds.Upstox;
+using PriceDaemon.Hosting;
 
 namespace PriceDaemon.Feeds;
 
@@ -16,7 +17,10 @@ public static class FeedServiceCollectionExtensions
     {
         services.TryAddSingleton<FeedMetrics>();
         services.AddSingleton<IValidateOptions<FeedOptions>, FeedSourceValidator>();
-        Type? feed = configuration["Feed:Source"] switch
+        // Which feed is a choice of registrations, so it is read now, through the same binding the validated options get:
+        // a bad Feed value reads as the defaults here and stops the daemon at start-up validation, before any feed runs.
+        var options = OptionsBinding.Read<FeedOptions>(configuration, FeedOptions.Section);
+        Type? feed = options.Source switch
         {
             "Simulated" => typeof(SimulatedFeed),
             "Replay" => typeof(ReplayFeed),
@@ -37,7 +41,7 @@ public static class FeedServiceCollectionExtensions
         }
 
         services.AddSingleton(feed);
-        var record = !string.IsNullOrWhiteSpace(configuration["Feed:Record:Path"]);
+        var record = !string.IsNullOrWhiteSpace(options.Record.Path);
         services.AddSingleton(sp =>
         {
             var source = (IFeedSource)sp.GetRequiredService(feed);

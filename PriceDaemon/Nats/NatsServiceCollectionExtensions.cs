@@ -14,10 +14,10 @@ public static class NatsServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddNats(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddSectionOptions<NatsOptions>(configuration, NatsOptions.Section, o => Problems(o, configuration));
-        var edge = string.Equals(configuration["Feed:Source"], "Nats", StringComparison.Ordinal);
-        // Read through the same binding as the validated options: a bad value stops start-up naming the key.
+        // The roles shape the registrations, so they are read now, through the same binding the validated options get.
+        var edge = OptionsBinding.Read<FeedOptions>(configuration, FeedOptions.Section).Source == "Nats";
         var publish = OptionsBinding.Read<NatsOptions>(configuration, NatsOptions.Section).Publish;
+        services.AddSectionOptions<NatsOptions>(configuration, NatsOptions.Section, o => Problems(o, edge));
         if (!edge && !publish)
         {
             return services;
@@ -52,9 +52,9 @@ public static class NatsServiceCollectionExtensions
             ?? descriptor.ImplementationFactory?.Invoke(sp)
             ?? ActivatorUtilities.CreateInstance(sp, descriptor.ImplementationType!));
 
-    private static IEnumerable<string> Problems(NatsOptions options, IConfiguration configuration)
+    private static IEnumerable<string> Problems(NatsOptions options, bool edge)
     {
-        if (options.Publish && string.Equals(configuration["Feed:Source"], "Nats", StringComparison.Ordinal))
+        if (options.Publish && edge)
         {
             yield return "Publish: must be false when Feed:Source=Nats (an edge would publish its own ticks back to itself)";
         }
