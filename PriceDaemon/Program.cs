@@ -149,7 +149,7 @@ public static class Program
         services.AddSingleton<FeedService>();
         services.AddHostedService(static sp => sp.GetRequiredService<FeedService>());
         services.AddDaemonHealthChecks();
-        services.AddSingleton<PrometheusExporter>();
+        services.AddDaemonMetrics(builder.Configuration);
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, DaemonJsonContext.Default));
         configureServices?.Invoke(services);
 
@@ -159,10 +159,7 @@ public static class Program
         app.Map(PriceSocketEndpoint.Path, PriceSocketEndpoint.HandleAsync);
         app.MapPriceEndpoints();
         app.MapHealthEndpoints();
-        // Listening from the start: the latency histogram records only while someone listens.
-        _ = app.Services.GetRequiredService<PrometheusExporter>();
-        app.MapGet("/metrics", static (PrometheusExporter exporter) =>
-            TypedResults.Text(exporter.Scrape(), "text/plain; version=0.0.4; charset=utf-8"));
+        app.MapMetrics();
         // GET / is the live board (index.html); price-socket.js is served beside it.
         app.UseDefaultFiles();
         app.UseStaticFiles();

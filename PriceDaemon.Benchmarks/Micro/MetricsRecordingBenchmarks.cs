@@ -4,7 +4,6 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
@@ -116,17 +115,13 @@ public class MetricsRecordingBenchmarks
         switch (Exporter)
         {
             case Candidate.Daemon:
-                builder.Services.AddSingleton<PrometheusExporter>();
-                map = static app =>
-                {
-                    _ = app.Services.GetRequiredService<PrometheusExporter>();
-                    app.MapGet("/metrics", static (PrometheusExporter exporter) => TypedResults.Text(exporter.Scrape(), "text/plain; version=0.0.4; charset=utf-8"));
-                };
+                builder.Services.AddDaemonMetrics(builder.Configuration);
+                map = static app => app.MapMetrics();
                 break;
             case Candidate.OpenTelemetry:
                 builder.Services.AddOpenTelemetry().WithMetrics(static metrics => metrics
                     .AddMeter(PipelineMetrics.MeterName, "System.Runtime")
-                    .AddView("pricedaemon.send.latency", new ExplicitBucketHistogramConfiguration { Boundaries = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] })
+                    .AddView("pricedaemon.send.latency", new ExplicitBucketHistogramConfiguration { Boundaries = PrometheusExporter.Buckets })
                     .AddPrometheusExporter(static o => o.ScrapeResponseCacheDurationMilliseconds = 0));
                 map = static app => app.MapPrometheusScrapingEndpoint();
                 break;

@@ -29,6 +29,9 @@ internal sealed class PrometheusExporter : IDisposable
     private readonly Lock _scrape = new();
     private readonly ConcurrentDictionary<Instrument, InstrumentState> _instruments = new();
 
+    /// <summary>The histogram bucket bounds, for other exporters of the same histograms (a copy).</summary>
+    public static double[] Buckets => [.. _buckets];
+
     public PrometheusExporter(IMeterFactory meterFactory)
     {
         // The listener hears every meter in the process. The daemon's own are the ones its host's factory made

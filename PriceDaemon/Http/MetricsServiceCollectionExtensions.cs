@@ -1,0 +1,59 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Options;
+using OpenTelemetry.Exporter;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using PriceDaemon.Hosting;
+using PriceDaemon.Pipeline;
+
+namespace PriceDaemon.Http;
+
+public static class MetricsServiceCollectionExtensions
+{
+    // The OpenTelemetry exporter's options are named, so that OTEL_* defaults for other exporters never mix in.
+    private const string OtlpOptionsName = "pricedaemon";
+
+    /// <summary>
+    /// The Prometheus exporter behind <c>GET /metrics</c>, and, when <c>Metrics:OtlpEndpoint</c> is set, the
+    /// OpenTelemetry SDK pushing the same meters over OTLP. The settings are validated at start-up; the
+    /// exporter reads them only once validation has passed.
+    /// </summary>
+    public static IServiceCollection AddDaemonMetrics(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<MetricsOptions>().BindConfiguration(MetricsOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<MetricsOptions>>(new SectionValidator<MetricsOptions>(MetricsOptions.Section, static o => o.Problems()));
+        services.AddSingleton<PrometheusExporter>();
+        if (string.IsNullOrWhiteSpace(configuration[$"{MetricsOptions.Section}:{nameof(MetricsOptions.OtlpEndpoint)}"]))
+        {
+            return services;
+        }
+
+        services.AddOpenTelemetry()
+            .ConfigureResource(static resource => resource.AddService("pricedaemon", serviceVersion: Program.Version))
+            .WithMetrics(static metrics => metrics
+                .AddMeter(PipelineMetrics.MeterName, "System.Runtime")
+                // The daemon's histograms get the buckets /metrics has, so both views of a latency agree.
+                .AddView(static instrument => instrument.Meter.Name == PipelineMetrics.MeterName && instrument is Histogram<double>
+                    ? new ExplicitBucketHistogramConfiguration { Boundaries = PrometheusExporter.Buckets }
+                    : null)
+                .AddOtlpExporter(OtlpOptionsName, configure: null));
+        services.AddOptions<OtlpExporterOptions>(OtlpOptionsName).Configure<IOptions<MetricsOptions>>(static (exporter, metrics) =>
+        {
+            exporter.Endpoint = metrics.Value.OtlpUri();
+            exporter.Protocol = metrics.Value.OtlpProtocol == MetricsOptions.HttpProtobuf ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
+        });
+        services.AddOptions<MetricReaderOptions>(OtlpOptionsName).Configure<IOptions<MetricsOptions>>(static (reader, metrics) =>
+            reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = metrics.Value.OtlpExportIntervalMs);
+        return services;
+    }
+
+    /// <summary><c>GET /metrics</c> in the Prometheus text format.</summary>
+    public static IEndpointRouteBuilder MapMetrics(this IEndpointRouteBuilder app)
+    {
+        // Listening from the start: the latency histogram records only while someone listens.
+        _ = app.ServiceProvider.GetRequiredService<PrometheusExporter>();
+        app.MapGet("/metrics", static (PrometheusExporter exporter) =>
+            TypedResults.Text(exporter.Scrape(), "text/plain; version=0.0.4; charset=utf-8"));
+        return app;
+    }
+}
