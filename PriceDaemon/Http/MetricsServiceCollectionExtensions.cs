@@ -20,10 +20,10 @@ public static class MetricsServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddDaemonMetrics(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<MetricsOptions>().BindConfiguration(MetricsOptions.Section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<MetricsOptions>>(new SectionValidator<MetricsOptions>(MetricsOptions.Section, static o => o.Problems()));
+        services.AddSectionOptions<MetricsOptions>(configuration, MetricsOptions.Section, static o => o.Problems());
         services.AddSingleton<PrometheusExporter>();
-        if (string.IsNullOrWhiteSpace(configuration[$"{MetricsOptions.Section}:{nameof(MetricsOptions.OtlpEndpoint)}"]))
+        // Whether to start the SDK at all is decided here, from the same binding the validated options get.
+        if (string.IsNullOrWhiteSpace(OptionsBinding.Read<MetricsOptions>(configuration, MetricsOptions.Section).OtlpEndpoint))
         {
             return services;
         }
