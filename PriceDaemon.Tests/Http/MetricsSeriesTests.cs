@@ -53,6 +53,7 @@ public sealed partial class MetricsSeriesTests
         "pricedaemon_sessions_opened_total counter",
         "pricedaemon_sessions_slow_consumer_closed_total counter",
         "pricedaemon_socket_writes_total counter",
+        "pricedaemon_sockets_handshakes_total counter path",
         "pricedaemon_subscriptions gauge",
         "pricedaemon_ticks_coalesced_total counter",
         "pricedaemon_ticks_received_total counter",

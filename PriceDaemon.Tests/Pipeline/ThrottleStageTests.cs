@@ -140,6 +140,7 @@ public sealed class ThrottleStageTests
         Assert.That(_cache.Get(B)?.LastPrice, Is.EqualTo(201.0));
         var emitted = ReadAll(_output.Reader);
         Assert.That(emitted.Select(f => (f.InstrumentId, f.LastPrice)), Is.EquivalentTo(new[] { (A, 103.0), (B, 201.0) }), "fan-out gets them too");
+        Assert.That(_output.Reader.Completion.IsCompleted, Is.True, "and then the end of its input, so it can finish and the stop can wait for it");
     }
 
     [Test]

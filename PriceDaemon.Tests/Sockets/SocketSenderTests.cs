@@ -175,6 +175,34 @@ public sealed class SocketSenderTests
     }
 
     [Test]
+    public async Task AServerStopClose_WritesThePricesAlreadyMarked_ThenTheCloseFrame()
+    {
+        using var fixture = new Fixture(sendThreads: 1);
+        var socket = WebSocket.CreateFromStream(
+            fixture.Sender.CreateStream(new Pipe().Reader.AsStream(), static () => { }),
+            new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
+        fixture.Sender.Attach(socket);
+        var subscriptions = Enumerable.Range(0, 3).Select(fixture.Sender.Add).ToArray();
+        var release = fixture.Sink.HoldNextWrite();
+        fixture.Sender.EnqueueControl("status"u8.ToArray());
+        await Eventually.TrueAsync(() => fixture.Sink.Started == 1, () => "the first write");
+
+        foreach (var subscription in subscriptions)
+        {
+            subscription.Offer(fixture.Emit(subscription.InstrumentId, 7)); // the stop's last prices, fanned out
+        }
+
+        fixture.Sender.BeginClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down", pricesFirst: true);
+        release();
+
+        await fixture.Sender.Completion.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.That(subscriptions.Select(s => fixture.Sink.LastSeq(s.InstrumentId)), Is.All.EqualTo(7), "every marked price went out");
+        Assert.That(fixture.Sink.Opcodes[^1], Is.EqualTo(0x8), "and the close frame after them");
+        Assert.That(fixture.Sink.CloseStatus, Is.EqualTo(1001));
+        socket.Dispose();
+    }
+
+    [Test]
     public async Task AFailedWrite_EndsTheSendSide_AndCutsTheConnection()
     {
         var aborted = 0;

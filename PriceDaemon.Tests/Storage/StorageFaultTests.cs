@@ -100,6 +100,8 @@ public sealed partial class StorageFaultTests
 
             daemon.Signal(DaemonProcess.SigTerm);
 
+            // The client holds the last price too: the stop fans it out and writes it ahead of the 1001.
+            await client.NextPriceAsync(Reliance, 1452.05);
             Assert.That(await client.WaitClosedAsync(), Is.EqualTo(WebSocketCloseStatus.EndpointUnavailable));
             Assert.That(await daemon.WaitForExitAsync(TimeSpan.FromSeconds(15)), Is.Zero);
         }

@@ -15,7 +15,9 @@ namespace PriceDaemon.Hosting;
 /// the cache and to fan-out, which still runs (a stuck fan-out is given up on after
 /// <see cref="ThrottleStage.FanOutDrainTimeout"/>);</item>
 /// <item>storage writes its last batch, which holds those updates, and marks the file clean;</item>
-/// <item>every socket is closed with 1001 "server shutting down", after the last prices went to fan-out.</item>
+/// <item>fan-out, whose input the throttle completed, publishes what it holds and ends (at most
+/// <see cref="ThrottleStage.FanOutDrainTimeout"/>);</item>
+/// <item>every socket is closed with 1001 "server shutting down", its marked prices written ahead of the close.</item>
 /// </list>
 /// All of it is bounded by the host's stop timeout. The host then stops every hosted service in reverse
 /// registration order: Kestrel first, which waits for the closing sockets; the services above have stopped
@@ -28,6 +30,7 @@ internal sealed partial class ShutdownSequence : IHostedLifecycleService
 
     private readonly FeedService _feed;
     private readonly ThrottleStage _throttle;
+    private readonly FanOutStage _fanOut;
     private readonly StorageService _storage;
     private readonly SessionRegistry _sessions;
     private readonly TimeProvider _time;
@@ -36,6 +39,7 @@ internal sealed partial class ShutdownSequence : IHostedLifecycleService
     public ShutdownSequence(
         FeedService feed,
         ThrottleStage throttle,
+        FanOutStage fanOut,
         StorageService storage,
         SessionRegistry sessions,
         TimeProvider time,
@@ -43,6 +47,7 @@ internal sealed partial class ShutdownSequence : IHostedLifecycleService
     {
         _feed = feed;
         _throttle = throttle;
+        _fanOut = fanOut;
         _storage = storage;
         _sessions = sessions;
         _time = time;
@@ -66,6 +71,10 @@ internal sealed partial class ShutdownSequence : IHostedLifecycleService
 
             await _throttle.StopAsync(cancellationToken).ConfigureAwait(false);
             await _storage.StopAsync(cancellationToken).ConfigureAwait(false);
+            if (_fanOut.ExecuteTask is { IsCompleted: false } fanOut)
+            {
+                await fanOut.WaitAsync(ThrottleStage.FanOutDrainTimeout, _time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
         }
         finally
         {

@@ -153,6 +153,12 @@ public sealed partial class ThrottleStage : BackgroundService
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
+        finally
+        {
+            // The only writer is done: fan-out publishes what it holds and ends, so the stop can tell when the
+            // last prices have reached the sockets' queues.
+            _output.TryComplete();
+        }
     }
 
     /// <summary>

@@ -93,10 +93,11 @@ internal sealed partial class PriceSession
     }
 
     /// <summary>
-    /// Asks the send side to write a close frame once the control frames queued before it are out, and stops
-    /// sending prices. Safe from any thread, idempotent: the first reason wins.
+    /// Asks the send side to write a close frame once the control frames queued before it are out (and, with
+    /// <paramref name="pricesFirst"/>, the prices already marked). Safe from any thread, idempotent: the first
+    /// reason wins.
     /// </summary>
-    public void BeginClose(WebSocketCloseStatus status, string reason) => _sender.BeginClose(status, reason);
+    public void BeginClose(WebSocketCloseStatus status, string reason, bool pricesFirst = false) => _sender.BeginClose(status, reason, pricesFirst);
 
     /// <summary>Cuts the connection without a handshake: for peers that stopped reading.</summary>
     public void Abort() => _sender.Abort();

@@ -96,7 +96,8 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
         LogClosingAll(_sessions.Count);
         foreach (var session in _sessions.Values)
         {
-            session.BeginClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down");
+            // The last prices of the stop were fanned out just before this: they go out ahead of the close.
+            session.BeginClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down", pricesFirst: true);
         }
     }
 

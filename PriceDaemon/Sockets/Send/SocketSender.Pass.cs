@@ -11,13 +11,13 @@ internal sealed partial class SocketSender
     /// <summary>Appends everything ready to one batch and writes it; synchronous unless the sink pushes back.</summary>
     private ValueTask WriteReady()
     {
-        // Once a close is requested prices stop, but queued control frames (the error that explains the
-        // close) still go out ahead of the close frame.
-        var closing = IsClosing;
+        // Once a close is requested prices stop (unless it wants them first), but queued control frames (the
+        // error that explains the close) still go out ahead of the close frame.
+        var pricesToo = Volatile.Read(ref _close) is not { PricesFirst: false };
         BeginBatch();
         try
         {
-            return AppendAndFlush(closing);
+            return AppendAndFlush(pricesToo);
         }
         catch
         {
@@ -26,7 +26,7 @@ internal sealed partial class SocketSender
         }
     }
 
-    private ValueTask AppendAndFlush(bool closing)
+    private ValueTask AppendAndFlush(bool pricesToo)
     {
         var control = TakeControl();
         while (control is not null && _count < MaxBatchBytes)
@@ -39,7 +39,7 @@ internal sealed partial class SocketSender
         _controlCarry = control;
         var sent = 0;
         long oldest = long.MaxValue;
-        if (!closing && control is null)
+        if (pricesToo && control is null)
         {
             AppendPrices(ref sent, ref oldest);
         }

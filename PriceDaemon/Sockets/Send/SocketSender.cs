@@ -170,12 +170,14 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     }
 
     /// <summary>
-    /// Writes a close frame once the control frames queued before it are out, and stops sending prices. Safe
-    /// from any thread, idempotent: the first reason wins.
+    /// Writes a close frame once the control frames queued before it are out. Prices stop, unless
+    /// <paramref name="pricesFirst"/>: then the prices already marked go out before the close too (a server
+    /// stop, whose last prices were fanned out just before it; a peer that cannot take them is cut after the
+    /// close timeout as usual). Safe from any thread, idempotent: the first reason wins.
     /// </summary>
-    public void BeginClose(WebSocketCloseStatus status, string reason)
+    public void BeginClose(WebSocketCloseStatus status, string reason, bool pricesFirst = false)
     {
-        if (Interlocked.CompareExchange(ref _close, new CloseInfo(status, reason), null) is null)
+        if (Interlocked.CompareExchange(ref _close, new CloseInfo(status, reason, pricesFirst), null) is null)
         {
             ScheduleSend();
         }
@@ -254,10 +256,12 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
             return;
         }
 
-        if (IsClosing && Volatile.Read(ref _controlCount) == 0 && _controlCarry is null)
+        if (Volatile.Read(ref _close) is { } close && Volatile.Read(ref _controlCount) == 0 && _controlCarry is null
+            && !(close.PricesFirst && _ready.Any()))
         {
             // Closing, and every control frame queued before the close (the error that explains it) is out;
-            // prices still queued are dropped. The close frame is the last thing sent.
+            // prices still queued are dropped, unless the close wanted them first. The close frame is the
+            // last thing sent.
             _ended = true;
             _ = CloseOutputAsync();
             return;
@@ -328,7 +332,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
         }
     }
 
-    private sealed record CloseInfo(WebSocketCloseStatus Status, string Reason);
+    private sealed record CloseInfo(WebSocketCloseStatus Status, string Reason, bool PricesFirst);
 
     /// <summary>A queued control frame: a node of the control stack.</summary>
     private sealed class ControlFrame(byte[] utf8)
