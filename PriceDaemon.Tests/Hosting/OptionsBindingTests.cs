@@ -53,6 +53,22 @@ public sealed class OptionsBindingTests
         Assert.That(problems, Is.Empty);
     }
 
+    [TestCase("Limits", "IdleTimeoutSeconds", typeof(PriceDaemon.Sockets.LimitsOptions))]
+    [TestCase("Server", "AllowedOrigins", typeof(PriceDaemon.Security.ServerOptions))]
+    [TestCase("Auth", "Jwt", typeof(PriceDaemon.Security.AuthOptions))]
+    public void ConversionFailures_NameAJsonNull_WhereTheBinderWouldSetZeroOrNull(string section, string key, Type type)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection([new($"{section}:{key}", null)]).Build();
+        Assert.That(OptionsBinding.ConversionFailures(configuration.GetSection(section), type), Is.EqualTo(new[] { $"{section}:{key}: null is not a value here; remove the key to keep its default" }));
+    }
+
+    [Test]
+    public void ConversionFailures_TakeAnEnumNameWithSpaces_AsTheBinderDoes()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection([new("Auth:Mode", " Jwt ")]).Build();
+        Assert.That(OptionsBinding.ConversionFailures(configuration.GetSection("Auth"), typeof(PriceDaemon.Security.AuthOptions)), Is.Empty);
+    }
+
     [Test]
     public void ConversionFailures_NameTheKeyWithItsIndex_ForAnItemOfAList()
     {

@@ -19,9 +19,11 @@ public sealed class OtlpExportTests
         });
 
         // Instrument names as the meters publish them (OTLP carries no Prometheus suffixes), the meter's
-        // name as the scope, and the daemon as the service.
+        // name as the scope, and the daemon as the service: the resource attribute service.name, whose value is
+        // the whole string "pricedaemon" (protobuf: field 1, length 11), not a prefix of an instrument's name.
         var export = await receiver.ExportContainingAsync(TimeSpan.FromSeconds(20),
-            "pricedaemon.frames.sent", "pricedaemon.sessions.active", "PriceDaemon", "dotnet.gc.collections", "System.Runtime", "pricedaemon");
+            "pricedaemon.frames.sent", "pricedaemon.sessions.active", "PriceDaemon", "dotnet.gc.collections", "System.Runtime",
+            "service.name", "\n\u000Bpricedaemon");
         Assert.That(export.ContentType, Is.EqualTo(contentType));
     }
 

@@ -60,11 +60,21 @@ internal static class OptionsBinding
 
     private static void CheckProperties(IConfigurationSection section, Type type, List<string> failures)
     {
+        // A JSON null is kept as a key without a value (since .NET 10), and the binder sets it: 0 for a number,
+        // false for a switch, null for a list or a section. Only a property that may be null takes it.
+        var nulls = section.GetChildren().Where(static c => c.Value is null && !c.GetChildren().Any())
+            .Select(static c => c.Key).ToHashSet(StringComparer.OrdinalIgnoreCase);
         foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
         {
             // The binder sets public setters and fills the objects of get-only properties; so is each checked.
             if (property.GetIndexParameters().Length == 0 && (property.SetMethod?.IsPublic == true || !IsScalar(property.PropertyType)))
             {
+                if (nulls.Contains(property.Name) && new NullabilityInfoContext().Create(property).WriteState != NullabilityState.Nullable)
+                {
+                    failures.Add($"{section.Path}:{property.Name}: null is not a value here; remove the key to keep its default");
+                    continue;
+                }
+
                 Check(section.GetSection(property.Name), property.PropertyType, failures);
             }
         }
@@ -125,7 +135,7 @@ internal static class OptionsBinding
         {
             // By name only: the converter also takes any number, and an undefined mode would slip past every check.
             var names = Enum.GetNames(type);
-            return names.Contains(value, StringComparer.OrdinalIgnoreCase) ? null : $"one of {string.Join(", ", names)}";
+            return names.Contains(value.Trim(), StringComparer.OrdinalIgnoreCase) ? null : $"one of {string.Join(", ", names)}";
         }
 
         try

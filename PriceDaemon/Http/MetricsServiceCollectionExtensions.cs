@@ -41,6 +41,9 @@ public static class MetricsServiceCollectionExtensions
         {
             exporter.Endpoint = metrics.Value.OtlpUri();
             exporter.Protocol = metrics.Value.OtlpProtocol == MetricsOptions.HttpProtobuf ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
+            // The SDK's last export runs when the host is disposed, after the stop: an unreachable collector must
+            // not hold a SIGTERM past systemd's TimeoutStopSec (the default would be 10 s).
+            exporter.TimeoutMilliseconds = 2_000;
         });
         services.AddOptions<MetricReaderOptions>(OtlpOptionsName).Configure<IOptions<MetricsOptions>>(static (reader, metrics) =>
             reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = metrics.Value.OtlpExportIntervalMs);

@@ -124,8 +124,14 @@ internal sealed partial class PriceSession
         {
             // Last resort for a parser bug the fuzz tests missed. Parsing only reads the bytes, so nothing has changed
             // and the connection can go on; the message counts as a bad one, so a client that keeps sending it is
-            // closed by the budget. One line without the stack: any client could otherwise write a trace per message.
-            LogUnreadableMessage(Id, Remote, message.Length, ex.GetType().Name, ex.Message);
+            // closed by the budget. One line without the stack, once per connection: any client could otherwise
+            // write a line per message, and the budget can be turned off.
+            if (!_unreadableLogged)
+            {
+                _unreadableLogged = true;
+                LogUnreadableMessage(Id, Remote, message.Length, ex.GetType().Name, ex.Message);
+            }
+
             action = default;
             error = new(ErrorCodes.InvalidMessage, "the message could not be read");
         }

@@ -31,6 +31,7 @@ internal sealed partial class PriceSession
     private readonly List<string> _keys = [];
     private long _badWindowStart; // the current one-minute window of bad messages
     private int _badMessages;
+    private bool _unreadableLogged; // the parser threw once already: logged once per connection
 
     private int _subscriptionCount; // _subscriptions.Count, for other threads
     private long _lastMessageAt; // timestamp of the last client message (or of the connect)

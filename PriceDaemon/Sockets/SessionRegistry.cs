@@ -23,7 +23,8 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
     private readonly long _idleTicks; // 0: no idle timeout
     private ITimer? _sweeper;
     private long _nextId;
-    private volatile bool _stopping;
+    private volatile bool _stopping; // new sockets are refused
+    private volatile bool _closed; // every session has been asked to close
 
     public SessionRegistry(
         FeedStatus feedStatus,
@@ -42,7 +43,11 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
         _idleTicks = limits.Value.IdleTimeoutSeconds * time.TimestampFrequency;
     }
 
+    /// <summary>New price sockets are refused (503): the daemon is stopping.</summary>
     public bool IsStopping => _stopping;
+
+    /// <summary>The stop's first step: handshakes from now on are refused; open sessions go on until <see cref="CloseAll"/>.</summary>
+    public void StopAccepting() => _stopping = true;
 
     public int Count => _sessions.Count;
 
@@ -54,7 +59,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
     {
         _sessions[session.Id] = session;
         Interlocked.Increment(ref _metrics.SessionsOpened);
-        if (_stopping)
+        if (_closed)
         {
             session.BeginClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down");
         }
@@ -87,12 +92,13 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
     /// <summary>Closes every session with 1001, and each one that opens from now on; idempotent.</summary>
     public void CloseAll()
     {
-        if (_stopping)
+        if (_closed)
         {
             return;
         }
 
         _stopping = true;
+        _closed = true;
         LogClosingAll(_sessions.Count);
         foreach (var session in _sessions.Values)
         {

@@ -38,6 +38,7 @@ internal sealed partial class StorageService : BackgroundService
     private long _failingSince;
     private volatile string? _problem;
     private volatile bool _warm;
+    private volatile bool _pipelineDrained = true;
     private bool _stopOverdueLogged;
 
     public StorageService(
@@ -121,6 +122,12 @@ internal sealed partial class StorageService : BackgroundService
             LogStopOverdue(Path);
         }
     }
+
+    /// <summary>
+    /// The stop could not wait for the throttle stage to finish: prices (and seqs) may still change after the last
+    /// flush, so it must not count as a clean stop; the next start takes a new epoch.
+    /// </summary>
+    internal void PipelineNotDrained() => _pipelineDrained = false;
 
     public override void Dispose()
     {
@@ -233,7 +240,7 @@ internal sealed partial class StorageService : BackgroundService
 
         try
         {
-            store.WriteState(_cache.Epoch, cleanShutdown: true);
+            store.WriteState(_cache.Epoch, cleanShutdown: _pipelineDrained);
         }
         catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException)
         {

@@ -13,7 +13,7 @@ internal sealed partial class SocketSender
     {
         // Once a close is requested prices stop (unless it wants them first), but queued control frames (the
         // error that explains the close) still go out ahead of the close frame.
-        var pricesToo = Volatile.Read(ref _close) is not { PricesFirst: false };
+        var pricesToo = Volatile.Read(ref _close) is not { PricesFirst: false } && !_aborted;
         BeginBatch();
         try
         {

@@ -50,6 +50,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     // Stays 1 once the send side has ended.
     private int _scheduled;
     private CloseInfo? _close; // set once; published with a CAS, so whoever sees it sees its reason
+    private volatile bool _aborted;
     private bool _ended; // the pass in progress, or the write that ended the send side
     private long _writeStartedAt; // 0 while no write is pending
     private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -186,6 +187,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     /// <summary>Cuts the connection without a handshake: for peers that stopped reading.</summary>
     public void Abort()
     {
+        _aborted = true; // a close that wanted its prices first no longer does
         BeginClose(WebSocketCloseStatus.PolicyViolation, "aborted");
         _socket?.Abort();
         _abortConnection();
@@ -257,7 +259,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
         }
 
         if (Volatile.Read(ref _close) is { } close && Volatile.Read(ref _controlCount) == 0 && _controlCarry is null
-            && !(close.PricesFirst && _ready.Any()))
+            && !(close.PricesFirst && !_aborted && _ready.Any()))
         {
             // Closing, and every control frame queued before the close (the error that explains it) is out;
             // prices still queued are dropped, unless the close wanted them first. The close frame is the
