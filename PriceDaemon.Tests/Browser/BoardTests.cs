@@ -209,6 +209,13 @@ public sealed class BoardTests
         await Expect(Row(Reliance).Locator("td.change")).ToBeVisibleAsync();
         await Expect(Row(Reliance).Locator("button.remove")).ToBeVisibleAsync();
         await SaveScreenshotAsync("board-phone.png", "the board at phone width");
+
+        // And while the daemon is gone: every price is stale (tagged) and the reconnect banner shows.
+        daemon.Signal(DaemonProcess.SigTerm);
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Reconnecting…");
+        await Expect(Row(Reliance)).ToHaveAttributeAsync("data-stale", "true");
+        overflow = await _page.EvaluateAsync<int>("() => document.documentElement.scrollWidth - window.innerWidth");
+        Assert.That(overflow, Is.LessThanOrEqualTo(0), "the page scrolls sideways at phone width with stale prices");
     }
 
     [Test]
