@@ -14,7 +14,23 @@ internal sealed record ScenarioBudgets
 
     public double? KiBPerIdleConnection { get; init; }
 
+    /// <summary>
+    /// At least this many times the baseline's frames per CPU-second, where the baseline is not itself bound by
+    /// the machine's cost of one loopback write per frame (then the check does not apply, and the report says so).
+    /// </summary>
     public double? MinBaselineRatio { get; init; }
+
+    /// <summary>
+    /// The daemon's frames per CPU-second at least this share of raw TCP's (no server at all) at the same frames
+    /// per write as the daemon achieved, measured in the same run: a CPU budget against the machine's own limit.
+    /// </summary>
+    public double? MinRawCpuRatio { get; init; }
+
+    /// <summary>
+    /// p99 ≤ max(<see cref="P99Ms"/>, this × F), where F is the time one core needs to write once to every socket at
+    /// raw TCP's one-frame-per-write cost (sockets × µs per write): below F no server can visit each socket once.
+    /// </summary>
+    public double? P99WriteFloorFactor { get; init; }
 }
 
 /// <summary>One load shape from <c>config/latency-budgets.json</c>.</summary>

@@ -71,7 +71,7 @@ public sealed class BudgetsTests
         Assert.That(notes, Is.EqualTo(new[]
         {
             "the CPU budget of 2 µs per frame is below one loopback write per frame on this machine (2.90 µs per frame for raw TCP with no server), so only several frames per write can meet it; the daemon averaged 1.63 frames per write",
-            "5x the baseline means at most 1.10 µs per frame, also below one loopback write per frame (2.90 µs)",
+            "5x the baseline means at most 1.10 µs per frame, also below one loopback write per frame (2.90 µs), so that budget is not checked: the baseline is bound by the write cost",
         }));
     }
 
@@ -83,6 +83,70 @@ public sealed class BudgetsTests
 
         Assert.That(Budgets.AgainstCeiling(CampusPeak, Result(4, 1, 1_000_000, 0), baseline, cheapWrites), Is.Empty);
         Assert.That(Budgets.AgainstCeiling(CampusPeak, Result(4, 1, 1_000_000, 0), baseline, oneFramePerWrite: null), Is.Empty);
+    }
+
+    private static readonly ScenarioBudgets MachineRelative = new() { P99Ms = 5, P99WriteFloorFactor = 1.5, MinRawCpuRatio = 0.85 };
+
+    [TestCase(1.66, 2)]
+    [TestCase(1.49, 1)]
+    [TestCase(0.3, 1)]
+    [TestCase(44.5, 45)]
+    public void SameFramesPerWrite_IsTheDaemonsRounded_AtLeastOne(double framesPerWrite, int expected)
+    {
+        var daemon = new LoadResult { Counters = new DaemonCounters((long)(framesPerWrite * 100_000), 100_000, 0, 0) };
+        Assert.That(Budgets.SameFramesPerWrite(daemon), Is.EqualTo(expected));
+        Assert.That(Budgets.SameFramesPerWrite(new LoadResult()), Is.EqualTo(1), "no counters read: one frame per write");
+    }
+
+    [TestCase(2.9, 5.0, "the 5 ms floor")]
+    [TestCase(13.9, 20.85, "1.5 x F")]
+    public void P99Limit_IsTheLargerOfTheFloorAndOneAndAHalfTimesTheWriteFloor(double rawUsPerWrite, double expectedMs, string applied)
+    {
+        // F: one core visiting 1,000 sockets once at the raw one-frame-per-write cost.
+        var one = new CeilingResult("one frame per write", 1, 1000, 1_000_000, 1, rawUsPerWrite);
+        var daemon = Result(6, 4, 1_000_000, 0) with { Connections = 1000 };
+
+        Assert.That(Budgets.WriteFloorMs(1000, one), Is.EqualTo(rawUsPerWrite).Within(1e-9), "1,000 sockets x µs = ms");
+        Assert.That(Budgets.P99Limit(MachineRelative, daemon, one), Is.EqualTo(expectedMs).Within(1e-9));
+        Assert.That(Budgets.AgainstCeiling(MachineRelative, daemon, null, one), Has.One.Contains($"({applied} applies)"));
+        Assert.That(Budgets.P99Limit(MachineRelative, daemon, oneFramePerWrite: null), Is.EqualTo(5), "no raw figure: the plain budget");
+    }
+
+    [Test]
+    public void MinRawCpuRatio_ComparesWithRawTcpAtTheDaemonsOwnFramesPerWrite()
+    {
+        // The daemon did 2 frames per write at 4 µs per frame (250,000 frames per CPU-second). Raw TCP at 2 per
+        // write did 280,000 (0.89x: pass); at 1 per write 200,000, which must not be the one compared with.
+        var daemon = Result(4, 4, 1_000_000, 0) with { Connections = 1000, Counters = new DaemonCounters(2_000_000, 1_000_000, 0, 0) };
+        CeilingResult[] ceiling =
+        [
+            new("one frame per write", 1, 1000, 200_000, 1, 1),
+            new("batched", 2, 1000, 280_000, 1, 1),
+            new("batched", 16, 1000, 900_000, 1, 1),
+        ];
+
+        var check = Budgets.Check(MachineRelative, daemon, null, ceiling).Single(c => c.Metric.StartsWith("frames per CPU-second vs raw", StringComparison.Ordinal));
+        Assert.That((check.Metric, check.Actual, check.Passed), Is.EqualTo(("frames per CPU-second vs raw TCP at 2 frames per write (x)", 250_000.0 / 280_000, true)));
+
+        var slower = Budgets.Check(MachineRelative, daemon with { CpuSeconds = 5 }, null, ceiling).Single(c => c.Metric.StartsWith("frames per CPU-second vs raw", StringComparison.Ordinal));
+        Assert.That(slower.Passed, Is.False, "200,000 is 0.71x of 280,000");
+
+        var unmeasured = Budgets.Check(MachineRelative, daemon, null, ceiling[..1]).Single(c => c.Metric.StartsWith("frames per CPU-second vs raw", StringComparison.Ordinal));
+        Assert.That(unmeasured.Passed, Is.False, "no raw figure at the same frames per write: the check cannot pass");
+    }
+
+    [Test]
+    public void MinBaselineRatio_IsNotChecked_WhenTheBaselineIsBoundByTheWriteCost()
+    {
+        var one = new CeilingResult("one frame per write", 1, 1000, 1_000_000, 1, 2.9);
+        var budgets = new ScenarioBudgets { MinBaselineRatio = 5 };
+        var daemon = Result(4, 3, 1_000_000, 0);
+
+        var bound = new LoadResult { FramesDelivered = 1_000_000, CpuSeconds = 5.5 }; // 5.5 / 5 = 1.1 µs < 2.9
+        Assert.That(Budgets.Check(budgets, daemon, 1.8, [one], bound), Is.Empty);
+
+        var free = new LoadResult { FramesDelivered = 1_000_000, CpuSeconds = 20 }; // 20 / 5 = 4 µs > 2.9
+        Assert.That(Budgets.Check(budgets, daemon, 1.8, [one], free).Single().Passed, Is.False);
     }
 
     private static LoadResult Result(double p99Ms, double cpuSeconds, long frames, int lost) => new()

@@ -65,7 +65,9 @@ public sealed class HarnessInputsTests
 
         Assert.That(file.Scenarios.Select(static s => s.Name), Is.EqualTo(new[] { "seed", "campus-peak", "market-open", "wide" }));
         Assert.That(file.Scenarios.SelectMany(static s => s.Validate()), Is.Empty);
-        Assert.That(file.Scenarios[1].Budgets, Is.EqualTo(new ScenarioBudgets { P99Ms = 5, CpuUsPerFrame = 2, MaxLostLastValues = 0, MinBaselineRatio = 5 }));
+        var machineRelative = new ScenarioBudgets { P99Ms = 5, P99WriteFloorFactor = 1.5, MinRawCpuRatio = 0.85, MaxLostLastValues = 0 };
+        Assert.That(file.Scenarios[1].Budgets, Is.EqualTo(machineRelative with { MinBaselineRatio = 5 }), "campus-peak");
+        Assert.That(file.Scenarios[2].Budgets, Is.EqualTo(machineRelative), "market-open: the same form");
     }
 
     [Test]
