@@ -15,6 +15,13 @@ internal sealed record DaemonCounters(double FramesSent, double SocketWrites, do
     private const string LatencySumName = "pricedaemon_send_latency_seconds_sum";
     private const string LatencyCountName = "pricedaemon_send_latency_seconds_count";
 
+    private const string CollectionsName = "dotnet_gc_collections_total";
+    private const string AllocatedName = "dotnet_gc_heap_total_allocated_bytes_total";
+    private const string PauseName = "dotnet_gc_pause_time_seconds_total";
+
+    /// <summary>The runtime's own GC counters (System.Runtime meter); null where the daemon did not export them.</summary>
+    public GcCounters? Gc { get; init; }
+
     public double? FramesPerWrite => SocketWrites > 0 ? FramesSent / SocketWrites : null;
 
     public double? MeanSendLatencyMs => SendLatencyCount > 0 ? SendLatencySeconds * 1000 / SendLatencyCount : null;
@@ -23,7 +30,10 @@ internal sealed record DaemonCounters(double FramesSent, double SocketWrites, do
         FramesSent - earlier.FramesSent,
         SocketWrites - earlier.SocketWrites,
         SendLatencySeconds - earlier.SendLatencySeconds,
-        SendLatencyCount - earlier.SendLatencyCount);
+        SendLatencyCount - earlier.SendLatencyCount)
+    {
+        Gc = Gc is { } now && earlier.Gc is { } then ? now.Since(then) : null,
+    };
 
     /// <summary>Null when the server has no metrics endpoint (the baseline) or lacks the send counters.</summary>
     public static async Task<DaemonCounters?> ScrapeAsync(HttpClient http, Uri baseUri)
@@ -44,6 +54,7 @@ internal sealed record DaemonCounters(double FramesSent, double SocketWrites, do
     public static DaemonCounters? Parse(string exposition)
     {
         double? frames = null, writes = null, latencySum = null, latencyCount = null;
+        double? gen0 = null, gen1 = null, gen2 = null, allocated = null, pause = null;
         foreach (var line in exposition.AsSpan().EnumerateLines())
         {
             if (line.IsEmpty || line[0] == '#')
@@ -64,9 +75,42 @@ internal sealed record DaemonCounters(double FramesSent, double SocketWrites, do
                 case SocketWritesName: writes = value; break;
                 case LatencySumName: latencySum = value; break;
                 case LatencyCountName: latencyCount = value; break;
+                case AllocatedName: allocated = value; break;
+                case PauseName: pause = value; break;
+                case var name when name.StartsWith(CollectionsName + "{", StringComparison.Ordinal):
+                    if (name.Contains("\"gen0\"", StringComparison.Ordinal))
+                    {
+                        gen0 = value;
+                    }
+                    else if (name.Contains("\"gen1\"", StringComparison.Ordinal))
+                    {
+                        gen1 = value;
+                    }
+                    else if (name.Contains("\"gen2\"", StringComparison.Ordinal))
+                    {
+                        gen2 = value;
+                    }
+
+                    break;
             }
         }
 
-        return frames is { } f && writes is { } w && latencySum is { } s && latencyCount is { } c ? new DaemonCounters(f, w, s, c) : null;
+        if (frames is not { } f || writes is not { } w || latencySum is not { } s || latencyCount is not { } c)
+        {
+            return null;
+        }
+
+        // A generation that has not collected yet has no sample: it counts as 0.
+        return new DaemonCounters(f, w, s, c)
+        {
+            Gc = allocated is { } bytes ? new GcCounters(gen0 ?? 0, gen1 ?? 0, gen2 ?? 0, bytes, pause ?? 0) : null,
+        };
     }
+}
+
+/// <summary>Collections per generation, bytes allocated and time paused: over the measured window once subtracted.</summary>
+internal sealed record GcCounters(double Gen0, double Gen1, double Gen2, double AllocatedBytes, double PauseSeconds)
+{
+    public GcCounters Since(GcCounters earlier) =>
+        new(Gen0 - earlier.Gen0, Gen1 - earlier.Gen1, Gen2 - earlier.Gen2, AllocatedBytes - earlier.AllocatedBytes, PauseSeconds - earlier.PauseSeconds);
 }

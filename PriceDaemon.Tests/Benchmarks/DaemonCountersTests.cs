@@ -44,4 +44,30 @@ public sealed class DaemonCountersTests
         Assert.That(window.MeanSendLatencyMs, Is.EqualTo(2.3).Within(1e-9));
         Assert.That(new DaemonCounters(0, 0, 0, 0).FramesPerWrite, Is.Null);
     }
+
+    [Test]
+    public void Parse_ReadsTheRuntimesGcCounters_AndSinceGivesTheWindow()
+    {
+        const string gc = """
+            dotnet_gc_collections_total{gc_heap_generation="gen0"} 41
+            dotnet_gc_collections_total{gc_heap_generation="gen1"} 7
+            dotnet_gc_collections_total{gc_heap_generation="gen2"} 2
+            dotnet_gc_heap_total_allocated_bytes_total 900000000
+            dotnet_gc_pause_time_seconds_total 0.25
+            """;
+        const string later = """
+            dotnet_gc_collections_total{gc_heap_generation="gen0"} 44
+            dotnet_gc_collections_total{gc_heap_generation="gen1"} 7
+            dotnet_gc_collections_total{gc_heap_generation="gen2"} 2
+            dotnet_gc_heap_total_allocated_bytes_total 945000000
+            dotnet_gc_pause_time_seconds_total 0.262
+            """;
+
+        var before = DaemonCounters.Parse(Exposition + "\n" + gc)!;
+        Assert.That(before.Gc, Is.EqualTo(new GcCounters(41, 7, 2, 900_000_000, 0.25)));
+        var window = DaemonCounters.Parse(Exposition + "\n" + later)!.Since(before);
+        Assert.That((window.Gc!.Gen0, window.Gc.Gen1, window.Gc.Gen2, window.Gc.AllocatedBytes), Is.EqualTo((3.0, 0.0, 0.0, 45_000_000.0)));
+        Assert.That(window.Gc.PauseSeconds, Is.EqualTo(0.012).Within(1e-9));
+        Assert.That(DaemonCounters.Parse(Exposition)!.Gc, Is.Null, "no runtime counters exported: no GC figures, not zeros");
+    }
 }
