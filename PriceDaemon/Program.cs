@@ -109,9 +109,7 @@ public static class Program
         services.TryAddSingleton(TimeProvider.System);
         var configuration = builder.Configuration;
         services.AddSectionOptions<FeedOptions>(configuration, FeedOptions.Section, static o =>
-            o.Simulated.MinIntervalMs > o.Simulated.MaxIntervalMs
-                ? ["Simulated:MinIntervalMs: must not exceed Feed:Simulated:MaxIntervalMs"]
-                : []);
+            o.Simulated.Problems());
         services.AddSectionOptions<ThrottleOptions>(configuration, ThrottleOptions.Section);
         services.AddSectionOptions<LimitsOptions>(configuration, LimitsOptions.Section);
         services.AddSectionOptions<TransportOptions>(configuration, TransportOptions.Section);

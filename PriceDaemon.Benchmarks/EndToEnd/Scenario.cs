@@ -71,6 +71,17 @@ internal sealed record Scenario
 
     public ScenarioBudgets Budgets { get; init; } = new();
 
+    /// <summary>
+    /// Ticks in groups, as Upstox delivers them (the daemon's Feed:Simulated:MessagesPerSecond): this many messages a
+    /// second of <see cref="InstrumentsPerMessageMin"/> to <see cref="InstrumentsPerMessageMax"/> instruments each.
+    /// The tick intervals then only drive the baseline, which ticks per instrument.
+    /// </summary>
+    public int MessagesPerSecond { get; init; }
+
+    public int InstrumentsPerMessageMin { get; init; } = 50;
+
+    public int InstrumentsPerMessageMax { get; init; } = 200;
+
     public IEnumerable<string> Validate()
     {
         if (Clients < 1 || SubscriptionsPerClient < 1)
@@ -91,6 +102,11 @@ internal sealed record Scenario
         if (SubscriptionsPerClient > MaxSubscriptionsPerConnection)
         {
             yield return $"{Name}: subscriptionsPerClient exceeds maxSubscriptionsPerConnection";
+        }
+
+        if (MessagesPerSecond > 0 && 1000 / MessagesPerSecond < ThrottleMs)
+        {
+            yield return $"{Name}: a message every {1000 / MessagesPerSecond} ms is faster than the {ThrottleMs} ms throttle window";
         }
 
         if (MeasureSeconds < 1)

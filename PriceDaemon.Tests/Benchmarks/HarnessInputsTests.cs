@@ -63,11 +63,13 @@ public sealed class HarnessInputsTests
     {
         var file = ScenarioFile.Parse(File.ReadAllText(Path.Combine(RepositoryRoot(), "config", "latency-budgets.json")));
 
-        Assert.That(file.Scenarios.Select(static s => s.Name), Is.EqualTo(new[] { "seed", "campus-peak", "market-open", "wide" }));
+        Assert.That(file.Scenarios.Select(static s => s.Name), Is.EqualTo(new[] { "seed", "campus-peak", "market-open", "wide", "upstox-groups" }));
         Assert.That(file.Scenarios.SelectMany(static s => s.Validate()), Is.Empty);
         var machineRelative = new ScenarioBudgets { P99Ms = 5, P99WriteFloorFactor = 1.5, MinRawCpuRatio = 0.85, MaxLostLastValues = 0 };
         Assert.That(file.Scenarios[1].Budgets, Is.EqualTo(machineRelative with { MinBaselineRatio = 5 }), "campus-peak");
         Assert.That(file.Scenarios[2].Budgets, Is.EqualTo(machineRelative), "market-open: the same form");
+        Assert.That((file.Scenarios[4].MessagesPerSecond, file.Scenarios[4].InstrumentsPerMessageMin, file.Scenarios[4].InstrumentsPerMessageMax, file.Scenarios[4].Budgets),
+            Is.EqualTo((5, 50, 200, machineRelative)), "upstox-groups: grouped ticks, the same budgets");
     }
 
     [Test]

@@ -72,4 +72,33 @@ public sealed class SimulatedFeedOptions
     /// <summary>Length of each simulated outage; 0 = never.</summary>
     [Range(0, 86_400)]
     public int OutageSeconds { get; set; }
+
+    /// <summary>
+    /// Ticks in groups, as Upstox delivers them: this many feed messages a second, each carrying
+    /// <see cref="InstrumentsPerMessageMin"/> to <see cref="InstrumentsPerMessageMax"/> instruments picked at random,
+    /// all received at the same moment. The per-instrument intervals are not used then. 0 (default): every
+    /// instrument on its own schedule.
+    /// </summary>
+    [Range(0, 1_000)]
+    public int MessagesPerSecond { get; set; }
+
+    [Range(1, 1_000_000)]
+    public int InstrumentsPerMessageMin { get; set; } = 50;
+
+    [Range(1, 1_000_000)]
+    public int InstrumentsPerMessageMax { get; set; } = 200;
+
+    /// <summary>Rules across keys, as <c>Simulated:Key: ...</c> (the validator puts the section in front).</summary>
+    internal IEnumerable<string> Problems()
+    {
+        if (MinIntervalMs > MaxIntervalMs)
+        {
+            yield return "Simulated:MinIntervalMs: must not exceed Feed:Simulated:MaxIntervalMs";
+        }
+
+        if (InstrumentsPerMessageMin > InstrumentsPerMessageMax)
+        {
+            yield return "Simulated:InstrumentsPerMessageMin: must not exceed Feed:Simulated:InstrumentsPerMessageMax";
+        }
+    }
 }

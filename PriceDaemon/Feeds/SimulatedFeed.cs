@@ -69,7 +69,12 @@ internal sealed partial class SimulatedFeed : IFeedSource
             due.Enqueue(id, NextInterval(random));
         }
 
-        var maxMove = _options.MaxMovePercent / 100.0;
+        if (_options.MessagesPerSecond > 0)
+        {
+            await RunGroupedAsync(ticks, random, prices, volumes, stoppingToken).ConfigureAwait(false);
+            return;
+        }
+
         while (!stoppingToken.IsCancellationRequested)
         {
             if (ElapsedMs() >= nextOutage)
@@ -86,10 +91,7 @@ internal sealed partial class SimulatedFeed : IFeedSource
             while (due.TryPeek(out var id, out var at) && at <= elapsedMs)
             {
                 due.Dequeue();
-                var move = ((random.NextDouble() * 2) - 1) * maxMove;
-                var price = Math.Round(prices[id] * (1 + move) / TickSize) * TickSize;
-                prices[id] = Math.Round(Math.Max(price, TickSize), 2);
-                volumes[id] += random.Next(1, 500);
+                Move(random, prices, volumes, id);
                 await WriteAsync(ticks, id, prices[id], volumes[id], stoppingToken).ConfigureAwait(false);
                 due.Enqueue(id, at + NextInterval(random));
             }
@@ -103,6 +105,56 @@ internal sealed partial class SimulatedFeed : IFeedSource
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Upstox's shape: a message every 1/<see cref="SimulatedFeedOptions.MessagesPerSecond"/> s carrying a random
+    /// set of instruments, all stamped with the same receive time, written into the pipeline back to back. A
+    /// message is due at a fixed rate from the start, so a slow write delays the next one rather than dropping it.
+    /// </summary>
+    private async Task RunGroupedAsync(ChannelWriter<Tick> ticks, Random random, double[] prices, long[] volumes, CancellationToken stoppingToken)
+    {
+        var count = prices.Length;
+        var order = Enumerable.Range(0, count).ToArray();
+        var min = Math.Min(_options.InstrumentsPerMessageMin, count);
+        var max = Math.Min(_options.InstrumentsPerMessageMax, count);
+        var periodTicks = _time.TimestampFrequency / _options.MessagesPerSecond;
+        var next = _time.GetTimestamp();
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            next += periodTicks;
+            var wait = _time.GetElapsedTime(_time.GetTimestamp(), next);
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, _time, stoppingToken).ConfigureAwait(false);
+            }
+
+            // A partial shuffle picks the message's instruments without repeats.
+            var size = random.Next(min, max + 1);
+            var exchangeTime = UnixMicroseconds(_time.GetUtcNow());
+            var received = _time.GetTimestamp();
+            for (var i = 0; i < size; i++)
+            {
+                var pick = random.Next(i, count);
+                (order[i], order[pick]) = (order[pick], order[i]);
+                var id = order[i];
+                Move(random, prices, volumes, id);
+                var tick = new Tick(id, prices[id], volumes[id], exchangeTime, received, PriceSource.Simulated);
+                if (!ticks.TryWrite(tick))
+                {
+                    await ticks.WriteAsync(tick, stoppingToken).ConfigureAwait(false);
+                }
+            }
+        }
+    }
+
+    /// <summary>One random step of at most ±MaxMovePercent, on the NSE tick size, with more traded volume.</summary>
+    private void Move(Random random, double[] prices, long[] volumes, int id)
+    {
+        var move = ((random.NextDouble() * 2) - 1) * _options.MaxMovePercent / 100.0;
+        var price = Math.Round(prices[id] * (1 + move) / TickSize) * TickSize;
+        prices[id] = Math.Round(Math.Max(price, TickSize), 2);
+        volumes[id] += random.Next(1, 500);
     }
 
     internal static long UnixMicroseconds(DateTimeOffset time) => (time.UtcTicks - DateTime.UnixEpoch.Ticks) / 10;
