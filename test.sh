@@ -26,6 +26,12 @@ command -v dotnet >/dev/null 2>&1 || { echo "test.sh: the .NET 10 SDK (dotnet) i
 # started from an NUnit test so that they count in the total below.
 apt_need chromium chromium
 apt_need node nodejs
+apt_need npm npm
+# The JS client package's dev dependencies (real react and react-dom, esbuild, typescript), pinned in
+# clients/js/package-lock.json: `npm ci` when node_modules is missing or older than the lockfile.
+if [ ! -f clients/js/node_modules/.package-lock.json ] || [ clients/js/package-lock.json -nt clients/js/node_modules/.package-lock.json ]; then
+  (cd clients/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
 apt_need shellcheck shellcheck              # install.sh is checked by the tests
 apt_need systemd-analyze systemd            # ... and so is the unit it writes
 apt_need nats-server nats-server            # the scale-out tests run a real NATS server (JetStream)

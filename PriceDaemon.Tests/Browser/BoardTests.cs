@@ -223,11 +223,18 @@ public sealed class BoardTests
     {
         await using var daemon = await DaemonProcess.StartAsync(_folder, "--Feed:Source=None");
         using var http = daemon.Http();
-        foreach (var path in new[] { "/price-socket.js", "/use-price-websocket.js", "/board.js" })
+        foreach (var path in new[] { "/price-socket.js", "/price-hooks.js", "/use-price-websocket.js", "/board.js" })
         {
             using var response = await http.GetAsync(path);
             Assert.That(response.IsSuccessStatusCode, Is.True, path);
             Assert.That(response.Content.Headers.ContentType?.MediaType, Is.EqualTo("text/javascript"), path);
+        }
+
+        // One source: what the daemon serves is the npm package's file itself.
+        foreach (var file in new[] { "price-socket.js", "price-hooks.js", "use-price-websocket.js" })
+        {
+            var served = await http.GetStringAsync(new Uri("/" + file, UriKind.Relative));
+            Assert.That(served, Is.EqualTo(await File.ReadAllTextAsync(Path.Combine(RepositoryRoot(), "clients", "js", "src", file))), file);
         }
 
         using var index = await http.GetAsync("/");

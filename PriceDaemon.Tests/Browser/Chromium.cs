@@ -29,7 +29,8 @@ internal sealed class Chromium : IAsyncDisposable
 
     public IBrowser Browser { get; }
 
-    public static async Task<Chromium> LaunchAsync()
+    /// <param name="extraArgs">More Chromium switches, e.g. for a test that serves its page through a route.</param>
+    public static async Task<Chromium> LaunchAsync(params string[] extraArgs)
     {
         // Missing Chromium is a failure with the fix in it, never a skip.
         if (!File.Exists(ExecutablePath))
@@ -44,7 +45,7 @@ internal sealed class Chromium : IAsyncDisposable
             {
                 ExecutablePath = ExecutablePath,
                 Headless = true,
-                Args = _args,
+                Args = [.. _args, .. extraArgs],
                 Timeout = 60_000,
             });
             return new Chromium(playwright, browser);

@@ -1,10 +1,10 @@
-// Unit tests of PriceDaemon/wwwroot/price-socket.js and the React hook, with node's built-in runner:
+// Unit tests of clients/js/src/price-socket.js and the React hook, with node's built-in runner:
 //   node --test PriceDaemon.Tests/js/
 // The socket, timers, fetch, storage and randomness are injected fakes: no network, no sleeping.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PriceSocket, backoffDelay } from '../../PriceDaemon/wwwroot/price-socket.js';
-import { createUsePriceWebSocket } from '../../PriceDaemon/wwwroot/use-price-websocket.js';
+import { PriceSocket, backoffDelay } from '../../clients/js/src/price-socket.js';
+import { createUsePriceWebSocket } from '../../clients/js/src/use-price-websocket.js';
 
 const RELIANCE = 'NSE_EQ|INE002A01018';
 const TCS = 'NSE_EQ|INE467B01029';

@@ -1,6 +1,8 @@
-// price-socket.js: the browser client of PriceDaemon's /api/ws/prices. A dependency-free ES module.
+// price-socket.js: the browser client of PriceDaemon's /api/ws/prices. A dependency-free ES module, the main
+// entry of the npm package @pricedaemon/client (clients/js/) and the same file the daemon serves at
+// /price-socket.js (embedded from this source; there is no second copy).
 //
-//   import { PriceSocket } from 'http://HOST:PORT/price-socket.js';
+//   import { PriceSocket } from '@pricedaemon/client';       // or 'http://HOST:PORT/price-socket.js'
 //   const prices = new PriceSocket();                 // connects at once
 //   const release = prices.subscribe(['NSE_EQ|INE002A01018']);
 //   prices.on('price', ({ key, data }) => render(key, data));
@@ -108,6 +110,12 @@ export class PriceSocket {
     this._prices = new Map(); // instrument key -> { data, epoch, stale }
     this._rejected = new Map(); // instrument key -> reason code from the last ack
     this._listeners = new Map(); // event name -> Set of callbacks
+    this._frameListeners = new Map(); // server frame type -> Set of callbacks
+    this._keyListeners = new Map(); // instrument key -> Set of callbacks (the React hooks' store)
+    this._pendingAdd = new Set(); // deferred subscribes not yet sent
+    this._pendingRemove = new Set(); // deferred unsubscribes not yet sent
+    this._flushQueued = false;
+    this._version = 0; // grows with every price change of any key
     this._pendingFetch = new Set();
     this._socket = null;
     this._retryTimer = null;
@@ -139,6 +147,70 @@ export class PriceSocket {
     }
     set.add(callback);
     return () => set.delete(callback);
+  }
+
+  /**
+   * Listens to every server frame of one `type` (e.g. 'price_update', 'subscribed', or a channel of DESIGN.md
+   * "Beyond prices" such as 'depth' or 'notification'), after the client has applied it; returns a function
+   * that stops listening. Frames of types this client does not know are delivered here too, so a page can
+   * use a channel the daemon added before this library names it.
+   */
+  onFrame(type, callback) {
+    let set = this._frameListeners.get(type);
+    if (!set) {
+      set = new Set();
+      this._frameListeners.set(type, set);
+    }
+    set.add(callback);
+    return () => set.delete(callback);
+  }
+
+  /**
+   * Calls `callback()` whenever the price (or stale flag) of `key` changes; returns a function that stops.
+   * This is the store contract of React's useSyncExternalStore: pair it with priceSnapshot(key).
+   */
+  onKey(key, callback) {
+    let set = this._keyListeners.get(key);
+    if (!set) {
+      set = new Set();
+      this._keyListeners.set(key, set);
+    }
+    set.add(callback);
+    return () => {
+      set.delete(callback);
+      if (set.size === 0 && this._keyListeners.get(key) === set) {
+        this._keyListeners.delete(key);
+      }
+    };
+  }
+
+  _emitFrame(message) {
+    const set = this._frameListeners.get(message.type);
+    if (!set) {
+      return;
+    }
+    for (const callback of [...set]) {
+      try {
+        callback(message);
+      } catch (error) {
+        this._console?.error?.('price-socket: frame listener failed', error);
+      }
+    }
+  }
+
+  _emitKey(key) {
+    this._version++;
+    const set = this._keyListeners.get(key);
+    if (!set) {
+      return;
+    }
+    for (const callback of [...set]) {
+      try {
+        callback();
+      } catch (error) {
+        this._console?.error?.('price-socket: listener failed', error);
+      }
+    }
   }
 
   _emit(event, detail) {
@@ -175,8 +247,13 @@ export class PriceSocket {
   /**
    * Adds one reference to each key. The daemon hears only about keys whose first reference this is.
    * Returns a function that releases exactly these references, once, however often it is called.
+   *
+   * With `{ deferred: true }` (what the React hooks use) the daemon is told at the end of the current task
+   * (a microtask), in one message for all changes made meanwhile: a component tree mounting a hundred rows
+   * sends one subscribe, and a release followed by a new reference to the same key (React StrictMode's
+   * double mount, a re-keyed row) sends nothing at all.
    */
-  subscribe(keys) {
+  subscribe(keys, { deferred = false } = {}) {
     const list = normalizeKeys(keys);
     const added = [];
     for (const key of list) {
@@ -187,21 +264,34 @@ export class PriceSocket {
       }
     }
     if (added.length > 0) {
-      this._log('subscribe', added);
-      this._send({ action: 'subscribe', instruments: added });
+      if (deferred) {
+        for (const key of added) {
+          if (!this._pendingRemove.delete(key)) {
+            this._pendingAdd.add(key);
+          }
+        }
+        this._queueFlush();
+      } else {
+        for (const key of added) {
+          this._pendingRemove.delete(key);
+          this._pendingAdd.delete(key);
+        }
+        this._log('subscribe', added);
+        this._send({ action: 'subscribe', instruments: added });
+      }
       this._fetchMissing(added);
     }
     let released = false;
     return () => {
       if (!released) {
         released = true;
-        this.unsubscribe(list);
+        this.unsubscribe(list, { deferred });
       }
     };
   }
 
   /** Drops one reference from each key; the daemon hears only about keys whose last reference this was. */
-  unsubscribe(keys) {
+  unsubscribe(keys, { deferred = false } = {}) {
     const removed = [];
     for (const key of normalizeKeys(keys)) {
       const count = this._refs.get(key) ?? 0;
@@ -216,8 +306,45 @@ export class PriceSocket {
       }
     }
     if (removed.length > 0) {
-      this._log('unsubscribe', removed);
-      this._send({ action: 'unsubscribe', instruments: removed });
+      if (deferred) {
+        for (const key of removed) {
+          if (!this._pendingAdd.delete(key)) {
+            this._pendingRemove.add(key);
+          }
+        }
+        this._queueFlush();
+      } else {
+        const now = removed.filter((key) => !this._pendingAdd.delete(key));
+        if (now.length > 0) {
+          this._log('unsubscribe', now);
+          this._send({ action: 'unsubscribe', instruments: now });
+        }
+      }
+    }
+  }
+
+  _queueFlush() {
+    if (this._flushQueued) {
+      return;
+    }
+    this._flushQueued = true;
+    queueMicrotask(() => this.flush());
+  }
+
+  /** Sends the deferred subscription changes now (they are otherwise sent at the end of the task). */
+  flush() {
+    this._flushQueued = false;
+    const add = [...this._pendingAdd];
+    const remove = [...this._pendingRemove];
+    this._pendingAdd.clear();
+    this._pendingRemove.clear();
+    if (remove.length > 0) {
+      this._log('unsubscribe', remove);
+      this._send({ action: 'unsubscribe', instruments: remove });
+    }
+    if (add.length > 0) {
+      this._log('subscribe', add);
+      this._send({ action: 'subscribe', instruments: add });
     }
   }
 
@@ -243,6 +370,27 @@ export class PriceSocket {
     return entry ? { ...entry.data, stale: entry.stale } : undefined;
   }
 
+  /**
+   * The last known price of one instrument as an immutable snapshot: the same object until that price (or
+   * its stale flag) changes, so `Object.is` tells a change (React's useSyncExternalStore needs exactly this).
+   * undefined when none is known.
+   */
+  priceSnapshot(key) {
+    const entry = this._prices.get(key);
+    if (!entry) {
+      return undefined;
+    }
+    if (!entry.view) {
+      entry.view = Object.freeze({ ...entry.data, stale: entry.stale });
+    }
+    return entry.view;
+  }
+
+  /** A number that grows whenever any price changes (for stores that watch the whole map). */
+  get version() {
+    return this._version;
+  }
+
   /** All last known prices as a plain object, key -> data (with `stale`). */
   prices() {
     const result = {};
@@ -262,13 +410,16 @@ export class PriceSocket {
         // The same price again (a snapshot after a reconnect): only its freshness may have changed.
         if (current.stale !== stale) {
           current.stale = stale;
+          current.view = null;
+          this._emitKey(key);
           this._emit('price', { key, data: { ...current.data, stale }, stale, changed: false });
         }
         return;
       }
     }
-    this._prices.set(key, { data, epoch, stale });
+    this._prices.set(key, { data, epoch, stale, view: null });
     this._schedulePersist();
+    this._emitKey(key);
     this._emit('price', { key, data: { ...data, stale }, stale, changed: true });
   }
 
@@ -276,6 +427,8 @@ export class PriceSocket {
     for (const [key, entry] of this._prices) {
       if (!entry.stale) {
         entry.stale = true;
+        entry.view = null;
+        this._emitKey(key);
         this._emit('price', { key, data: { ...entry.data, stale: true }, stale: true, changed: false });
       }
     }
@@ -290,7 +443,7 @@ export class PriceSocket {
       for (const [key, entry] of Object.entries(stored)) {
         if (entry && entry.data && typeof entry.data.last_price === 'number') {
           // Whatever was stored is older than this page: it is served, but as stale.
-          this._prices.set(key, { data: entry.data, epoch: entry.epoch ?? null, stale: true });
+          this._prices.set(key, { data: entry.data, epoch: entry.epoch ?? null, stale: true, view: null });
         }
       }
     } catch (error) {
@@ -441,6 +594,8 @@ export class PriceSocket {
       return;
     }
     this.attempt = 0;
+    this._pendingAdd.clear(); // everything referenced is sent just below;
+    this._pendingRemove.clear(); // and this new session holds nothing else
     this._setStatus(ConnectionStatus.connected, '');
     const keys = this.subscriptions;
     if (keys.length > 0) {
@@ -460,54 +615,19 @@ export class PriceSocket {
       this._log('ignoring a frame that is not JSON', event.data);
       return;
     }
-    switch (message?.type) {
-      case 'price_update': {
-        const data = message.data;
-        if (typeof message.instrument_key !== 'string' || !data || typeof data.last_price !== 'number') {
-          this._log('ignoring a malformed price_update', message);
-          return;
-        }
-        this._log('price', message.instrument_key, data.last_price, 'seq', data.seq);
-        const feedDown = this.feed !== null && this.feed.status !== 'connected';
-        this._accept(message.instrument_key, data, this.epoch, data.stale === true || feedDown);
-        return;
-      }
-      case 'status': {
-        if (typeof message.epoch === 'string') {
-          this.epoch = message.epoch;
-        }
-        this.feed = { status: message.status, message: message.message ?? '', epoch: this.epoch };
-        this._log('feed', message.status, message.message);
-        if (message.status !== 'connected') {
-          this._markAllStale();
-        }
-        this._emit('feed', this.feed);
-        return;
-      }
-      case 'subscribed': {
-        for (const key of message.instruments ?? []) {
-          this._rejected.delete(key);
-        }
-        for (const item of message.rejected ?? []) {
-          if (this._refs.has(item.instrument_key)) {
-            this._rejected.set(item.instrument_key, item.code);
-          }
-        }
-        this._log('subscribed', message.instruments, 'rejected', message.rejected);
-        this._emit('subscribed', { instruments: message.instruments ?? [], rejected: message.rejected ?? [] });
-        return;
-      }
-      case 'error': {
-        this._log('server error', message.code, message.message);
-        this._emit('server-error', { code: message.code, message: message.message, instruments: message.instruments ?? [] });
-        if (message.code === 'rate_limited') {
-          this._resyncAfter(message.retry_after_ms ?? 1000);
-        }
-        return;
-      }
-      default:
-        this._log('ignoring frame of type', message?.type);
+    if (typeof message?.type !== 'string') {
+      this._log('ignoring a frame without a type', message);
+      return;
     }
+    const handler = FRAME_HANDLERS[message.type];
+    // A handler returns false for a malformed frame, which then reaches no listener.
+    if (handler && handler.call(this, message) === false) {
+      return;
+    }
+    if (!handler) {
+      this._log('frame of type', message.type, 'has no built-in handler');
+    }
+    this._emitFrame(message);
   }
 
   _onClose(socket, event) {
@@ -558,6 +678,56 @@ export class PriceSocket {
     }
   }
 }
+
+// What the client itself does with each server frame type it knows, before onFrame listeners see it. The
+// channels of DESIGN.md "Beyond prices" (depth, candles, notification, announcement, ...) add an entry here
+// when the client grows state for them; until then their frames reach onFrame(type) listeners as they are.
+const FRAME_HANDLERS = {
+  price_update(message) {
+    const data = message.data;
+    if (typeof message.instrument_key !== 'string' || !data || typeof data.last_price !== 'number') {
+      this._log('ignoring a malformed price_update', message);
+      return false;
+    }
+    this._log('price', message.instrument_key, data.last_price, 'seq', data.seq);
+    const feedDown = this.feed !== null && this.feed.status !== 'connected';
+    this._accept(message.instrument_key, data, this.epoch, data.stale === true || feedDown);
+    return true;
+  },
+  status(message) {
+    if (typeof message.epoch === 'string') {
+      this.epoch = message.epoch;
+    }
+    this.feed = { status: message.status, message: message.message ?? '', epoch: this.epoch };
+    this._log('feed', message.status, message.message);
+    if (message.status !== 'connected') {
+      this._markAllStale();
+    }
+    this._emit('feed', this.feed);
+    return true;
+  },
+  subscribed(message) {
+    for (const key of message.instruments ?? []) {
+      this._rejected.delete(key);
+    }
+    for (const item of message.rejected ?? []) {
+      if (this._refs.has(item.instrument_key)) {
+        this._rejected.set(item.instrument_key, item.code);
+      }
+    }
+    this._log('subscribed', message.instruments, 'rejected', message.rejected);
+    this._emit('subscribed', { action: message.action, instruments: message.instruments ?? [], rejected: message.rejected ?? [] });
+    return true;
+  },
+  error(message) {
+    this._log('server error', message.code, message.message);
+    this._emit('server-error', { code: message.code, message: message.message, instruments: message.instruments ?? [] });
+    if (message.code === 'rate_limited') {
+      this._resyncAfter(message.retry_after_ms ?? 1000);
+    }
+    return true;
+  },
+};
 
 function normalizeKeys(keys) {
   const list = typeof keys === 'string' ? [keys] : [...(keys ?? [])];

@@ -1,0 +1,138 @@
+// A typed use of '@pricedaemon/client' outside React, run by the tests after `npm pack` and an install of
+// the tarball into a scratch app:  node --experimental-websocket typed-client.js ws://HOST:PORT/api/ws/prices KEY
+// It touches every type the main entry exports, prints the first price of KEY as one JSON line, and exits.
+import {
+  backoffDelay,
+  ConnectionStatus,
+  defaultUrl,
+  getPriceSocket,
+  PriceSocket,
+  type AckMessage,
+  type AlertCreateMessage,
+  type AnnouncementFrame,
+  type BackoffOptions,
+  type BookFrame,
+  type Candle,
+  type CandleFrame,
+  type CandlesFrame,
+  type ClientMessage,
+  type ConnectionStatusValue,
+  type DepthFrame,
+  type DepthLevel,
+  type ErrorCode,
+  type ErrorFrame,
+  type FeedState,
+  type FeedStatusValue,
+  type InstrumentKey,
+  type MarketChannel,
+  type NotificationFrame,
+  type Price,
+  type PriceData,
+  type PriceSocketEventMap,
+  type PriceSocketOptions,
+  type PriceSource,
+  type PriceStorage,
+  type PriceUpdateFrame,
+  type RejectedInstrument,
+  type Release,
+  type ServerFrame,
+  type ServerFrameMap,
+  type ServerFrameType,
+  type StatusFrame,
+  type SubscribedFrame,
+  type SubscribeMessage,
+  type SubscribeOptions,
+  type TopicFrame,
+  type TopicSubscribeMessage,
+  type UnsubscribeMessage,
+  type VolumeAlertFrame,
+} from '@pricedaemon/client';
+
+declare const process: { argv: string[]; exit(code: number): never };
+
+const [url, key] = [process.argv[2], process.argv[3] as InstrumentKey];
+
+// Every frame, by its discriminant: a switch over ServerFrame is exhaustive.
+function describe(frame: ServerFrame): string {
+  switch (frame.type) {
+    case 'price_update': return `${frame.instrument_key} ${frame.data.last_price}`;
+    case 'status': return `feed ${frame.status satisfies FeedStatusValue}`;
+    case 'subscribed': return `holding ${frame.instruments.length}, refused ${frame.rejected.map((r: RejectedInstrument) => r.code).join(',')}`;
+    case 'error': return `error ${frame.code}`;
+    case 'depth': return `depth ${(frame.data.bids[0] satisfies DepthLevel | undefined)?.[0]}`;
+    case 'book': return `book ${frame.data.asks.length}`;
+    case 'candles': return `candles ${frame.data.map((c: Candle) => c.c).join(',')}`;
+    case 'candle': return `candle ${frame.data.closed}`;
+    case 'volume_alert': return `volume ${frame.data.ratio}`;
+    case 'topic': return `topic ${frame.topic}#${frame.seq}`;
+    case 'notification': return `notification ${frame.kind} ${frame.id}`;
+    case 'announcement': return `announcement ${frame.level}: ${frame.message}`;
+    default: {
+      const never: never = frame;
+      return String(never);
+    }
+  }
+}
+
+const messages: ClientMessage[] = [
+  { action: 'subscribe', instruments: [key] } satisfies SubscribeMessage,
+  { action: 'unsubscribe', instruments: [key], channel: 'price' satisfies MarketChannel } satisfies UnsubscribeMessage,
+  { action: 'subscribe', channel: 'topic', topics: ['leaderboard'] } satisfies TopicSubscribeMessage,
+  { action: 'ack', ids: ['trade-1'] } satisfies AckMessage,
+  { action: 'alert_create', instrument_key: key, condition: 'above', price: 1 } satisfies AlertCreateMessage,
+];
+const sample: ServerFrame[] = [
+  { type: 'depth', instrument_key: key, data: { bids: [[1, 2, 3]], asks: [], timestamp: '' } } satisfies DepthFrame,
+  { type: 'book', instrument_key: key, data: { bids: [], asks: [[1, 2, 3]], timestamp: '' } } satisfies BookFrame,
+  { type: 'candles', instrument_key: key, interval: '1m', data: [{ t: '', o: 1, h: 2, l: 0.5, c: 1.5, v: 9 }] } satisfies CandlesFrame,
+  { type: 'candle', instrument_key: key, interval: '1m', data: { t: '', o: 1, h: 2, l: 0.5, c: 1.5, v: 9, closed: false } } satisfies CandleFrame,
+  { type: 'volume_alert', instrument_key: key, data: { volume_1m: 5, baseline: 1, ratio: 5, timestamp: '' } } satisfies VolumeAlertFrame,
+  { type: 'topic', topic: 'leaderboard', seq: 1, data: {} } satisfies TopicFrame,
+  { type: 'notification', id: 'trade-1', kind: 'trade', created_at: '', data: {} } satisfies NotificationFrame,
+  { type: 'announcement', id: 'a', level: 'warning', message: 'maintenance' } satisfies AnnouncementFrame,
+  { type: 'error', code: 'rate_limited' satisfies ErrorCode, message: '', retry_after_ms: 10 } satisfies ErrorFrame,
+];
+const described = sample.map(describe).length + messages.length;
+
+const storage: PriceStorage | null = null;
+const backoff: BackoffOptions = { baseMs: 100, maxMs: 1000 };
+const options: PriceSocketOptions = { url, storage, reconnectDelayMs: backoff.baseMs, connect: false };
+const socket: PriceSocket = new PriceSocket(options);
+const shared: PriceSocket = getPriceSocket(options);
+shared.close();
+const firstDelay: number = backoffDelay(1, backoff);
+const derived: string = defaultUrl({ protocol: 'http:', host: '127.0.0.1:1' });
+const subscribeOptions: SubscribeOptions = { deferred: true };
+
+const timer = setTimeout(() => {
+  console.error('no price within 20 s');
+  process.exit(1);
+}, 20_000);
+
+const offs: Release[] = [
+  socket.on('status', (event: PriceSocketEventMap['status']) => {
+    const status: ConnectionStatusValue = event.status;
+    if (status === ConnectionStatus.error) {
+      console.error('socket error', event.detail);
+    }
+  }),
+  socket.on('feed', (feed: FeedState) => void feed.status),
+  socket.onFrame('status', (frame: StatusFrame) => void frame.epoch),
+  socket.onFrame('subscribed', (frame: SubscribedFrame) => void frame.instruments),
+  socket.onFrame('price_update', (frame: PriceUpdateFrame) => {
+    if (frame.instrument_key !== key) {
+      return;
+    }
+    const data: PriceData = frame.data;
+    const source: PriceSource | undefined = data.source;
+    const price: Price | undefined = socket.priceSnapshot(key);
+    const byType: ServerFrameType = 'price_update' satisfies ServerFrameMap['price_update']['type'];
+    console.log(JSON.stringify({ key, last_price: price?.last_price, source, type: byType, described, firstDelay, derived, text: describe(frame) }));
+    clearTimeout(timer);
+    offs.forEach((off) => off());
+    release();
+    socket.close();
+  }),
+];
+const release: Release = socket.subscribe([key], subscribeOptions);
+socket.connect();

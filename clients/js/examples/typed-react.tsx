@@ -1,0 +1,72 @@
+// A typed React app on '@pricedaemon/client/react' (checked by `tsc --noEmit`): every hook and type the
+// React entry exports, as a page of the campus app would use them.
+import { StrictMode, useEffect, type ReactElement } from 'react';
+import { createRoot } from 'react-dom/client';
+import {
+  ConnectionStatus,
+  createPriceHooks,
+  getPriceSocket,
+  PriceSocket,
+  PriceSocketContext,
+  PriceSocketProvider,
+  useConnectionStatus,
+  useFeedStatus,
+  usePrice,
+  usePrices,
+  usePriceSocket,
+  usePriceWebSocket,
+  type PriceHooks,
+  type PriceSocketProviderProps,
+  type UsePriceWebSocketResult,
+} from '@pricedaemon/client/react';
+import * as React from 'react';
+import type { Price } from '@pricedaemon/client';
+import { createUsePriceWebSocket, type LegacyUsePriceWebSocketResult } from '@pricedaemon/client/use-price-websocket';
+
+function Quote({ instrument }: { instrument: string }): ReactElement {
+  const price: Price | undefined = usePrice(instrument);
+  return <span data-stale={price?.stale ?? true}>{price?.last_price.toFixed(2) ?? '—'}</span>;
+}
+
+function Watchlist({ keys }: { keys: string[] }): ReactElement {
+  const prices: Record<string, Price> = usePrices(keys);
+  return <ul>{keys.map((key) => <li key={key}>{key}: {prices[key]?.last_price ?? '—'}</li>)}</ul>;
+}
+
+function Header(): ReactElement {
+  const status = useConnectionStatus();
+  const feed = useFeedStatus();
+  const socket: PriceSocket = usePriceSocket();
+  return <header>{status === ConnectionStatus.connected ? 'Live' : status} {feed?.message} {socket.subscriptions.length}</header>;
+}
+
+// The original guide's page, ported by changing its import.
+function GuidePage({ keys }: { keys: string[] }): ReactElement {
+  const { prices, connectionStatus, subscribe, unsubscribe }: UsePriceWebSocketResult = usePriceWebSocket();
+  useEffect(() => {
+    subscribe(keys);
+    return () => unsubscribe(keys);
+  }, [keys, subscribe, unsubscribe]);
+  return <div>{connectionStatus} {Object.keys(prices).length}</div>;
+}
+
+const hooks: PriceHooks = createPriceHooks(React);
+const useLegacy: () => LegacyUsePriceWebSocketResult = createUsePriceWebSocket(React, { url: 'ws://127.0.0.1:8080/api/ws/prices' });
+void hooks;
+void useLegacy;
+void PriceSocketContext;
+
+const socket = getPriceSocket({ url: 'ws://127.0.0.1:8080/api/ws/prices' });
+const providerProps: PriceSocketProviderProps = { socket };
+const keys = ['NSE_EQ|INE002A01018', 'NSE_EQ|INE467B01029'];
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <PriceSocketProvider {...providerProps}>
+      <Header />
+      <Quote instrument={keys[0]!} />
+      <Watchlist keys={keys} />
+      <GuidePage keys={keys} />
+    </PriceSocketProvider>
+  </StrictMode>,
+);

@@ -1,0 +1,188 @@
+// price-hooks.js: the React hooks of @pricedaemon/client, on React's own store contract (useSyncExternalStore).
+// React is passed in, so this file imports nothing but price-socket.js: '@pricedaemon/client/react' binds it to
+// the app's 'react', and a page without a bundler can bind it to whatever React it loaded
+// (the daemon serves this file at /price-hooks.js):
+//
+//   const { usePrice, usePrices, useConnectionStatus, usePriceWebSocket } = createPriceHooks(React);
+//
+// Every hook reads from one PriceSocket: the one of the nearest <PriceSocketProvider socket={...}>, else the
+// page's shared getPriceSocket(). What a component renders depends only on the keys it shows: a hook is told
+// about a price change only for its own keys (PriceSocket.onKey), and its snapshot is the same object until
+// one of them changes, so a tick of another key re-renders nothing.
+//
+// Subscriptions belong to the component: taken in an effect, released in its cleanup (unmount, or a change of
+// keys). The socket counts references per key and tells the daemon once per task (deferred), so React
+// StrictMode's mount-unmount-mount sends a single subscribe, and a list of a hundred rows one message.
+
+import { getPriceSocket } from './price-socket.js';
+
+const SEPARATOR = '\u0000';
+
+function keyList(keys) {
+  const list = typeof keys === 'string' ? [keys] : [...(keys ?? [])];
+  return [...new Set(list.filter((key) => typeof key === 'string' && key.length > 0))];
+}
+
+export function createPriceHooks(React) {
+  const { createContext, createElement, useCallback, useContext, useEffect, useRef, useState, useSyncExternalStore } = React;
+  if (typeof useSyncExternalStore !== 'function') {
+    throw new Error('@pricedaemon/client: React 18 or later is required (useSyncExternalStore)');
+  }
+
+  const PriceSocketContext = createContext(null);
+
+  /** Makes every hook below it use `socket` instead of the page's shared one. */
+  function PriceSocketProvider({ socket, children }) {
+    return createElement(PriceSocketContext.Provider, { value: socket }, children);
+  }
+
+  /** The PriceSocket the hooks of this component use. */
+  function usePriceSocket() {
+    return useContext(PriceSocketContext) ?? getPriceSocket();
+  }
+
+  // Holds one reference to each key for as long as the component is mounted with these keys.
+  function useHeldKeys(socket, id) {
+    useEffect(() => {
+      if (id === '') {
+        return undefined;
+      }
+      return socket.subscribe(id.split(SEPARATOR), { deferred: true });
+    }, [socket, id]);
+  }
+
+  /** The last price of `key` (with `stale`), or undefined; re-renders only when that key's price changes. */
+  function usePrice(key) {
+    const socket = usePriceSocket();
+    const id = typeof key === 'string' ? key : '';
+    useHeldKeys(socket, id);
+    const subscribe = useCallback((onChange) => (id === '' ? () => {} : socket.onKey(id, onChange)), [socket, id]);
+    const snapshot = useCallback(() => (id === '' ? undefined : socket.priceSnapshot(id)), [socket, id]);
+    return useSyncExternalStore(subscribe, snapshot, snapshot);
+  }
+
+  // The prices of a list of keys as one object, the same object until one of them changes.
+  function usePricesById(socket, id) {
+    const cache = useRef(null);
+    const subscribe = useCallback((onChange) => {
+      const offs = id === '' ? [] : id.split(SEPARATOR).map((key) => socket.onKey(key, onChange));
+      return () => offs.forEach((off) => off());
+    }, [socket, id]);
+    const snapshot = useCallback(() => {
+      const keys = id === '' ? [] : id.split(SEPARATOR);
+      const views = keys.map((key) => socket.priceSnapshot(key));
+      const cached = cache.current;
+      if (cached && cached.socket === socket && cached.id === id && cached.views.every((view, i) => view === views[i])) {
+        return cached.value;
+      }
+      const value = {};
+      keys.forEach((key, i) => {
+        if (views[i] !== undefined) {
+          value[key] = views[i];
+        }
+      });
+      cache.current = { socket, id, views, value };
+      return value;
+    }, [socket, id]);
+    return useSyncExternalStore(subscribe, snapshot, snapshot);
+  }
+
+  /** key -> last price for each of `keys` that has one; re-renders only when one of these keys changes. */
+  function usePrices(keys) {
+    const socket = usePriceSocket();
+    const id = keyList(keys).join(SEPARATOR);
+    useHeldKeys(socket, id);
+    return usePricesById(socket, id);
+  }
+
+  /** The socket's connection status: 'connecting' | 'connected' | 'reconnecting' | 'error' | 'closed'. */
+  function useConnectionStatus() {
+    const socket = usePriceSocket();
+    const subscribe = useCallback((onChange) => socket.on('status', onChange), [socket]);
+    const snapshot = useCallback(() => socket.status, [socket]);
+    return useSyncExternalStore(subscribe, snapshot, snapshot);
+  }
+
+  /** The daemon's last feed status frame ({ status, message, epoch }), or null before the first. */
+  function useFeedStatus() {
+    const socket = usePriceSocket();
+    const subscribe = useCallback((onChange) => socket.on('feed', onChange), [socket]);
+    const snapshot = useCallback(() => socket.feed, [socket]);
+    return useSyncExternalStore(subscribe, snapshot, snapshot);
+  }
+
+  /**
+   * The original guide's hook: { prices, connectionStatus, subscribe, unsubscribe } (plus statusDetail,
+   * feedStatus and socket). `prices` holds the keys this component subscribed, so the component re-renders
+   * when one of those changes, not on every tick of the socket. subscribe/unsubscribe count this component's
+   * references; whatever it still holds is released when it unmounts.
+   */
+  function usePriceWebSocket() {
+    const socket = usePriceSocket();
+    const held = useRef(new Map()); // key -> references this component holds
+    const [id, setId] = useState('');
+    const connectionStatus = useConnectionStatus();
+    const statusDetail = useSyncExternalStore(
+      useCallback((onChange) => socket.on('status', onChange), [socket]),
+      useCallback(() => socket.statusDetail, [socket]));
+    const feedStatus = useFeedStatus();
+
+    const publish = useCallback(() => setId([...held.current.keys()].sort().join(SEPARATOR)), []);
+
+    useEffect(() => {
+      const mine = held.current;
+      return () => {
+        const keys = [...mine.keys()];
+        for (const [key, count] of mine) {
+          for (let i = 0; i < count; i++) {
+            socket.unsubscribe([key], { deferred: true });
+          }
+        }
+        mine.clear();
+        if (keys.length > 0) {
+          setId(''); // StrictMode's remount starts from nothing held, as a real mount does
+        }
+      };
+    }, [socket]);
+
+    const subscribe = useCallback((keys) => {
+      const list = keyList(keys);
+      for (const key of list) {
+        held.current.set(key, (held.current.get(key) ?? 0) + 1);
+      }
+      socket.subscribe(list, { deferred: true });
+      publish();
+    }, [socket, publish]);
+
+    const unsubscribe = useCallback((keys) => {
+      const mine = [];
+      for (const key of keyList(keys)) {
+        const count = held.current.get(key) ?? 0;
+        if (count > 0) {
+          mine.push(key);
+          if (count === 1) {
+            held.current.delete(key);
+          } else {
+            held.current.set(key, count - 1);
+          }
+        }
+      }
+      socket.unsubscribe(mine, { deferred: true });
+      publish();
+    }, [socket, publish]);
+
+    const prices = usePricesById(socket, id);
+    return { prices, connectionStatus, statusDetail, feedStatus, subscribe, unsubscribe, socket };
+  }
+
+  return {
+    PriceSocketContext,
+    PriceSocketProvider,
+    usePriceSocket,
+    usePrice,
+    usePrices,
+    useConnectionStatus,
+    useFeedStatus,
+    usePriceWebSocket,
+  };
+}

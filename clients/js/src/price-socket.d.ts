@@ -1,0 +1,319 @@
+// Types of @pricedaemon/client: every frame of PriceDaemon's WebSocket protocol (DESIGN.md) and every call of
+// PriceSocket. Server frames are a discriminated union on `type`, built from ServerFrameMap: a new channel is
+// one more entry in that map (here, or by declaration merging from an app), and onFrame, ServerFrame and
+// ServerFrameType all follow.
+
+// ---- client to server ------------------------------------------------------------------------------------
+
+export type InstrumentKey = string;
+
+export interface SubscribeMessage {
+  action: 'subscribe';
+  instruments: InstrumentKey[];
+  /** DESIGN.md "Beyond prices": without one it is 'price'. */
+  channel?: MarketChannel;
+  /** candles only */
+  interval?: string;
+  /** candles only: how many past candles to send first */
+  history?: number;
+}
+
+export interface UnsubscribeMessage {
+  action: 'unsubscribe';
+  instruments: InstrumentKey[];
+  channel?: MarketChannel;
+}
+
+/** Declared ahead of the daemon: DESIGN.md "Beyond prices". */
+export interface TopicSubscribeMessage {
+  action: 'subscribe' | 'unsubscribe';
+  channel: 'topic';
+  topics: string[];
+}
+
+/** Declared ahead of the daemon: acknowledges notifications by id (DESIGN.md "Beyond prices"). */
+export interface AckMessage {
+  action: 'ack';
+  ids: string[];
+}
+
+/** Declared ahead of the daemon: DESIGN.md "Beyond prices". */
+export interface AlertCreateMessage {
+  action: 'alert_create';
+  instrument_key: InstrumentKey;
+  condition: 'above' | 'below';
+  price: number;
+}
+
+export type ClientMessage = SubscribeMessage | UnsubscribeMessage | TopicSubscribeMessage | AckMessage | AlertCreateMessage;
+
+export type MarketChannel = 'price' | 'depth' | 'book' | 'candles' | 'volume_alerts';
+
+// ---- server to client: what the daemon sends today ---------------------------------------------------------
+
+export type PriceSource = 'live' | 'simulated' | 'replay' | 'stored';
+
+export interface PriceData {
+  last_price: number;
+  /** ISO 8601 */
+  timestamp: string;
+  change_percent?: number;
+  volume?: number;
+  /** per-instrument version that only grows within one epoch */
+  seq?: number;
+  source?: PriceSource;
+  /** true when the price comes from cache or storage while the feed is down */
+  stale?: boolean;
+}
+
+export interface PriceUpdateFrame {
+  type: 'price_update';
+  instrument_key: InstrumentKey;
+  data: PriceData;
+}
+
+export type FeedStatusValue = 'connected' | 'disconnected' | 'error';
+
+export interface StatusFrame {
+  type: 'status';
+  status: FeedStatusValue;
+  message?: string;
+  /** changes when the daemon lost its state; sent on connect */
+  epoch?: string;
+}
+
+export interface RejectedInstrument {
+  instrument_key: InstrumentKey;
+  code: ErrorCode | (string & {});
+}
+
+export interface SubscribedFrame {
+  type: 'subscribed';
+  /** the action acknowledged */
+  action?: 'subscribe' | 'unsubscribe' | (string & {});
+  /** every instrument the connection holds after the change */
+  instruments: InstrumentKey[];
+  rejected: RejectedInstrument[];
+  channel?: MarketChannel;
+}
+
+export type ErrorCode =
+  | 'invalid_message'
+  | 'unknown_action'
+  | 'unknown_instrument'
+  | 'subscription_limit'
+  | 'rate_limited'
+  | 'message_too_large';
+
+export interface ErrorFrame {
+  type: 'error';
+  code: ErrorCode | (string & {});
+  message: string;
+  instruments?: InstrumentKey[];
+  /** with rate_limited */
+  retry_after_ms?: number;
+}
+
+// ---- server to client: DESIGN.md "Beyond prices" -------------------------------------------------------
+// Declared ahead of the daemon: a daemon of this version may not send these yet. They reach
+// PriceSocket.onFrame(type) listeners as they arrive; the client keeps no state for them (yet).
+
+/** [price, quantity, orders] */
+export type DepthLevel = [number, number, number];
+
+export interface DepthFrame {
+  type: 'depth';
+  instrument_key: InstrumentKey;
+  data: { bids: DepthLevel[]; asks: DepthLevel[]; timestamp: string; seq?: number; source?: PriceSource };
+}
+
+export interface BookFrame {
+  type: 'book';
+  instrument_key: InstrumentKey;
+  data: { bids: DepthLevel[]; asks: DepthLevel[]; timestamp: string; seq?: number; source?: PriceSource };
+}
+
+export interface Candle {
+  /** ISO 8601 start of the candle */
+  t: string;
+  o: number;
+  h: number;
+  l: number;
+  c: number;
+  v: number;
+}
+
+export interface CandlesFrame {
+  type: 'candles';
+  instrument_key: InstrumentKey;
+  interval: string;
+  data: Candle[];
+}
+
+export interface CandleFrame {
+  type: 'candle';
+  instrument_key: InstrumentKey;
+  interval: string;
+  data: Candle & { closed: boolean };
+}
+
+export interface VolumeAlertFrame {
+  type: 'volume_alert';
+  instrument_key: InstrumentKey;
+  data: { volume_1m: number; baseline: number; ratio: number; timestamp: string };
+}
+
+export interface TopicFrame<T = unknown> {
+  type: 'topic';
+  topic: string;
+  seq: number;
+  data: T;
+}
+
+export interface NotificationFrame<T = unknown> {
+  type: 'notification';
+  id: string;
+  kind: string;
+  created_at: string;
+  data: T;
+}
+
+export interface AnnouncementFrame {
+  type: 'announcement';
+  id: string;
+  level: 'info' | 'warning' | 'critical' | (string & {});
+  message: string;
+  expires_at?: string;
+}
+
+/** Every server frame type and its shape. Add a channel by adding an entry (declaration merging works). */
+export interface ServerFrameMap {
+  price_update: PriceUpdateFrame;
+  status: StatusFrame;
+  subscribed: SubscribedFrame;
+  error: ErrorFrame;
+  depth: DepthFrame;
+  book: BookFrame;
+  candles: CandlesFrame;
+  candle: CandleFrame;
+  volume_alert: VolumeAlertFrame;
+  topic: TopicFrame;
+  notification: NotificationFrame;
+  announcement: AnnouncementFrame;
+}
+
+export type ServerFrameType = keyof ServerFrameMap;
+export type ServerFrame = ServerFrameMap[ServerFrameType];
+
+// ---- the client ------------------------------------------------------------------------------------------
+
+export declare const ConnectionStatus: Readonly<{
+  connecting: 'connecting';
+  connected: 'connected';
+  reconnecting: 'reconnecting';
+  error: 'error';
+  closed: 'closed';
+}>;
+export type ConnectionStatusValue = (typeof ConnectionStatus)[keyof typeof ConnectionStatus];
+
+/** A price as the client holds it: the daemon's data plus whether it is stale now. */
+export type Price = Readonly<PriceData & { stale: boolean }>;
+
+export interface FeedState {
+  status: FeedStatusValue;
+  message: string;
+  epoch: string | null;
+}
+
+/** The events of PriceSocket.on. */
+export interface PriceSocketEventMap {
+  status: { status: ConnectionStatusValue; detail: string; attempt: number; delayMs?: number };
+  feed: FeedState;
+  price: { key: InstrumentKey; data: Price; stale: boolean; changed: boolean };
+  subscribed: { action?: string; instruments: InstrumentKey[]; rejected: RejectedInstrument[] };
+  'server-error': { code: ErrorFrame['code']; message: string; instruments: InstrumentKey[] };
+}
+
+export interface BackoffOptions {
+  baseMs?: number;
+  maxMs?: number;
+  factor?: number;
+  jitter?: number;
+}
+
+export interface PriceStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+
+export interface PriceSocketOptions {
+  /** default: /api/ws/prices on the page's own host */
+  url?: string;
+  /** a JWT for daemons in JWT mode */
+  token?: string | null;
+  reconnectDelayMs?: number;
+  maxReconnectDelayMs?: number;
+  backoffFactor?: number;
+  jitter?: number;
+  /** where last prices persist between page loads (default localStorage; null for none) */
+  storage?: PriceStorage | null;
+  debug?: boolean;
+  /** connect in the constructor (default true) */
+  connect?: boolean;
+  WebSocket?: new (url: string) => WebSocket;
+  fetch?: typeof fetch;
+  setTimeout?: (callback: () => void, ms: number) => unknown;
+  clearTimeout?: (id: unknown) => void;
+  random?: () => number;
+  now?: () => number;
+  console?: Pick<Console, 'log' | 'error'>;
+}
+
+export interface SubscribeOptions {
+  /** tell the daemon at the end of the task, coalesced with other changes (what the hooks use) */
+  deferred?: boolean;
+}
+
+/** Stops listening, or releases references; calling it again does nothing. */
+export type Release = () => void;
+
+export declare class PriceSocket {
+  constructor(options?: PriceSocketOptions);
+  readonly url: string;
+  token: string | null;
+  debug: boolean;
+  readonly status: ConnectionStatusValue;
+  readonly statusDetail: string;
+  readonly feed: FeedState | null;
+  readonly epoch: string | null;
+  readonly attempt: number;
+  /** grows whenever any price changes */
+  readonly version: number;
+  /** keys with at least one reference */
+  readonly subscriptions: InstrumentKey[];
+  /** keys the daemon refused in its last ack, with the reason code */
+  readonly rejected: Map<InstrumentKey, string>;
+
+  on<E extends keyof PriceSocketEventMap>(event: E, callback: (detail: PriceSocketEventMap[E]) => void): Release;
+  onFrame<T extends ServerFrameType>(type: T, callback: (frame: ServerFrameMap[T]) => void): Release;
+  onKey(key: InstrumentKey, callback: () => void): Release;
+
+  subscribe(keys: InstrumentKey | Iterable<InstrumentKey>, options?: SubscribeOptions): Release;
+  unsubscribe(keys: InstrumentKey | Iterable<InstrumentKey>, options?: SubscribeOptions): void;
+  /** sends deferred subscription changes now */
+  flush(): void;
+  refCount(key: InstrumentKey): number;
+
+  /** a fresh copy of the last price of `key` */
+  price(key: InstrumentKey): Price | undefined;
+  /** the last price of `key`: the same object until it changes */
+  priceSnapshot(key: InstrumentKey): Price | undefined;
+  prices(): Record<InstrumentKey, Price>;
+
+  connect(): void;
+  close(): void;
+}
+
+export declare function getPriceSocket(options?: PriceSocketOptions): PriceSocket;
+export declare function backoffDelay(attempt: number, options?: BackoffOptions, random?: () => number): number;
+export declare function defaultUrl(location?: { protocol: string; host: string }): string;

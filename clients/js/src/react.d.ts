@@ -1,0 +1,14 @@
+import type { PriceHooks } from './price-hooks.js';
+
+export type { PriceHooks, PriceSocketProviderProps, UsePriceWebSocketResult } from './price-hooks.js';
+export { createPriceHooks } from './price-hooks.js';
+export { getPriceSocket, PriceSocket, ConnectionStatus } from './price-socket.js';
+
+export declare const PriceSocketContext: PriceHooks['PriceSocketContext'];
+export declare const PriceSocketProvider: PriceHooks['PriceSocketProvider'];
+export declare const usePriceSocket: PriceHooks['usePriceSocket'];
+export declare const usePrice: PriceHooks['usePrice'];
+export declare const usePrices: PriceHooks['usePrices'];
+export declare const useConnectionStatus: PriceHooks['useConnectionStatus'];
+export declare const useFeedStatus: PriceHooks['useFeedStatus'];
+export declare const usePriceWebSocket: PriceHooks['usePriceWebSocket'];
