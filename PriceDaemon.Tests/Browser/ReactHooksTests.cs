@@ -108,8 +108,9 @@ public sealed class ReactHooksTests
             Assert.That(renders.GetProperty("one").GetInt32(), Is.EqualTo(state.GetProperty("distinct").GetProperty("one").GetInt32()), "a render showed no new price");
             // The guide's shape, ported: also its mount, its own subscribe, the connection status, then its key.
             Assert.That(renders.GetProperty("guide").GetInt32(), Is.LessThanOrEqualTo(ticksOfOne + 4));
-            // The first hook, on the same socket, rendered for every tick of any key: what the new ones avoid.
-            Assert.That(renders.GetProperty("old").GetInt32(), Is.GreaterThan(otherTicks / 2));
+            // The first hook, on the same socket and key, rendered for ticks of other keys too (React batches some
+            // of them into one render, so not once per tick): more renders than its own key explains.
+            Assert.That(renders.GetProperty("old").GetInt32(), Is.GreaterThan(ticksOfOne + 4));
         });
     }
 

@@ -479,3 +479,81 @@ test('a rate-limited change is sent again, with everything referenced, once the 
   assert.deepEqual(socket.sent.at(-1), { action: 'subscribe', instruments: [RELIANCE, TCS] });
   client.close();
 });
+
+// ---- the store the React hooks read (onKey, priceSnapshot), deferred subscriptions, frame dispatch ------
+
+test('deferred subscribe and release in one task send nothing; mounts in one task send one subscribe', async () => {
+  const { client, last } = harness();
+  last().open();
+  const release = client.subscribe([RELIANCE], { deferred: true });
+  release();
+  client.subscribe([RELIANCE], { deferred: true }); // StrictMode's second mount
+  client.subscribe([TCS], { deferred: true });
+  assert.deepEqual(last().sent, [], 'sent before the end of the task');
+  await Promise.resolve();
+  assert.deepEqual(last().sent, [{ action: 'subscribe', instruments: [RELIANCE, TCS] }]);
+  assert.equal(client.refCount(RELIANCE), 1);
+});
+
+test('a deferred release of the last reference sends one unsubscribe at the end of the task', async () => {
+  const { client, last } = harness();
+  last().open();
+  const a = client.subscribe([RELIANCE, TCS], { deferred: true });
+  await Promise.resolve();
+  const b = client.subscribe([RELIANCE], { deferred: true });
+  a();
+  await Promise.resolve();
+  assert.deepEqual(last().sent.slice(1), [{ action: 'unsubscribe', instruments: [TCS] }]);
+  b();
+  await Promise.resolve();
+  assert.deepEqual(last().sent.slice(2), [{ action: 'unsubscribe', instruments: [RELIANCE] }]);
+});
+
+test('priceSnapshot is the same object until that key changes, and onKey hears only its own key', () => {
+  const { client, last } = harness({ notify: 'sync' });
+  client.subscribe([RELIANCE, TCS]);
+  last().open();
+  last().receive(status('connected'));
+  let heard = 0;
+  client.onKey(RELIANCE, () => heard++);
+  last().receive(price(RELIANCE, 2450, 1));
+  const first = client.priceSnapshot(RELIANCE);
+  assert.equal(first.last_price, 2450);
+  last().receive(price(TCS, 3500, 1));
+  assert.equal(client.priceSnapshot(RELIANCE), first, 'another key changed this snapshot');
+  assert.equal(heard, 1);
+  last().receive(price(RELIANCE, 2451, 2));
+  assert.notEqual(client.priceSnapshot(RELIANCE), first);
+  assert.equal(client.priceSnapshot(RELIANCE).last_price, 2451);
+  assert.equal(heard, 2);
+});
+
+test('with animation frames, onKey listeners hear of a key once per frame however often it ticked', () => {
+  const frames = [];
+  const { client, last } = harness({ requestAnimationFrame: (fn) => frames.push(fn) });
+  client.subscribe([RELIANCE]);
+  last().open();
+  let heard = 0;
+  client.onKey(RELIANCE, () => heard++);
+  last().receive(price(RELIANCE, 2450, 1));
+  last().receive(price(RELIANCE, 2451, 2));
+  last().receive(price(RELIANCE, 2452, 3));
+  assert.equal(heard, 0);
+  assert.equal(frames.length, 1);
+  frames.shift()();
+  assert.equal(heard, 1);
+  assert.equal(client.priceSnapshot(RELIANCE).last_price, 2452);
+});
+
+test('onFrame hears frames by type, including types the client has no handler for, and not malformed ones', () => {
+  const { client, last } = harness();
+  client.subscribe([RELIANCE]);
+  last().open();
+  const seen = [];
+  client.onFrame('price_update', (f) => seen.push(f.type + ':' + f.data.last_price));
+  client.onFrame('announcement', (f) => seen.push(f.type + ':' + f.message));
+  last().receive(price(RELIANCE, 2450, 1));
+  last().receive({ type: 'price_update', instrument_key: RELIANCE, data: { last_price: 'x' } });
+  last().receive({ type: 'announcement', id: 'a1', level: 'warning', message: 'maintenance at 18:00' });
+  assert.deepEqual(seen, ['price_update:2450', 'announcement:maintenance at 18:00']);
+});

@@ -258,6 +258,9 @@ export interface PriceSocketOptions {
   /** where last prices persist between page loads (default localStorage; null for none) */
   storage?: PriceStorage | null;
   debug?: boolean;
+  /** when onKey listeners (the hooks) hear of a change: once per animation frame (default, in a browser) or at once */
+  notify?: 'frame' | 'sync';
+  requestAnimationFrame?: (callback: () => void) => unknown;
   /** connect in the constructor (default true) */
   connect?: boolean;
   WebSocket?: new (url: string) => WebSocket;

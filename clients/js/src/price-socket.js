@@ -76,6 +76,8 @@ function defaultStorage() {
  * - storage: where last prices persist between page loads (default localStorage; null for none).
  * - debug: log to the console; default localStorage.ws_debug === 'true'.
  * - connect (true): connect in the constructor.
+ * - notify ('frame'): when onKey listeners (the React hooks) hear of a price change: 'frame', batched once
+ *   per animation frame where requestAnimationFrame exists (at once elsewhere); 'sync', at once.
  * - WebSocket, fetch, setTimeout, clearTimeout, random, now, console: injectable for tests.
  */
 export class PriceSocket {
@@ -116,6 +118,12 @@ export class PriceSocket {
     this._pendingRemove = new Set(); // deferred unsubscribes not yet sent
     this._flushQueued = false;
     this._version = 0; // grows with every price change of any key
+    // onKey listeners hear of changes once per animation frame where there are frames (a browser), at once
+    // elsewhere; { notify: 'sync' } asks for at once everywhere.
+    const frame = globalThis.requestAnimationFrame?.bind(globalThis);
+    this._requestFrame = options.notify === 'sync' ? null : (options.requestAnimationFrame ?? frame ?? null);
+    this._dirtyKeys = new Set();
+    this._frameQueued = false;
     this._pendingFetch = new Set();
     this._socket = null;
     this._retryTimer = null;
@@ -200,6 +208,32 @@ export class PriceSocket {
 
   _emitKey(key) {
     this._version++;
+    if (!this._keyListeners.has(key)) {
+      return;
+    }
+    if (this._requestFrame) {
+      // Per key, at most one notification a frame: a row whose price ticked three times since the last paint
+      // renders once, and a page showing 500 keys renders once a frame, not once a message.
+      this._dirtyKeys.add(key);
+      if (!this._frameQueued) {
+        this._frameQueued = true;
+        this._requestFrame(() => this._flushKeys());
+      }
+      return;
+    }
+    this._notifyKey(key);
+  }
+
+  _flushKeys() {
+    this._frameQueued = false;
+    const keys = [...this._dirtyKeys];
+    this._dirtyKeys.clear();
+    for (const key of keys) {
+      this._notifyKey(key);
+    }
+  }
+
+  _notifyKey(key) {
     const set = this._keyListeners.get(key);
     if (!set) {
       return;
