@@ -1,7 +1,7 @@
 // Main-thread time per second in Chromium with 500 subscribed keys ticking, for the first hook
 // (use-price-websocket.js, one state object copied and the whole component re-rendered per tick) and the new
 // ones (price-hooks.js): the guide's page ported by changing its import, and a board with a row per key on
-// usePrice. Chromium's own accounting (DevTools Performance.getMetrics: TaskDuration, ScriptDuration, ...)
+// usePrice; and, for scale, the socket alone with nothing rendered. Chromium's own accounting (DevTools Performance.getMetrics: TaskDuration, ScriptDuration, ...)
 // over a window of steady ticking, production React build.
 //
 //   dotnet build PriceDaemon.sln -c Release && (cd clients/js && npm ci)
@@ -54,6 +54,7 @@ const base = await new Promise((resolve, reject) => {
 
 const keys = Array.from({ length: keyCount }, (_, i) => `NSE_EQ|SYN${String(i + 1).padStart(7, '0')}`);
 const hooks = {
+  'no React: the socket alone, subscribed to every key': null,
   'old usePriceWebSocket (use-price-websocket.js)': { component: 'OldGuidePage', props: { id: 'page', keys } },
   'new usePriceWebSocket (same page, import changed)': { component: 'NewGuidePage', props: { id: 'page', keys } },
   'new usePrice, one row component per key': { component: 'QuoteBoard', props: { keys } },
@@ -74,7 +75,7 @@ try {
         : route.fulfill({ contentType: 'text/html', body: html }));
       await page.goto(`${base}react-test/index.html`);
       await page.waitForFunction(() => window.testApp?.socket.status === 'connected', null, { timeout: 30_000 });
-      await page.evaluate((it) => window.testApp.mount([it]), item);
+      await page.evaluate(([it, all]) => (it ? window.testApp.mount([it]) : window.testApp.socket.subscribe(all)), [item, keys]);
       // Warm up: every key has its price and the page has ticked a while.
       await page.waitForFunction((n) => Object.keys(window.testApp.state.ticks).length >= n, keyCount, { timeout: 60_000 });
       await page.waitForTimeout(2000);
@@ -90,10 +91,10 @@ try {
       const per = (k) => ((m1[k] - m0[k]) / elapsed) * 1000; // ms per second
       const row = {
         task: per('TaskDuration'), script: per('ScriptDuration'), layout: per('LayoutDuration'),
-        style: per('RecalcStyleDuration'), ticks: (ticks1 - ticks0) / elapsed,
+        ticks: (ticks1 - ticks0) / elapsed,
       };
       (results[name] ??= []).push(row);
-      console.log(`round ${round} ${name}: main thread ${row.task.toFixed(1)} ms/s (script ${row.script.toFixed(1)}, layout ${row.layout.toFixed(1)}, style ${row.style.toFixed(1)}), ${row.ticks.toFixed(0)} prices/s`);
+      console.log(`round ${round} ${name}: main thread ${row.task.toFixed(1)} ms/s (script ${row.script.toFixed(1)}, layout ${row.layout.toFixed(1)}), ${row.ticks.toFixed(0)} prices/s`);
       await context.close();
     }
   }
@@ -104,9 +105,9 @@ try {
 }
 
 const median = (values) => values.sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)];
-console.log(`\n| hook (${keyCount} keys, ${seconds} s windows, median of ${rounds}) | main thread ms/s | script | layout | style | prices/s |`);
-console.log('|---|---:|---:|---:|---:|---:|');
+console.log(`\n| hook (${keyCount} keys, ${seconds} s windows, median of ${rounds}) | main thread ms/s | script | layout | prices/s |`);
+console.log('|---|---:|---:|---:|---:|');
 for (const [name, rows] of Object.entries(results)) {
   const m = (k) => median(rows.map((r) => r[k])).toFixed(1);
-  console.log(`| ${name} | ${m('task')} | ${m('script')} | ${m('layout')} | ${m('style')} | ${median(rows.map((r) => r.ticks)).toFixed(0)} |`);
+  console.log(`| ${name} | ${m('task')} | ${m('script')} | ${m('layout')} | ${median(rows.map((r) => r.ticks)).toFixed(0)} |`);
 }
