@@ -557,3 +557,109 @@ test('onFrame hears frames by type, including types the client has no handler fo
   last().receive({ type: 'announcement', id: 'a1', level: 'warning', message: 'maintenance at 18:00' });
   assert.deepEqual(seen, ['price_update:2450', 'announcement:maintenance at 18:00']);
 });
+
+// ---- pushes: notifications, announcements, topics ------------------------------------------------------------
+
+const notification = (id, extra = {}) => ({ type: 'notification', id, kind: 'trade', created_at: '2026-12-01T10:00:00.000Z', data: { qty: 5 }, ...extra });
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+test('a notification is acked once every handler has returned; a replay of several is acked in one message', async () => {
+  const { client, last } = harness();
+  last().open();
+  const seen = [];
+  client.onNotification((n) => seen.push(['a', n.id]));
+  const slow = client.onNotification(async (n) => {
+    await tick();
+    seen.push(['b', n.id]);
+  });
+  last().receive(notification('trade-1'));
+  assert.deepEqual(last().sent, [], 'not acked while a handler is still running');
+  await tick();
+  await tick();
+  assert.deepEqual(seen, [['a', 'trade-1'], ['b', 'trade-1']]);
+  assert.deepEqual(last().sent, [{ action: 'ack', ids: ['trade-1'] }]);
+
+  slow();
+  last().receive(notification('trade-2', { replayed: true }));
+  last().receive(notification('trade-3', { replayed: true }));
+  await tick();
+  assert.deepEqual(last().sent.slice(1), [{ action: 'ack', ids: ['trade-2', 'trade-3'] }]);
+});
+
+test('a handler that throws leaves the notification unacked, and a page without handlers acks nothing', async () => {
+  const { client, last } = harness();
+  last().open();
+  last().receive(notification('unhandled'));
+  await tick();
+  assert.deepEqual(last().sent, [], 'no handler: the daemon keeps it for a page that will show it');
+  const stop = client.onNotification(() => {
+    throw new Error('render failed');
+  });
+  last().receive(notification('failed'));
+  await tick();
+  assert.deepEqual(last().sent, []);
+  stop();
+  client.onNotification(() => {});
+  last().receive(notification('failed', { replayed: true }));
+  await tick();
+  assert.deepEqual(last().sent, [{ action: 'ack', ids: ['failed'] }], 'delivered again later, handled, acked');
+});
+
+test('a notification handled already is acked again without calling handlers (its ack was lost)', async () => {
+  const { client, last, sockets, clock } = harness();
+  last().open();
+  const seen = [];
+  client.onNotification((n) => seen.push(n.id));
+  last().receive(notification('trade-7'));
+  await tick();
+  last().drop();
+  clock.advance(clock.next);
+  sockets[1].open();
+  sockets[1].receive(notification('trade-7', { replayed: true }));
+  await tick();
+  assert.deepEqual(seen, ['trade-7'], 'shown once');
+  assert.deepEqual(sockets[1].sent, [{ action: 'ack', ids: ['trade-7'] }]);
+});
+
+test('announcements are held while in force and withdrawn on announcement_removed; a reconnect starts afresh', () => {
+  const { client, last, sockets, clock } = harness();
+  last().open();
+  const events = [];
+  client.onAnnouncement((a) => events.push(a));
+  last().receive({ type: 'announcement', id: 'maint', level: 'warning', message: 'Maintenance at 18:00', expires_at: '2026-12-01T18:00:00.000Z' });
+  assert.deepEqual([...client.announcements.keys()], ['maint']);
+  last().receive({ type: 'announcement_removed', id: 'maint' });
+  assert.equal(client.announcements.size, 0);
+  assert.deepEqual(events.map((e) => [e.id, e.removed === true]), [['maint', false], ['maint', true]]);
+  last().receive({ type: 'announcement', id: 'again', level: 'info', message: 'x' });
+  last().drop();
+  clock.advance(clock.next);
+  sockets[1].open();
+  assert.equal(client.announcements.size, 0, 'the daemon sends those in force on every connect');
+});
+
+test('topics are reference counted, resubscribed after a reconnect, and only a newer value reaches callbacks', () => {
+  const { client, last, sockets, clock } = harness();
+  last().open();
+  const values = [];
+  const release = client.subscribeTopic('leaderboard', (topic, data, seq) => values.push([topic, data.top, seq]));
+  const second = client.subscribeTopic(['leaderboard']);
+  assert.deepEqual(last().sent, [{ action: 'subscribe', channel: 'topic', topics: ['leaderboard'] }], 'the first reference only');
+  last().receive({ type: 'topic', topic: 'leaderboard', seq: 3, data: { top: 'asha' } });
+  last().receive({ type: 'topic', topic: 'leaderboard', seq: 2, data: { top: 'old' } });
+  last().receive({ type: 'topic', topic: 'other', seq: 9, data: { top: 'not held' } });
+  assert.deepEqual(values, [['leaderboard', 'asha', 3]]);
+  assert.deepEqual(client.topic('leaderboard'), { top: 'asha' });
+
+  const late = [];
+  client.subscribeTopic('leaderboard', (topic, data) => late.push(data.top));
+  assert.deepEqual(late, ['asha'], 'a later callback starts with the value already here');
+
+  last().drop();
+  clock.advance(clock.next);
+  sockets[1].open();
+  assert.deepEqual(sockets[1].sent, [{ action: 'subscribe', channel: 'topic', topics: ['leaderboard'] }]);
+  release();
+  second();
+  assert.deepEqual(sockets[1].sent.slice(1), [], 'one reference is still held');
+});

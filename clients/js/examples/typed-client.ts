@@ -8,8 +8,11 @@ import {
   getPriceSocket,
   PriceSocket,
   type AckMessage,
+  type AckedFrame,
   type AlertCreateMessage,
+  type AnnouncementEvent,
   type AnnouncementFrame,
+  type AnnouncementRemovedFrame,
   type BackoffOptions,
   type BookFrame,
   type Candle,
@@ -25,6 +28,7 @@ import {
   type FeedStatusValue,
   type InstrumentKey,
   type MarketChannel,
+  type Notification,
   type NotificationFrame,
   type Price,
   type PriceData,
@@ -44,6 +48,7 @@ import {
   type SubscribeOptions,
   type TopicFrame,
   type TopicSubscribeMessage,
+  type TopicsSubscribedFrame,
   type UnsubscribeMessage,
   type VolumeAlertFrame,
 } from '@pricedaemon/client';
@@ -67,6 +72,8 @@ function describe(frame: ServerFrame): string {
     case 'topic': return `topic ${frame.topic}#${frame.seq}`;
     case 'notification': return `notification ${frame.kind} ${frame.id}`;
     case 'announcement': return `announcement ${frame.level}: ${frame.message}`;
+    case 'announcement_removed': return `announcement ${frame.id} withdrawn`;
+    case 'acked': return `acked ${frame.ids.join(',')}`;
     default: {
       const never: never = frame;
       return String(never);
@@ -90,9 +97,12 @@ const sample: ServerFrame[] = [
   { type: 'topic', topic: 'leaderboard', seq: 1, data: {} } satisfies TopicFrame,
   { type: 'notification', id: 'trade-1', kind: 'trade', created_at: '', data: {} } satisfies NotificationFrame,
   { type: 'announcement', id: 'a', level: 'warning', message: 'maintenance' } satisfies AnnouncementFrame,
+  { type: 'announcement_removed', id: 'a' } satisfies AnnouncementRemovedFrame,
+  { type: 'acked', ids: ['trade-1'] } satisfies AckedFrame,
   { type: 'error', code: 'rate_limited' satisfies ErrorCode, message: '', retry_after_ms: 10 } satisfies ErrorFrame,
 ];
-const described = sample.map(describe).length + messages.length;
+const topicAck: TopicsSubscribedFrame = { type: 'subscribed', action: 'subscribe', channel: 'topic', topics: ['leaderboard'], rejected: [{ topic: 'secret', code: 'topic_forbidden' }] };
+const described = sample.map(describe).length + messages.length + topicAck.topics.length;
 
 const storage: PriceStorage | null = null;
 const backoff: BackoffOptions = { baseMs: 100, maxMs: 1000 };
@@ -117,6 +127,9 @@ const offs: Release[] = [
     }
   }),
   socket.on('feed', (feed: FeedState) => void feed.status),
+  socket.onNotification<{ qty: number }>((n: Notification<{ qty: number }>) => void (n.data.qty + (n.replayed ? 1 : 0))),
+  socket.onAnnouncement((event: AnnouncementEvent) => void ('level' in event ? event.level : event.removed)),
+  socket.subscribeTopic<{ top: string }>('leaderboard', (topic: string, data: { top: string }, seq: number) => void `${topic}${data.top}${seq}`),
   socket.onFrame('status', (frame: StatusFrame) => void frame.epoch),
   socket.onFrame('subscribed', (frame: SubscribedFrame) => void frame.instruments),
   socket.onFrame('price_update', (frame: PriceUpdateFrame) => {

@@ -15,12 +15,15 @@ import {
   usePrices,
   usePriceSocket,
   usePriceWebSocket,
+  useAnnouncements,
+  useNotifications,
+  useTopic,
   type PriceHooks,
   type PriceSocketProviderProps,
   type UsePriceWebSocketResult,
 } from '@pricedaemon/client/react';
 import * as React from 'react';
-import type { Price } from '@pricedaemon/client';
+import type { AnnouncementFrame, Notification, Price } from '@pricedaemon/client';
 import { createUsePriceWebSocket, type LegacyUsePriceWebSocketResult } from '@pricedaemon/client/use-price-websocket';
 
 function Quote({ instrument }: { instrument: string }): ReactElement {
@@ -50,6 +53,16 @@ function GuidePage({ keys }: { keys: string[] }): ReactElement {
   return <div>{connectionStatus} {Object.keys(prices).length}</div>;
 }
 
+// Pushes: the leaderboard topic, the banner of announcements, a toast per trade confirmation.
+function Pushes(): ReactElement {
+  const leaderboard = useTopic<{ top: string[] }>('leaderboard');
+  const announcements: AnnouncementFrame[] = useAnnouncements();
+  useNotifications<{ qty: number }>((notification: Notification<{ qty: number }>) => {
+    console.log(notification.kind, notification.data.qty, notification.replayed === true);
+  });
+  return <aside>{leaderboard?.top.join(', ')} {announcements.map((a) => <p key={a.id} className={a.level}>{a.message}</p>)}</aside>;
+}
+
 const hooks: PriceHooks = createPriceHooks(React);
 const useLegacy: () => LegacyUsePriceWebSocketResult = createUsePriceWebSocket(React, { url: 'ws://127.0.0.1:8080/api/ws/prices' });
 void hooks;
@@ -67,6 +80,7 @@ createRoot(document.getElementById('root')!).render(
       <Quote instrument={keys[0]!} />
       <Watchlist keys={keys} />
       <GuidePage keys={keys} />
+      <Pushes />
     </PriceSocketProvider>
   </StrictMode>,
 );

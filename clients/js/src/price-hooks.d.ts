@@ -1,5 +1,5 @@
 import type { Context, FunctionComponent, ReactNode } from 'react';
-import type { ConnectionStatusValue, FeedState, InstrumentKey, Price, PriceSocket } from './price-socket.js';
+import type { AnnouncementEvent, AnnouncementFrame, ConnectionStatusValue, FeedState, InstrumentKey, Notification, Price, PriceSocket, Release } from './price-socket.js';
 
 export interface UsePriceWebSocketResult {
   /** the prices of the keys this component subscribed */
@@ -10,6 +10,9 @@ export interface UsePriceWebSocketResult {
   subscribe(keys: InstrumentKey | InstrumentKey[]): void;
   unsubscribe(keys: InstrumentKey | InstrumentKey[]): void;
   socket: PriceSocket;
+  onNotification: PriceSocket['onNotification'];
+  onAnnouncement(callback: (event: AnnouncementEvent) => void): Release;
+  subscribeTopic: PriceSocket['subscribeTopic'];
 }
 
 export interface PriceSocketProviderProps {
@@ -26,6 +29,12 @@ export interface PriceHooks {
   useConnectionStatus(): ConnectionStatusValue;
   useFeedStatus(): FeedState | null;
   usePriceWebSocket(): UsePriceWebSocketResult;
+  /** the last value of a topic, held while mounted */
+  useTopic<T = unknown>(topic: string | null | undefined): T | undefined;
+  /** handles this user's notifications while mounted; each is acked once the handler returned */
+  useNotifications<T = unknown>(handler: (notification: Notification<T>) => void | Promise<void>): void;
+  /** the announcements in force */
+  useAnnouncements(): AnnouncementFrame[];
 }
 
 /** Binds the hooks to a React (18 or later). */

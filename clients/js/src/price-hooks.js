@@ -172,7 +172,37 @@ export function createPriceHooks(React) {
     }, [socket, publish]);
 
     const prices = usePricesById(socket, id);
-    return { prices, connectionStatus, statusDetail, feedStatus, subscribe, unsubscribe, socket };
+    const onNotification = useCallback((handler) => socket.onNotification(handler), [socket]);
+    const onAnnouncement = useCallback((callback) => socket.onAnnouncement(callback), [socket]);
+    const subscribeTopic = useCallback((topics, callback) => socket.subscribeTopic(topics, callback), [socket]);
+    return { prices, connectionStatus, statusDetail, feedStatus, subscribe, unsubscribe, socket, onNotification, onAnnouncement, subscribeTopic };
+  }
+
+  /** The last value of `topic` (e.g. 'leaderboard'), held while the component is mounted; re-renders on each new one. */
+  function useTopic(topic) {
+    const socket = usePriceSocket();
+    const subscribe = useCallback((onChange) => (topic ? socket.subscribeTopic(topic, () => onChange()) : () => {}), [socket, topic]);
+    const snapshot = useCallback(() => (topic ? socket.topic(topic) : undefined), [socket, topic]);
+    return useSyncExternalStore(subscribe, snapshot, snapshot);
+  }
+
+  /**
+   * Calls `handler(notification)` for this user's notifications while the component is mounted; each is acked
+   * once the handler returned (see PriceSocket.onNotification). The latest handler is used without resubscribing.
+   */
+  function useNotifications(handler) {
+    const socket = usePriceSocket();
+    const latest = useRef(handler);
+    latest.current = handler;
+    useEffect(() => socket.onNotification((notification) => latest.current(notification)), [socket]);
+  }
+
+  /** The announcements in force ({ id, level, message, expires_at }), newest last; re-renders when they change. */
+  function useAnnouncements() {
+    const socket = usePriceSocket();
+    const subscribe = useCallback((onChange) => socket.onAnnouncement(() => onChange()), [socket]);
+    const snapshot = useCallback(() => socket.announcementList, [socket]);
+    return useSyncExternalStore(subscribe, snapshot, snapshot);
   }
 
   return {
@@ -184,5 +214,8 @@ export function createPriceHooks(React) {
     useConnectionStatus,
     useFeedStatus,
     usePriceWebSocket,
+    useTopic,
+    useNotifications,
+    useAnnouncements,
   };
 }

@@ -186,6 +186,34 @@ export interface AnnouncementFrame {
   expires_at?: string;
 }
 
+/** The publisher withdrew an announcement before it expired. */
+export interface AnnouncementRemovedFrame {
+  type: 'announcement_removed';
+  id: string;
+}
+
+/** The answer to an ack: the ids the daemon removed from the user's inbox. */
+export interface AckedFrame {
+  type: 'acked';
+  ids: string[];
+}
+
+/** The answer to a topic subscribe or unsubscribe. */
+export interface TopicsSubscribedFrame {
+  type: 'subscribed';
+  action: 'subscribe' | 'unsubscribe';
+  channel: 'topic';
+  /** every topic the connection holds after the change */
+  topics: string[];
+  rejected: { topic: string; code: 'unknown_topic' | 'topic_forbidden' | (string & {}) }[];
+}
+
+/** A notification as a handler gets it: replayed is true when it is delivered again on a later connect. */
+export type Notification<T = unknown> = NotificationFrame<T> & { replayed?: boolean };
+
+/** What onAnnouncement hears: an announcement, or the withdrawal of one. */
+export type AnnouncementEvent = AnnouncementFrame | { id: string; removed: true } | { removed: true; all: true };
+
 /** Every server frame type and its shape. Add a channel by adding an entry (declaration merging works). */
 export interface ServerFrameMap {
   price_update: PriceUpdateFrame;
@@ -200,6 +228,8 @@ export interface ServerFrameMap {
   topic: TopicFrame;
   notification: NotificationFrame;
   announcement: AnnouncementFrame;
+  announcement_removed: AnnouncementRemovedFrame;
+  acked: AckedFrame;
 }
 
 export type ServerFrameType = keyof ServerFrameMap;
@@ -230,7 +260,8 @@ export interface PriceSocketEventMap {
   status: { status: ConnectionStatusValue; detail: string; attempt: number; delayMs?: number };
   feed: FeedState;
   price: { key: InstrumentKey; data: Price; stale: boolean; changed: boolean };
-  subscribed: { action?: string; instruments: InstrumentKey[]; rejected: RejectedInstrument[] };
+  subscribed: { action?: string; instruments: InstrumentKey[]; rejected: RejectedInstrument[] } | { action: string; channel: 'topic'; topics: string[]; rejected: TopicsSubscribedFrame['rejected'] };
+  announcement: AnnouncementEvent;
   'server-error': { code: ErrorFrame['code']; message: string; instruments: InstrumentKey[] };
 }
 
@@ -312,6 +343,21 @@ export declare class PriceSocket {
   /** the last price of `key`: the same object until it changes */
   priceSnapshot(key: InstrumentKey): Price | undefined;
   prices(): Record<InstrumentKey, Price>;
+
+  /** announcements in force, by id */
+  readonly announcements: Map<string, AnnouncementFrame>;
+  /** the same, as an array replaced on every change */
+  readonly announcementList: AnnouncementFrame[];
+  /**
+   * Handles the user's notifications; each is acked once every handler returned (a promise is awaited). A
+   * handler that throws leaves it unacked: the daemon delivers it again on the next connect.
+   */
+  onNotification<T = unknown>(handler: (notification: Notification<T>) => void | Promise<void>): Release;
+  onAnnouncement(callback: (event: AnnouncementEvent) => void): Release;
+  /** holds topics (reference counted); `callback` hears their current and every later value */
+  subscribeTopic<T = unknown>(topics: string | Iterable<string>, callback?: (topic: string, data: T, seq: number) => void): Release;
+  /** the last value of a held topic */
+  topic<T = unknown>(name: string): T | undefined;
 
   connect(): void;
   close(): void;

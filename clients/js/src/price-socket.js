@@ -125,6 +125,15 @@ export class PriceSocket {
     this._dirtyKeys = new Set();
     this._frameQueued = false;
     this._pendingFetch = new Set();
+    // Pushes (notifications, announcements, topics): see "pushes" below.
+    this._notificationHandlers = new Set();
+    this._handled = new Set(); // notification ids handled on this page (a replay after a lost ack is acked again, not shown again)
+    this._handledOrder = [];
+    this._acks = new Set(); // ids to ack at the end of the current task
+    this._ackQueued = false;
+    this.announcements = new Map(); // id -> announcement frame, while in force
+    this.announcementList = []; // the same, as an array replaced on every change (a stable React snapshot)
+    this._topics = new Map(); // topic -> { refs, seq, data, callbacks: Set }
     this._socket = null;
     this._retryTimer = null;
     this._resyncTimer = null;
@@ -146,6 +155,7 @@ export class PriceSocket {
    * - 'price'   { key, data, stale }                        a new price, or a change of its stale flag
    * - 'subscribed' { instruments, rejected }                the daemon's ack
    * - 'server-error' { code, message, instruments }         an error frame from the daemon
+   * - 'announcement' { id, level, message, expires_at }     an announcement; { id, removed: true } when withdrawn
    */
   on(event, callback) {
     let set = this._listeners.get(event);
@@ -190,6 +200,131 @@ export class PriceSocket {
         this._keyListeners.delete(key);
       }
     };
+  }
+
+  // ---- pushes ------------------------------------------------------------------------------------------
+
+  /**
+   * Calls `handler(notification)` for each notification for this page's user (trade confirmations, fired
+   * alerts: { id, kind, created_at, data, replayed? }), then acks it to the daemon, which then stops keeping
+   * it. The ack goes only after every handler returned (a returned promise is awaited); a handler that throws
+   * or rejects leaves the notification unacked, so the daemon delivers it again on the next connect. An id
+   * already handled on this page is acked again without calling handlers (its ack may have been lost).
+   * Returns a function that stops listening. With no handler, nothing is acked: the daemon keeps them.
+   */
+  onNotification(handler) {
+    this._notificationHandlers.add(handler);
+    return () => this._notificationHandlers.delete(handler);
+  }
+
+  /**
+   * Calls `callback(announcement)` for each announcement to every user ({ id, level, message, expires_at }), and
+   * `callback({ id, removed: true })` when the daemon withdraws one. `this.announcements` holds those in force.
+   */
+  onAnnouncement(callback) {
+    return this.on('announcement', callback);
+  }
+
+  /**
+   * Holds `topics` (e.g. 'leaderboard'), reference counted like instruments: the daemon sends the current value
+   * at once and each new one after (latest wins). `callback(topic, data, seq)` hears every value of these topics
+   * from then on, starting with the one already here. Returns a function that releases them.
+   */
+  subscribeTopic(topics, callback) {
+    const names = normalizeKeys(topics);
+    const added = [];
+    for (const name of names) {
+      let topic = this._topics.get(name);
+      if (!topic) {
+        topic = { refs: 0, seq: -1, data: undefined, callbacks: new Set() };
+        this._topics.set(name, topic);
+      }
+      topic.refs += 1;
+      if (topic.refs === 1) {
+        added.push(name);
+      }
+      if (callback) {
+        topic.callbacks.add(callback);
+        if (topic.seq >= 0) {
+          callback(name, topic.data, topic.seq);
+        }
+      }
+    }
+    if (added.length > 0) {
+      this._send({ action: 'subscribe', channel: 'topic', topics: added });
+    }
+    let released = false;
+    return () => {
+      if (released) {
+        return;
+      }
+      released = true;
+      const gone = [];
+      for (const name of names) {
+        const topic = this._topics.get(name);
+        if (!topic) {
+          continue;
+        }
+        if (callback) {
+          topic.callbacks.delete(callback);
+        }
+        topic.refs -= 1;
+        if (topic.refs <= 0) {
+          this._topics.delete(name);
+          gone.push(name);
+        }
+      }
+      if (gone.length > 0) {
+        this._send({ action: 'unsubscribe', channel: 'topic', topics: gone });
+      }
+    };
+  }
+
+  /** The last value of a held topic, or undefined. */
+  topic(name) {
+    return this._topics.get(name)?.data;
+  }
+
+  async _handleNotification(message) {
+    if (this._handled.has(message.id)) {
+      this._ack(message.id);
+      return;
+    }
+    if (this._notificationHandlers.size === 0) {
+      return; // nobody showed it: the daemon keeps it for a page that will
+    }
+    try {
+      for (const handler of [...this._notificationHandlers]) {
+        await handler(message);
+      }
+    } catch (error) {
+      this._log('a notification handler failed; not acked, the daemon delivers it again', message.id, error);
+      return;
+    }
+    this._handled.add(message.id);
+    this._handledOrder.push(message.id);
+    if (this._handledOrder.length > 1000) {
+      this._handled.delete(this._handledOrder.shift());
+    }
+    this._ack(message.id);
+  }
+
+  // Acks go in one message per task: a replay of many notifications is acked at once.
+  _ack(id) {
+    this._acks.add(id);
+    if (this._ackQueued) {
+      return;
+    }
+    this._ackQueued = true;
+    queueMicrotask(() => {
+      this._ackQueued = false;
+      const ids = [...this._acks];
+      this._acks.clear();
+      if (ids.length > 0 && this._isOpen()) {
+        this._send({ action: 'ack', ids });
+      }
+      // Not open: not acked; the daemon replays them on the next connect and they are acked then.
+    });
   }
 
   _emitFrame(message) {
@@ -636,6 +771,14 @@ export class PriceSocket {
       this._log('resubscribe', keys);
       this._send({ action: 'subscribe', instruments: keys });
     }
+    if (this._topics.size > 0) {
+      this._send({ action: 'subscribe', channel: 'topic', topics: [...this._topics.keys()] });
+    }
+    if (this.announcements.size > 0) {
+      this.announcements.clear(); // the daemon sends those in force again on every connect
+      this.announcementList = [];
+      this._emit('announcement', { removed: true, all: true });
+    }
   }
 
   _onMessage(socket, event) {
@@ -740,7 +883,51 @@ const FRAME_HANDLERS = {
     this._emit('feed', this.feed);
     return true;
   },
+  notification(message) {
+    if (typeof message.id !== 'string') {
+      this._log('ignoring a notification without an id', message);
+      return false;
+    }
+    this._handleNotification(message);
+    return true;
+  },
+  announcement(message) {
+    if (typeof message.id !== 'string') {
+      return false;
+    }
+    this.announcements.set(message.id, message);
+    this.announcementList = [...this.announcements.values()];
+    this._emit('announcement', message);
+    return true;
+  },
+  announcement_removed(message) {
+    this.announcements.delete(message.id);
+    this.announcementList = [...this.announcements.values()];
+    this._emit('announcement', { id: message.id, removed: true });
+    return true;
+  },
+  topic(message) {
+    const topic = this._topics.get(message.topic);
+    if (!topic || typeof message.seq !== 'number' || message.seq <= topic.seq) {
+      return true; // not held (any more), or not newer than the value already here
+    }
+    topic.seq = message.seq;
+    topic.data = message.data;
+    for (const callback of [...topic.callbacks]) {
+      try {
+        callback(message.topic, message.data, message.seq);
+      } catch (error) {
+        this._console?.error?.(error);
+      }
+    }
+    return true;
+  },
   subscribed(message) {
+    if (message.channel === 'topic') {
+      this._log('topics', message.topics, 'rejected', message.rejected);
+      this._emit('subscribed', { action: message.action, channel: 'topic', topics: message.topics ?? [], rejected: message.rejected ?? [] });
+      return true;
+    }
     for (const key of message.instruments ?? []) {
       this._rejected.delete(key);
     }

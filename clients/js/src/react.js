@@ -17,4 +17,7 @@ export const {
   useConnectionStatus,
   useFeedStatus,
   usePriceWebSocket,
+  useTopic,
+  useNotifications,
+  useAnnouncements,
 } = createPriceHooks(React);
