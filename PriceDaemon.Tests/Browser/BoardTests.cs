@@ -247,6 +247,8 @@ public sealed class BoardTests
 
     private async Task<double> PriceAsync(string key)
     {
+        // The row is drawn before its first price arrives: wait for one instead of reading an empty cell.
+        await Expect(Row(key).Locator("td.price")).ToHaveAttributeAsync("data-value", new Regex(@"^\d"));
         var value = await Row(key).Locator("td.price").GetAttributeAsync("data-value");
         return double.Parse(value ?? throw new AssertionException($"no price shown for {key}"), CultureInfo.InvariantCulture);
     }

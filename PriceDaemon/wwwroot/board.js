@@ -250,6 +250,75 @@ socket.on('feed', showConnection);
 socket.on('price', ({ key, data, changed }) => showPrice(key, data, changed));
 socket.on('server-error', ({ code, message }) => console.warn(`price daemon: ${code}: ${message}`));
 
+// ---- pushes: announcements and notifications ---------------------------------------------------------
+
+const DISMISSED_KEY = 'board:dismissed-announcements';
+const TOAST_MS = 8000;
+const announcementsBox = $('#announcements');
+const toasts = $('#toasts');
+
+function dismissedIds() {
+  try {
+    return new Set(JSON.parse(localStorage.getItem(DISMISSED_KEY)) ?? []);
+  } catch {
+    return new Set();
+  }
+}
+
+// The announcements in force, less those this browser dismissed; redrawn whole (there are only a few).
+function showAnnouncements() {
+  const dismissed = dismissedIds();
+  announcementsBox.replaceChildren(...socket.announcementList.filter((a) => !dismissed.has(a.id)).map((a) => {
+    const box = document.createElement('div');
+    box.className = 'announcement';
+    box.dataset.level = a.level;
+    box.dataset.id = a.id;
+    box.setAttribute('role', a.level === 'critical' ? 'alert' : 'status');
+    const text = document.createElement('span');
+    text.className = 'text';
+    text.textContent = a.message;
+    const close = document.createElement('button');
+    close.className = 'dismiss';
+    close.type = 'button';
+    close.title = 'Dismiss';
+    close.setAttribute('aria-label', 'Dismiss announcement');
+    close.textContent = '×';
+    close.addEventListener('click', () => {
+      dismissed.add(a.id);
+      try {
+        localStorage.setItem(DISMISSED_KEY, JSON.stringify([...dismissed].slice(-50)));
+      } catch {
+        // private mode: dismissed for this page only
+      }
+      showAnnouncements();
+    });
+    box.append(text, close);
+    return box;
+  }));
+}
+
+// A toast per notification; shown, then acked by the client when this handler returns.
+function showNotification(notification) {
+  const toast = document.createElement('div');
+  toast.className = 'toast';
+  toast.dataset.id = notification.id;
+  toast.setAttribute('role', 'status');
+  const kind = document.createElement('div');
+  kind.className = 'kind';
+  kind.textContent = notification.kind.replaceAll('_', ' ') + (notification.replayed ? ' (while you were away)' : '');
+  const detail = document.createElement('div');
+  detail.className = 'detail';
+  detail.textContent = typeof notification.data === 'object' && notification.data !== null
+    ? Object.entries(notification.data).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' · ')
+    : String(notification.data ?? '');
+  toast.append(kind, detail);
+  toasts.append(toast);
+  setTimeout(() => toast.remove(), TOAST_MS);
+}
+
+socket.onAnnouncement(showAnnouncements);
+socket.onNotification(showNotification);
+
 // ---- search -----------------------------------------------------------------------------------------
 
 let matches = [];
