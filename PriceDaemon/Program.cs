@@ -9,6 +9,7 @@ using PriceDaemon.Http;
 using PriceDaemon.Instruments;
 using PriceDaemon.Nats;
 using PriceDaemon.Pipeline;
+using PriceDaemon.Push;
 using PriceDaemon.Security;
 using PriceDaemon.Sockets;
 using PriceDaemon.Sockets.Send;
@@ -52,6 +53,7 @@ public static class Program
             // Before the host starts, so that a refused data file is one clear line rather than a host failure
             // with a stack trace. The host's own start does it for callers that skip this (tests).
             app.Services.GetRequiredService<StorageService>().Open();
+            app.Services.GetService<NotificationInbox>()?.Open();
             await app.StartAsync().ConfigureAwait(false);
         }
         catch (Exception ex) when (ConfigurationError(ex) is { } message)
@@ -135,6 +137,7 @@ public static class Program
         services.AddHostedService<ShutdownSequence>();
         services.AddSingleton<StorageService>();
         services.AddHostedService(static sp => sp.GetRequiredService<StorageService>());
+        services.AddPush(configuration); // the inbox, when Push:PublisherKey is set: loaded before sockets open
         services.AddSingleton<SessionRegistry>();
         services.AddHostedService(static sp => sp.GetRequiredService<SessionRegistry>());
         services.AddSingleton<FanOutStage>();
@@ -158,6 +161,11 @@ public static class Program
         app.MapPriceEndpoints();
         app.MapHealthEndpoints();
         app.MapMetrics();
+        if (PushServiceCollectionExtensions.IsEnabled(configuration))
+        {
+            app.MapPublishEndpoints();
+        }
+
         // GET / is the live board (index.html); price-socket.js is served beside it.
         app.UseDefaultFiles();
         app.UseStaticFiles();

@@ -17,10 +17,14 @@ public sealed record PriceData(double LastPrice, string Timestamp, double Change
 
 public sealed record PriceBody(string InstrumentKey, PriceData Data);
 
+/// <param name="Sockets">How many of the user's sockets it was queued on, on this daemon.</param>
+public sealed record PublishResult(string Id, bool Duplicate, int Sockets);
+
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(ErrorBody))]
 [JsonSerializable(typeof(InstrumentBody[]))]
 [JsonSerializable(typeof(PriceBody))]
+[JsonSerializable(typeof(PublishResult))]
 [JsonSerializable(typeof(Dictionary<string, PriceData>))]
 public sealed partial class DaemonJsonContext : JsonSerializerContext
 {

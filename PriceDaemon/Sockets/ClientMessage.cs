@@ -8,6 +8,9 @@ internal enum ClientAction
 {
     Subscribe,
     Unsubscribe,
+
+    /// <summary><c>{"action":"ack","ids":[...]}</c>: the client has the notifications with these ids.</summary>
+    Ack,
 }
 
 /// <summary>Stable <c>error.code</c> strings; clients switch on them, so they never change.</summary>
@@ -19,6 +22,7 @@ internal static class ErrorCodes
     public const string SubscriptionLimit = "subscription_limit";
     public const string RateLimited = "rate_limited";
     public const string MessageTooLarge = "message_too_large";
+    public const string NotificationsUnavailable = "notifications_unavailable";
 }
 
 /// <summary>
@@ -32,13 +36,20 @@ internal static class ClientMessageParser
     private static readonly Error _unreadableText = new(
         ErrorCodes.InvalidMessage, "a string holds invalid UTF-8 or an escaped lone surrogate (a \\uD800-\\uDFFF escape without its pair)");
 
-    /// <summary>Fills <paramref name="instruments"/> (cleared first) and returns null, or returns the error to send.</summary>
+    /// <summary>Most ids one ack may name: a user's inbox holds at most 200 (Push:InboxMaxPerUser).</summary>
+    public const int MaxAckIds = 200;
+
+    /// <summary>
+    /// Fills <paramref name="instruments"/> (cleared first) and returns null, or returns the error to send. For an ack
+    /// the list holds the notification ids instead.
+    /// </summary>
     public static Error? Parse(ReadOnlySpan<byte> utf8, out ClientAction action, List<string> instruments)
     {
         action = default;
         instruments.Clear();
         string? actionName = null;
         var sawInstruments = false;
+        List<string>? ids = null; // only an ack's: subscribe messages allocate nothing more
         try
         {
             var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = 8 });
@@ -93,6 +104,35 @@ internal static class ClientMessageParser
                         instruments.Add(key);
                     }
                 }
+                else if (reader.ValueTextEquals("ids"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.StartArray)
+                    {
+                        return new Error(ErrorCodes.InvalidMessage, "'ids' must be an array of notification ids");
+                    }
+
+                    ids = [];
+                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                    {
+                        if (reader.TokenType != JsonTokenType.String)
+                        {
+                            return new Error(ErrorCodes.InvalidMessage, "'ids' must contain only strings");
+                        }
+
+                        if (!TryGetString(ref reader, out var id))
+                        {
+                            return _unreadableText;
+                        }
+
+                        if (ids.Count == MaxAckIds)
+                        {
+                            return new Error(ErrorCodes.InvalidMessage, $"an ack names at most {MaxAckIds} ids");
+                        }
+
+                        ids.Add(id);
+                    }
+                }
                 else
                 {
                     reader.Read();
@@ -113,7 +153,17 @@ internal static class ClientMessageParser
         switch (actionName)
         {
             case null:
-                return new Error(ErrorCodes.InvalidMessage, "missing 'action' (subscribe or unsubscribe)");
+                return new Error(ErrorCodes.InvalidMessage, "missing 'action' (subscribe, unsubscribe or ack)");
+            case "ack":
+                action = ClientAction.Ack;
+                instruments.Clear();
+                if (ids is null)
+                {
+                    return new Error(ErrorCodes.InvalidMessage, "missing 'ids' (an array of notification ids)");
+                }
+
+                instruments.AddRange(ids);
+                return null;
             case "subscribe":
                 action = ClientAction.Subscribe;
                 break;
@@ -121,7 +171,7 @@ internal static class ClientMessageParser
                 action = ClientAction.Unsubscribe;
                 break;
             default:
-                return new Error(ErrorCodes.UnknownAction, $"unknown action '{Truncate(actionName)}'; expected subscribe or unsubscribe");
+                return new Error(ErrorCodes.UnknownAction, $"unknown action '{Truncate(actionName)}'; expected subscribe, unsubscribe or ack");
         }
 
         return sawInstruments ? null : new Error(ErrorCodes.InvalidMessage, "missing 'instruments' (an array of instrument keys)");

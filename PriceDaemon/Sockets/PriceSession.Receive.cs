@@ -149,6 +149,12 @@ internal sealed partial class PriceSession
             return;
         }
 
+        if (action == ClientAction.Ack)
+        {
+            HandleAck();
+            return;
+        }
+
         // Counted per user, not per connection: opening more sockets buys no more changes.
         if (!_client.User.TryChangeSubscriptions(out var retryAfter))
         {
@@ -236,5 +242,23 @@ internal sealed partial class PriceSession
                 subscription.OfferSnapshot(stale ? snapshot.AsStale() : snapshot);
             }
         }
+    }
+
+    /// <summary>
+    /// An ack takes the ids out of the user's inbox, for every socket of the user: they are not replayed again.
+    /// The answer names the ids that were unacked; ids unknown or already acked are left out, not an error.
+    /// </summary>
+    private void HandleAck()
+    {
+        if (_client.Subject is not { } subject || _services.Inbox is not { } inbox)
+        {
+            Interlocked.Increment(ref _services.Metrics.ClientErrors);
+            EnqueueControl(ControlFrames.Error(ErrorCodes.NotificationsUnavailable, _client.Subject is null
+                ? "notifications are for signed-in users (Auth:Mode=Jwt); this socket has no user"
+                : "notifications are not enabled on this daemon (Push:PublisherKey)"));
+            return;
+        }
+
+        EnqueueControl(Push.PushFrames.Acked(inbox.Ack(subject, _keys)));
     }
 }

@@ -51,6 +51,9 @@ internal sealed partial class PriceSession
 
     public string Remote => _sender.Remote;
 
+    /// <summary>The signed-in user (the token's <c>sub</c>); null for anonymous clients.</summary>
+    public string? Subject => _client.Subject;
+
     public int SubscriptionCount => Volatile.Read(ref _subscriptionCount);
 
     /// <summary>Prices and control frames waiting for the next send pass: for tests and diagnostics.</summary>
@@ -64,6 +67,15 @@ internal sealed partial class PriceSession
     {
         var (state, message) = _services.FeedStatus.Current;
         EnqueueControl(ControlFrames.Status(state, message, _services.Cache.Epoch));
+        // The registry indexed this session before it runs, so a notification published from now on is queued
+        // here live; one published in between is both live and replayed, which its id lets the client see.
+        if (_client.Subject is { } subject && _services.Inbox is { } inbox)
+        {
+            foreach (var frame in inbox.PendingFrames(subject))
+            {
+                EnqueueControl(frame);
+            }
+        }
 
         using var expiry = StartExpiryTimer();
         var send = _sender.Completion;

@@ -14,6 +14,11 @@ namespace PriceDaemon.Sockets;
 internal sealed partial class SessionRegistry : IHostedService, IDisposable
 {
     private readonly ConcurrentDictionary<long, PriceSession> _sessions = new();
+
+    // Signed-in users' sessions by sub, for user events. Copy on write under _usersLock: a connect or disconnect
+    // builds a new array, so delivery reads a snapshot without a lock.
+    private readonly ConcurrentDictionary<string, PriceSession[]> _users = new(StringComparer.Ordinal);
+    private readonly Lock _usersLock = new();
     private readonly FeedStatus _feedStatus;
     private readonly PriceCache _cache;
     private readonly PipelineMetrics _metrics;
@@ -53,11 +58,22 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
 
     public IEnumerable<PriceSession> Sessions => _sessions.Values;
 
+    /// <summary>The open sessions of the user whose token's <c>sub</c> is <paramref name="subject"/>; a snapshot.</summary>
+    public PriceSession[] SessionsOf(string subject) => _users.TryGetValue(subject, out var sessions) ? sessions : [];
+
     public long NextId() => Interlocked.Increment(ref _nextId);
 
     public void Add(PriceSession session)
     {
         _sessions[session.Id] = session;
+        if (session.Subject is { } subject)
+        {
+            lock (_usersLock)
+            {
+                _users[subject] = _users.TryGetValue(subject, out var held) ? [.. held, session] : [session];
+            }
+        }
+
         Interlocked.Increment(ref _metrics.SessionsOpened);
         if (_closed)
         {
@@ -69,6 +85,25 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
     {
         if (_sessions.TryRemove(session.Id, out _))
         {
+            if (session.Subject is { } subject)
+            {
+                lock (_usersLock)
+                {
+                    if (_users.TryGetValue(subject, out var held))
+                    {
+                        var rest = Array.FindAll(held, s => s != session);
+                        if (rest.Length == 0)
+                        {
+                            _users.TryRemove(subject, out _);
+                        }
+                        else
+                        {
+                            _users[subject] = rest;
+                        }
+                    }
+                }
+            }
+
             Interlocked.Increment(ref _metrics.SessionsClosed);
         }
     }

@@ -19,8 +19,10 @@ internal sealed class SessionServices
         TimeProvider time,
         ILoggerFactory loggers,
         IUpstreamInterest upstream,
-        SendPump sendPump)
+        SendPump sendPump,
+        Push.NotificationInbox? inbox = null)
     {
+        Inbox = inbox;
         SendPump = sendPump;
         Upstream = upstream;
         Instruments = instruments;
@@ -38,6 +40,9 @@ internal sealed class SessionServices
 
     /// <summary>Told of every subscription a client adds or drops (Upstox subscribes upstream only to what clients want).</summary>
     public IUpstreamInterest Upstream { get; }
+
+    /// <summary>Users' unacked notifications; null when pushes are off (no <c>Push:PublisherKey</c>).</summary>
+    public Push.NotificationInbox? Inbox { get; }
 
     /// <summary>The threads that write every session's ready frames.</summary>
     public SendPump SendPump { get; }

@@ -1,0 +1,382 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using LiteDB;
+using Microsoft.Extensions.Options;
+using PriceDaemon.Pipeline;
+using PriceDaemon.Storage;
+
+namespace PriceDaemon.Push;
+
+/// <summary>
+/// Every user's unacked notifications: held in memory, where publishing, replay and acks read and change them, and
+/// written behind to a LiteDB file of their own every <see cref="PushOptions.FlushIntervalMs"/>. Loaded at start, so
+/// a restart replays what was unacked. One thread, the loop's, owns the file from its start to its final write, as
+/// storage's loop owns the prices file (<see cref="StorageService"/>).
+/// </summary>
+/// <remarks>
+/// Each user's inbox has its own lock; changes are queued for the writer under it, so the file sees a user's
+/// changes in the order they were made. Acked entries stay (in memory and in the file) until they age out: a
+/// repeated publisher id is not delivered again, before or after its ack, within <see cref="PushOptions.InboxMaxAgeMinutes"/>.
+/// </remarks>
+internal sealed partial class NotificationInbox : BackgroundService
+{
+    private const string Collection = "notifications";
+
+    private readonly PushOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<NotificationInbox> _logger;
+    private readonly ConcurrentDictionary<string, UserInbox> _users = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<(string Key, InboxEntry? Entry)> _changes = new(); // Entry null: delete
+    private readonly TimeSpan _maxAge;
+    private LiteDatabase? _db;
+    private long _lastSweep;
+
+    // Counters for /metrics.
+    internal long Published;
+    internal long Duplicates;
+    internal long Delivered;
+    internal long Replayed;
+    internal long Acked;
+    internal long Expired;
+    internal long Pending;
+    internal long Written;
+
+    public NotificationInbox(IOptions<PushOptions> options, IOptions<StorageOptions> storage, TimeProvider time, ILogger<NotificationInbox> logger, IMeterFactory meterFactory)
+    {
+        _options = options.Value;
+        _time = time;
+        _logger = logger;
+        _maxAge = TimeSpan.FromMinutes(_options.InboxMaxAgeMinutes);
+        var meter = meterFactory.Create(PipelineMetrics.MeterName);
+        meter.CreateObservableCounter("pricedaemon.notifications.published", () => Volatile.Read(ref Published), "{notification}", "Notifications accepted by the publish API (repeats of an id not counted)");
+        meter.CreateObservableCounter("pricedaemon.notifications.duplicates", () => Volatile.Read(ref Duplicates), "{notification}", "Publishes of an id the user's inbox already held: not delivered again");
+        meter.CreateObservableCounter("pricedaemon.notifications.delivered", ObserveDelivered, "{frame}", "Notification frames queued on sockets, by path: live (at publish) or replay (at connect)");
+        meter.CreateObservableCounter("pricedaemon.notifications.acked", () => Volatile.Read(ref Acked), "{notification}", "Notifications acked by a client");
+        meter.CreateObservableCounter("pricedaemon.notifications.expired", () => Volatile.Read(ref Expired), "{notification}", "Unacked notifications dropped from an inbox: past Push:InboxMaxAgeMinutes or Push:InboxMaxPerUser");
+        meter.CreateObservableCounter("pricedaemon.inbox.writes", () => Volatile.Read(ref Written), "{change}", "Inbox changes written to the inbox file");
+        meter.CreateObservableUpDownCounter("pricedaemon.inbox.pending", () => Volatile.Read(ref Pending), "{notification}", "Unacked notifications over all inboxes");
+        meter.CreateObservableUpDownCounter("pricedaemon.inbox.users", () => _users.Count, "{user}", "Users with an inbox (unacked notifications, or acked ids kept for dedupe)");
+        Path = System.IO.Path.GetFullPath(string.IsNullOrEmpty(_options.InboxPath)
+            ? System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(storage.Value.Path)) ?? ".", "inbox.db")
+            : _options.InboxPath);
+    }
+
+    /// <summary>The inbox file in use.</summary>
+    public string Path { get; }
+
+    /// <summary>Users with at least one entry (unacked or kept for dedupe): for /metrics.</summary>
+    public int Users => _users.Count;
+
+    /// <summary>Opens the file and loads every entry younger than the maximum age; idempotent.</summary>
+    public void Open()
+    {
+        if (_db is not null)
+        {
+            return;
+        }
+
+        try
+        {
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
+            var db = new LiteDatabase(new ConnectionString { Filename = Path, Connection = ConnectionType.Direct });
+            var oldest = _time.GetUtcNow() - _maxAge;
+            var loaded = 0;
+            foreach (var doc in db.GetCollection(Collection).FindAll().OrderBy(static d => d["c"].AsInt64))
+            {
+                var entry = new InboxEntry(doc["u"].AsString, doc["i"].AsString, doc["k"].AsString,
+                    DateTimeOffset.FromUnixTimeMilliseconds(doc["c"].AsInt64), doc["d"].AsString) { Acked = doc["a"].AsBoolean };
+                if (entry.CreatedAt < oldest)
+                {
+                    _changes.Enqueue((entry.StoreKey, null));
+                    continue;
+                }
+
+                var inbox = _users.GetOrAdd(entry.User, static _ => new UserInbox());
+                inbox.Entries.Add(entry);
+                if (!entry.Acked)
+                {
+                    inbox.PendingCount++;
+                    Pending++;
+                }
+
+                loaded++;
+            }
+
+            _db = db;
+            LogOpened(Path, loaded, Pending);
+        }
+        catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException or InvalidCastException)
+        {
+            throw new StorageException($"Push:InboxPath: cannot use {Path}: {ex.Message}", ex);
+        }
+    }
+
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        Open();
+        return base.StartAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Adds a notification for <paramref name="user"/>; null when that user's inbox already holds <paramref name="id"/>
+    /// (a publisher retry: not delivered again). Past the per-user count the oldest unacked entry expires.
+    /// </summary>
+    public InboxEntry? Add(string user, string id, string kind, string data)
+    {
+        while (true)
+        {
+            var inbox = _users.GetOrAdd(user, static _ => new UserInbox());
+            lock (inbox)
+            {
+                // Swept away empty between the lookup and the lock: take the user's new inbox.
+                if (!inbox.Removed)
+                {
+                    return AddLocked(inbox, user, id, kind, data);
+                }
+            }
+        }
+    }
+
+    private InboxEntry? AddLocked(UserInbox inbox, string user, string id, string kind, string data)
+    {
+        {
+            if (inbox.Entries.Exists(e => e.Id == id))
+            {
+                Interlocked.Increment(ref Duplicates);
+                return null;
+            }
+
+            var entry = new InboxEntry(user, id, kind, _time.GetUtcNow(), data);
+            if (inbox.PendingCount >= _options.InboxMaxPerUser)
+            {
+                var oldest = inbox.Entries.FindIndex(static e => !e.Acked);
+                RemoveAt(inbox, oldest);
+                LogOverflow(_options.InboxMaxPerUser);
+            }
+
+            // Acked entries are kept for dedupe only: as many as the unacked limit, oldest out first.
+            if (inbox.Entries.Count - inbox.PendingCount >= _options.InboxMaxPerUser)
+            {
+                RemoveAt(inbox, inbox.Entries.FindIndex(static e => e.Acked));
+            }
+
+            inbox.Entries.Add(entry);
+            inbox.PendingCount++;
+            Interlocked.Increment(ref Pending);
+            Interlocked.Increment(ref Published);
+            _changes.Enqueue((entry.StoreKey, entry));
+            return entry;
+        }
+    }
+
+    /// <summary>The replay frames of <paramref name="user"/>'s unacked notifications, oldest first.</summary>
+    public List<byte[]> PendingFrames(string user)
+    {
+        if (!_users.TryGetValue(user, out var inbox))
+        {
+            return [];
+        }
+
+        lock (inbox)
+        {
+            var frames = inbox.Entries.Where(static e => !e.Acked).Select(static e => e.Replayed).ToList();
+            Interlocked.Add(ref Replayed, frames.Count);
+            return frames;
+        }
+    }
+
+    /// <summary>Acks <paramref name="ids"/> of <paramref name="user"/>; returns those that were unacked.</summary>
+    public List<string> Ack(string user, IEnumerable<string> ids)
+    {
+        var acked = new List<string>();
+        if (!_users.TryGetValue(user, out var inbox))
+        {
+            return acked;
+        }
+
+        lock (inbox)
+        {
+            foreach (var id in ids)
+            {
+                var entry = inbox.Entries.Find(e => e.Id == id);
+                if (entry is null || entry.Acked)
+                {
+                    continue;
+                }
+
+                entry.Acked = true;
+                inbox.PendingCount--;
+                Interlocked.Decrement(ref Pending);
+                Interlocked.Increment(ref Acked);
+                _changes.Enqueue((entry.StoreKey, entry));
+                acked.Add(id);
+            }
+        }
+
+        return acked;
+    }
+
+    /// <summary>Drops entries older than the maximum age; the writer's loop calls it, tests may too.</summary>
+    internal void Sweep()
+    {
+        var oldest = _time.GetUtcNow() - _maxAge;
+        foreach (var (user, inbox) in _users)
+        {
+            lock (inbox)
+            {
+                while (inbox.Entries.Count > 0 && inbox.Entries[0].CreatedAt < oldest)
+                {
+                    RemoveAt(inbox, 0);
+                }
+
+                if (inbox.Entries.Count == 0)
+                {
+                    // Removed under the lock; an Add that already holds this inbox re-adds the user below.
+                    _users.TryRemove(new KeyValuePair<string, UserInbox>(user, inbox));
+                    inbox.Removed = true;
+                }
+            }
+        }
+    }
+
+    /// <summary>Writes every queued change in one transaction; false when the write failed (it is retried).</summary>
+    internal bool Flush()
+    {
+        if (_changes.IsEmpty || _db is null)
+        {
+            return true;
+        }
+
+        // Taken whole; the newest change of a key wins within the batch.
+        var batch = new Dictionary<string, InboxEntry?>(StringComparer.Ordinal);
+        var taken = new List<(string Key, InboxEntry? Entry)>();
+        while (_changes.TryDequeue(out var change))
+        {
+            taken.Add(change);
+            batch[change.Key] = change.Entry;
+        }
+
+        try
+        {
+            var collection = _db.GetCollection(Collection);
+            _db.BeginTrans();
+            foreach (var (key, entry) in batch)
+            {
+                if (entry is null)
+                {
+                    collection.Delete(key);
+                }
+                else
+                {
+                    collection.Upsert(new BsonDocument
+                    {
+                        ["_id"] = key,
+                        ["u"] = entry.User,
+                        ["i"] = entry.Id,
+                        ["k"] = entry.Kind,
+                        ["c"] = entry.CreatedAt.ToUnixTimeMilliseconds(),
+                        ["d"] = entry.Data,
+                        ["a"] = entry.Acked,
+                    });
+                }
+            }
+
+            _db.Commit();
+            Interlocked.Add(ref Written, batch.Count);
+            return true;
+        }
+        catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException)
+        {
+            _db.Rollback();
+            // Back in the queue, behind whatever came since: the newer change of a key still wins on the next try.
+            var retry = new ConcurrentQueue<(string, InboxEntry?)>(taken);
+            foreach (var change in _changes)
+            {
+                retry.Enqueue(change);
+            }
+
+            _changes.Clear();
+            foreach (var change in retry)
+            {
+                _changes.Enqueue(change);
+            }
+
+            LogWriteFailed(Path, ex.Message);
+            return false;
+        }
+    }
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        DedicatedThread.Run("pricedaemon-inbox", () => RunAsync(stoppingToken), niceness: 10);
+
+    private async Task RunAsync(CancellationToken stoppingToken)
+    {
+        var interval = TimeSpan.FromMilliseconds(_options.FlushIntervalMs);
+        _lastSweep = _time.GetTimestamp();
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(interval, _time, stoppingToken);
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    break;
+                }
+
+                if (_time.GetElapsedTime(_lastSweep) >= TimeSpan.FromSeconds(10))
+                {
+                    _lastSweep = _time.GetTimestamp();
+                    Sweep();
+                }
+
+                Flush();
+            }
+        }
+        finally
+        {
+            // The final write of a stop: a clean stop loses nothing.
+            Flush();
+            _db?.Dispose();
+            _db = null;
+        }
+    }
+
+    private Measurement<long>[] ObserveDelivered() =>
+    [
+        new(Volatile.Read(ref Delivered), new KeyValuePair<string, object?>("path", "live")),
+        new(Volatile.Read(ref Replayed), new KeyValuePair<string, object?>("path", "replay")),
+    ];
+
+    private void RemoveAt(UserInbox inbox, int index)
+    {
+        var entry = inbox.Entries[index];
+        inbox.Entries.RemoveAt(index);
+        if (!entry.Acked)
+        {
+            inbox.PendingCount--;
+            Interlocked.Decrement(ref Pending);
+            Interlocked.Increment(ref Expired);
+        }
+
+        _changes.Enqueue((entry.StoreKey, null));
+    }
+
+    private sealed class UserInbox
+    {
+        public readonly List<InboxEntry> Entries = []; // oldest first
+        public int PendingCount; // entries not acked
+        public bool Removed;
+    }
+
+    [LoggerMessage(EventId = 370, Level = LogLevel.Information, Message = "Inbox {Path} opened: {Entries} entries, {Pending} unacked")]
+    private partial void LogOpened(string path, int entries, long pending);
+
+    [LoggerMessage(EventId = 371, Level = LogLevel.Warning, Message = "A user's inbox is full ({Limit} unacked): its oldest notification expired to make room")]
+    private partial void LogOverflow(int limit);
+
+    [LoggerMessage(EventId = 372, Level = LogLevel.Error, Message = "Inbox {Path}: write failed, retried at the next flush: {Error}")]
+    private partial void LogWriteFailed(string path, string error);
+}

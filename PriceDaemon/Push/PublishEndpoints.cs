@@ -1,0 +1,178 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using PriceDaemon.Http;
+using PriceDaemon.Sockets;
+
+namespace PriceDaemon.Push;
+
+/// <summary>
+/// The publish API of the platform backend: <c>POST /api/publish/users/{sub}</c> puts a notification in that user's
+/// inbox and on every socket the user holds. Authenticated by the publisher key alone (<see cref="PushOptions.PublisherKey"/>);
+/// a user's JWT is not that key, so it never publishes.
+/// </summary>
+internal static class PublishEndpoints
+{
+    private const int MaxSubjectLength = 256;
+    private const int MaxIdLength = 128;
+    private const int MaxKindLength = 64;
+
+    public static IEndpointRouteBuilder MapPublishEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/api/publish/users/{sub}", PublishToUserAsync);
+        return app;
+    }
+
+    private static async Task<IResult> PublishToUserAsync(
+        string sub, HttpContext context, IOptions<PushOptions> options, NotificationInbox inbox, SessionRegistry sessions, Security.ClientAuthenticator authenticator)
+    {
+        var push = options.Value;
+        if (!IsPublisher(context, push.PublisherKey))
+        {
+            context.Response.Headers.WWWAuthenticate = "Bearer";
+            return Error(StatusCodes.Status401Unauthorized, "unauthorized", "the publisher key is required: Authorization: Bearer <Push:PublisherKey>; user tokens cannot publish");
+        }
+
+        if (authenticator.Mode != Security.AuthMode.Jwt)
+        {
+            // Anonymous sockets have no user: a notification could reach nobody, and would wait in an inbox no one opens.
+            return Error(StatusCodes.Status409Conflict, "no_users", "notifications need Auth:Mode=Jwt: with Auth:Mode=None sockets have no user to deliver to");
+        }
+
+        if (sub.Length is 0 or > MaxSubjectLength)
+        {
+            return Error(StatusCodes.Status400BadRequest, "invalid_user", $"the user (the token's sub) must be 1 to {MaxSubjectLength} characters");
+        }
+
+        var (body, failure) = await ReadBodyAsync(context, push.MaxBodyBytes).ConfigureAwait(false);
+        if (failure is not null)
+        {
+            return failure;
+        }
+
+        string? id = null;
+        string? kind = null;
+        var data = "{}";
+        using (var document = body!)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return Invalid("the body must be a JSON object like {\"id\":\"trade-8812\",\"kind\":\"trade\",\"data\":{...}}");
+            }
+
+            foreach (var property in root.EnumerateObject())
+            {
+                switch (property.Name)
+                {
+                    case "id":
+                        if (property.Value.ValueKind != JsonValueKind.String || property.Value.GetString() is not { Length: > 0 and <= MaxIdLength } given)
+                        {
+                            return Invalid($"'id' must be a string of 1 to {MaxIdLength} characters");
+                        }
+
+                        id = given;
+                        break;
+                    case "kind":
+                        if (property.Value.ValueKind != JsonValueKind.String || property.Value.GetString() is not { Length: > 0 and <= MaxKindLength } named)
+                        {
+                            return Invalid($"'kind' must be a string of 1 to {MaxKindLength} characters, like \"trade\"");
+                        }
+
+                        kind = named;
+                        break;
+                    case "data":
+                        data = property.Value.GetRawText();
+                        break;
+                    default:
+                        return Invalid($"unknown field '{Truncate(property.Name)}'; expected id, kind and data");
+                }
+            }
+        }
+
+        if (kind is null)
+        {
+            return Invalid("missing 'kind' (a string like \"trade\")");
+        }
+
+        // Without an id of the publisher's, a retry cannot be recognized: each call is a new notification.
+        id ??= "n-" + Guid.NewGuid().ToString("N");
+        var entry = inbox.Add(sub, id, kind, data);
+        if (entry is null)
+        {
+            return TypedResults.Json(new PublishResult(id, Duplicate: true, Sockets: 0), DaemonJsonContext.Relaxed.PublishResult, statusCode: StatusCodes.Status200OK);
+        }
+
+        var sockets = 0;
+        foreach (var session in sessions.SessionsOf(sub))
+        {
+            session.EnqueueControl(entry.Live);
+            sockets++;
+        }
+
+        Interlocked.Add(ref inbox.Delivered, sockets);
+        return TypedResults.Json(new PublishResult(id, Duplicate: false, Sockets: sockets), DaemonJsonContext.Relaxed.PublishResult, statusCode: StatusCodes.Status202Accepted);
+    }
+
+    /// <summary>The bearer credential is the publisher key: compared in constant time, over hashes so length leaks nothing.</summary>
+    private static bool IsPublisher(HttpContext context, string key)
+    {
+        var header = context.Request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+
+        var given = SHA256.HashData(Encoding.UTF8.GetBytes(header["Bearer ".Length..].Trim()));
+        var expected = SHA256.HashData(Encoding.UTF8.GetBytes(key));
+        return CryptographicOperations.FixedTimeEquals(given, expected);
+    }
+
+    private static async Task<(JsonDocument? Body, IResult? Failure)> ReadBodyAsync(HttpContext context, int limit)
+    {
+        var request = context.Request;
+        if (request.ContentType is not { } type || !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
+        {
+            return (null, Error(StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type", "send the body as Content-Type: application/json"));
+        }
+
+        if (request.ContentLength > limit)
+        {
+            return (null, TooLarge(limit));
+        }
+
+        // Read up to one byte past the limit: a chunked body that does not say its length is refused all the same.
+        var buffer = new byte[limit + 1];
+        var count = 0;
+        int read;
+        while (count < buffer.Length && (read = await request.Body.ReadAsync(buffer.AsMemory(count), context.RequestAborted).ConfigureAwait(false)) > 0)
+        {
+            count += read;
+        }
+
+        if (count > limit)
+        {
+            return (null, TooLarge(limit));
+        }
+
+        try
+        {
+            return (JsonDocument.Parse(buffer.AsMemory(0, count), new JsonDocumentOptions { MaxDepth = 32 }), null);
+        }
+        catch (JsonException ex)
+        {
+            return (null, Invalid($"malformed JSON at byte {ex.BytePositionInLine}"));
+        }
+    }
+
+    private static IResult TooLarge(int limit) =>
+        Error(StatusCodes.Status413PayloadTooLarge, "body_too_large", $"publish bodies are limited to {limit} bytes (Push:MaxBodyBytes)");
+
+    private static IResult Invalid(string message) => Error(StatusCodes.Status400BadRequest, "invalid_body", message);
+
+    private static IResult Error(int status, string code, string message) =>
+        TypedResults.Json(new ErrorBody(code, message), DaemonJsonContext.Relaxed.ErrorBody, statusCode: status);
+
+    private static string Truncate(string value) => value.Length <= 64 ? value : string.Concat(value.AsSpan(0, 64), "...");
+}

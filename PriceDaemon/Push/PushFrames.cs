@@ -1,0 +1,56 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+
+namespace PriceDaemon.Push;
+
+/// <summary>The frames of user events: a notification, and the answer to an ack.</summary>
+internal static class PushFrames
+{
+    private static readonly JsonWriterOptions _options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static string Timestamp(DateTimeOffset time) =>
+        time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+
+    /// <summary><c>{"type":"notification","id":..,"kind":..,"created_at":..,"data":{..}}</c>, with <c>"replayed":true</c> on a replay.</summary>
+    public static byte[] Notification(InboxEntry entry, bool replayed) => Write(w =>
+    {
+        w.WriteString("type", "notification");
+        w.WriteString("id", entry.Id);
+        w.WriteString("kind", entry.Kind);
+        w.WriteString("created_at", Timestamp(entry.CreatedAt));
+        w.WritePropertyName("data");
+        w.WriteRawValue(entry.Data, skipInputValidation: true);
+        if (replayed)
+        {
+            w.WriteBoolean("replayed", true);
+        }
+    });
+
+    /// <summary><c>{"type":"acked","ids":[..]}</c>: the ids this ack removed from the user's inbox.</summary>
+    public static byte[] Acked(IReadOnlyList<string> ids) => Write(w =>
+    {
+        w.WriteString("type", "acked");
+        w.WriteStartArray("ids");
+        foreach (var id in ids)
+        {
+            w.WriteStringValue(id);
+        }
+
+        w.WriteEndArray();
+    });
+
+    private static byte[] Write(Action<Utf8JsonWriter> body)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(buffer, _options))
+        {
+            writer.WriteStartObject();
+            body(writer);
+            writer.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+}
