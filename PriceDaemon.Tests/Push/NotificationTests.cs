@@ -1,4 +1,6 @@
 using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using PriceDaemon.Sockets;
 using PriceDaemon.Tests.Security;
 using PriceDaemon.Tests.Support;
 
@@ -196,5 +198,35 @@ public sealed class NotificationTests
         Assert.That(ids, Is.EqualTo(new[] { "n-3", "n-4", "n-5" }));
         var metrics = await http.GetStringAsync("/metrics");
         Assert.That(metrics, Does.Contain("pricedaemon_notifications_expired_total 2"));
+    }
+
+    [Test]
+    public async Task SlowSocket_IsClosed_AndTheInboxKeepsItsNotifications()
+    {
+        await using var daemon = await TestDaemon.StartAsync(
+            Publisher.Settings(("Limits:SlowConsumerSeconds", "600"), ("Push:InboxMaxPerUser", "200")), configure: TestDaemon.SmallSendBuffers);
+        using var http = daemon.Http();
+        await using var stalled = await Publisher.ConnectAsync(daemon.WebSocketUri, "alice", startReading: false);
+        await Eventually.TrueAsync(() => daemon.Services.GetRequiredService<SessionRegistry>().SessionsOf("alice").Length == 1, "alice's socket registered");
+
+        // 300 notifications of 2 KB: far more than a 4 KB socket buffer and then the 256-frame control queue take.
+        var data = $"{{\"note\":\"{new string('x', 2048)}\"}}";
+        for (var i = 1; i <= 300; i++)
+        {
+            await Publisher.NotifyAsync(http, "alice", $"n-{i}", data: data);
+        }
+
+        await Eventually.TrueAsync(() => daemon.Services.GetRequiredService<SessionRegistry>().SessionsOf("alice").Length == 0, "the stalled socket closed");
+        var metrics = await http.GetStringAsync("/metrics");
+        Assert.That(metrics, Does.Contain("pricedaemon_sessions_slow_consumer_closed_total 1"));
+
+        await using var alice = await Publisher.ConnectAsync(daemon.WebSocketUri, "alice");
+        var ids = new List<string>();
+        for (var i = 0; i < 200; i++)
+        {
+            ids.Add(Publisher.Id(await alice.NextAsync("notification")));
+        }
+
+        Assert.That(ids, Is.EqualTo(Enumerable.Range(101, 200).Select(i => $"n-{i}")), "the inbox's newest 200, in order: what the slow socket missed is kept");
     }
 }

@@ -20,8 +20,8 @@ internal static class Publisher
         [.. Settings().Select(p => $"--{p.Key}={p.Value}"), .. extra];
 
     /// <summary>A socket of <paramref name="subject"/>, signed in with a token in the query string.</summary>
-    public static Task<TestClient> ConnectAsync(Uri webSocket, string subject) =>
-        TestClient.ConnectAsync(new Uri(webSocket + "?token=" + Uri.EscapeDataString(Jwts.Valid(subject, DateTimeOffset.UtcNow))));
+    public static Task<TestClient> ConnectAsync(Uri webSocket, string subject, bool startReading = true) =>
+        TestClient.ConnectAsync(new Uri(webSocket + "?token=" + Uri.EscapeDataString(Jwts.Valid(subject, DateTimeOffset.UtcNow))), startReading);
 
     public static async Task<(HttpStatusCode Status, JsonElement Body)> PublishAsync(
         HttpClient http, string subject, string body, string? credential = Key, string contentType = "application/json")

@@ -21,6 +21,8 @@ public sealed class ClientMessageParserFuzzTests
         """{"instruments":[],"action":"subscribe"}""",
         """ { "x" : { "y" : [ null , true , 1.5e3 ] } , "action" : "subscribe" , "instruments" : [ "A|1" ] } """,
         """{"action":"subscribe","instruments":["\u00e9\n\"\\\/\b\f\r\t","\ud83d\ude00"]}""",
+        """{"action":"ack","ids":["trade-8812","n-1"]}""",
+        """{"ids":[],"action":"ack","instruments":["A|1"]}""",
     ];
 
     // Where a string's content goes ('§'): the two fields the parser reads, property names, and what it skips.
@@ -33,6 +35,8 @@ public sealed class ClientMessageParserFuzzTests
         """{"§ction":"subscribe","instruments":[]}""",
         """{"action":"subscribe","instruments":[],"x":"§"}""",
         """{"action":"subscribe","instruments":[],"x":["§",{"§":1}]}""",
+        """{"action":"ack","ids":["§"]}""",
+        """{"action":"ack","ids":["n-1","§"],"instruments":[]}""",
     ];
 
     // Where a whole value goes ('§'): each field, an instrument, a skipped field, the root.
@@ -46,6 +50,9 @@ public sealed class ClientMessageParserFuzzTests
         """{"x":§,"action":"subscribe","instruments":[]}""",
         "§",
         "[§]",
+        """{"action":"ack","ids":§}""",
+        """{"action":"ack","ids":[§]}""",
+        """{"action":"subscribe","instruments":[],"ids":§}""",
     ];
 
     // Every escape JSON has, escapes it has not, and every arrangement of UTF-16 surrogates.
@@ -74,20 +81,21 @@ public sealed class ClientMessageParserFuzzTests
         "0." + new string('1', 10_000), "1e" + new string('9', 1000),
         "01", "1.", ".5", "+1", "-", "1e", "0x10", "NaN", "Infinity", "-Infinity",
         "true", "false", "null", "True", "nul", "{}", """{"a":[1]}""", "[]", "[[]]", "[1]", """["NSE_EQ|A"]""",
-        "\"\"", "\"subscribe\"", "\"unsubscribe\"", "\"NSE_EQ|A\"", "'subscribe'", "subscribe", "\"unterminated", "",
+        "\"\"", "\"subscribe\"", "\"unsubscribe\"", "\"ack\"", "\"NSE_EQ|A\"", "'subscribe'", "subscribe", "\"unterminated", "",
     ];
 
     // Pieces a mutation inserts: the tokens that change a message's structure, and the escapes that broke it once.
     private static readonly string[] Tokens =
     [
         "{", "}", "[", "]", ",", ":", "\"", "\\", "\\u", "\\uD800", "\\uDC00", "\\uD83D\\uDE00", "null", "true", "1e999", "-0",
-        "\"action\"", "\"instruments\"", "\"subscribe\"", "\"unsubscribe\"", "\"NSE_EQ|A\"", " ", "\u0000", "/*", "//",
+        "\"action\"", "\"instruments\"", "\"ids\"", "\"ack\"", "\"subscribe\"", "\"unsubscribe\"", "\"NSE_EQ|A\"", " ", "\u0000", "/*", "//",
     ];
 
     private enum Expected
     {
         Subscribe,
         Unsubscribe,
+        Ack,
         InvalidMessage,
         UnknownAction,
     }
@@ -166,7 +174,12 @@ public sealed class ClientMessageParserFuzzTests
             return e.Code == code ? null : $"error {e.Code} ({e.Message}), expected {expected}";
         }
 
-        var got = action == ClientAction.Subscribe ? Expected.Subscribe : Expected.Unsubscribe;
+        var got = action switch
+        {
+            ClientAction.Subscribe => Expected.Subscribe,
+            ClientAction.Unsubscribe => Expected.Unsubscribe,
+            _ => Expected.Ack,
+        };
         if (got != expected)
         {
             return $"parsed {action}, expected {expected}";
@@ -202,6 +215,7 @@ public sealed class ClientMessageParserFuzzTests
 
             string? action = null;
             List<string>? instruments = null;
+            List<string>? ids = null;
             foreach (var property in document.RootElement.EnumerateObject())
             {
                 if (Name(property) is not { } propertyName)
@@ -236,12 +250,32 @@ public sealed class ClientMessageParserFuzzTests
                         instruments.Add(key);
                     }
                 }
+                else if (propertyName == "ids")
+                {
+                    // As instruments, whatever the action; an ack names at most MaxAckIds.
+                    if (property.Value.ValueKind != JsonValueKind.Array || property.Value.GetArrayLength() > ClientMessageParser.MaxAckIds)
+                    {
+                        return Expected.InvalidMessage;
+                    }
+
+                    ids = [];
+                    foreach (var element in property.Value.EnumerateArray())
+                    {
+                        if (element.ValueKind != JsonValueKind.String || Decode(element) is not { } id)
+                        {
+                            return Expected.InvalidMessage;
+                        }
+
+                        ids.Add(id);
+                    }
+                }
             }
 
-            keys = instruments ?? [];
+            keys = (action == "ack" ? ids : instruments) ?? [];
             return action switch
             {
                 null => Expected.InvalidMessage,
+                "ack" => ids is null ? Expected.InvalidMessage : Expected.Ack,
                 "subscribe" => instruments is null ? Expected.InvalidMessage : Expected.Subscribe,
                 "unsubscribe" => instruments is null ? Expected.InvalidMessage : Expected.Unsubscribe,
                 _ => Expected.UnknownAction,
@@ -321,7 +355,7 @@ public sealed class ClientMessageParserFuzzTests
         }
 
         // Repeated fields, each with a valid and a wrong value: which one counts must not depend on luck.
-        string[] actions = ["\"subscribe\"", "\"unsubscribe\"", "\"buy\"", "5", "\"\\uD800\""];
+        string[] actions = ["\"subscribe\"", "\"unsubscribe\"", "\"ack\"", "\"buy\"", "5", "\"\\uD800\""];
         string[] lists = ["[]", "[\"NSE_EQ|A\"]", "[\"NSE_EQ|B\",\"NSE_EQ|C\"]", "5", "[5]", "[\"\\uDC00\"]"];
         foreach (var a1 in actions)
         {
@@ -334,6 +368,24 @@ public sealed class ClientMessageParserFuzzTests
                         yield return ("duplicate", Encoding.UTF8.GetBytes($$"""{"action":{{a1}},"instruments":{{i1}},"action":{{a2}},"instruments":{{i2}}}"""));
                     }
                 }
+            }
+        }
+
+        foreach (var i1 in lists)
+        {
+            foreach (var i2 in lists)
+            {
+                yield return ("duplicate_ids", Encoding.UTF8.GetBytes($$"""{"action":"ack","ids":{{i1}},"instruments":{{i2}},"ids":{{i2}}}"""));
+            }
+        }
+
+        // An ack's id count at the limit and past it, for each action.
+        foreach (var count in (int[])[ClientMessageParser.MaxAckIds, ClientMessageParser.MaxAckIds + 1])
+        {
+            var ids = "[" + string.Join(",", Enumerable.Range(0, count).Select(static i => $"\"n-{i}\"")) + "]";
+            foreach (var action in actions)
+            {
+                yield return ("ack_limit", Encoding.UTF8.GetBytes($$"""{"action":{{action}},"instruments":[],"ids":{{ids}}}"""));
             }
         }
 
