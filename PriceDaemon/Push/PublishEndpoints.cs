@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -9,7 +10,8 @@ namespace PriceDaemon.Push;
 
 /// <summary>
 /// The publish API of the platform backend: <c>POST /api/publish/users/{sub}</c> puts a notification in that user's
-/// inbox and on every socket the user holds. Authenticated by the publisher key alone (<see cref="PushOptions.PublisherKey"/>);
+/// inbox and on every socket the user holds; <c>POST /api/announcements</c> and <c>DELETE /api/announcements/{id}</c>
+/// reach every socket. Authenticated by the publisher key alone (<see cref="PushOptions.PublisherKey"/>);
 /// a user's JWT is not that key, so it never publishes.
 /// </summary>
 internal static class PublishEndpoints
@@ -21,6 +23,8 @@ internal static class PublishEndpoints
     public static IEndpointRouteBuilder MapPublishEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapPost("/api/publish/users/{sub}", PublishToUserAsync);
+        app.MapPost("/api/announcements", PublishAnnouncementAsync);
+        app.MapDelete("/api/announcements/{id}", DeleteAnnouncement);
         return app;
     }
 
@@ -30,8 +34,7 @@ internal static class PublishEndpoints
         var push = options.Value;
         if (!IsPublisher(context, push.PublisherKey))
         {
-            context.Response.Headers.WWWAuthenticate = "Bearer";
-            return Error(StatusCodes.Status401Unauthorized, "unauthorized", "the publisher key is required: Authorization: Bearer <Push:PublisherKey>; user tokens cannot publish");
+            return Unauthorized(context);
         }
 
         if (authenticator.Mode != Security.AuthMode.Jwt)
@@ -113,6 +116,135 @@ internal static class PublishEndpoints
 
         Interlocked.Add(ref inbox.Delivered, sockets);
         return TypedResults.Json(new PublishResult(id, Duplicate: false, Sockets: sockets), DaemonJsonContext.Relaxed.PublishResult, statusCode: StatusCodes.Status202Accepted);
+    }
+
+    private const int MaxMessageLength = 2000;
+
+    /// <summary>
+    /// <c>{"id":"maint-1","level":"warning","message":"...","expires_at":"2026-12-01T18:00:00Z"}</c>: to every socket
+    /// open now, and to each that opens until <c>expires_at</c>. Anonymous sockets get them too.
+    /// </summary>
+    private static async Task<IResult> PublishAnnouncementAsync(
+        HttpContext context, IOptions<PushOptions> options, AnnouncementBoard board, SessionRegistry sessions, TimeProvider time)
+    {
+        if (!IsPublisher(context, options.Value.PublisherKey))
+        {
+            return Unauthorized(context);
+        }
+
+        var (body, failure) = await ReadBodyAsync(context, options.Value.MaxBodyBytes).ConfigureAwait(false);
+        if (failure is not null)
+        {
+            return failure;
+        }
+
+        string? id = null;
+        string? level = null;
+        string? message = null;
+        DateTimeOffset? expiresAt = null;
+        using (var document = body!)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return Invalid("the body must be a JSON object like {\"level\":\"warning\",\"message\":\"...\",\"expires_at\":\"2026-12-01T18:00:00Z\"}");
+            }
+
+            foreach (var property in root.EnumerateObject())
+            {
+                var text = property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString() : null;
+                switch (property.Name)
+                {
+                    case "id":
+                        if (text is not { Length: > 0 and <= MaxIdLength })
+                        {
+                            return Invalid($"'id' must be a string of 1 to {MaxIdLength} characters");
+                        }
+
+                        id = text;
+                        break;
+                    case "level":
+                        if (text is null || !AnnouncementBoard.Levels.Contains(text))
+                        {
+                            return Invalid($"'level' must be one of {string.Join(", ", AnnouncementBoard.Levels)}");
+                        }
+
+                        level = text;
+                        break;
+                    case "message":
+                        if (text is not { Length: > 0 and <= MaxMessageLength })
+                        {
+                            return Invalid($"'message' must be a string of 1 to {MaxMessageLength} characters");
+                        }
+
+                        message = text;
+                        break;
+                    case "expires_at":
+                        if (text is null || !DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed))
+                        {
+                            return Invalid("'expires_at' must be an ISO 8601 time like \"2026-12-01T18:00:00Z\"");
+                        }
+
+                        expiresAt = parsed;
+                        break;
+                    default:
+                        return Invalid($"unknown field '{Truncate(property.Name)}'; expected id, level, message and expires_at");
+                }
+            }
+        }
+
+        if (level is null || message is null || expiresAt is null)
+        {
+            return Invalid($"missing '{(level is null ? "level" : message is null ? "message" : "expires_at")}' (level, message and expires_at are required)");
+        }
+
+        if (expiresAt <= time.GetUtcNow())
+        {
+            return Invalid("'expires_at' is in the past: the announcement would reach no one");
+        }
+
+        id ??= "a-" + Guid.NewGuid().ToString("N");
+        if (board.Add(id, level, message, expiresAt.Value) is not { } announcement)
+        {
+            return TypedResults.Json(new PublishResult(id, Duplicate: true, Sockets: 0), DaemonJsonContext.Relaxed.PublishResult, statusCode: StatusCodes.Status200OK);
+        }
+
+        var sockets = 0;
+        foreach (var session in sessions.Sessions)
+        {
+            session.EnqueueControl(announcement.Frame);
+            sockets++;
+        }
+
+        return TypedResults.Json(new PublishResult(id, Duplicate: false, Sockets: sockets), DaemonJsonContext.Relaxed.PublishResult, statusCode: StatusCodes.Status202Accepted);
+    }
+
+    /// <summary>Ends an announcement before it expires: new sockets no longer get it, open ones are told to hide it.</summary>
+    private static IResult DeleteAnnouncement(string id, HttpContext context, IOptions<PushOptions> options, AnnouncementBoard board, SessionRegistry sessions)
+    {
+        if (!IsPublisher(context, options.Value.PublisherKey))
+        {
+            return Unauthorized(context);
+        }
+
+        if (!board.Remove(id))
+        {
+            return Error(StatusCodes.Status404NotFound, "unknown_announcement", $"no announcement '{Truncate(id)}' is in force");
+        }
+
+        var frame = PushFrames.AnnouncementRemoved(id);
+        foreach (var session in sessions.Sessions)
+        {
+            session.EnqueueControl(frame);
+        }
+
+        return TypedResults.NoContent();
+    }
+
+    private static IResult Unauthorized(HttpContext context)
+    {
+        context.Response.Headers.WWWAuthenticate = "Bearer";
+        return Error(StatusCodes.Status401Unauthorized, "unauthorized", "the publisher key is required: Authorization: Bearer <Push:PublisherKey>; user tokens cannot publish");
     }
 
     /// <summary>The bearer credential is the publisher key: compared in constant time, over hashes so length leaks nothing.</summary>

@@ -41,6 +41,23 @@ internal static class PushFrames
         w.WriteEndArray();
     });
 
+    /// <summary><c>{"type":"announcement","id":..,"level":..,"message":..,"expires_at":..}</c>.</summary>
+    public static byte[] Announcement(string id, string level, string message, DateTimeOffset expiresAt) => Write(w =>
+    {
+        w.WriteString("type", "announcement");
+        w.WriteString("id", id);
+        w.WriteString("level", level);
+        w.WriteString("message", message);
+        w.WriteString("expires_at", Timestamp(expiresAt));
+    });
+
+    /// <summary><c>{"type":"announcement_removed","id":..}</c>: the backend deleted it before it expired; clients hide it.</summary>
+    public static byte[] AnnouncementRemoved(string id) => Write(w =>
+    {
+        w.WriteString("type", "announcement_removed");
+        w.WriteString("id", id);
+    });
+
     private static byte[] Write(Action<Utf8JsonWriter> body)
     {
         var buffer = new ArrayBufferWriter<byte>(256);

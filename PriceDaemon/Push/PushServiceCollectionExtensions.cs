@@ -14,6 +14,7 @@ internal static class PushServiceCollectionExtensions
                 : []);
         if (IsEnabled(configuration))
         {
+            services.AddSingleton<AnnouncementBoard>();
             services.AddSingleton<NotificationInbox>();
             services.AddHostedService(static sp => sp.GetRequiredService<NotificationInbox>());
         }

@@ -69,6 +69,14 @@ internal sealed partial class PriceSession
         EnqueueControl(ControlFrames.Status(state, message, _services.Cache.Epoch));
         // The registry indexed this session before it runs, so a notification published from now on is queued
         // here live; one published in between is both live and replayed, which its id lets the client see.
+        if (_services.Announcements is { } announcements)
+        {
+            foreach (var frame in announcements.ActiveFrames())
+            {
+                EnqueueControl(frame);
+            }
+        }
+
         if (_client.Subject is { } subject && _services.Inbox is { } inbox)
         {
             foreach (var frame in inbox.PendingFrames(subject))

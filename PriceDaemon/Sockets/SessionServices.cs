@@ -20,9 +20,11 @@ internal sealed class SessionServices
         ILoggerFactory loggers,
         IUpstreamInterest upstream,
         SendPump sendPump,
-        Push.NotificationInbox? inbox = null)
+        Push.NotificationInbox? inbox = null,
+        Push.AnnouncementBoard? announcements = null)
     {
         Inbox = inbox;
+        Announcements = announcements;
         SendPump = sendPump;
         Upstream = upstream;
         Instruments = instruments;
@@ -43,6 +45,9 @@ internal sealed class SessionServices
 
     /// <summary>Users' unacked notifications; null when pushes are off (no <c>Push:PublisherKey</c>).</summary>
     public Push.NotificationInbox? Inbox { get; }
+
+    /// <summary>Announcements in force; null when pushes are off.</summary>
+    public Push.AnnouncementBoard? Announcements { get; }
 
     /// <summary>The threads that write every session's ready frames.</summary>
     public SendPump SendPump { get; }

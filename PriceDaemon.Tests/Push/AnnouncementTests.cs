@@ -1,0 +1,134 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Time.Testing;
+using PriceDaemon.Tests.Security;
+using PriceDaemon.Tests.Support;
+
+namespace PriceDaemon.Tests.Push;
+
+/// <summary>Announcements over real sockets: to every socket open and every one that opens until they expire (on the daemon's clock).</summary>
+[TestFixture]
+public sealed class AnnouncementTests
+{
+    // Anonymous sockets get announcements too; the idle timeout is off so that moving the clock closes nothing.
+    private static Dictionary<string, string> Settings() => new()
+    {
+        ["Push:PublisherKey"] = Publisher.Key,
+        ["Limits:IdleTimeoutSeconds"] = "0",
+    };
+
+    [Test]
+    public async Task Announcement_ReachesOpenAndLaterSockets_UntilItExpires()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var daemon = await TestDaemon.StartAsync(Settings(), time);
+        using var http = daemon.Http();
+        await using var early = await TestClient.ConnectAsync(daemon.WebSocketUri);
+        await early.NextAsync("status");
+
+        var expiresAt = time.GetUtcNow().AddMinutes(10);
+        var (status, body) = await AnnounceAsync(http, "maint-1", "warning", "Trading halts at 15:30 for maintenance", expiresAt);
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Accepted));
+        Assert.That(body.GetProperty("sockets").GetInt32(), Is.EqualTo(1));
+
+        var frame = await early.NextAsync("announcement");
+        Assert.That(frame.GetProperty("id").GetString(), Is.EqualTo("maint-1"));
+        Assert.That(frame.GetProperty("level").GetString(), Is.EqualTo("warning"));
+        Assert.That(frame.GetProperty("message").GetString(), Is.EqualTo("Trading halts at 15:30 for maintenance"));
+        Assert.That(DateTimeOffset.Parse(frame.GetProperty("expires_at").GetString()!, CultureInfo.InvariantCulture), Is.EqualTo(expiresAt).Within(TimeSpan.FromMilliseconds(1)));
+
+        await using (var late = await TestClient.ConnectAsync(daemon.WebSocketUri))
+        {
+            Assert.That((await late.NextAsync("announcement")).GetProperty("id").GetString(), Is.EqualTo("maint-1"), "a socket that connects before expiry gets it");
+        }
+
+        time.Advance(TimeSpan.FromMinutes(10) + TimeSpan.FromSeconds(1));
+        await using var after = await TestClient.ConnectAsync(daemon.WebSocketUri);
+        await after.NextAsync("status");
+        await AnnounceAsync(http, "marker", "info", "marker", time.GetUtcNow().AddHours(1));
+        Assert.That((await after.NextAsync("announcement")).GetProperty("id").GetString(), Is.EqualTo("marker"), "maint-1 expired before this socket connected");
+
+        // Expired, its id may be used again.
+        (status, _) = await AnnounceAsync(http, "maint-1", "info", "again", time.GetUtcNow().AddHours(1));
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Accepted));
+    }
+
+    [Test]
+    public async Task DeletedAnnouncement_IsWithdrawnFromOpenSockets_AndNotSentToNewOnes()
+    {
+        await using var daemon = await TestDaemon.StartAsync(Settings());
+        using var http = daemon.Http();
+        await using var open = await TestClient.ConnectAsync(daemon.WebSocketUri);
+        await open.NextAsync("status");
+        await AnnounceAsync(http, "maint-1", "critical", "Exchange feed down", DateTimeOffset.UtcNow.AddHours(1));
+        await open.NextAsync("announcement");
+
+        var (repeat, repeated) = await AnnounceAsync(http, "maint-1", "critical", "Exchange feed down", DateTimeOffset.UtcNow.AddHours(1));
+        Assert.That(repeat, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(repeated.GetProperty("duplicate").GetBoolean(), Is.True);
+
+        Assert.That(await DeleteAsync(http, "maint-1"), Is.EqualTo(HttpStatusCode.NoContent));
+        var removed = await open.NextAsync("announcement_removed");
+        Assert.That(removed.GetProperty("id").GetString(), Is.EqualTo("maint-1"));
+        Assert.That(await DeleteAsync(http, "maint-1"), Is.EqualTo(HttpStatusCode.NotFound));
+
+        await using var later = await TestClient.ConnectAsync(daemon.WebSocketUri);
+        await later.NextAsync("status");
+        await AnnounceAsync(http, "marker", "info", "marker", DateTimeOffset.UtcNow.AddHours(1));
+        Assert.That((await later.NextAsync("announcement")).GetProperty("id").GetString(), Is.EqualTo("marker"));
+    }
+
+    [Test]
+    public async Task AnnouncementApi_RefusesUserTokens_AndInvalidBodies()
+    {
+        await using var daemon = await TestDaemon.StartAsync(Publisher.Settings());
+        using var http = daemon.Http();
+        var future = DateTimeOffset.UtcNow.AddHours(1);
+        var (status, _) = await AnnounceAsync(http, "x", "info", "m", future, Jwts.Valid("alice", DateTimeOffset.UtcNow));
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Unauthorized));
+        using (var request = new HttpRequestMessage(HttpMethod.Delete, "/api/announcements/x"))
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Jwts.Valid("alice", DateTimeOffset.UtcNow));
+            using var response = await http.SendAsync(request);
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
+        }
+
+        (status, var error) = await AnnounceAsync(http, "x", "urgent", "m", future);
+        Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(error.GetProperty("message").GetString(), Does.Contain("'level' must be one of info, warning, critical"));
+        (status, error) = await AnnounceAsync(http, "x", "info", "m", DateTimeOffset.UtcNow.AddMinutes(-1));
+        Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(error.GetProperty("message").GetString(), Does.Contain("in the past"));
+        (status, error) = await PostAsync(http, """{"level":"info","message":"m"}""");
+        Assert.That(error.GetProperty("message").GetString(), Does.Contain("missing 'expires_at'"));
+    }
+
+    private static Task<(HttpStatusCode Status, JsonElement Body)> AnnounceAsync(
+        HttpClient http, string id, string level, string message, DateTimeOffset expiresAt, string credential = Publisher.Key) =>
+        PostAsync(http, JsonSerializer.Serialize(new Dictionary<string, string>
+        {
+            ["id"] = id,
+            ["level"] = level,
+            ["message"] = message,
+            ["expires_at"] = expiresAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture),
+        }), credential);
+
+    private static async Task<(HttpStatusCode Status, JsonElement Body)> PostAsync(HttpClient http, string body, string credential = Publisher.Key)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/announcements") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", credential);
+        using var response = await http.SendAsync(request);
+        return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone());
+    }
+
+    private static async Task<HttpStatusCode> DeleteAsync(HttpClient http, string id)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Delete, $"/api/announcements/{id}");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Publisher.Key);
+        using var response = await http.SendAsync(request);
+        return response.StatusCode;
+    }
+}

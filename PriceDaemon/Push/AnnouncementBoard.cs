@@ -1,0 +1,66 @@
+using System.Collections.Concurrent;
+
+namespace PriceDaemon.Push;
+
+/// <summary>One announcement: its frame serialized once, for every socket.</summary>
+internal sealed record Announcement(string Id, string Level, string Message, DateTimeOffset ExpiresAt, byte[] Frame);
+
+/// <summary>
+/// The announcements in force. Each reaches every socket open when it is published and every socket that opens
+/// before it expires or is deleted. Held in memory: a restart forgets them, and the backend publishes them again
+/// (a decision for now, written in the README).
+/// </summary>
+internal sealed class AnnouncementBoard
+{
+    public static readonly string[] Levels = ["info", "warning", "critical"];
+
+    private readonly ConcurrentDictionary<string, Announcement> _active = new(StringComparer.Ordinal);
+    private readonly TimeProvider _time;
+
+    public AnnouncementBoard(TimeProvider time) => _time = time;
+
+    internal long Published;
+
+    /// <summary>Adds an announcement; null when one with this id is in force already (a publisher retry).</summary>
+    public Announcement? Add(string id, string level, string message, DateTimeOffset expiresAt)
+    {
+        var announcement = new Announcement(id, level, message, expiresAt, PushFrames.Announcement(id, level, message, expiresAt));
+        if (!_active.TryAdd(id, announcement))
+        {
+            if (_active.TryGetValue(id, out var held) && held.ExpiresAt > _time.GetUtcNow())
+            {
+                return null;
+            }
+
+            // The one held under this id has expired: the id may be used again.
+            _active[id] = announcement;
+        }
+
+        Interlocked.Increment(ref Published);
+        return announcement;
+    }
+
+    public bool Remove(string id) => _active.TryRemove(id, out _);
+
+    /// <summary>The frames of the announcements in force now, for a socket that has just connected; drops the expired.</summary>
+    public List<byte[]> ActiveFrames()
+    {
+        var now = _time.GetUtcNow();
+        var frames = new List<byte[]>();
+        foreach (var (id, announcement) in _active)
+        {
+            if (announcement.ExpiresAt > now)
+            {
+                frames.Add(announcement.Frame);
+            }
+            else
+            {
+                _active.TryRemove(new KeyValuePair<string, Announcement>(id, announcement));
+            }
+        }
+
+        return frames;
+    }
+
+    public int Count => _active.Count;
+}
