@@ -57,7 +57,7 @@ public class FanOutBenchmarks
             _drains = drains;
         }
 
-        public void Offered(Subscription subscription, PriceFrame frame)
+        public void Offered(Subscription subscription, StreamFrame frame)
         {
             if (_ready.Mark(subscription.Slot) && _drains)
             {

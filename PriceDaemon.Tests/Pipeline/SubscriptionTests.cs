@@ -97,7 +97,7 @@ public sealed class SubscriptionTests
 
         public int Conflations { get; private set; }
 
-        public void Offered(Subscription subscription, PriceFrame frame)
+        public void Offered(Subscription subscription, StreamFrame frame)
         {
             if (Ready.Mark(subscription.Slot))
             {

@@ -23,6 +23,8 @@ public sealed class ClientMessageParserFuzzTests
         """{"action":"subscribe","instruments":["\u00e9\n\"\\\/\b\f\r\t","\ud83d\ude00"]}""",
         """{"action":"ack","ids":["trade-8812","n-1"]}""",
         """{"ids":[],"action":"ack","instruments":["A|1"]}""",
+        """{"action":"subscribe","channel":"topic","topics":["leaderboard"]}""",
+        """{"channel":"price","action":"unsubscribe","instruments":["A|1"],"topics":["x"]}""",
     ];
 
     // Where a string's content goes ('§'): the two fields the parser reads, property names, and what it skips.
@@ -37,6 +39,8 @@ public sealed class ClientMessageParserFuzzTests
         """{"action":"subscribe","instruments":[],"x":["§",{"§":1}]}""",
         """{"action":"ack","ids":["§"]}""",
         """{"action":"ack","ids":["n-1","§"],"instruments":[]}""",
+        """{"action":"subscribe","channel":"§","topics":[],"instruments":[]}""",
+        """{"action":"unsubscribe","channel":"topic","topics":["§"]}""",
     ];
 
     // Where a whole value goes ('§'): each field, an instrument, a skipped field, the root.
@@ -53,6 +57,9 @@ public sealed class ClientMessageParserFuzzTests
         """{"action":"ack","ids":§}""",
         """{"action":"ack","ids":[§]}""",
         """{"action":"subscribe","instruments":[],"ids":§}""",
+        """{"action":"subscribe","channel":§,"topics":[],"instruments":[]}""",
+        """{"action":"subscribe","channel":"topic","topics":§}""",
+        """{"action":"subscribe","channel":"topic","topics":[§]}""",
     ];
 
     // Every escape JSON has, escapes it has not, and every arrangement of UTF-16 surrogates.
@@ -81,14 +88,14 @@ public sealed class ClientMessageParserFuzzTests
         "0." + new string('1', 10_000), "1e" + new string('9', 1000),
         "01", "1.", ".5", "+1", "-", "1e", "0x10", "NaN", "Infinity", "-Infinity",
         "true", "false", "null", "True", "nul", "{}", """{"a":[1]}""", "[]", "[[]]", "[1]", """["NSE_EQ|A"]""",
-        "\"\"", "\"subscribe\"", "\"unsubscribe\"", "\"ack\"", "\"NSE_EQ|A\"", "'subscribe'", "subscribe", "\"unterminated", "",
+        "\"\"", "\"subscribe\"", "\"unsubscribe\"", "\"ack\"", "\"topic\"", "\"price\"", "\"NSE_EQ|A\"", "'subscribe'", "subscribe", "\"unterminated", "",
     ];
 
     // Pieces a mutation inserts: the tokens that change a message's structure, and the escapes that broke it once.
     private static readonly string[] Tokens =
     [
         "{", "}", "[", "]", ",", ":", "\"", "\\", "\\u", "\\uD800", "\\uDC00", "\\uD83D\\uDE00", "null", "true", "1e999", "-0",
-        "\"action\"", "\"instruments\"", "\"ids\"", "\"ack\"", "\"subscribe\"", "\"unsubscribe\"", "\"NSE_EQ|A\"", " ", "\u0000", "/*", "//",
+        "\"action\"", "\"instruments\"", "\"ids\"", "\"ack\"", "\"channel\"", "\"topic\"", "\"topics\"", "\"subscribe\"", "\"unsubscribe\"", "\"NSE_EQ|A\"", " ", "\u0000", "/*", "//",
     ];
 
     private enum Expected
@@ -96,8 +103,11 @@ public sealed class ClientMessageParserFuzzTests
         Subscribe,
         Unsubscribe,
         Ack,
+        SubscribeTopics,
+        UnsubscribeTopics,
         InvalidMessage,
         UnknownAction,
+        UnknownChannel,
     }
 
     [Test]
@@ -160,7 +170,7 @@ public sealed class ClientMessageParserFuzzTests
 
         if (error is { } e)
         {
-            if (e.Code is not ("invalid_message" or "unknown_action") || string.IsNullOrEmpty(e.Message))
+            if (e.Code is not ("invalid_message" or "unknown_action" or "unknown_channel") || string.IsNullOrEmpty(e.Message))
             {
                 return $"unstable error {e.Code} '{e.Message}'";
             }
@@ -169,6 +179,7 @@ public sealed class ClientMessageParserFuzzTests
             {
                 Expected.InvalidMessage => "invalid_message",
                 Expected.UnknownAction => "unknown_action",
+                Expected.UnknownChannel => "unknown_channel",
                 _ => null,
             };
             return e.Code == code ? null : $"error {e.Code} ({e.Message}), expected {expected}";
@@ -178,6 +189,8 @@ public sealed class ClientMessageParserFuzzTests
         {
             ClientAction.Subscribe => Expected.Subscribe,
             ClientAction.Unsubscribe => Expected.Unsubscribe,
+            ClientAction.SubscribeTopics => Expected.SubscribeTopics,
+            ClientAction.UnsubscribeTopics => Expected.UnsubscribeTopics,
             _ => Expected.Ack,
         };
         if (got != expected)
@@ -216,6 +229,8 @@ public sealed class ClientMessageParserFuzzTests
             string? action = null;
             List<string>? instruments = null;
             List<string>? ids = null;
+            List<string>? topics = null;
+            string? channel = null;
             foreach (var property in document.RootElement.EnumerateObject())
             {
                 if (Name(property) is not { } propertyName)
@@ -250,6 +265,33 @@ public sealed class ClientMessageParserFuzzTests
                         instruments.Add(key);
                     }
                 }
+                else if (propertyName == "channel")
+                {
+                    if (property.Value.ValueKind != JsonValueKind.String || Decode(property.Value) is not { } name)
+                    {
+                        return Expected.InvalidMessage;
+                    }
+
+                    channel = name;
+                }
+                else if (propertyName == "topics")
+                {
+                    if (property.Value.ValueKind != JsonValueKind.Array)
+                    {
+                        return Expected.InvalidMessage;
+                    }
+
+                    topics = [];
+                    foreach (var element in property.Value.EnumerateArray())
+                    {
+                        if (element.ValueKind != JsonValueKind.String || Decode(element) is not { } topic)
+                        {
+                            return Expected.InvalidMessage;
+                        }
+
+                        topics.Add(topic);
+                    }
+                }
                 else if (propertyName == "ids")
                 {
                     // As instruments, whatever the action; an ack names at most MaxAckIds.
@@ -271,10 +313,14 @@ public sealed class ClientMessageParserFuzzTests
                 }
             }
 
-            keys = (action == "ack" ? ids : instruments) ?? [];
+            var topicChannel = action is "subscribe" or "unsubscribe" && channel == "topic";
+            keys = (action == "ack" ? ids : topicChannel ? topics : instruments) ?? [];
             return action switch
             {
                 null => Expected.InvalidMessage,
+                "subscribe" or "unsubscribe" when topicChannel =>
+                    topics is null ? Expected.InvalidMessage : action == "subscribe" ? Expected.SubscribeTopics : Expected.UnsubscribeTopics,
+                "subscribe" or "unsubscribe" when channel is not (null or "price") => Expected.UnknownChannel,
                 "ack" => ids is null ? Expected.InvalidMessage : Expected.Ack,
                 "subscribe" => instruments is null ? Expected.InvalidMessage : Expected.Subscribe,
                 "unsubscribe" => instruments is null ? Expected.InvalidMessage : Expected.Unsubscribe,

@@ -231,11 +231,11 @@ public sealed class FanOutTests
     {
         public List<PriceFrame> Frames { get; } = [];
 
-        public void Offered(Subscription subscription, PriceFrame frame)
+        public void Offered(Subscription subscription, StreamFrame frame)
         {
             lock (Frames)
             {
-                Frames.Add(frame);
+                Frames.Add((PriceFrame)frame);
             }
         }
     }

@@ -20,11 +20,15 @@ public sealed record PriceBody(string InstrumentKey, PriceData Data);
 /// <param name="Sockets">How many of the user's sockets it was queued on, on this daemon.</param>
 public sealed record PublishResult(string Id, bool Duplicate, int Sockets);
 
+/// <param name="Seq">The value's version: it only grows while the daemon runs.</param>
+public sealed record TopicResult(string Topic, long Seq);
+
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(ErrorBody))]
 [JsonSerializable(typeof(InstrumentBody[]))]
 [JsonSerializable(typeof(PriceBody))]
 [JsonSerializable(typeof(PublishResult))]
+[JsonSerializable(typeof(TopicResult))]
 [JsonSerializable(typeof(Dictionary<string, PriceData>))]
 public sealed partial class DaemonJsonContext : JsonSerializerContext
 {

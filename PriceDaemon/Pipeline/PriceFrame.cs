@@ -4,9 +4,9 @@ namespace PriceDaemon.Pipeline;
 
 /// <summary>
 /// One emitted price update, serialized once. Immutable: the same instance (and the same
-/// <see cref="Utf8"/> bytes) is handed to every subscriber's send queue, the cache and storage.
+/// <see cref="StreamFrame.Utf8"/> bytes) is handed to every subscriber's send queue, the cache and storage.
 /// </summary>
-public sealed class PriceFrame
+public sealed class PriceFrame : StreamFrame
 {
     internal PriceFrame(
         int instrumentId,
@@ -20,9 +20,9 @@ public sealed class PriceFrame
         bool stale,
         long receivedTimestamp,
         byte[] utf8)
+        : base(seq, receivedTimestamp, utf8)
     {
         InstrumentId = instrumentId;
-        Seq = seq;
         LastPrice = lastPrice;
         Volume = volume;
         TimestampUs = timestampUs;
@@ -30,14 +30,9 @@ public sealed class PriceFrame
         PreviousClose = previousClose;
         Source = source;
         Stale = stale;
-        ReceivedTimestamp = receivedTimestamp;
-        Utf8 = utf8;
     }
 
     public int InstrumentId { get; }
-
-    /// <summary>Per-instrument version that only grows within an epoch.</summary>
-    public long Seq { get; }
 
     public double LastPrice { get; }
 
@@ -55,12 +50,6 @@ public sealed class PriceFrame
 
     /// <summary>The bytes carry <c>"stale": true</c>: a stored price, or a cached one served while the feed is down.</summary>
     public bool Stale { get; }
-
-    /// <summary>When the daemon received the newest tick merged into this update (<see cref="TimeProvider.GetTimestamp"/>).</summary>
-    public long ReceivedTimestamp { get; }
-
-    /// <summary>The complete <c>price_update</c> text frame.</summary>
-    public byte[] Utf8 { get; }
 
     // Built on first need (a snapshot or REST answer while the feed is down), never on the tick path. Two
     // threads may race to build it; both results are equal, so the lost one is only garbage.

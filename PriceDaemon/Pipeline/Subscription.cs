@@ -8,7 +8,7 @@ public interface ISubscriber
     /// (or is the subscription's snapshot): mark the subscription's slot ready and make sure a send pass will
     /// run, or count a conflation when the slot is already marked.
     /// </summary>
-    void Offered(Subscription subscription, PriceFrame frame);
+    void Offered(Subscription subscription, StreamFrame frame);
 }
 
 /// <summary>
@@ -25,16 +25,21 @@ public sealed class Subscription
     private PriceFrame? _snapshot;
     private bool _removed;
 
-    public Subscription(ISubscriber owner, int instrumentId, int slot = 0)
+    public Subscription(ISubscriber owner, int instrumentId, int slot = 0, IFrameSource? source = null)
     {
         Owner = owner;
         InstrumentId = instrumentId;
         Slot = slot;
+        Source = source;
     }
 
     public ISubscriber Owner { get; }
 
+    /// <summary>The key in its source: an instrument id for prices, a topic's index for a topic.</summary>
     public int InstrumentId { get; }
+
+    /// <summary>Where a send pass reads the newest frame; null for prices (the <see cref="PriceCache"/>, read directly).</summary>
+    public IFrameSource? Source { get; }
 
     /// <summary>This subscription's place in its session's <see cref="Sockets.Send.ReadySlots"/>.</summary>
     public int Slot { get; }
@@ -42,7 +47,7 @@ public sealed class Subscription
     internal bool Removed => Volatile.Read(ref _removed);
 
     /// <summary>Fan-out path: <paramref name="frame"/> is the newest emitted for this instrument, and already cached.</summary>
-    public void Offer(PriceFrame frame)
+    public void Offer(StreamFrame frame)
     {
         // A removed subscription can still be offered frames by fan-out working on an older copy of the index.
         if (!Removed)

@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using PriceDaemon.Pipeline;
 
 namespace PriceDaemon.Push;
 
@@ -17,7 +19,12 @@ internal sealed class AnnouncementBoard
     private readonly ConcurrentDictionary<string, Announcement> _active = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
 
-    public AnnouncementBoard(TimeProvider time) => _time = time;
+    public AnnouncementBoard(TimeProvider time, IMeterFactory meterFactory)
+    {
+        _time = time;
+        var meter = meterFactory.Create(PipelineMetrics.MeterName);
+        meter.CreateObservableCounter("pricedaemon.announcements.published", () => Volatile.Read(ref Published), "{announcement}", "Announcements published (repeats of an id in force not counted)");
+    }
 
     internal long Published;
 

@@ -25,6 +25,7 @@ internal static class PublishEndpoints
         app.MapPost("/api/publish/users/{sub}", PublishToUserAsync);
         app.MapPost("/api/announcements", PublishAnnouncementAsync);
         app.MapDelete("/api/announcements/{id}", DeleteAnnouncement);
+        app.MapPut("/api/topics/{name}", SetTopicAsync);
         return app;
     }
 
@@ -239,6 +240,36 @@ internal static class PublishEndpoints
         }
 
         return TypedResults.NoContent();
+    }
+
+    /// <summary>The body is the topic's new value (any JSON), sent to its subscribers conflated: latest wins.</summary>
+    private static async Task<IResult> SetTopicAsync(string name, HttpContext context, IOptions<PushOptions> options, TopicCache topics)
+    {
+        if (!IsPublisher(context, options.Value.PublisherKey))
+        {
+            return Unauthorized(context);
+        }
+
+        if (!topics.TryGet(name, out var id, out _))
+        {
+            return Error(StatusCodes.Status404NotFound, "unknown_topic",
+                $"no topic '{Truncate(name)}'; topics are configured in Push:Topics ({(topics.Names.Count == 0 ? "none are" : string.Join(", ", topics.Names))})");
+        }
+
+        var (body, failure) = await ReadBodyAsync(context, options.Value.MaxBodyBytes).ConfigureAwait(false);
+        if (failure is not null)
+        {
+            return failure;
+        }
+
+        string data;
+        using (body)
+        {
+            data = body!.RootElement.GetRawText();
+        }
+
+        var seq = topics.Set(id, data);
+        return TypedResults.Json(new TopicResult(name, seq), DaemonJsonContext.Relaxed.TopicResult);
     }
 
     private static IResult Unauthorized(HttpContext context)

@@ -58,6 +58,41 @@ internal static class PushFrames
         w.WriteString("id", id);
     });
 
+    /// <summary><c>{"type":"topic","topic":..,"seq":..,"data":..}</c>: one value of a topic.</summary>
+    public static byte[] Topic(string topic, long seq, string data) => Write(w =>
+    {
+        w.WriteString("type", "topic");
+        w.WriteString("topic", topic);
+        w.WriteNumber("seq", seq);
+        w.WritePropertyName("data");
+        w.WriteRawValue(data, skipInputValidation: true);
+    });
+
+    /// <summary>The answer to a topic subscribe or unsubscribe: the topics held now, and those refused with why.</summary>
+    public static byte[] TopicsSubscribed(string action, IReadOnlyList<string> topics, IReadOnlyList<(string Topic, string Code)> rejected) => Write(w =>
+    {
+        w.WriteString("type", "subscribed");
+        w.WriteString("action", action);
+        w.WriteString("channel", "topic");
+        w.WriteStartArray("topics");
+        foreach (var topic in topics)
+        {
+            w.WriteStringValue(topic);
+        }
+
+        w.WriteEndArray();
+        w.WriteStartArray("rejected");
+        foreach (var (topic, code) in rejected)
+        {
+            w.WriteStartObject();
+            w.WriteString("topic", topic);
+            w.WriteString("code", code);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+    });
+
     private static byte[] Write(Action<Utf8JsonWriter> body)
     {
         var buffer = new ArrayBufferWriter<byte>(256);

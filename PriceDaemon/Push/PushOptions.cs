@@ -45,4 +45,20 @@ public sealed class PushOptions
     /// <summary>Largest publish body accepted, in bytes (default 16384); a larger one is refused with 413.</summary>
     [Range(256, 1_048_576)]
     public int MaxBodyBytes { get; set; } = 16 * 1024;
+
+    /// <summary>
+    /// The topics the backend may set (<c>PUT /api/topics/{name}</c>) and clients may subscribe to: given as
+    /// <c>Push:Topics:0:Name=leaderboard</c>, <c>Push:Topics:0:AllowAnonymous=true</c>. None by default.
+    /// </summary>
+    public List<TopicOptions> Topics { get; set; } = [];
+}
+
+/// <summary>One topic: a last-value stream the backend sets and clients subscribe to.</summary>
+public sealed class TopicOptions
+{
+    /// <summary>The topic's name, as clients and the backend write it (1-64 characters).</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>Whether sockets without a user (Auth:Mode=None) may subscribe; off by default.</summary>
+    public bool AllowAnonymous { get; set; }
 }

@@ -11,6 +11,12 @@ internal enum ClientAction
 
     /// <summary><c>{"action":"ack","ids":[...]}</c>: the client has the notifications with these ids.</summary>
     Ack,
+
+    /// <summary><c>{"action":"subscribe","channel":"topic","topics":[...]}</c>.</summary>
+    SubscribeTopics,
+
+    /// <summary><c>{"action":"unsubscribe","channel":"topic","topics":[...]}</c>.</summary>
+    UnsubscribeTopics,
 }
 
 /// <summary>Stable <c>error.code</c> strings; clients switch on them, so they never change.</summary>
@@ -23,6 +29,9 @@ internal static class ErrorCodes
     public const string RateLimited = "rate_limited";
     public const string MessageTooLarge = "message_too_large";
     public const string NotificationsUnavailable = "notifications_unavailable";
+    public const string UnknownChannel = "unknown_channel";
+    public const string UnknownTopic = "unknown_topic";
+    public const string TopicForbidden = "topic_forbidden";
 }
 
 /// <summary>
@@ -41,7 +50,8 @@ internal static class ClientMessageParser
 
     /// <summary>
     /// Fills <paramref name="instruments"/> (cleared first) and returns null, or returns the error to send. For an ack
-    /// the list holds the notification ids instead.
+    /// the list holds the notification ids instead, for the topic channel the topic names: one list, so a price
+    /// message allocates nothing more. A <c>channel</c> other than price or topic is refused as unknown_channel.
     /// </summary>
     public static Error? Parse(ReadOnlySpan<byte> utf8, out ClientAction action, List<string> instruments)
     {
@@ -49,7 +59,9 @@ internal static class ClientMessageParser
         instruments.Clear();
         string? actionName = null;
         var sawInstruments = false;
-        List<string>? ids = null; // only an ack's: subscribe messages allocate nothing more
+        List<string>? ids = null; // only an ack's: price subscribe messages allocate nothing more
+        List<string>? topics = null;
+        string? channel = null;
         try
         {
             var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = 8 });
@@ -102,6 +114,43 @@ internal static class ClientMessageParser
                         }
 
                         instruments.Add(key);
+                    }
+                }
+                else if (reader.ValueTextEquals("channel"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.String)
+                    {
+                        return new Error(ErrorCodes.InvalidMessage, "'channel' must be a string (price or topic)");
+                    }
+
+                    if (!TryGetString(ref reader, out channel))
+                    {
+                        return _unreadableText;
+                    }
+                }
+                else if (reader.ValueTextEquals("topics"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.StartArray)
+                    {
+                        return new Error(ErrorCodes.InvalidMessage, "'topics' must be an array of topic names");
+                    }
+
+                    topics = [];
+                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                    {
+                        if (reader.TokenType != JsonTokenType.String)
+                        {
+                            return new Error(ErrorCodes.InvalidMessage, "'topics' must contain only strings");
+                        }
+
+                        if (!TryGetString(ref reader, out var topic))
+                        {
+                            return _unreadableText;
+                        }
+
+                        topics.Add(topic);
                     }
                 }
                 else if (reader.ValueTextEquals("ids"u8))
@@ -164,6 +213,18 @@ internal static class ClientMessageParser
 
                 instruments.AddRange(ids);
                 return null;
+            case "subscribe" or "unsubscribe" when channel == "topic":
+                action = actionName == "subscribe" ? ClientAction.SubscribeTopics : ClientAction.UnsubscribeTopics;
+                instruments.Clear();
+                if (topics is null)
+                {
+                    return new Error(ErrorCodes.InvalidMessage, "missing 'topics' (an array of topic names)");
+                }
+
+                instruments.AddRange(topics);
+                return null;
+            case "subscribe" or "unsubscribe" when channel is not (null or "price"):
+                return new Error(ErrorCodes.UnknownChannel, $"unknown channel '{Truncate(channel)}'; expected price or topic");
             case "subscribe":
                 action = ClientAction.Subscribe;
                 break;

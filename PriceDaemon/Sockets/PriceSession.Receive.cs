@@ -103,6 +103,7 @@ internal sealed partial class PriceSession
 
         _client.User.RemoveSubscriptions(_subscriptions.Count);
         _subscriptions.Clear();
+        ReleaseTopics();
         Volatile.Write(ref _subscriptionCount, 0);
     }
 
@@ -163,6 +164,12 @@ internal sealed partial class PriceSession
             return;
         }
 
+        if (action is ClientAction.SubscribeTopics or ClientAction.UnsubscribeTopics)
+        {
+            HandleTopics(action == ClientAction.SubscribeTopics);
+            return;
+        }
+
         var rejected = new List<(string Key, string Code)>();
         List<string>? unknown = null;
         List<Subscription>? added = null;
@@ -196,7 +203,7 @@ internal sealed partial class PriceSession
             }
 
             // The connection's own cap first, then the user's across connections.
-            if (_subscriptions.Count >= _services.Limits.MaxSubscriptionsPerConnection || !_client.User.TryAddSubscription())
+            if (_subscriptions.Count + (_topics?.Count ?? 0) >= _services.Limits.MaxSubscriptionsPerConnection || !_client.User.TryAddSubscription())
             {
                 rejected.Add((key, ErrorCodes.SubscriptionLimit));
                 continue;
@@ -218,7 +225,7 @@ internal sealed partial class PriceSession
             (added ??= []).Add(created);
         }
 
-        Volatile.Write(ref _subscriptionCount, _subscriptions.Count);
+        Volatile.Write(ref _subscriptionCount, _subscriptions.Count + (_topics?.Count ?? 0));
         if (unknown is not null)
         {
             Interlocked.Increment(ref _services.Metrics.ClientErrors);

@@ -28,6 +28,7 @@ internal sealed partial class PriceSession
 
     // Owned by the receive loop (see remarks).
     private readonly Dictionary<int, Subscription> _subscriptions = [];
+    private Dictionary<int, Subscription>? _topics; // by topic id; made on the first topic subscribe
     private readonly List<string> _keys = [];
     private long _badWindowStart; // the current one-minute window of bad messages
     private int _badMessages;

@@ -21,8 +21,10 @@ internal sealed class SessionServices
         IUpstreamInterest upstream,
         SendPump sendPump,
         Push.NotificationInbox? inbox = null,
-        Push.AnnouncementBoard? announcements = null)
+        Push.AnnouncementBoard? announcements = null,
+        Push.TopicCache? topics = null)
     {
+        Topics = topics;
         Inbox = inbox;
         Announcements = announcements;
         SendPump = sendPump;
@@ -45,6 +47,9 @@ internal sealed class SessionServices
 
     /// <summary>Users' unacked notifications; null when pushes are off (no <c>Push:PublisherKey</c>).</summary>
     public Push.NotificationInbox? Inbox { get; }
+
+    /// <summary>The configured topics; null when pushes are off.</summary>
+    public Push.TopicCache? Topics { get; }
 
     /// <summary>Announcements in force; null when pushes are off.</summary>
     public Push.AnnouncementBoard? Announcements { get; }

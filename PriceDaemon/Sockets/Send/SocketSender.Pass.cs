@@ -111,7 +111,8 @@ internal sealed partial class SocketSender
             sent = new SentState(item, 0);
         }
 
-        var frame = _services.Cache.Get(item.InstrumentId);
+        // Prices, the hot path, read the cache directly: a field read and a null check, no interface call.
+        var frame = item.Source is null ? _services.Cache.Get(item.InstrumentId) : item.Source.Latest(item.InstrumentId);
         var fromSnapshot = false;
         if (item.TakeSnapshot() is { } snapshot && (frame is null || snapshot.Seq >= frame.Seq))
         {

@@ -106,8 +106,11 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     /// </summary>
     public Stream CreateStream(Stream input, Action onDispose) => new SenderStream(input, this, onDispose);
 
-    /// <summary>Receive loop: a subscription in a free slot, published for passes before it is indexed.</summary>
-    public Subscription Add(int instrumentId)
+    /// <summary>Receive loop: a price subscription in a free slot, published for passes before it is indexed.</summary>
+    public Subscription Add(int instrumentId) => Add(instrumentId, null);
+
+    /// <summary>Receive loop: a subscription to <paramref name="key"/> of <paramref name="source"/> (null: prices) in a free slot.</summary>
+    public Subscription Add(int key, IFrameSource? source)
     {
         if (_freeSlots is null || !_freeSlots.TryPop(out var slot))
         {
@@ -121,7 +124,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
             Volatile.Write(ref _slots, slots);
         }
 
-        var subscription = new Subscription(this, instrumentId, slot);
+        var subscription = new Subscription(this, key, slot, source);
         Volatile.Write(ref slots[slot], subscription);
         return subscription;
     }
@@ -137,7 +140,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
         (_freeSlots ??= new Stack<int>()).Push(subscription.Slot);
     }
 
-    void ISubscriber.Offered(Subscription subscription, PriceFrame frame)
+    void ISubscriber.Offered(Subscription subscription, StreamFrame frame)
     {
         if (_ready.Mark(subscription.Slot))
         {
