@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using PriceDaemon.Sockets;
 using PriceDaemon.Tests.Security;
 using PriceDaemon.Tests.Support;
@@ -228,5 +229,26 @@ public sealed class NotificationTests
         }
 
         Assert.That(ids, Is.EqualTo(Enumerable.Range(101, 200).Select(i => $"n-{i}")), "the inbox's newest 200, in order: what the slow socket missed is kept");
+    }
+
+    [Test]
+    public async Task UnackedNotification_IsNotReplayed_OnceOlderThanTheInboxKeepsThem()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var daemon = await TestDaemon.StartAsync(
+            Publisher.Settings(("Push:InboxMaxAgeMinutes", "1"), ("Limits:IdleTimeoutSeconds", "0")), time);
+        using var http = daemon.Http();
+        await Publisher.NotifyAsync(http, "alice", "old");
+        time.Advance(TimeSpan.FromSeconds(59));
+        await using (var before = await Publisher.ConnectAsync(daemon.WebSocketUri, "alice", time.GetUtcNow()))
+        {
+            Assert.That(Publisher.Id(await before.NextAsync("notification")), Is.EqualTo("old"), "still within the age");
+        }
+
+        time.Advance(TimeSpan.FromSeconds(2));
+        await using var after = await Publisher.ConnectAsync(daemon.WebSocketUri, "alice", time.GetUtcNow());
+        await after.NextAsync("status");
+        await Publisher.NotifyAsync(http, "alice", "marker");
+        Assert.That(Publisher.Id(await after.NextAsync("notification")), Is.EqualTo("marker"), "the old one aged out unacked");
     }
 }

@@ -21,7 +21,11 @@ internal static class Publisher
 
     /// <summary>A socket of <paramref name="subject"/>, signed in with a token in the query string.</summary>
     public static Task<TestClient> ConnectAsync(Uri webSocket, string subject, bool startReading = true) =>
-        TestClient.ConnectAsync(new Uri(webSocket + "?token=" + Uri.EscapeDataString(Jwts.Valid(subject, DateTimeOffset.UtcNow))), startReading);
+        ConnectAsync(webSocket, subject, DateTimeOffset.UtcNow, startReading);
+
+    /// <summary>As above, with a token valid around <paramref name="now"/> on the daemon's (fake) clock.</summary>
+    public static Task<TestClient> ConnectAsync(Uri webSocket, string subject, DateTimeOffset now, bool startReading = true) =>
+        TestClient.ConnectAsync(new Uri(webSocket + "?token=" + Uri.EscapeDataString(Jwts.Valid(subject, now))), startReading);
 
     public static async Task<(HttpStatusCode Status, JsonElement Body)> PublishAsync(
         HttpClient http, string subject, string body, string? credential = Key, string contentType = "application/json")

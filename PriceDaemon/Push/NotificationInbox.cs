@@ -179,7 +179,9 @@ internal sealed partial class NotificationInbox : BackgroundService
 
         lock (inbox)
         {
-            var frames = inbox.Entries.Where(static e => !e.Acked).Select(static e => e.Replayed).ToList();
+            // Aged out but not yet swept: not replayed either, so expiry does not wait for the sweep.
+            var oldest = _time.GetUtcNow() - _maxAge;
+            var frames = inbox.Entries.Where(e => !e.Acked && e.CreatedAt >= oldest).Select(static e => e.Replayed).ToList();
             Interlocked.Add(ref Replayed, frames.Count);
             return frames;
         }
