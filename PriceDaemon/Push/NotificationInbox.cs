@@ -139,34 +139,41 @@ internal sealed partial class NotificationInbox : BackgroundService
 
     private InboxEntry? AddLocked(UserInbox inbox, string user, string id, string kind, string data)
     {
+        if (inbox.Entries.Exists(e => e.Id == id))
         {
-            if (inbox.Entries.Exists(e => e.Id == id))
-            {
-                Interlocked.Increment(ref Duplicates);
-                return null;
-            }
+            Interlocked.Increment(ref Duplicates);
+            return null;
+        }
 
-            var entry = new InboxEntry(user, id, kind, _time.GetUtcNow(), data);
-            if (inbox.PendingCount >= _options.InboxMaxPerUser)
+        var entry = new InboxEntry(user, id, kind, _time.GetUtcNow(), data);
+        if (inbox.PendingCount >= _options.InboxMaxPerUser)
+        {
+            var oldest = inbox.Entries.FindIndex(static e => !e.Acked);
+            RemoveAt(inbox, oldest);
+            // Once per time the inbox fills, not per notification: a user away for a day would write a line each.
+            if (!inbox.Full)
             {
-                var oldest = inbox.Entries.FindIndex(static e => !e.Acked);
-                RemoveAt(inbox, oldest);
+                inbox.Full = true;
                 LogOverflow(_options.InboxMaxPerUser);
             }
-
-            // Acked entries are kept for dedupe only: as many as the unacked limit, oldest out first.
-            if (inbox.Entries.Count - inbox.PendingCount >= _options.InboxMaxPerUser)
-            {
-                RemoveAt(inbox, inbox.Entries.FindIndex(static e => e.Acked));
-            }
-
-            inbox.Entries.Add(entry);
-            inbox.PendingCount++;
-            Interlocked.Increment(ref Pending);
-            Interlocked.Increment(ref Published);
-            _changes.Enqueue((entry.StoreKey, entry));
-            return entry;
         }
+        else
+        {
+            inbox.Full = false;
+        }
+
+        // Acked entries are kept for dedupe only: as many as the unacked limit, oldest out first.
+        if (inbox.Entries.Count - inbox.PendingCount >= _options.InboxMaxPerUser)
+        {
+            RemoveAt(inbox, inbox.Entries.FindIndex(static e => e.Acked));
+        }
+
+        inbox.Entries.Add(entry);
+        inbox.PendingCount++;
+        Interlocked.Increment(ref Pending);
+        Interlocked.Increment(ref Published);
+        _changes.Enqueue((entry.StoreKey, entry));
+        return entry;
     }
 
     /// <summary>The replay frames of <paramref name="user"/>'s unacked notifications, oldest first.</summary>
@@ -371,12 +378,13 @@ internal sealed partial class NotificationInbox : BackgroundService
         public readonly List<InboxEntry> Entries = []; // oldest first
         public int PendingCount; // entries not acked
         public bool Removed;
+        public bool Full; // the overflow was logged; cleared once a notification fits without expiring one
     }
 
     [LoggerMessage(EventId = 370, Level = LogLevel.Information, Message = "Inbox {Path} opened: {Entries} entries, {Pending} unacked")]
     private partial void LogOpened(string path, int entries, long pending);
 
-    [LoggerMessage(EventId = 371, Level = LogLevel.Warning, Message = "A user's inbox is full ({Limit} unacked): its oldest notification expired to make room")]
+    [LoggerMessage(EventId = 371, Level = LogLevel.Warning, Message = "A user's inbox is full ({Limit} unacked): its oldest notifications expire to make room until the user acks (counted in notifications_expired)")]
     private partial void LogOverflow(int limit);
 
     [LoggerMessage(EventId = 372, Level = LogLevel.Error, Message = "Inbox {Path}: write failed, retried at the next flush: {Error}")]
