@@ -106,6 +106,32 @@ public sealed class AnnouncementTests
         Assert.That(error.GetProperty("message").GetString(), Does.Contain("missing 'expires_at'"));
     }
 
+    [Test]
+    public async Task AnnouncementApi_RefusesMoreThanFiftyInForce_SoThatEverySocketCanTakeThemAtConnect()
+    {
+        await using var daemon = await TestDaemon.StartAsync(Settings());
+        using var http = daemon.Http();
+        var future = DateTimeOffset.UtcNow.AddHours(1);
+        for (var i = 0; i < 50; i++)
+        {
+            Assert.That((await AnnounceAsync(http, $"a{i}", "info", "m", future)).Status, Is.EqualTo(HttpStatusCode.Accepted));
+        }
+
+        var (status, error) = await AnnounceAsync(http, "a50", "info", "m", future);
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Conflict));
+        Assert.That(error.GetProperty("code").GetString(), Is.EqualTo("too_many_announcements"));
+        Assert.That((await AnnounceAsync(http, "a0", "info", "m", future)).Status, Is.EqualTo(HttpStatusCode.OK), "a retry of one in force is still a duplicate");
+
+        await using var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
+        for (var i = 0; i < 50; i++)
+        {
+            await client.NextAsync("announcement");
+        }
+
+        Assert.That(await DeleteAsync(http, "a7"), Is.EqualTo(HttpStatusCode.NoContent));
+        Assert.That((await AnnounceAsync(http, "a50", "info", "m", future)).Status, Is.EqualTo(HttpStatusCode.Accepted));
+    }
+
     private static Task<(HttpStatusCode Status, JsonElement Body)> AnnounceAsync(
         HttpClient http, string id, string level, string message, DateTimeOffset expiresAt, string credential = Publisher.Key) =>
         PostAsync(http, JsonSerializer.Serialize(new Dictionary<string, string>

@@ -16,6 +16,12 @@ internal sealed class AnnouncementBoard
 {
     public static readonly string[] Levels = ["info", "warning", "critical"];
 
+    /// <summary>
+    /// Most announcements in force at once. A socket gets all of them at connect, with up to 200 replayed
+    /// notifications (Push:InboxMaxPerUser), in a control queue of 256: more would cut it before it began.
+    /// </summary>
+    public const int MaxActive = 50;
+
     private readonly ConcurrentDictionary<string, Announcement> _active = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
 
@@ -27,6 +33,9 @@ internal sealed class AnnouncementBoard
     }
 
     internal long Published;
+
+    /// <summary>True when <see cref="MaxActive"/> are in force (after dropping the expired): a new one is refused.</summary>
+    public bool IsFull => _active.Count >= MaxActive && ActiveFrames().Count >= MaxActive;
 
     /// <summary>Adds an announcement; null when one with this id is in force already (a publisher retry).</summary>
     public Announcement? Add(string id, string level, string message, DateTimeOffset expiresAt)
@@ -46,6 +55,8 @@ internal sealed class AnnouncementBoard
         Interlocked.Increment(ref Published);
         return announcement;
     }
+
+    public bool Contains(string id) => _active.ContainsKey(id);
 
     public bool Remove(string id) => _active.TryRemove(id, out _);
 
