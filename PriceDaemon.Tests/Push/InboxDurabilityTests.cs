@@ -71,6 +71,16 @@ public sealed partial class InboxDurabilityTests
         Assert.That(Publisher.Id(await reconnected.NextAsync("notification")), Is.EqualTo("marker"), "nothing else was replayed");
     }
 
+    [TestCase("--Push:PublisherKey=too-short", "Push:PublisherKey: must be at least 32 bytes")]
+    [TestCase("--Push:Topics:0:Name=leaderboard", "Push:Topics: need Push:PublisherKey")]
+    [TestCase("--Push:InboxMaxPerUser=500", "Push:InboxMaxPerUser")]
+    public async Task BadPushValue_StopsStartup_NamingTheKey_AndExit2(string setting, string message)
+    {
+        var (exit, output) = await DaemonProcess.RunToExitAsync(_folder, "--urls", "http://127.0.0.1:0", setting);
+        Assert.That(exit, Is.EqualTo(2));
+        Assert.That(output, Has.Exactly(1).StartsWith("pricedaemon: invalid configuration: " + message));
+    }
+
     private static async Task<long> InboxWritesAsync(HttpClient http)
     {
         var text = await http.GetStringAsync("/metrics");

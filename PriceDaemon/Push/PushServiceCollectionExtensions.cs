@@ -28,6 +28,12 @@ internal static class PushServiceCollectionExtensions
             yield return $"PublisherKey: must be at least 32 bytes (got {Encoding.UTF8.GetByteCount(o.PublisherKey)})";
         }
 
+        if (o.PublisherKey.Length == 0 && o.Topics.Count > 0)
+        {
+            // Topics without the key would be configured and never set: say so rather than serve them empty.
+            yield return "Topics: need Push:PublisherKey (the backend sets topics through the publish API)";
+        }
+
         var seen = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < o.Topics.Count; i++)
         {
