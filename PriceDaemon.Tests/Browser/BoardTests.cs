@@ -195,6 +195,48 @@ public sealed class BoardTests
     }
 
     [Test]
+    public async Task Board_ShowsAnnouncementsAsABanner_AndTheUsersNotificationsAsToasts_ThenAcksThem()
+    {
+        await using var daemon = await DaemonProcess.StartAsync(_folder, [.. Push.Publisher.Args(), .. _fastFeed]);
+        using var http = daemon.Http();
+        var token = Security.Jwts.Valid("alice", DateTimeOffset.UtcNow);
+        await _page.GotoAsync($"{daemon.BaseUri}?token={Uri.EscapeDataString(token)}");
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
+
+        var (status, _) = await Push.Publisher.AnnounceAsync(http, "maint-1", "warning", "Trading halts at 15:30 for maintenance", DateTimeOffset.UtcNow.AddHours(1));
+        Assert.That(status, Is.EqualTo(System.Net.HttpStatusCode.Accepted));
+        var announcement = _page.Locator(".announcement[data-id='maint-1']");
+        await Expect(announcement).ToBeVisibleAsync();
+        await Expect(announcement).ToHaveAttributeAsync("data-level", "warning");
+        await Expect(announcement).ToContainTextAsync("Trading halts at 15:30 for maintenance");
+
+        await Push.Publisher.NotifyAsync(http, "alice", "trade-8812", "trade", """{"symbol":"RELIANCE","qty":10,"price":2451.5}""");
+        var toast = _page.Locator(".toast[data-id='trade-8812']");
+        await Expect(toast).ToBeVisibleAsync();
+        await Expect(toast).ToContainTextAsync("trade");
+        await Expect(toast).ToContainTextAsync("symbol: RELIANCE");
+        var screenshot = await SaveScreenshotAsync("board-pushes.png", "an announcement banner and a notification toast");
+        if (Environment.GetEnvironmentVariable("PRICEDAEMON_UPDATE_DOCS") == "1")
+        {
+            File.Copy(screenshot, Path.Combine(RepositoryRoot(), "docs", "board-pushes.png"), overwrite: true);
+        }
+
+        // Shown, so acked by the page: the daemon counts it and keeps no copy to replay.
+        await Eventually.ValueAsync(
+            async () => (await http.GetStringAsync(new Uri("/metrics", UriKind.Relative))).Contains("pricedaemon_notifications_acked_total 1\n", StringComparison.Ordinal) ? new object() : null,
+            "the page to ack the notification it showed");
+
+        // Dismissed, and still dismissed after a reload (remembered per id), while the daemon still sends it.
+        await announcement.Locator("button.dismiss").ClickAsync();
+        await Expect(announcement).ToBeHiddenAsync();
+        await _page.ReloadAsync();
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
+        await Push.Publisher.AnnounceAsync(http, "maint-2", "critical", "Exchange feed down", DateTimeOffset.UtcNow.AddHours(1));
+        await Expect(_page.Locator(".announcement[data-id='maint-2']")).ToHaveAttributeAsync("data-level", "critical");
+        await Expect(_page.Locator(".announcement[data-id='maint-1']")).ToHaveCountAsync(0);
+    }
+
+    [Test]
     public async Task Board_FitsAPhoneScreen()
     {
         await using var daemon = await DaemonProcess.StartAsync(_folder, _fastFeed);

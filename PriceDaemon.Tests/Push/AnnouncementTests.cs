@@ -1,8 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Text;
-using System.Text.Json;
 using Microsoft.Extensions.Time.Testing;
 using PriceDaemon.Tests.Security;
 using PriceDaemon.Tests.Support;
@@ -30,7 +28,7 @@ public sealed class AnnouncementTests
         await early.NextAsync("status");
 
         var expiresAt = time.GetUtcNow().AddMinutes(10);
-        var (status, body) = await AnnounceAsync(http, "maint-1", "warning", "Trading halts at 15:30 for maintenance", expiresAt);
+        var (status, body) = await Publisher.AnnounceAsync(http, "maint-1", "warning", "Trading halts at 15:30 for maintenance", expiresAt);
         Assert.That(status, Is.EqualTo(HttpStatusCode.Accepted));
         Assert.That(body.GetProperty("sockets").GetInt32(), Is.EqualTo(1));
 
@@ -48,11 +46,11 @@ public sealed class AnnouncementTests
         time.Advance(TimeSpan.FromMinutes(10) + TimeSpan.FromSeconds(1));
         await using var after = await TestClient.ConnectAsync(daemon.WebSocketUri);
         await after.NextAsync("status");
-        await AnnounceAsync(http, "marker", "info", "marker", time.GetUtcNow().AddHours(1));
+        await Publisher.AnnounceAsync(http, "marker", "info", "marker", time.GetUtcNow().AddHours(1));
         Assert.That((await after.NextAsync("announcement")).GetProperty("id").GetString(), Is.EqualTo("marker"), "maint-1 expired before this socket connected");
 
         // Expired, its id may be used again.
-        (status, _) = await AnnounceAsync(http, "maint-1", "info", "again", time.GetUtcNow().AddHours(1));
+        (status, _) = await Publisher.AnnounceAsync(http, "maint-1", "info", "again", time.GetUtcNow().AddHours(1));
         Assert.That(status, Is.EqualTo(HttpStatusCode.Accepted));
     }
 
@@ -63,10 +61,10 @@ public sealed class AnnouncementTests
         using var http = daemon.Http();
         await using var open = await TestClient.ConnectAsync(daemon.WebSocketUri);
         await open.NextAsync("status");
-        await AnnounceAsync(http, "maint-1", "critical", "Exchange feed down", DateTimeOffset.UtcNow.AddHours(1));
+        await Publisher.AnnounceAsync(http, "maint-1", "critical", "Exchange feed down", DateTimeOffset.UtcNow.AddHours(1));
         await open.NextAsync("announcement");
 
-        var (repeat, repeated) = await AnnounceAsync(http, "maint-1", "critical", "Exchange feed down", DateTimeOffset.UtcNow.AddHours(1));
+        var (repeat, repeated) = await Publisher.AnnounceAsync(http, "maint-1", "critical", "Exchange feed down", DateTimeOffset.UtcNow.AddHours(1));
         Assert.That(repeat, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(repeated.GetProperty("duplicate").GetBoolean(), Is.True);
 
@@ -77,7 +75,7 @@ public sealed class AnnouncementTests
 
         await using var later = await TestClient.ConnectAsync(daemon.WebSocketUri);
         await later.NextAsync("status");
-        await AnnounceAsync(http, "marker", "info", "marker", DateTimeOffset.UtcNow.AddHours(1));
+        await Publisher.AnnounceAsync(http, "marker", "info", "marker", DateTimeOffset.UtcNow.AddHours(1));
         Assert.That((await later.NextAsync("announcement")).GetProperty("id").GetString(), Is.EqualTo("marker"));
     }
 
@@ -87,7 +85,7 @@ public sealed class AnnouncementTests
         await using var daemon = await TestDaemon.StartAsync(Publisher.Settings());
         using var http = daemon.Http();
         var future = DateTimeOffset.UtcNow.AddHours(1);
-        var (status, _) = await AnnounceAsync(http, "x", "info", "m", future, Jwts.Valid("alice", DateTimeOffset.UtcNow));
+        var (status, _) = await Publisher.AnnounceAsync(http, "x", "info", "m", future, Jwts.Valid("alice", DateTimeOffset.UtcNow));
         Assert.That(status, Is.EqualTo(HttpStatusCode.Unauthorized));
         using (var request = new HttpRequestMessage(HttpMethod.Delete, "/api/announcements/x"))
         {
@@ -96,13 +94,13 @@ public sealed class AnnouncementTests
             Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
         }
 
-        (status, var error) = await AnnounceAsync(http, "x", "urgent", "m", future);
+        (status, var error) = await Publisher.AnnounceAsync(http, "x", "urgent", "m", future);
         Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest));
         Assert.That(error.GetProperty("message").GetString(), Does.Contain("'level' must be one of info, warning, critical"));
-        (status, error) = await AnnounceAsync(http, "x", "info", "m", DateTimeOffset.UtcNow.AddMinutes(-1));
+        (status, error) = await Publisher.AnnounceAsync(http, "x", "info", "m", DateTimeOffset.UtcNow.AddMinutes(-1));
         Assert.That(status, Is.EqualTo(HttpStatusCode.BadRequest));
         Assert.That(error.GetProperty("message").GetString(), Does.Contain("in the past"));
-        (status, error) = await PostAsync(http, """{"level":"info","message":"m"}""");
+        (status, error) = await Publisher.PostAnnouncementAsync(http, """{"level":"info","message":"m"}""");
         Assert.That(error.GetProperty("message").GetString(), Does.Contain("missing 'expires_at'"));
     }
 
@@ -114,13 +112,13 @@ public sealed class AnnouncementTests
         var future = DateTimeOffset.UtcNow.AddHours(1);
         for (var i = 0; i < 50; i++)
         {
-            Assert.That((await AnnounceAsync(http, $"a{i}", "info", "m", future)).Status, Is.EqualTo(HttpStatusCode.Accepted));
+            Assert.That((await Publisher.AnnounceAsync(http, $"a{i}", "info", "m", future)).Status, Is.EqualTo(HttpStatusCode.Accepted));
         }
 
-        var (status, error) = await AnnounceAsync(http, "a50", "info", "m", future);
+        var (status, error) = await Publisher.AnnounceAsync(http, "a50", "info", "m", future);
         Assert.That(status, Is.EqualTo(HttpStatusCode.Conflict));
         Assert.That(error.GetProperty("code").GetString(), Is.EqualTo("too_many_announcements"));
-        Assert.That((await AnnounceAsync(http, "a0", "info", "m", future)).Status, Is.EqualTo(HttpStatusCode.OK), "a retry of one in force is still a duplicate");
+        Assert.That((await Publisher.AnnounceAsync(http, "a0", "info", "m", future)).Status, Is.EqualTo(HttpStatusCode.OK), "a retry of one in force is still a duplicate");
 
         await using var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
         for (var i = 0; i < 50; i++)
@@ -129,25 +127,7 @@ public sealed class AnnouncementTests
         }
 
         Assert.That(await DeleteAsync(http, "a7"), Is.EqualTo(HttpStatusCode.NoContent));
-        Assert.That((await AnnounceAsync(http, "a50", "info", "m", future)).Status, Is.EqualTo(HttpStatusCode.Accepted));
-    }
-
-    private static Task<(HttpStatusCode Status, JsonElement Body)> AnnounceAsync(
-        HttpClient http, string id, string level, string message, DateTimeOffset expiresAt, string credential = Publisher.Key) =>
-        PostAsync(http, JsonSerializer.Serialize(new Dictionary<string, string>
-        {
-            ["id"] = id,
-            ["level"] = level,
-            ["message"] = message,
-            ["expires_at"] = expiresAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture),
-        }), credential);
-
-    private static async Task<(HttpStatusCode Status, JsonElement Body)> PostAsync(HttpClient http, string body, string credential = Publisher.Key)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/announcements") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", credential);
-        using var response = await http.SendAsync(request);
-        return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone());
+        Assert.That((await Publisher.AnnounceAsync(http, "a50", "info", "m", future)).Status, Is.EqualTo(HttpStatusCode.Accepted));
     }
 
     private static async Task<HttpStatusCode> DeleteAsync(HttpClient http, string id)

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
@@ -55,4 +56,22 @@ internal static class Publisher
     public static string Id(JsonElement frame) => frame.GetProperty("id").GetString()!;
 
     public static bool Replayed(JsonElement frame) => frame.TryGetProperty("replayed", out var r) && r.GetBoolean();
+
+    public static Task<(HttpStatusCode Status, JsonElement Body)> AnnounceAsync(
+        HttpClient http, string id, string level, string message, DateTimeOffset expiresAt, string credential = Publisher.Key) =>
+        PostAnnouncementAsync(http, JsonSerializer.Serialize(new Dictionary<string, string>
+        {
+            ["id"] = id,
+            ["level"] = level,
+            ["message"] = message,
+            ["expires_at"] = expiresAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture),
+        }), credential);
+
+    public static async Task<(HttpStatusCode Status, JsonElement Body)> PostAnnouncementAsync(HttpClient http, string body, string credential = Publisher.Key)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/announcements") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", credential);
+        using var response = await http.SendAsync(request);
+        return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone());
+    }
 }
