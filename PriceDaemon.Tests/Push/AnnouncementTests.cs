@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.Time.Testing;
+using PriceDaemon.Push;
 using PriceDaemon.Tests.Security;
 using PriceDaemon.Tests.Support;
 
@@ -128,6 +129,20 @@ public sealed class AnnouncementTests
 
         Assert.That(await DeleteAsync(http, "a7"), Is.EqualTo(HttpStatusCode.NoContent));
         Assert.That((await Publisher.AnnounceAsync(http, "a50", "info", "m", future)).Status, Is.EqualTo(HttpStatusCode.Accepted));
+    }
+
+    [Test]
+    public async Task AnnouncementApi_KeepsTheCap_WhenPublishesRace()
+    {
+        await using var daemon = await TestDaemon.StartAsync(Settings());
+        using var http = daemon.Http();
+        var future = DateTimeOffset.UtcNow.AddHours(1);
+
+        // 80 at once over parallel connections: the check and the add are one step, so exactly 50 get in.
+        var results = await Task.WhenAll(Enumerable.Range(0, 80).Select(i => Task.Run(() => Publisher.AnnounceAsync(http, $"r{i}", "info", "m", future))));
+
+        Assert.That(results.Count(r => r.Status == HttpStatusCode.Accepted), Is.EqualTo(AnnouncementBoard.MaxActive));
+        Assert.That(results.Count(r => r.Status == HttpStatusCode.Conflict), Is.EqualTo(80 - AnnouncementBoard.MaxActive));
     }
 
     private static async Task<HttpStatusCode> DeleteAsync(HttpClient http, string id)

@@ -633,7 +633,7 @@ test('announcements are held while in force and withdrawn on announcement_remove
   assert.deepEqual(events.map((e) => [e.id, e.removed === true]), [['maint', false], ['maint', true]]);
   last().receive({ type: 'announcement', id: 'again', level: 'info', message: 'x' });
   last().drop();
-  clock.advance(clock.next);
+  clock.advance(5_000); // the reconnect (3 s)
   sockets[1].open();
   assert.equal(client.announcements.size, 0, 'the daemon sends those in force on every connect');
 });
@@ -662,4 +662,59 @@ test('topics are reference counted, resubscribed after a reconnect, and only a n
   release();
   second();
   assert.deepEqual(sockets[1].sent.slice(1), [], 'one reference is still held');
+});
+
+test('after a reconnect a topic takes the first value whatever its seq (a restarted daemon counts from 1)', () => {
+  const { client, last, sockets, clock } = harness();
+  last().open();
+  const values = [];
+  client.subscribeTopic('leaderboard', (topic, data, seq) => values.push(seq));
+  last().receive({ type: 'topic', topic: 'leaderboard', seq: 500, data: {} });
+  last().drop();
+  clock.advance(clock.next);
+  sockets[1].open();
+  sockets[1].receive({ type: 'topic', topic: 'leaderboard', seq: 1, data: {} });
+  sockets[1].receive({ type: 'topic', topic: 'leaderboard', seq: 2, data: {} });
+  assert.deepEqual(values, [500, 1, 2]);
+});
+
+test('a rate-limited change resends the topics held too, not only the instruments', () => {
+  const { client, last, clock } = harness();
+  last().open();
+  client.subscribeTopic('leaderboard');
+  last().receive({ type: 'error', code: 'rate_limited', message: 'slow down', retry_after_ms: 1000 });
+  clock.advance(1100);
+  assert.deepEqual(last().sent.slice(1), [{ action: 'subscribe', channel: 'topic', topics: ['leaderboard'] }]);
+});
+
+test('the same notification arriving again while its async handler runs is handled once and acked once', async () => {
+  const { client, last } = harness();
+  last().open();
+  let calls = 0;
+  let finish;
+  client.onNotification(() => {
+    calls += 1;
+    return new Promise((resolve) => {
+      finish = resolve;
+    });
+  });
+  last().receive(notification('trade-9'));
+  last().receive(notification('trade-9', { replayed: true }));
+  await tick();
+  finish();
+  await tick();
+  await tick();
+  assert.equal(calls, 1);
+  assert.deepEqual(last().sent, [{ action: 'ack', ids: ['trade-9'] }]);
+});
+
+test('an announcement comes down at its expires_at on the page clock', () => {
+  let now = Date.parse('2026-12-01T10:00:00.000Z');
+  const { client, last, clock } = harness({ now: () => now });
+  last().open();
+  last().receive({ type: 'announcement', id: 'maint', level: 'info', message: 'm', expires_at: '2026-12-01T10:05:00.000Z' });
+  assert.equal(client.announcements.size, 1);
+  now += 5 * 60_000;
+  clock.advance(5 * 60_000);
+  assert.equal(client.announcements.size, 0);
 });

@@ -23,6 +23,7 @@ internal sealed class AnnouncementBoard
     public const int MaxActive = 50;
 
     private readonly ConcurrentDictionary<string, Announcement> _active = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new(); // publishes: the cap check and the add as one step
     private readonly TimeProvider _time;
 
     public AnnouncementBoard(TimeProvider time, IMeterFactory meterFactory)
@@ -34,26 +35,32 @@ internal sealed class AnnouncementBoard
 
     internal long Published;
 
-    /// <summary>True when <see cref="MaxActive"/> are in force (after dropping the expired): a new one is refused.</summary>
-    public bool IsFull => _active.Count >= MaxActive && ActiveFrames().Count >= MaxActive;
-
-    /// <summary>Adds an announcement; null when one with this id is in force already (a publisher retry).</summary>
-    public Announcement? Add(string id, string level, string message, DateTimeOffset expiresAt)
+    /// <summary>
+    /// Adds an announcement: <see cref="AddResult.Duplicate"/> when one with this id is in force already (a
+    /// publisher retry), <see cref="AddResult.Full"/> when <see cref="MaxActive"/> others are. Checked and added under
+    /// one lock, so concurrent publishes cannot together pass the cap.
+    /// </summary>
+    public (AddResult Result, Announcement? Announcement) Add(string id, string level, string message, DateTimeOffset expiresAt)
     {
-        var announcement = new Announcement(id, level, message, expiresAt, PushFrames.Announcement(id, level, message, expiresAt));
-        if (!_active.TryAdd(id, announcement))
+        lock (_gate)
         {
-            if (_active.TryGetValue(id, out var held) && held.ExpiresAt > _time.GetUtcNow())
+            var now = _time.GetUtcNow();
+            if (_active.TryGetValue(id, out var held) && held.ExpiresAt > now)
             {
-                return null;
+                return (AddResult.Duplicate, null);
             }
 
-            // The one held under this id has expired: the id may be used again.
-            _active[id] = announcement;
-        }
+            // An expired one under this id frees the id; it is replaced below either way.
+            if (_active.Count(a => a.Key != id && a.Value.ExpiresAt > now) >= MaxActive)
+            {
+                return (AddResult.Full, null);
+            }
 
-        Interlocked.Increment(ref Published);
-        return announcement;
+            var announcement = new Announcement(id, level, message, expiresAt, PushFrames.Announcement(id, level, message, expiresAt));
+            _active[id] = announcement;
+            Interlocked.Increment(ref Published);
+            return (AddResult.Added, announcement);
+        }
     }
 
     public bool Contains(string id) => _active.ContainsKey(id);
@@ -81,4 +88,11 @@ internal sealed class AnnouncementBoard
     }
 
     public int Count => _active.Count;
+}
+
+internal enum AddResult
+{
+    Added,
+    Duplicate,
+    Full,
 }

@@ -26,7 +26,11 @@ internal sealed partial class NotificationInbox : BackgroundService
     private readonly TimeProvider _time;
     private readonly ILogger<NotificationInbox> _logger;
     private readonly ConcurrentDictionary<string, UserInbox> _users = new(StringComparer.Ordinal);
+    // The last write at a stop: milliseconds on a healthy disk; a stalled one does not hold the exit past this.
+    private static readonly TimeSpan FinalWriteTimeout = TimeSpan.FromSeconds(3);
+
     private readonly ConcurrentQueue<(string Key, InboxEntry? Entry)> _changes = new(); // Entry null: delete
+    private List<(string Key, InboxEntry? Entry)>? _unwritten; // the writer's: a batch whose write failed
     private readonly TimeSpan _maxAge;
     private LiteDatabase? _db;
     private long _lastSweep;
@@ -84,7 +88,12 @@ internal sealed partial class NotificationInbox : BackgroundService
             foreach (var doc in db.GetCollection(Collection).FindAll().OrderBy(static d => d["c"].AsInt64))
             {
                 var entry = new InboxEntry(doc["u"].AsString, doc["i"].AsString, doc["k"].AsString,
-                    DateTimeOffset.FromUnixTimeMilliseconds(doc["c"].AsInt64), doc["d"].AsString) { Acked = doc["a"].AsBoolean };
+                    DateTimeOffset.FromUnixTimeMilliseconds(doc["c"].AsInt64), doc["d"].AsString);
+                if (doc["a"].AsBoolean)
+                {
+                    entry.MarkAcked();
+                }
+
                 if (entry.CreatedAt < oldest)
                 {
                     _changes.Enqueue((entry.StoreKey, null));
@@ -213,7 +222,7 @@ internal sealed partial class NotificationInbox : BackgroundService
                     continue;
                 }
 
-                entry.Acked = true;
+                entry.MarkAcked();
                 inbox.PendingCount--;
                 Interlocked.Decrement(ref Pending);
                 Interlocked.Increment(ref Acked);
@@ -251,18 +260,23 @@ internal sealed partial class NotificationInbox : BackgroundService
     /// <summary>Writes every queued change in one transaction; false when the write failed (it is retried).</summary>
     internal bool Flush()
     {
-        if (_changes.IsEmpty || _db is null)
+        if ((_unwritten is null && _changes.IsEmpty) || _db is null)
         {
             return true;
         }
 
-        // Taken whole; the newest change of a key wins within the batch.
-        var batch = new Dictionary<string, InboxEntry?>(StringComparer.Ordinal);
-        var taken = new List<(string Key, InboxEntry? Entry)>();
+        // A failed batch first, then the queue taken whole; the newest change of a key wins within the batch.
+        var taken = _unwritten ?? [];
+        _unwritten = null;
         while (_changes.TryDequeue(out var change))
         {
             taken.Add(change);
-            batch[change.Key] = change.Entry;
+        }
+
+        var batch = new Dictionary<string, InboxEntry?>(StringComparer.Ordinal);
+        foreach (var (key, entry) in taken)
+        {
+            batch[key] = entry;
         }
 
         try
@@ -296,23 +310,32 @@ internal sealed partial class NotificationInbox : BackgroundService
         }
         catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException)
         {
-            _db.Rollback();
-            // Back in the queue, behind whatever came since: the newer change of a key still wins on the next try.
-            var retry = new ConcurrentQueue<(string, InboxEntry?)>(taken);
-            foreach (var change in _changes)
+            try
             {
-                retry.Enqueue(change);
+                _db.Rollback();
+            }
+            catch (Exception rollback) when (rollback is LiteException or IOException or UnauthorizedAccessException)
+            {
+                // The transaction is gone with the failed write; nothing of it was committed.
             }
 
-            _changes.Clear();
-            foreach (var change in retry)
-            {
-                _changes.Enqueue(change);
-            }
-
+            // Kept by the writer alone and written ahead of the queue next time, so a change queued meanwhile is
+            // neither lost nor overtaken by an older one.
+            _unwritten = taken;
             LogWriteFailed(Path, ex.Message);
             return false;
         }
+    }
+
+    /// <summary>
+    /// Stops the writer, which writes its last batch, waiting for it on a bound of its own: the inbox stops after
+    /// Kestrel (no publish or ack comes after), when the host's stop budget may be spent, and its last write is
+    /// what "a clean stop loses nothing" rests on.
+    /// </summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        using var bound = new CancellationTokenSource(FinalWriteTimeout, _time);
+        await base.StopAsync(bound.Token).ConfigureAwait(false);
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>

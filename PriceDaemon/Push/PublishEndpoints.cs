@@ -205,13 +205,14 @@ internal static class PublishEndpoints
         }
 
         id ??= "a-" + Guid.NewGuid().ToString("N");
-        if (board.IsFull && !board.Contains(id))
+        var (added, announcement) = board.Add(id, level, message, expiresAt.Value);
+        if (added == AddResult.Full)
         {
             return Error(StatusCodes.Status409Conflict, "too_many_announcements",
                 $"{AnnouncementBoard.MaxActive} announcements are in force; DELETE one or let one expire first");
         }
 
-        if (board.Add(id, level, message, expiresAt.Value) is not { } announcement)
+        if (added == AddResult.Duplicate || announcement is null)
         {
             return TypedResults.Json(new PublishResult(id, Duplicate: true, Sockets: 0), DaemonJsonContext.Relaxed.PublishResult, statusCode: StatusCodes.Status200OK);
         }

@@ -129,6 +129,7 @@ export class PriceSocket {
     this._notificationHandlers = new Set();
     this._handled = new Set(); // notification ids handled on this page (a replay after a lost ack is acked again, not shown again)
     this._handledOrder = [];
+    this._inFlight = new Map(); // notification id -> promise of its handlers' outcome, while they run
     this._acks = new Set(); // ids to ack at the end of the current task
     this._ackQueued = false;
     this.announcements = new Map(); // id -> announcement frame, while in force
@@ -290,15 +291,29 @@ export class PriceSocket {
       this._ack(message.id);
       return;
     }
+    const inFlight = this._inFlight.get(message.id);
+    if (inFlight) {
+      // The same id again (live and replayed while connecting) while its handlers still run: its outcome decides.
+      if (await inFlight) {
+        this._ack(message.id);
+      }
+      return;
+    }
     if (this._notificationHandlers.size === 0) {
       return; // nobody showed it: the daemon keeps it for a page that will
     }
-    try {
+    const run = (async () => {
       for (const handler of [...this._notificationHandlers]) {
         await handler(message);
       }
-    } catch (error) {
+    })().then(() => true, (error) => {
       this._log('a notification handler failed; not acked, the daemon delivers it again', message.id, error);
+      return false;
+    });
+    this._inFlight.set(message.id, run);
+    const handled = await run;
+    this._inFlight.delete(message.id);
+    if (!handled) {
       return;
     }
     this._handled.add(message.id);
@@ -755,6 +770,9 @@ export class PriceSocket {
         this._log('resubscribe after rate limit', keys);
         this._send({ action: 'subscribe', instruments: keys });
       }
+      if (this._topics.size > 0) {
+        this._send({ action: 'subscribe', channel: 'topic', topics: [...this._topics.keys()] });
+      }
     }, Math.max(0, ms) + 50);
   }
 
@@ -772,6 +790,11 @@ export class PriceSocket {
       this._send({ action: 'subscribe', instruments: keys });
     }
     if (this._topics.size > 0) {
+      // A topic's seq starts again when the daemon restarts (topics have no epoch): after a reconnect the
+      // first value is taken whatever its seq, so a restarted daemon's values are not all "older".
+      for (const topic of this._topics.values()) {
+        topic.seq = -1;
+      }
       this._send({ action: 'subscribe', channel: 'topic', topics: [...this._topics.keys()] });
     }
     if (this.announcements.size > 0) {
@@ -898,6 +921,15 @@ const FRAME_HANDLERS = {
     this.announcements.set(message.id, message);
     this.announcementList = [...this.announcements.values()];
     this._emit('announcement', message);
+    // The daemon sends nothing when one expires: the page takes it down itself at expires_at.
+    const expires = Date.parse(message.expires_at ?? '');
+    if (Number.isFinite(expires)) {
+      this._setTimeout(() => {
+        if (this.announcements.get(message.id) === message) {
+          FRAME_HANDLERS.announcement_removed.call(this, { type: 'announcement_removed', id: message.id });
+        }
+      }, Math.max(0, expires - this._now()));
+    }
     return true;
   },
   announcement_removed(message) {
