@@ -126,6 +126,9 @@ public sealed class NotificationTests
     [TestCase("""{"kind":"trade","id":""}""", HttpStatusCode.BadRequest, "'id' must be")]
     [TestCase("""[1,2]""", HttpStatusCode.BadRequest, "JSON object")]
     [TestCase("""{"kind":"trade",""", HttpStatusCode.BadRequest, "malformed JSON")]
+    [TestCase("""{"kind":"trade","id":"\ud800"}""", HttpStatusCode.BadRequest, "lone surrogate")]
+    [TestCase("""{"kind":"tr\udc00ade"}""", HttpStatusCode.BadRequest, "lone surrogate")]
+    [TestCase("""{"kind":"trade","data":{"\ud83d":1}}""", HttpStatusCode.BadRequest, "lone surrogate")]
     public async Task PublishApi_RefusesInvalidBodies_WithAClearMessage(string body, HttpStatusCode expected, string message)
     {
         await using var daemon = await TestDaemon.StartAsync(Publisher.Settings());

@@ -326,13 +326,56 @@ internal static class PublishEndpoints
             return (null, TooLarge(limit));
         }
 
+        JsonDocument document;
         try
         {
-            return (JsonDocument.Parse(buffer.AsMemory(0, count), new JsonDocumentOptions { MaxDepth = 32 }), null);
+            document = JsonDocument.Parse(buffer.AsMemory(0, count), new JsonDocumentOptions { MaxDepth = 32 });
         }
         catch (JsonException ex)
         {
             return (null, Invalid($"malformed JSON at byte {ex.BytePositionInLine}"));
+        }
+
+        // JSON allows an escaped lone surrogate ("\ud800"), which no .NET string can hold: reading it throws. Every
+        // string is checked here, once, so no field read below can turn a bad body into a 500.
+        if (!Decodes(document.RootElement))
+        {
+            document.Dispose();
+            return (null, Invalid("a string holds an escaped lone surrogate (a \\uD800-\\uDFFF escape without its pair)"));
+        }
+
+        return (document, null);
+    }
+
+    private static bool Decodes(JsonElement element)
+    {
+        try
+        {
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.String:
+                    _ = element.GetString();
+                    return true;
+                case JsonValueKind.Array:
+                    return element.EnumerateArray().All(Decodes);
+                case JsonValueKind.Object:
+                    foreach (var property in element.EnumerateObject())
+                    {
+                        _ = property.Name;
+                        if (!Decodes(property.Value))
+                        {
+                            return false;
+                        }
+                    }
+
+                    return true;
+                default:
+                    return true;
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
         }
     }
 
