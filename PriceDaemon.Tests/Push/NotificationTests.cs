@@ -120,6 +120,45 @@ public sealed class NotificationTests
         Assert.That(Publisher.Id(await alice.NextAsync("notification")), Is.EqualTo("marker"), "nothing refused was delivered");
     }
 
+    [Test]
+    public async Task Acks_PastTheConnectionsBudget_AreRateLimited_AndNotApplied()
+    {
+        await using var daemon = await TestDaemon.StartAsync(Publisher.Settings(("Limits:MaxAcksPerMinute", "2")));
+        using var http = daemon.Http();
+        await Publisher.NotifyAsync(http, "alice", "trade-1");
+        await using (var alice = await Publisher.ConnectAsync(daemon.WebSocketUri, "alice"))
+        {
+            Assert.That(Publisher.Id(await alice.NextAsync("notification")), Is.EqualTo("trade-1"));
+            for (var i = 0; i < 2; i++)
+            {
+                await alice.SendAsync("""{"action":"ack","ids":["something-else"]}""");
+                await alice.NextAsync("acked");
+            }
+
+            await alice.SendAsync("""{"action":"ack","ids":["trade-1"]}""");
+            var error = await alice.NextAsync("error");
+            Assert.That(error.GetProperty("code").GetString(), Is.EqualTo("rate_limited"));
+            Assert.That(error.GetProperty("retry_after_ms").GetInt64(), Is.InRange(1, 60_000));
+        }
+
+        await using var again = await Publisher.ConnectAsync(daemon.WebSocketUri, "alice");
+        var replayed = await again.NextAsync("notification");
+        Assert.That((Publisher.Id(replayed), Publisher.Replayed(replayed)), Is.EqualTo(("trade-1", true)), "the refused ack was not applied");
+    }
+
+    [Test]
+    public async Task AcksOnASocketWithoutAUser_CountAsBadMessages_AndALoopOfThemIsClosed()
+    {
+        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Limits:MaxBadMessagesPerMinute"] = "2" });
+        await using var anonymous = await TestClient.ConnectAsync(daemon.WebSocketUri);
+        for (var i = 0; i < 3; i++)
+        {
+            await anonymous.SendAsync("""{"action":"ack","ids":["x"]}""");
+        }
+
+        Assert.That(await anonymous.WaitClosedAsync(), Is.EqualTo(System.Net.WebSockets.WebSocketCloseStatus.PolicyViolation));
+    }
+
     [TestCase("""{"id":"a","data":{}}""", HttpStatusCode.BadRequest, "missing 'kind'")]
     [TestCase("""{"kind":"trade","extra":1}""", HttpStatusCode.BadRequest, "unknown field 'extra'")]
     [TestCase("""{"kind":7}""", HttpStatusCode.BadRequest, "'kind' must be")]

@@ -32,6 +32,14 @@ public sealed class LimitsOptions
     [Range(0, 100_000)]
     public int MaxBadMessagesPerMinute { get; set; } = 20;
 
+    /// <summary>
+    /// Ack messages one connection may send in a minute; past it an ack gets <c>rate_limited</c> and is not applied
+    /// (those notifications replay on the next connect). Each ack works under its user's inbox lock, so a client
+    /// looping on acks must not be able to keep a core busy. The client batches acks per task. 0: no limit.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int MaxAcksPerMinute { get; set; } = 600;
+
     /// <summary>Open price sockets in all; one more gets HTTP 503 before the upgrade. Each idle socket costs about 16 KiB.</summary>
     [Range(1, 1_000_000)]
     public int MaxConnections { get; set; } = 50_000;

@@ -55,7 +55,30 @@ internal sealed partial class PriceSession
         return ++_badMessages > limit;
     }
 
-    private static byte[] RateLimitedFrame(TimeSpan retryAfter)
+    /// <summary>Counts an ack; true, with when the window ends, when this one is over <see cref="LimitsOptions.MaxAcksPerMinute"/>.</summary>
+    private bool OverAckBudget(out TimeSpan retryAfter)
+    {
+        retryAfter = TimeSpan.Zero;
+        var limit = _services.Limits.MaxAcksPerMinute;
+        if (limit == 0)
+        {
+            return false;
+        }
+
+        var now = _services.Time.GetTimestamp();
+        var elapsed = _services.Time.GetElapsedTime(_ackWindowStart, now);
+        if (_acks == 0 || elapsed >= TimeSpan.FromMinutes(1))
+        {
+            _ackWindowStart = now;
+            _acks = 0;
+            elapsed = TimeSpan.Zero;
+        }
+
+        retryAfter = TimeSpan.FromMinutes(1) - elapsed;
+        return ++_acks > limit;
+    }
+
+    private static byte[] RateLimitedFrame(TimeSpan retryAfter, string? message = null)
     {
         var buffer = new ArrayBufferWriter<byte>(160);
         using (var w = new Utf8JsonWriter(buffer, _relaxedJson))
@@ -63,7 +86,7 @@ internal sealed partial class PriceSession
             w.WriteStartObject();
             w.WriteString("type", "error");
             w.WriteString("code", ErrorCodes.RateLimited);
-            w.WriteString("message", "too many subscription changes; nothing was changed, send it again after retry_after_ms");
+            w.WriteString("message", message ?? "too many subscription changes; nothing was changed, send it again after retry_after_ms");
             w.WriteNumber("retry_after_ms", (long)Math.Ceiling(retryAfter.TotalMilliseconds));
             w.WriteEndObject();
         }

@@ -259,10 +259,24 @@ internal sealed partial class PriceSession
     {
         if (_client.Subject is not { } subject || _services.Inbox is not { } inbox)
         {
+            // An ack that cannot mean anything here counts as a bad message: a loop of them is closed like any other.
             Interlocked.Increment(ref _services.Metrics.ClientErrors);
             EnqueueControl(ControlFrames.Error(ErrorCodes.NotificationsUnavailable, _client.Subject is null
                 ? "notifications are for signed-in users (Auth:Mode=Jwt); this socket has no user"
                 : "notifications are not enabled on this daemon (Push:PublisherKey)"));
+            if (OverBadMessageBudget())
+            {
+                LogTooManyBadMessages(Id, Remote, _services.Limits.MaxBadMessagesPerMinute);
+                BeginClose(WebSocketCloseStatus.PolicyViolation, "too many bad messages");
+            }
+
+            return;
+        }
+
+        if (OverAckBudget(out var retryAfter))
+        {
+            Interlocked.Increment(ref _services.Metrics.ClientErrors);
+            EnqueueControl(RateLimitedFrame(retryAfter, "too many acks; nothing was acked, those notifications come again on the next connect"));
             return;
         }
 

@@ -33,6 +33,8 @@ internal sealed partial class PriceSession
     private long _badWindowStart; // the current one-minute window of bad messages
     private int _badMessages;
     private bool _unreadableLogged; // the parser threw once already: logged once per connection
+    private long _ackWindowStart; // the current one-minute window of acks
+    private int _acks;
 
     private int _subscriptionCount; // _subscriptions.Count, for other threads
     private long _lastMessageAt; // timestamp of the last client message (or of the connect)
