@@ -65,10 +65,39 @@ internal sealed class AnnouncementBoard
 
     public bool Contains(string id) => _active.ContainsKey(id);
 
-    public bool Remove(string id) => _active.TryRemove(id, out _);
+    /// <summary>
+    /// Removes one and runs <paramref name="removed"/> (telling open sockets) under the same lock as
+    /// <see cref="SendActive"/>: a socket that connects meanwhile gets either the announcement and then its
+    /// removal, or neither, never the removal first.
+    /// </summary>
+    public bool Remove(string id, Action removed)
+    {
+        lock (_gate)
+        {
+            if (!_active.TryRemove(id, out _))
+            {
+                return false;
+            }
+
+            removed();
+            return true;
+        }
+    }
+
+    /// <summary>Queues the frame of every announcement in force on a socket that has just connected; drops the expired.</summary>
+    public void SendActive(Action<byte[]> send)
+    {
+        lock (_gate)
+        {
+            foreach (var frame in ActiveFrames())
+            {
+                send(frame);
+            }
+        }
+    }
 
     /// <summary>The frames of the announcements in force now, for a socket that has just connected; drops the expired.</summary>
-    public List<byte[]> ActiveFrames()
+    private List<byte[]> ActiveFrames()
     {
         var now = _time.GetUtcNow();
         var frames = new List<byte[]>();

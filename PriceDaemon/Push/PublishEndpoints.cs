@@ -235,18 +235,17 @@ internal static class PublishEndpoints
             return Unauthorized(context);
         }
 
-        if (!board.Remove(id))
-        {
-            return Error(StatusCodes.Status404NotFound, "unknown_announcement", $"no announcement '{Truncate(id)}' is in force");
-        }
-
         var frame = PushFrames.AnnouncementRemoved(id);
-        foreach (var session in sessions.Sessions)
+        var removed = board.Remove(id, () =>
         {
-            session.EnqueueControl(frame);
-        }
-
-        return TypedResults.NoContent();
+            foreach (var session in sessions.Sessions)
+            {
+                session.EnqueueControl(frame);
+            }
+        });
+        return removed
+            ? TypedResults.NoContent()
+            : Error(StatusCodes.Status404NotFound, "unknown_announcement", $"no announcement '{Truncate(id)}' is in force");
     }
 
     /// <summary>The body is the topic's new value (any JSON), sent to its subscribers conflated: latest wins.</summary>

@@ -72,13 +72,7 @@ internal sealed partial class PriceSession
         EnqueueControl(ControlFrames.Status(state, message, _services.Cache.Epoch));
         // The registry indexed this session before it runs, so a notification published from now on is queued
         // here live; one published in between is both live and replayed, which its id lets the client see.
-        if (_services.Announcements is { } announcements)
-        {
-            foreach (var frame in announcements.ActiveFrames())
-            {
-                EnqueueControl(frame);
-            }
-        }
+        _services.Announcements?.SendActive(EnqueueControl);
 
         if (_client.Subject is { } subject && _services.Inbox is { } inbox)
         {
