@@ -40,15 +40,7 @@ public sealed class TlsTests
     public async Task Wss_WithPasswordProtectedPfx_ServesPrices()
     {
         using var certificate = SelfSigned();
-        var pfxPath = Path.Combine(_folder, "daemon.pfx");
-        await File.WriteAllBytesAsync(pfxPath, certificate.Export(X509ContentType.Pfx, "s3cret"));
-
-        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string>
-        {
-            ["Kestrel:Endpoints:Https:Url"] = "https://127.0.0.1:0",
-            ["Kestrel:Endpoints:Https:Certificate:Path"] = pfxPath,
-            ["Kestrel:Endpoints:Https:Certificate:Password"] = "s3cret",
-        });
+        await using var daemon = await StartWithPfxAsync(certificate);
         await AssertServesOverTlsAsync(daemon, certificate);
     }
 
@@ -56,14 +48,7 @@ public sealed class TlsTests
     public async Task Wss_OverHttp2_ServesPrices_ThroughTheSameSender()
     {
         using var certificate = SelfSigned();
-        var pfxPath = Path.Combine(_folder, "daemon.pfx");
-        await File.WriteAllBytesAsync(pfxPath, certificate.Export(X509ContentType.Pfx, "s3cret"));
-        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string>
-        {
-            ["Kestrel:Endpoints:Https:Url"] = "https://127.0.0.1:0",
-            ["Kestrel:Endpoints:Https:Certificate:Path"] = pfxPath,
-            ["Kestrel:Endpoints:Https:Certificate:Password"] = "s3cret",
-        });
+        await using var daemon = await StartWithPfxAsync(certificate);
         await daemon.TickAsync(Reliance, 1451.5);
 
         // RFC 8441: the WebSocket is one stream of an HTTP/2 connection (extended CONNECT), negotiated by ALPN.
@@ -79,20 +64,22 @@ public sealed class TlsTests
         await socket.ConnectAsync(new Uri($"wss://{daemon.BaseUri.Authority}/api/ws/prices"), invoker, timeout.Token);
         Assert.That(socket.HttpStatusCode, Is.EqualTo(HttpStatusCode.OK), "an HTTP/2 WebSocket is accepted with 200, not 101");
 
-        await socket.SendAsync(System.Text.Encoding.UTF8.GetBytes($"{{\"action\":\"subscribe\",\"instruments\":[\"{Reliance}\"]}}"),
-            System.Net.WebSockets.WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
-        var buffer = new byte[8192];
-        var types = new List<string>();
-        while (!types.Contains("price_update"))
-        {
-            var result = await socket.ReceiveAsync(buffer, timeout.Token);
-            using var frame = System.Text.Json.JsonDocument.Parse(buffer.AsMemory(0, result.Count));
-            types.Add(frame.RootElement.GetProperty("type").GetString()!);
-        }
-
-        Assert.That(types, Is.EqualTo(new[] { "status", "subscribed", "price_update" }));
+        Assert.That(await SubscribeProbe.TypesUntilPriceAsync(socket, Reliance, timeout.Token), Is.EqualTo(new[] { "status", "subscribed", "price_update" }));
         await socket.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "", timeout.Token);
         Assert.That(socket.CloseStatus, Is.EqualTo(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure));
+    }
+
+    /// <summary>The daemon on an https endpoint whose certificate is a password-protected PFX file.</summary>
+    private async Task<TestDaemon> StartWithPfxAsync(X509Certificate2 certificate)
+    {
+        var pfxPath = Path.Combine(_folder, "daemon.pfx");
+        await File.WriteAllBytesAsync(pfxPath, certificate.Export(X509ContentType.Pfx, "s3cret"));
+        return await TestDaemon.StartAsync(new Dictionary<string, string>
+        {
+            ["Kestrel:Endpoints:Https:Url"] = "https://127.0.0.1:0",
+            ["Kestrel:Endpoints:Https:Certificate:Path"] = pfxPath,
+            ["Kestrel:Endpoints:Https:Certificate:Password"] = "s3cret",
+        });
     }
 
     private static async Task AssertServesOverTlsAsync(TestDaemon daemon, X509Certificate2 certificate)

@@ -250,17 +250,7 @@ public sealed class DirectUpgradeTests
         using var socket = new System.Net.WebSockets.ClientWebSocket();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         await socket.ConnectAsync(new Uri($"ws://{daemon.BaseUri.Authority}{path}"), timeout.Token);
-        await socket.SendAsync("{\"action\":\"subscribe\",\"instruments\":[\"NSE_EQ|INE002A01018\"]}"u8.ToArray(), System.Net.WebSockets.WebSocketMessageType.Text, true, timeout.Token);
-        var buffer = new byte[8192];
-        var types = new List<string>();
-        while (!types.Contains("price_update"))
-        {
-            var result = await socket.ReceiveAsync(buffer, timeout.Token);
-            using var frame = System.Text.Json.JsonDocument.Parse(buffer.AsMemory(0, result.Count));
-            types.Add(frame.RootElement.GetProperty("type").GetString()!);
-        }
-
-        Assert.That(types, Is.EqualTo(new[] { "status", "subscribed", "price_update" }));
+        Assert.That(await SubscribeProbe.TypesUntilPriceAsync(socket, "NSE_EQ|INE002A01018", timeout.Token), Is.EqualTo(new[] { "status", "subscribed", "price_update" }));
     }
 
     [TestCase(typeof(IOException))]

@@ -1,15 +1,12 @@
-using System.Buffers;
 using System.Globalization;
-using System.Text.Encodings.Web;
 using System.Text.Json;
+using PriceDaemon.Sockets;
 
 namespace PriceDaemon.Push;
 
 /// <summary>The frames of user events: a notification, and the answer to an ack.</summary>
 internal static class PushFrames
 {
-    private static readonly JsonWriterOptions _options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
     public static string Timestamp(DateTimeOffset time) =>
         time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 
@@ -69,40 +66,8 @@ internal static class PushFrames
     });
 
     /// <summary>The answer to a topic subscribe or unsubscribe: the topics held now, and those refused with why.</summary>
-    public static byte[] TopicsSubscribed(string action, IReadOnlyList<string> topics, IReadOnlyList<(string Topic, string Code)> rejected) => Write(w =>
-    {
-        w.WriteString("type", "subscribed");
-        w.WriteString("action", action);
-        w.WriteString("channel", "topic");
-        w.WriteStartArray("topics");
-        foreach (var topic in topics)
-        {
-            w.WriteStringValue(topic);
-        }
+    public static byte[] TopicsSubscribed(string action, IReadOnlyList<string> topics, IReadOnlyList<(string Topic, string Code)> rejected) =>
+        ControlFrames.Ack(action, "topic", "topics", topics, "topic", rejected);
 
-        w.WriteEndArray();
-        w.WriteStartArray("rejected");
-        foreach (var (topic, code) in rejected)
-        {
-            w.WriteStartObject();
-            w.WriteString("topic", topic);
-            w.WriteString("code", code);
-            w.WriteEndObject();
-        }
-
-        w.WriteEndArray();
-    });
-
-    private static byte[] Write(Action<Utf8JsonWriter> body)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer, _options))
-        {
-            writer.WriteStartObject();
-            body(writer);
-            writer.WriteEndObject();
-        }
-
-        return buffer.WrittenSpan.ToArray();
-    }
+    private static byte[] Write(Action<Utf8JsonWriter> body) => ControlFrames.Write(body);
 }

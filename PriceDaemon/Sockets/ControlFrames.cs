@@ -42,12 +42,24 @@ internal static class ControlFrames
         }
     });
 
-    public static byte[] Subscribed(string action, IEnumerable<string> subscribed, IReadOnlyList<(string Key, string Code)> rejected) => Write(w =>
+    public static byte[] Subscribed(string action, IEnumerable<string> subscribed, IReadOnlyList<(string Key, string Code)> rejected) =>
+        Ack(action, channel: null, "instruments", subscribed, "instrument_key", rejected);
+
+    /// <summary>
+    /// The answer to a subscribe or unsubscribe on any channel: what the connection holds after it (under
+    /// <paramref name="listName"/>), and what was refused with why (each named by <paramref name="rejectedKeyName"/>).
+    /// </summary>
+    public static byte[] Ack(string action, string? channel, string listName, IEnumerable<string> held, string rejectedKeyName, IReadOnlyList<(string Key, string Code)> rejected) => Write(w =>
     {
         w.WriteString("type", "subscribed");
         w.WriteString("action", action);
-        w.WriteStartArray("instruments");
-        foreach (var key in subscribed)
+        if (channel is not null)
+        {
+            w.WriteString("channel", channel);
+        }
+
+        w.WriteStartArray(listName);
+        foreach (var key in held)
         {
             w.WriteStringValue(key);
         }
@@ -57,7 +69,7 @@ internal static class ControlFrames
         foreach (var (key, code) in rejected)
         {
             w.WriteStartObject();
-            w.WriteString("instrument_key", key);
+            w.WriteString(rejectedKeyName, key);
             w.WriteString("code", code);
             w.WriteEndObject();
         }
@@ -65,7 +77,8 @@ internal static class ControlFrames
         w.WriteEndArray();
     });
 
-    private static byte[] Write(Action<Utf8JsonWriter> body)
+    /// <summary>One JSON object, written by <paramref name="body"/>, with the daemon's relaxed escaping: every control frame.</summary>
+    internal static byte[] Write(Action<Utf8JsonWriter> body)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
         using (var writer = new Utf8JsonWriter(buffer, _options))
