@@ -51,20 +51,7 @@ public sealed class BoardTests
             TimezoneId = "Asia/Kolkata",
         });
         _page = await _context.NewPageAsync();
-        _page.Console += (_, message) =>
-        {
-            lock (_console)
-            {
-                _console.Add($"{message.Type}: {message.Text}");
-            }
-        };
-        _page.PageError += (_, error) =>
-        {
-            lock (_console)
-            {
-                _console.Add($"pageerror: {error}");
-            }
-        };
+        Chromium.RecordConsole(_page, _console);
     }
 
     [TearDown]

@@ -57,6 +57,25 @@ internal sealed class Chromium : IAsyncDisposable
         }
     }
 
+    /// <summary>Keeps the page's console lines and uncaught errors in <paramref name="into"/> (locked), for a failing test to print.</summary>
+    public static void RecordConsole(IPage page, List<string> into)
+    {
+        page.Console += (_, message) =>
+        {
+            lock (into)
+            {
+                into.Add($"{message.Type}: {message.Text}");
+            }
+        };
+        page.PageError += (_, error) =>
+        {
+            lock (into)
+            {
+                into.Add($"pageerror: {error}");
+            }
+        };
+    }
+
     public async ValueTask DisposeAsync()
     {
         await Browser.CloseAsync();
