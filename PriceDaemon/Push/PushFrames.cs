@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using PriceDaemon.Sockets;
 
 namespace PriceDaemon.Push;
@@ -11,7 +10,7 @@ internal static class PushFrames
         time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 
     /// <summary><c>{"type":"notification","id":..,"kind":..,"created_at":..,"data":{..}}</c>, with <c>"replayed":true</c> on a replay.</summary>
-    public static byte[] Notification(InboxEntry entry, bool replayed) => Write(w =>
+    public static byte[] Notification(InboxEntry entry, bool replayed) => ControlFrames.Write(w =>
     {
         w.WriteString("type", "notification");
         w.WriteString("id", entry.Id);
@@ -26,7 +25,7 @@ internal static class PushFrames
     });
 
     /// <summary><c>{"type":"acked","ids":[..]}</c>: the ids this ack removed from the user's inbox.</summary>
-    public static byte[] Acked(IReadOnlyList<string> ids) => Write(w =>
+    public static byte[] Acked(IReadOnlyList<string> ids) => ControlFrames.Write(w =>
     {
         w.WriteString("type", "acked");
         w.WriteStartArray("ids");
@@ -39,7 +38,7 @@ internal static class PushFrames
     });
 
     /// <summary><c>{"type":"announcement","id":..,"level":..,"message":..,"expires_at":..}</c>.</summary>
-    public static byte[] Announcement(string id, string level, string message, DateTimeOffset expiresAt) => Write(w =>
+    public static byte[] Announcement(string id, string level, string message, DateTimeOffset expiresAt) => ControlFrames.Write(w =>
     {
         w.WriteString("type", "announcement");
         w.WriteString("id", id);
@@ -49,14 +48,14 @@ internal static class PushFrames
     });
 
     /// <summary><c>{"type":"announcement_removed","id":..}</c>: the backend deleted it before it expired; clients hide it.</summary>
-    public static byte[] AnnouncementRemoved(string id) => Write(w =>
+    public static byte[] AnnouncementRemoved(string id) => ControlFrames.Write(w =>
     {
         w.WriteString("type", "announcement_removed");
         w.WriteString("id", id);
     });
 
     /// <summary><c>{"type":"topic","topic":..,"seq":..,"data":..}</c>: one value of a topic.</summary>
-    public static byte[] Topic(string topic, long seq, string data) => Write(w =>
+    public static byte[] Topic(string topic, long seq, string data) => ControlFrames.Write(w =>
     {
         w.WriteString("type", "topic");
         w.WriteString("topic", topic);
@@ -68,6 +67,4 @@ internal static class PushFrames
     /// <summary>The answer to a topic subscribe or unsubscribe: the topics held now, and those refused with why.</summary>
     public static byte[] TopicsSubscribed(string action, IReadOnlyList<string> topics, IReadOnlyList<(string Topic, string Code)> rejected) =>
         ControlFrames.Ack(action, "topic", "topics", topics, "topic", rejected);
-
-    private static byte[] Write(Action<Utf8JsonWriter> body) => ControlFrames.Write(body);
 }
