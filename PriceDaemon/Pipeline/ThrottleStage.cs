@@ -34,6 +34,7 @@ public sealed partial class ThrottleStage : BackgroundService
     private readonly FrameEncoder _encoder;
     private readonly long _intervalTicks;
     private readonly State[] _state;
+    private readonly ITickObserver[] _observers;
     private readonly PriorityQueue<int, long> _due;
     private readonly ILogger _logger;
     // Fired FanOutDrainTimeout after the stop began; only a write waiting for room in fan-out observes it. Not
@@ -53,8 +54,9 @@ public sealed partial class ThrottleStage : BackgroundService
         IOptions<ThrottleOptions> options,
         IOptions<FeedOptions> feed,
         TimeProvider time,
-        ILogger<ThrottleStage> logger)
-        : this(ingest, instruments, cache, fanOut.Writer, metrics, options, time, feed.Value.MicrosecondTimestamps, logger)
+        ILogger<ThrottleStage> logger,
+        IEnumerable<ITickObserver> observers)
+        : this(ingest, instruments, cache, fanOut.Writer, metrics, options, time, feed.Value.MicrosecondTimestamps, logger, observers)
     {
     }
 
@@ -67,8 +69,10 @@ public sealed partial class ThrottleStage : BackgroundService
         IOptions<ThrottleOptions> options,
         TimeProvider time,
         bool microseconds = false,
-        ILogger? logger = null)
+        ILogger? logger = null,
+        IEnumerable<ITickObserver>? observers = null)
     {
+        _observers = observers?.ToArray() ?? [];
         _ingest = ingest;
         _logger = logger ?? NullLogger.Instance;
         _instruments = instruments;
@@ -173,6 +177,11 @@ public sealed partial class ThrottleStage : BackgroundService
         }
 
         _metrics.TicksReceived++;
+        foreach (var observer in _observers)
+        {
+            observer.Observe(tick);
+        }
+
         ref var s = ref _state[tick.InstrumentId];
         s.Pending = tick;
         if (tick.PreviousClose > 0)
