@@ -124,6 +124,113 @@ public sealed class PriceStoreTests
     }
 
     [Test]
+    public void AFileOfChunksOfPriceDocuments_IsRead_AndMovedToPackedBlocksByTheFirstWrite()
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(DataFile)!);
+        var prices = Enumerable.Range(0, 300)
+            .Select(i => Reliance with { Key = $"NSE_EQ|SYN{i:D7}", LastPrice = 100 + i, Seq = i, Source = i % 2 == 0 ? "live" : "stored" })
+            .ToArray();
+        WriteChunksOfDocuments(prices);
+
+        var newer = prices[0] with { LastPrice = 99.95, Seq = 1_000 };
+        var (store, state) = PriceStore.Open(DataFile);
+        using (store)
+        {
+            Assert.That(state.Prices, Is.EquivalentTo(prices));
+            store.Write([newer]);
+        }
+
+        var (again, after) = PriceStore.Open(DataFile);
+        using (again)
+        {
+            Assert.That(after.Prices, Is.EquivalentTo(prices.Skip(1).Append(newer)), "the untouched chunks moved too");
+        }
+
+        using var check = new LiteDB.LiteDatabase(new LiteDB.ConnectionString { Filename = DataFile, ReadOnly = true });
+        var chunks = check.GetCollection("price_chunks").FindAll().ToList();
+        Assert.That(chunks.Select(static c => (c["_id"].AsInt32, c["packed"].IsBinary, c["prices"].IsNull)), Is.EqualTo(new[] { (0, true, true) }), "one block of packed prices replaced every chunk");
+    }
+
+    [Test]
+    public void Write_APriceWhoseSourceNameChangesLength_ThenMoreWritesOfTheSameSize_AllReadBack()
+    {
+        // A restart's prices are "stored" until live ticks replace them: the block's size changes once, then
+        // stays, and the store rewrites its array in place from then on.
+        var tcs = Reliance with { Key = "NSE_EQ|INE467B01029", LastPrice = 3890.1, Seq = 7, Source = "stored" };
+        var (store, _) = PriceStore.Open(DataFile);
+        using (store)
+        {
+            store.Write([Reliance with { Source = "stored" }, tcs]);
+            store.Write([Reliance with { Source = "live", Seq = 43 }]);
+            store.Write([Reliance with { Source = "live", Seq = 44, LastPrice = 2452 }]);
+            store.Write([tcs with { Source = "simulated", Seq = 8 }, Reliance with { Source = "live", Seq = 45, LastPrice = 2452.5 }]);
+        }
+
+        var (again, state) = PriceStore.Open(DataFile);
+        using (again)
+        {
+            Assert.That(state.Prices, Is.EquivalentTo(new[]
+            {
+                Reliance with { Source = "live", Seq = 45, LastPrice = 2452.5 },
+                tcs with { Source = "simulated", Seq = 8 },
+            }));
+        }
+    }
+
+    [Test]
+    public void PricesInSeveralBlocks_ReadBack_AndBlocksNoLongerNeededAreDeletedByTheNextWrite()
+    {
+        var prices = Enumerable.Range(0, 10).Select(i => Reliance with { Key = $"NSE_EQ|SYN{i:D7}", Seq = i }).ToArray();
+        var (store, _) = PriceStore.Open(DataFile, maxBlockBytes: 200);
+        using (store)
+        {
+            store.Write(prices);
+        }
+
+        Assert.That(ChunkDocumentIds(), Is.EqualTo(Enumerable.Range(0, 5)), "two prices of 77 bytes per block of at most 200");
+
+        var newer = prices[9] with { Seq = 100 };
+        var (again, state) = PriceStore.Open(DataFile);
+        using (again)
+        {
+            Assert.That(state.Prices, Is.EqualTo(prices), "in the order written");
+            again.Write([newer]);
+        }
+
+        Assert.That(ChunkDocumentIds(), Is.EqualTo(new[] { 0 }));
+        var (last, after) = PriceStore.Open(DataFile);
+        using (last)
+        {
+            Assert.That(after.Prices, Is.EqualTo(prices[..9].Append(newer)));
+        }
+    }
+
+    [Test]
+    public void APackedChunkOfAnotherVersion_IsRefusedAsDamaged_AndTheFileIsLeftAsItWas()
+    {
+        var (store, _) = PriceStore.Open(DataFile);
+        using (store)
+        {
+            store.Write([Reliance]);
+        }
+
+        using (var db = new LiteDB.LiteDatabase(DataFile))
+        {
+            var chunks = db.GetCollection("price_chunks");
+            var chunk = chunks.FindAll().Single();
+            var packed = chunk["packed"].AsBinary;
+            packed[0] = PackedPrices.Version + 1;
+            chunk["packed"] = packed;
+            chunks.Update(chunk);
+        }
+
+        var before = StorageHelpers.Sha256(DataFile);
+        var error = Assert.Throws<StorageException>(() => PriceStore.Open(DataFile));
+        Assert.That(error!.Message, Does.Contain("damaged").And.Contain("version"));
+        Assert.That(StorageHelpers.Sha256(DataFile), Is.EqualTo(before));
+    }
+
+    [Test]
     public void AChunkOutsideTheLayout_IsRefusedAsDamaged_AndTheFileIsLeftAsItWas()
     {
         Directory.CreateDirectory(Path.GetDirectoryName(DataFile)!);
@@ -168,6 +275,28 @@ public sealed class PriceStoreTests
         using (again)
         {
             Assert.That(state.Prices, Is.EqualTo(new[] { Reliance }));
+        }
+    }
+
+    private int[] ChunkDocumentIds()
+    {
+        using var check = new LiteDB.LiteDatabase(new LiteDB.ConnectionString { Filename = DataFile, ReadOnly = true });
+        return [.. check.GetCollection("price_chunks").FindAll().Select(static c => c["_id"].AsInt32)];
+    }
+
+    /// <summary>Chunks as the first chunked layout stored them: an array of one document per price in <c>prices</c>.</summary>
+    private void WriteChunksOfDocuments(params StoredPrice[] prices)
+    {
+        using var db = new LiteDB.LiteDatabase(DataFile);
+        var chunks = db.GetCollection("price_chunks");
+        foreach (var chunk in prices.GroupBy(static p => PriceStore.ChunkOf(p.Key)))
+        {
+            var entries = new LiteDB.BsonArray(chunk.Select(static p => (LiteDB.BsonValue)new LiteDB.BsonDocument
+            {
+                ["key"] = p.Key, ["last_price"] = p.LastPrice, ["volume"] = p.Volume, ["timestamp_us"] = p.TimestampUs,
+                ["change_percent"] = p.ChangePercent, ["previous_close"] = p.PreviousClose, ["seq"] = p.Seq, ["source"] = p.Source,
+            }));
+            chunks.Insert(new LiteDB.BsonDocument { ["_id"] = chunk.Key, ["prices"] = entries });
         }
     }
 

@@ -26,11 +26,19 @@ internal sealed record StoredState(string? Epoch, bool CleanShutdown, IReadOnlyL
 /// store's life keeps a second daemon off the file, because LiteDB's direct mode does not (on Linux its
 /// writers share the file). Not thread-safe: the storage service is its only user.
 /// <para>
-/// Prices are stored in <see cref="ChunkCount"/> documents, each holding every instrument whose key hashes
-/// to it, rather than one document per instrument: LiteDB spends about 50 µs and 20 KB per upserted
-/// document, so a flush of 2,000 changed prices costs 64 upserts instead of 2,000. The store keeps what is
-/// on disk in memory to rewrite a chunk whole. Files written before this layout (one document per
-/// instrument in <c>prices</c>) are read, then moved to chunks by the first write.
+/// Every price is packed into a few binary blocks (<see cref="PackedPrices"/>; one block holds about 13,000
+/// prices), each the <c>packed</c> field of one document in <c>price_chunks</c> with <c>_id</c> 0, 1, ...,
+/// and every flush rewrites them all. LiteDB allocates about 7 KB per document it updates, whatever its size,
+/// plus about 1.3 KB per 8 KiB page the document spans, and far more for a document of many small values; so
+/// the fewer and more compact the documents, the less a flush allocates, and with every instrument ticking,
+/// a flush rewrites the same pages either way. The arrays and documents are kept from flush to flush, so
+/// the store itself allocates nothing in a steady state: a flush of 2,000 prices allocates about 30 KB,
+/// all of it LiteDB's (3.7 MB as chunks of documents). The store keeps what is on disk in memory.
+/// </para>
+/// <para>
+/// Older layouts are read, and moved by the first write, in its transaction: one document per instrument
+/// in <c>prices</c>, and <see cref="ChunkCount"/> chunks holding an array of price documents (<c>prices</c>)
+/// for every instrument whose key hashes to the chunk.
 /// </para>
 /// </summary>
 internal sealed class PriceStore : IDisposable
@@ -39,7 +47,15 @@ internal sealed class PriceStore : IDisposable
     private const string ChunksCollection = "price_chunks";
     private const string MetaCollection = "meta";
     private const string StateId = "state";
+    private const string PackedField = "packed";
+    private const string DocumentsField = "prices";
     private const int ChunkCount = 64;
+
+    // A block stops growing at about this size: well inside LiteDB's 16 MiB document limit.
+    private const int MaxBlockBytes = 1024 * 1024;
+
+    // A sanity bound on block ids read back: 65,536 blocks would be billions of prices.
+    private const int MaxDocuments = 65_536;
 
     // LiteDB 5 files begin with an 8 KiB header page: this text at byte 32, then file version 8 at byte 59.
     private const int HeaderInfoOffset = 32;
@@ -54,26 +70,29 @@ internal sealed class PriceStore : IDisposable
 
     private readonly string _path;
     private readonly FileStream _lock;
-    private readonly Dictionary<string, StoredPrice>[] _chunks = new Dictionary<string, StoredPrice>[ChunkCount];
-    private readonly bool[] _touched = new bool[ChunkCount];
+    private readonly Dictionary<string, StoredPrice> _prices = [];
+
+    // The blocks, and per block the document that carries it: the arrays are rewritten in place while their
+    // sizes stay the same, and LiteDB serializes a document during the upsert and keeps no reference to it.
+    private readonly PackedPrices _blocks;
+    private readonly List<BsonDocument> _documents = [];
+    private int _storedDocuments; // price_chunks documents have _id 0 up to this, or fewer
     private bool _legacyRows;
     private LiteDatabase? _db;
+    private ILiteCollection<BsonDocument>? _chunkCollection;
 
-    private PriceStore(string path, FileStream lockFile, StoredState state, bool legacyRows)
+    private PriceStore(string path, FileStream lockFile, StoredState state, Layout layout, int maxBlockBytes)
     {
         _path = path;
         _lock = lockFile;
-        for (var i = 0; i < ChunkCount; i++)
-        {
-            _chunks[i] = [];
-        }
-
         foreach (var price in state.Prices)
         {
-            _chunks[ChunkOf(price.Key)][price.Key] = price;
+            _prices[price.Key] = price;
         }
 
-        _legacyRows = legacyRows;
+        _blocks = new PackedPrices(maxBlockBytes);
+        _legacyRows = layout.LegacyRows;
+        _storedDocuments = layout.ChunkDocuments;
     }
 
     /// <summary>Full path of the data file.</summary>
@@ -84,14 +103,17 @@ internal sealed class PriceStore : IDisposable
     /// Throws <see cref="StorageException"/> with a message for the operator when the file cannot be used;
     /// the file is then left exactly as it was.
     /// </summary>
-    public static (PriceStore Store, StoredState State) Open(string path)
+    public static (PriceStore Store, StoredState State) Open(string path) => Open(path, MaxBlockBytes);
+
+    /// <summary><see cref="Open(string)"/> with blocks of at most <paramref name="maxBlockBytes"/>: tests use small ones.</summary>
+    internal static (PriceStore Store, StoredState State) Open(string path, int maxBlockBytes)
     {
         var full = System.IO.Path.GetFullPath(path);
         var lockFile = TakeLock(full);
         try
         {
-            var (state, legacyRows) = File.Exists(full) && new FileInfo(full).Length > 0 ? Read(full) : (new StoredState(null, false, []), false);
-            var store = new PriceStore(full, lockFile, state, legacyRows);
+            var (state, layout) = File.Exists(full) && new FileInfo(full).Length > 0 ? Read(full) : (new StoredState(null, false, []), default);
+            var store = new PriceStore(full, lockFile, state, layout, maxBlockBytes);
             try
             {
                 store.OpenWritable();
@@ -111,51 +133,43 @@ internal sealed class PriceStore : IDisposable
     }
 
     /// <summary>
-    /// Stores <paramref name="prices"/> (replacing each instrument's earlier one) in one transaction: every
-    /// chunk they touch is rewritten. On any failure the connection is dropped (LiteDB refuses further writes
-    /// after an I/O error) and the next call opens it again; calling again with the same prices is the retry.
+    /// Stores <paramref name="prices"/> (replacing each instrument's earlier one) in one transaction that
+    /// rewrites every block. On any failure the connection is dropped (LiteDB refuses further writes after an
+    /// I/O error) and the next call opens it again; calling again with the same prices is the retry.
     /// </summary>
     public void Write(IReadOnlyList<StoredPrice> prices)
     {
         foreach (var price in prices)
         {
-            var chunk = ChunkOf(price.Key);
-            _chunks[chunk][price.Key] = price;
-            _touched[chunk] = true;
-        }
-
-        if (_legacyRows)
-        {
-            // The first write to a file of the old layout moves everything, then drops the old rows.
-            Array.Fill(_touched, true);
+            _prices[price.Key] = price;
         }
 
         var db = _db ?? OpenWritable();
         try
         {
-            var collection = db.GetCollection(ChunksCollection);
+            var collection = _chunkCollection!;
+            _blocks.Pack(_prices);
             db.BeginTrans();
-            for (var chunk = 0; chunk < ChunkCount; chunk++)
+            for (var block = 0; block < _blocks.Count; block++)
             {
-                if (_touched[chunk] && _chunks[chunk].Count > 0)
-                {
-                    var entries = new BsonArray();
-                    foreach (var price in _chunks[chunk].Values)
-                    {
-                        entries.Add(ToDocument(price));
-                    }
+                collection.Upsert(Document(block));
+            }
 
-                    collection.Upsert(new BsonDocument { ["_id"] = chunk, ["prices"] = entries });
-                }
+            if (_storedDocuments > _blocks.Count)
+            {
+                // Fewer blocks than documents: chunks of the older layout, or blocks of a larger universe.
+                collection.DeleteMany(Query.GTE("_id", _blocks.Count));
             }
 
             if (_legacyRows)
             {
+                // The first write to a file of the oldest layout moved everything; its rows go.
                 db.GetCollection(LegacyPricesCollection).DeleteAll();
             }
 
             db.Commit();
-            Array.Clear(_touched);
+            _documents.RemoveRange(_blocks.Count, Math.Max(0, _documents.Count - _blocks.Count));
+            _storedDocuments = _blocks.Count;
             _legacyRows = false;
         }
         catch
@@ -211,7 +225,23 @@ internal sealed class PriceStore : IDisposable
         }
     }
 
-    private static (StoredState State, bool LegacyRows) Read(string full)
+    /// <summary>The document of a block, made again only when the block's array was replaced.</summary>
+    private BsonDocument Document(int block)
+    {
+        var packed = _blocks[block];
+        if (block == _documents.Count)
+        {
+            _documents.Add(new BsonDocument { ["_id"] = block, [PackedField] = packed });
+        }
+        else if (!ReferenceEquals(_documents[block][PackedField].RawValue, packed))
+        {
+            _documents[block][PackedField] = packed;
+        }
+
+        return _documents[block];
+    }
+
+    private static (StoredState State, Layout Layout) Read(string full)
     {
         if (!HasLiteDbHeader(full))
         {
@@ -228,22 +258,19 @@ internal sealed class PriceStore : IDisposable
             var legacy = db.CollectionExists(LegacyPricesCollection) ? db.GetCollection(LegacyPricesCollection).FindAll() : [];
             var chunks = db.CollectionExists(ChunksCollection) ? db.GetCollection(ChunksCollection).FindAll() : [];
             var prices = new Dictionary<string, StoredPrice>();
+            var documents = 0;
             foreach (var chunk in chunks)
             {
                 var id = chunk["_id"];
-                if (!id.IsInt32 || id.AsInt32 is < 0 or >= ChunkCount)
+                foreach (var price in ReadChunk(chunk))
                 {
-                    throw new InvalidDataException($"price chunk '{id}' is not one of 0..{ChunkCount - 1}");
-                }
-
-                foreach (var entry in chunk["prices"].AsArray)
-                {
-                    var price = FromDocument(entry.AsDocument, "key");
-                    if (ChunkOf(price.Key) != id.AsInt32 || !prices.TryAdd(price.Key, price))
+                    if (!prices.TryAdd(price.Key, price))
                     {
-                        throw new InvalidDataException($"price '{price.Key}' is in the wrong chunk or stored twice");
+                        throw new InvalidDataException($"price '{price.Key}' is stored twice");
                     }
                 }
+
+                documents = Math.Max(documents, id.AsInt32 + 1);
             }
 
             // Rows of the old layout exist beside chunks only if an older version ran on the file after it was
@@ -260,13 +287,37 @@ internal sealed class PriceStore : IDisposable
                 meta is null ? null : meta["epoch"].AsString,
                 meta is not null && meta["clean_shutdown"].AsBoolean,
                 [.. prices.Values]);
-            return (state, legacyRows);
+            return (state, new Layout(legacyRows, documents));
         }
         catch (Exception ex)
         {
             // Whatever LiteDB trips over in a damaged file (its own exceptions, casts, ranges), the answer is the same.
             throw Unusable(full, $"it is damaged ({ex.Message})");
         }
+    }
+
+    /// <summary>
+    /// The prices of one document of <c>price_chunks</c>: a block (<c>_id</c> 0 and up), or a chunk of the
+    /// first chunked layout (<c>_id</c> 0..63, an array of price documents whose keys hash to it).
+    /// </summary>
+    private static IEnumerable<StoredPrice> ReadChunk(BsonDocument chunk)
+    {
+        var id = chunk["_id"];
+        if (chunk[PackedField] is { IsBinary: true } packed && id.IsInt32 && id.AsInt32 is >= 0 and < MaxDocuments)
+        {
+            return PackedPrices.Read(packed.AsBinary).Select(Checked);
+        }
+
+        if (chunk[DocumentsField] is not { IsArray: true } documents || !id.IsInt32 || id.AsInt32 is < 0 or >= ChunkCount)
+        {
+            throw new InvalidDataException($"price chunk '{id}' is neither a block of packed prices nor one of chunks 0..{ChunkCount - 1}");
+        }
+
+        return documents.AsArray.Select(entry =>
+        {
+            var price = FromDocument(entry.AsDocument, "key");
+            return ChunkOf(price.Key) == id.AsInt32 ? price : throw new InvalidDataException($"price '{price.Key}' is in the wrong chunk");
+        });
     }
 
     private static bool HasLiteDbHeader(string full)
@@ -282,8 +333,8 @@ internal sealed class PriceStore : IDisposable
     private static StorageException Unusable(string full, string reason) => new(
         $"Storage:Path: cannot use {full}: {reason}. The file was left untouched; move it away to start with empty storage, or point Storage:Path elsewhere");
 
-    /// <summary>A stable chunk for a key (FNV-1a): the same instrument lands in the same document in every run.</summary>
-    private static int ChunkOf(string key)
+    /// <summary>The chunk of a key in the first chunked layout (FNV-1a), where reading checks it.</summary>
+    internal static int ChunkOf(string key)
     {
         var hash = 2166136261u;
         foreach (var c in key)
@@ -294,43 +345,38 @@ internal sealed class PriceStore : IDisposable
         return (int)(hash % ChunkCount);
     }
 
-    // A chunk's entries name their instrument in "key"; old-layout rows used it as the document "_id".
-    private static BsonDocument ToDocument(StoredPrice price) => new()
-    {
-        ["key"] = price.Key,
-        ["last_price"] = price.LastPrice,
-        ["volume"] = price.Volume,
-        ["timestamp_us"] = price.TimestampUs,
-        ["change_percent"] = price.ChangePercent,
-        ["previous_close"] = price.PreviousClose,
-        ["seq"] = price.Seq,
-        ["source"] = price.Source,
-    };
+    // Entries of the first chunked layout name their instrument in "key"; old-layout rows used it as the document "_id".
+    private static StoredPrice FromDocument(BsonDocument doc, string keyField) => Checked(new StoredPrice(
+        doc[keyField]?.AsString!,
+        doc["last_price"].AsDouble,
+        doc["volume"].AsInt64,
+        doc["timestamp_us"].AsInt64,
+        doc["change_percent"].AsDouble,
+        doc["previous_close"].AsDouble,
+        doc["seq"].AsInt64,
+        doc["source"].AsString));
 
-    private static StoredPrice FromDocument(BsonDocument doc, string keyField)
+    private static StoredPrice Checked(StoredPrice price)
     {
-        var price = new StoredPrice(
-            doc[keyField]?.AsString!,
-            doc["last_price"].AsDouble,
-            doc["volume"].AsInt64,
-            doc["timestamp_us"].AsInt64,
-            doc["change_percent"].AsDouble,
-            doc["previous_close"].AsDouble,
-            doc["seq"].AsInt64,
-            doc["source"].AsString);
         if (string.IsNullOrEmpty(price.Key) || !double.IsFinite(price.LastPrice) || price.LastPrice <= 0 || price.Seq < 0
             || !double.IsFinite(price.PreviousClose) || price.Source is null)
         {
-            throw new InvalidDataException($"price '{doc[keyField]}' has missing or invalid fields");
+            throw new InvalidDataException($"price '{price.Key}' has missing or invalid fields");
         }
 
         return price;
     }
 
+    /// <summary>What of older layouts the file holds, which the first write moves.</summary>
+    /// <param name="LegacyRows">Rows of one document per instrument in <c>prices</c>.</param>
+    /// <param name="ChunkDocuments">One more than the highest <c>_id</c> in <c>price_chunks</c> (blocks, or chunks of the first chunked layout).</param>
+    private readonly record struct Layout(bool LegacyRows, int ChunkDocuments);
+
     private LiteDatabase OpenWritable()
     {
         // Direct: this process is the only user (the lock file says so), so LiteDB needs no shared-mode mutex.
         _db = new LiteDatabase(new ConnectionString { Filename = _path, Connection = ConnectionType.Direct });
+        _chunkCollection = _db.GetCollection(ChunksCollection);
         return _db;
     }
 
@@ -338,6 +384,7 @@ internal sealed class PriceStore : IDisposable
     {
         var db = _db;
         _db = null;
+        _chunkCollection = null;
         try
         {
             db?.Dispose();
