@@ -64,6 +64,9 @@ internal sealed partial class PriceSession
 
                     MessageReceived();
                     Handle(buffer.AsSpan(0, count));
+                    // The parsed keys are garbage once handled; kept, a socket idle after subscribing to five
+                    // instruments would hold five key strings (~320 B) for its whole life.
+                    _keys.Clear();
                 }
                 finally
                 {
