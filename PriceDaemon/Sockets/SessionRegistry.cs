@@ -155,7 +155,9 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
     private void Sweep()
     {
         var now = _time.GetTimestamp();
-        foreach (var session in _sessions.Values)
+        // The dictionary's own enumerator, not Values: Values copies every session into a new list, which at
+        // 20,000 sockets is a 160 KB large-object allocation every second.
+        foreach (var (_, session) in _sessions)
         {
             if (!session.IsClosing && session.IsStalled(now, _slowConsumerTicks))
             {
