@@ -32,6 +32,9 @@ internal static class ErrorCodes
     public const string UnknownChannel = "unknown_channel";
     public const string UnknownTopic = "unknown_topic";
     public const string TopicForbidden = "topic_forbidden";
+
+    /// <summary>Also the <c>code</c> of the <c>warning</c> frame that comes first: the socket could not keep up.</summary>
+    public const string SlowConsumer = "slow_consumer";
 }
 
 /// <summary>

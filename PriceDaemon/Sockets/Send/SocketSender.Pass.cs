@@ -39,9 +39,13 @@ internal sealed partial class SocketSender
         _controlCarry = control;
         var sent = 0;
         long oldest = long.MaxValue;
-        if (pricesToo && control is null)
+        if (pricesToo && control is null && PricesDue(out var roundAt))
         {
-            AppendPrices(ref sent, ref oldest);
+            if (AppendPrices(ref sent, ref oldest) && roundAt != 0 && sent > 0)
+            {
+                // A downsampled socket's round is over: the next one is an interval away.
+                _nextRoundAt = roundAt + _services.Flow.IntervalTicks;
+            }
         }
 
         var flush = FlushBatchAsync();
@@ -57,7 +61,8 @@ internal sealed partial class SocketSender
         return ValueTask.CompletedTask;
     }
 
-    private void AppendPrices(ref int sent, ref long oldest)
+    /// <summary>Appends the frame of every marked slot; false when the batch filled first (the rest stays marked).</summary>
+    private bool AppendPrices(ref int sent, ref long oldest)
     {
         // A pass starts where the last one that filled its batch stopped, so low slots that fan-out keeps
         // marking cannot starve the high ones.
@@ -75,7 +80,7 @@ internal sealed partial class SocketSender
                 {
                     _ready.Return(word, marks);
                     _nextWord = word;
-                    return;
+                    return false;
                 }
 
                 if (Price(slots, ReadySlots.Next(word, ref marks), ref oldest) is { } payload)
@@ -85,6 +90,8 @@ internal sealed partial class SocketSender
                 }
             }
         }
+
+        return true;
     }
 
     /// <summary>
