@@ -62,12 +62,18 @@ internal struct FlowControl
     private long _behindSince; // 0 while not behind
     private long _keptUpSince; // 0 while behind
 
+    /// <param name="start">When the socket opened: the first look counts from there (a default instance: from that look).</param>
+    public FlowControl(long start)
+    {
+        _lastAt = start;
+    }
+
     /// <summary>The socket is downsampled.</summary>
     public bool Downsampled { get; private set; }
 
     /// <summary>
     /// One look. <paramref name="busyTotal"/> is the socket's pending-write time so far (including the write pending
-    /// now); only its growth since the last look counts. The first look only takes the baseline.
+    /// now); only its growth since the last look counts. Without a start, the first look only takes the baseline.
     /// </summary>
     public FlowVerdict Observe(long now, long busyTotal, FlowLimits limits)
     {

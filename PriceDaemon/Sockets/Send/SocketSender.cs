@@ -91,6 +91,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
         _abortConnection = abortConnection;
         _services = services;
         _ready = new ReadySlots(services.Limits.MaxSubscriptionsPerConnection);
+        _flow = new FlowControl(services.Time.GetTimestamp());
     }
 
     /// <summary>The connection's id: in log lines, and the key that picks its send thread.</summary>
