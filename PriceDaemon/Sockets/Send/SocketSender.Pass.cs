@@ -67,6 +67,7 @@ internal sealed partial class SocketSender
         // A pass starts where the last one that filled its batch stopped, so low slots that fan-out keeps
         // marking cannot starve the high ones.
         var words = _ready.WordCount;
+        var timing = _timing; // read once a pass: a socket that never asked pays this and the branch below
         for (var i = 0; i < words; i++)
         {
             var word = (_nextWord + i) % words;
@@ -83,9 +84,9 @@ internal sealed partial class SocketSender
                     return false;
                 }
 
-                if (Price(slots, ReadySlots.Next(word, ref marks), ref oldest) is { } payload)
+                if (Price(slots, ReadySlots.Next(word, ref marks), ref oldest) is { } frame)
                 {
-                    AppendTextFrame(payload);
+                    AppendTextFrame(timing && frame is PriceFrame price ? price.TimedUtf8(_services.Time) : frame.Utf8);
                     sent++;
                 }
             }
@@ -99,7 +100,7 @@ internal sealed partial class SocketSender
     /// subscribe, when the cache has nothing newer) if the subscription is live and the frame is newer than
     /// what the socket last got. The sequence check also keeps an older price from ever following a newer one.
     /// </summary>
-    private byte[]? Price(Subscription?[] slots, int slot, ref long oldest)
+    private StreamFrame? Price(Subscription?[] slots, int slot, ref long oldest)
     {
         if ((uint)slot >= (uint)slots.Length || Volatile.Read(ref slots[slot]) is not { } item || item.Removed)
         {
@@ -140,7 +141,7 @@ internal sealed partial class SocketSender
             oldest = frame.ReceivedTimestamp;
         }
 
-        return frame.Utf8;
+        return frame;
     }
 
     private async ValueTask AfterFlushAsync(ValueTask flush, int sent, long oldest)

@@ -71,6 +71,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     private long _nextRoundAt;
     private bool _pricesDeferred;
     private ITimer? _roundTimer;
+    private volatile bool _timing;
 
     // The bytes of one write. The pass appends to _buffer without a lock; the WebSocket's own frames written
     // while a pass is building (_batching) wait in _aside and go out at the end of the same write. _writeLock
@@ -107,6 +108,16 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
 
     /// <summary>Prices and control frames waiting for the next pass: for tests and diagnostics.</summary>
     public int QueuedCount => _ready.Count() + Volatile.Read(ref _controlCount);
+
+    /// <summary>
+    /// Price frames carry <c>data.received_at</c> (set by a subscribe with <c>"timing"</c>): a variant each frame builds
+    /// once, on first need, so sockets that do not ask get the same single serialization as ever.
+    /// </summary>
+    public bool Timing
+    {
+        get => _timing;
+        set => _timing = value;
+    }
 
     /// <summary>The socket stayed behind and gets prices at <c>Limits:SlowConsumerIntervalMs</c> until it keeps up.</summary>
     public bool IsDownsampled => _downsampled;
