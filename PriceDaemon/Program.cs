@@ -113,7 +113,7 @@ public static class Program
         services.AddSectionOptions<FeedOptions>(configuration, FeedOptions.Section, static o =>
             o.Simulated.Problems());
         services.AddSectionOptions<ThrottleOptions>(configuration, ThrottleOptions.Section);
-        services.AddSectionOptions<LimitsOptions>(configuration, LimitsOptions.Section);
+        services.AddSectionOptions<LimitsOptions>(configuration, LimitsOptions.Section, static o => o.Problems());
         services.AddSectionOptions<TransportOptions>(configuration, TransportOptions.Section);
         services.AddSingleton<IValidateOptions<TransportOptions>>(new MovedTransportKeys(configuration));
         // Auth, origins and per-user limits; refuses anonymous listening beyond loopback at start-up.

@@ -52,6 +52,7 @@ public sealed partial class MetricsSeriesTests
         "pricedaemon_sessions_active gauge",
         "pricedaemon_sessions_opened_total counter",
         "pricedaemon_sessions_slow_consumer_closed_total counter",
+        "pricedaemon_sessions_slow_consumer_warned_total counter",
         "pricedaemon_socket_writes_total counter",
         "pricedaemon_sockets_handshakes_total counter path",
         "pricedaemon_subscriptions gauge",

@@ -56,4 +56,35 @@ public sealed class FrameEncoderTests
         using var json = JsonDocument.Parse(frame.Utf8);
         Assert.That(json.RootElement.GetProperty("instrument_key").GetString(), Is.EqualTo("NSE_EQ|\"QUOTE\"\\"));
     }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void TimedUtf8_AddsTheWallClockReceiveTime_AsTheLastFieldOfData_BuiltOnce(bool stale)
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 1, 19, 10, 30, 0, TimeSpan.Zero));
+        var received = time.GetTimestamp();
+        time.Advance(TimeSpan.FromTicks(2_500)); // the frame is 250 µs old when a timing socket first needs it
+        var tick = new Tick(0, 2451.5, 15000, 1_768_818_599_990_000, received, PriceSource.Live);
+        var frame = new FrameEncoder().Encode(Reliance, tick, 42, 2450.80, stale);
+
+        var timed = frame.TimedUtf8(time);
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.That(frame.TimedUtf8(time), Is.SameAs(timed), "built once: every timing socket gets the same bytes");
+
+        using var json = JsonDocument.Parse(timed);
+        var data = json.RootElement.GetProperty("data");
+        Assert.That(data.GetProperty("received_at").GetString(), Is.EqualTo("2026-01-19T10:30:00.000000Z"));
+        Assert.That(data.EnumerateObject().Last().Name, Is.EqualTo("received_at"));
+        Assert.That(data.TryGetProperty("stale", out _), Is.EqualTo(stale));
+        using var plain = JsonDocument.Parse(frame.Utf8);
+        Assert.That(plain.RootElement.GetProperty("data").TryGetProperty("received_at", out _), Is.False, "the frame other sockets get is unchanged");
+        Assert.That(data.EnumerateObject().Count(), Is.EqualTo(plain.RootElement.GetProperty("data").EnumerateObject().Count() + 1));
+    }
+
+    [Test]
+    public void TimedUtf8_OfAFrameWithNoReceiveTime_IsThePlainFrame()
+    {
+        var frame = new FrameEncoder().Encode(Reliance, new Tick(0, 2451.5, 15000, 1_768_818_600_123_000, 0, PriceSource.Stored), 1, 2450.80);
+        Assert.That(frame.TimedUtf8(TimeProvider.System), Is.SameAs(frame.Utf8));
+    }
 }

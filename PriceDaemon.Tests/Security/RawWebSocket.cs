@@ -36,9 +36,15 @@ internal sealed class RawWebSocket : IDisposable
     /// <summary>What a connection saw until the server ended it.</summary>
     public sealed record Ending(int? CloseCode, int Pings, List<Frame> Frames);
 
-    public static async Task<RawWebSocket> ConnectAsync(Uri baseUri, string path = "/api/ws/prices")
+    /// <param name="receiveBufferSize">The socket's receive buffer, set before it connects; null: the system's.</param>
+    public static async Task<RawWebSocket> ConnectAsync(Uri baseUri, string path = "/api/ws/prices", int? receiveBufferSize = null)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        if (receiveBufferSize is { } size)
+        {
+            socket.ReceiveBufferSize = size;
+        }
+
         await socket.ConnectAsync(baseUri.Host, baseUri.Port);
         var client = new RawWebSocket(socket);
         var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
@@ -145,6 +151,67 @@ internal sealed class RawWebSocket : IDisposable
         var payload = _buffer.AsSpan(_start + header, (int)length).ToArray();
         _start += header + (int)length;
         return new Frame((byte)(first & 0x0F), (first & 0x80) != 0, payload);
+    }
+
+    /// <summary>
+    /// Reads at most <paramref name="maxBytes"/> of what has already arrived, never waiting: a reader at a fixed rate.
+    /// The frames they complete come from <see cref="TakeFrame"/>. Returns the bytes read.
+    /// </summary>
+    public int ReadAvailable(int maxBytes)
+    {
+        var total = 0;
+        while (total < maxBytes && _socket.Available > 0)
+        {
+            if (_start > 0)
+            {
+                Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+                _end -= _start;
+                _start = 0;
+            }
+
+            var read = _socket.Receive(_buffer, _end, Math.Min(maxBytes - total, _buffer.Length - _end), SocketFlags.None);
+            if (read == 0)
+            {
+                break;
+            }
+
+            _end += read;
+            total += read;
+        }
+
+        return total;
+    }
+
+    /// <summary>The next frame among the bytes already read, or null when they hold no complete one.</summary>
+    public Frame? TakeFrame()
+    {
+        var available = _buffer.AsSpan(_start, _end - _start);
+        if (available.Length < 2)
+        {
+            return null;
+        }
+
+        var length = (long)(available[1] & 0x7F);
+        var header = length switch { 126 => 4, 127 => 10, _ => 2 };
+        if (available.Length < header)
+        {
+            return null;
+        }
+
+        length = header switch
+        {
+            4 => BinaryPrimitives.ReadUInt16BigEndian(available[2..]),
+            10 => (long)BinaryPrimitives.ReadUInt64BigEndian(available[2..]),
+            _ => length,
+        };
+        if (available.Length < header + length)
+        {
+            return null;
+        }
+
+        var payload = available.Slice(header, (int)length).ToArray();
+        _start += header + (int)length;
+        return new Frame((byte)(available[0] & 0x0F), (available[0] & 0x80) != 0, payload);
     }
 
     /// <summary>Reads, never answering pings, until the server closes or cuts the connection.</summary>

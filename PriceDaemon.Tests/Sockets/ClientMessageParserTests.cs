@@ -35,4 +35,29 @@ public sealed class ClientMessageParserTests
         var error = ClientMessageParser.Parse(Encoding.UTF8.GetBytes(message), out _, []);
         Assert.That(error?.Code, Is.EqualTo(code));
     }
+
+    [TestCase("{\"action\":\"subscribe\",\"timing\":true,\"instruments\":[\"A|1\"]}", true)]
+    [TestCase("{\"action\":\"subscribe\",\"instruments\":[\"A|1\"],\"timing\":false}", false)]
+    [TestCase("{\"action\":\"subscribe\",\"instruments\":[\"A|1\"]}", null)]
+    [TestCase("{\"action\":\"unsubscribe\",\"instruments\":[\"A|1\"],\"timing\":true}", null)]
+    [TestCase("{\"action\":\"subscribe\",\"channel\":\"topic\",\"topics\":[\"t\"],\"timing\":true}", null)]
+    public void Parse_Timing_IsAPriceSubscribesFlag(string message, bool? expected)
+    {
+        var keys = new List<string>();
+        var error = ClientMessageParser.Parse(Encoding.UTF8.GetBytes(message), out _, keys, out var timing);
+        Assert.That(error, Is.Null);
+        Assert.That(timing, Is.EqualTo(expected));
+    }
+
+    [TestCase("\"yes\"")]
+    [TestCase("1")]
+    [TestCase("null")]
+    [TestCase("{}")]
+    public void Parse_Timing_ThatIsNotABoolean_IsInvalid(string value)
+    {
+        var error = ClientMessageParser.Parse(Encoding.UTF8.GetBytes($"{{\"action\":\"subscribe\",\"instruments\":[],\"timing\":{value}}}"), out _, [], out var timing);
+        Assert.That(error?.Code, Is.EqualTo("invalid_message"));
+        Assert.That(error?.Message, Does.Contain("'timing'"));
+        Assert.That(timing, Is.Null);
+    }
 }

@@ -167,6 +167,7 @@ public sealed class FanOutTests
         time.Advance(TimeSpan.FromSeconds(2));
         Assert.That(session.IsClosing, Is.True, "not closed after SlowConsumerSeconds");
         Assert.That(metrics.SlowConsumersClosed, Is.EqualTo(1));
+        Assert.That(metrics.SlowConsumersWarned, Is.EqualTo(1), "warned and downsampled first (Limits:SlowConsumerWarnSeconds 3): a socket that stopped reading is cut all the same");
 
         // The session is released within its close timeout (fake time too), and counted once.
         await Eventually.TrueAsync(() =>

@@ -216,6 +216,64 @@ public sealed class SocketSenderTests
         Assert.That(fixture.Metrics.SendErrors, Is.EqualTo(1));
     }
 
+    [Test]
+    public async Task ADownsampledSocket_GetsEachInstrumentOncePerInterval_TheNewestValueLast_AndControlFramesAtOnce()
+    {
+        using var fixture = new Fixture(sendThreads: 1, limits: new LimitsOptions
+        {
+            SlowConsumerWarnSeconds = 2, SlowConsumerIntervalMs = 1000, SlowConsumerRecoverSeconds = 3, SlowConsumerSeconds = 10,
+        });
+        var sender = fixture.Sender;
+        var subscriptions = Enumerable.Range(0, 2).Select(sender.Add).ToArray();
+        var release = fixture.Sink.HoldNextWrite();
+        subscriptions[0].Offer(fixture.Emit(0, 1));
+        await Eventually.TrueAsync(() => sender.IsStalled(long.MaxValue, 0), () => "the first write is pending");
+
+        // Behind (a write pending) at every look for the warn time.
+        for (var second = 0; second <= 2; second++)
+        {
+            sender.CheckFlow(fixture.Time.GetTimestamp());
+            Assert.That(sender.IsDownsampled, Is.EqualTo(second == 2), $"look {second}");
+            fixture.Time.Advance(TimeSpan.FromSeconds(second < 2 ? 1 : 0));
+        }
+
+        for (var seq = 2; seq <= 5; seq++)
+        {
+            subscriptions[0].Offer(fixture.Emit(0, seq));
+        }
+
+        release();
+        await Eventually.TrueAsync(() => fixture.Sink.LastSeq(0) == 5, () => $"instrument 0 at {fixture.Sink.LastSeq(0)}: {string.Join(" / ", fixture.Sink.Frames)}, queued {sender.QueuedCount}, closing {sender.IsClosing}, stalled {sender.IsStalled(long.MaxValue, 0)}, errors {fixture.Metrics.SendErrors}");
+        Assert.That(fixture.Sink.Frames.Single(f => f.Contains("\"type\":\"warning\"", StringComparison.Ordinal)), Does.Contain("\"code\":\"slow_consumer\"").And.Contain("\"interval_ms\":1000"));
+
+        // Within the interval prices wait, conflating; a control frame (a notification) does not.
+        subscriptions[0].Offer(fixture.Emit(0, 6));
+        subscriptions[1].Offer(fixture.Emit(1, 1));
+        subscriptions[0].Offer(fixture.Emit(0, 7));
+        sender.EnqueueControl("notification"u8.ToArray());
+        await Eventually.TrueAsync(() => fixture.Sink.Frames.Contains("notification"), () => "the notification was held");
+        Assert.That(fixture.Sink.LastSeq(0), Is.EqualTo(5), "a second price within the interval");
+        Assert.That(fixture.Sink.Seqs(1), Is.Empty);
+
+        // The interval is over: the round goes out by itself, the newest of each instrument, with no tick to prompt it.
+        fixture.Time.Advance(TimeSpan.FromSeconds(1));
+        await Eventually.TrueAsync(() => fixture.Sink.LastSeq(0) == 7 && fixture.Sink.LastSeq(1) == 1, () => $"instruments at {fixture.Sink.LastSeq(0)}, {fixture.Sink.LastSeq(1)}");
+        Assert.That(fixture.Sink.Seqs(0), Is.EqualTo(new long[] { 1, 5, 7 }), "once per interval, never an older one after a newer one");
+
+        // Keeping up (no write pending) for the recover time: full rate again, and told so.
+        for (var second = 0; second < 10 && sender.IsDownsampled; second++)
+        {
+            fixture.Time.Advance(TimeSpan.FromSeconds(1));
+            sender.CheckFlow(fixture.Time.GetTimestamp());
+        }
+
+        Assert.That(sender.IsDownsampled, Is.False, "never recovered");
+        await Eventually.TrueAsync(() => fixture.Sink.Frames.Any(f => f.Contains("\"type\":\"warning_cleared\"", StringComparison.Ordinal)), () => "no warning_cleared frame");
+        subscriptions[0].Offer(fixture.Emit(0, 8));
+        subscriptions[0].Offer(fixture.Emit(0, 9)); // each written as it comes, the clock standing still
+        await Eventually.TrueAsync(() => fixture.Sink.LastSeq(0) == 9, () => $"instrument 0 at {fixture.Sink.LastSeq(0)}");
+    }
+
     private static byte[] Filled(int length, char c) => Enumerable.Repeat((byte)c, length).ToArray();
 
     private sealed class Fixture : IDisposable
@@ -224,7 +282,7 @@ public sealed class SocketSenderTests
         private readonly FrameEncoder _encoder = new(microseconds: false);
         private readonly InstrumentRegistry _instruments;
 
-        public Fixture(int sendThreads, Action? abort = null)
+        public Fixture(int sendThreads, Action? abort = null, LimitsOptions? limits = null)
         {
             _instruments = new InstrumentRegistry(Enumerable.Range(0, Instruments).Select(i => ($"NSE_EQ|TEST{i}", $"T{i}", $"Test {i}", 100.0)));
             Cache = new PriceCache(_instruments);
@@ -232,7 +290,7 @@ public sealed class SocketSenderTests
             _pump = new SendPump(sendThreads);
             var services = new SessionServices(
                 _instruments, new SubscriptionIndex(_instruments), Cache, new FeedStatus(), Metrics,
-                Options.Create(new LimitsOptions()), Time, NullLoggerFactory.Instance, new NoUpstreamInterest(), _pump);
+                Options.Create(limits ?? new LimitsOptions()), Time, NullLoggerFactory.Instance, new NoUpstreamInterest(), _pump);
             Sender = new SocketSender(1, "test", Sink, abort ?? (static () => { }), services);
         }
 
@@ -398,7 +456,7 @@ public sealed class SocketSenderTests
                     {
                         CloseStatus = BinaryPrimitives.ReadUInt16BigEndian(payload);
                     }
-                    else if (opcode == 0x1 && payload.StartsWith("{"u8))
+                    else if (opcode == 0x1 && payload.StartsWith("{\"type\":\"price_update\""u8))
                     {
                         var json = System.Text.Json.JsonDocument.Parse(payload.ToArray()).RootElement;
                         var key = json.GetProperty("instrument_key").GetString()!;

@@ -20,6 +20,7 @@ public sealed class FrameEncoder
     private static ReadOnlySpan<byte> Source => ",\"source\":\""u8;
     private static ReadOnlySpan<byte> End => "\"}}"u8;
     private static ReadOnlySpan<byte> StaleEnd => ",\"stale\":true}}"u8;
+    private static ReadOnlySpan<byte> ReceivedAt => ",\"received_at\":\""u8;
 
     private readonly bool _microseconds;
     private byte[] _scratch = new byte[512];
@@ -62,6 +63,26 @@ public sealed class FrameEncoder
         return new PriceFrame(
             frame.InstrumentId, frame.Seq, frame.LastPrice, frame.Volume, frame.TimestampUs, frame.ChangePercent,
             frame.PreviousClose, frame.Source, true, frame.ReceivedTimestamp, utf8);
+    }
+
+    /// <summary>
+    /// The bytes of <paramref name="frame"/> with <c>"received_at"</c> (the daemon's receive time, ISO 8601 UTC with
+    /// microseconds) as the last field of data: for sockets that asked for timing, built once per frame on first need.
+    /// </summary>
+    internal static byte[] WithReceivedAt(PriceFrame frame, long receivedUnixUs)
+    {
+        // Every frame ends with the two closing braces of data and the root; the field goes just before them.
+        var body = frame.Utf8.AsSpan(0, frame.Utf8.Length - 2);
+        Span<byte> field = stackalloc byte[64];
+        ReceivedAt.CopyTo(field);
+        var w = ReceivedAt.Length;
+        w += WriteTimestamp(receivedUnixUs, microseconds: true, field[w..]);
+        field[w++] = (byte)'"';
+        var utf8 = new byte[body.Length + w + 2];
+        body.CopyTo(utf8);
+        field[..w].CopyTo(utf8.AsSpan(body.Length));
+        "}}"u8.CopyTo(utf8.AsSpan(body.Length + w));
+        return utf8;
     }
 
     internal static int Write(Span<byte> buffer, ReadOnlySpan<byte> keyJson, double price, long timeUs, bool microseconds, double change, long volume, long seq, PriceSource source)

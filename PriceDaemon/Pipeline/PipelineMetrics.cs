@@ -27,6 +27,7 @@ public sealed class PipelineMetrics
     internal long HandshakesEndpoint;
     internal long SessionsClosed;
     internal long SlowConsumersClosed;
+    internal long SlowConsumersWarned;
     internal long ClientErrors;
     internal long SendErrors;
 
@@ -48,6 +49,7 @@ public sealed class PipelineMetrics
         meter.CreateObservableCounter("pricedaemon.sockets.handshakes", ObserveHandshakes, "{handshake}", "Price-socket handshakes accepted, by path: direct (the connection's first request) or endpoint (through Kestrel's HTTP pipeline)");
         meter.CreateObservableUpDownCounter("pricedaemon.sessions.active", () => Volatile.Read(ref SessionsOpened) - Volatile.Read(ref SessionsClosed), "{session}", "WebSocket sessions open now");
         meter.CreateObservableCounter("pricedaemon.sessions.slow_consumer_closed", () => Volatile.Read(ref SlowConsumersClosed), "{session}", "Sessions closed because they stayed behind");
+        meter.CreateObservableCounter("pricedaemon.sessions.slow_consumer_warned", () => Volatile.Read(ref SlowConsumersWarned), "{session}", "Times a socket that stayed behind was warned and downsampled (Limits:SlowConsumerWarnSeconds)");
         meter.CreateObservableCounter("pricedaemon.client.errors", () => Volatile.Read(ref ClientErrors), "{message}", "Client messages answered with an error frame");
         meter.CreateObservableCounter("pricedaemon.send.errors", () => Volatile.Read(ref SendErrors), "{error}", "Socket writes that failed");
         if (index is not null)

@@ -57,4 +57,31 @@ public sealed class PriceFrame : StreamFrame
 
     /// <summary>The same price labelled <c>"stale": true</c>, so a cached price never pretends to be live.</summary>
     public PriceFrame AsStale() => Stale ? this : Volatile.Read(ref _stale) ?? (_stale = FrameEncoder.WithStale(this));
+
+    // Built on first need by a send pass for a socket that asked for timing; sockets that did not never cause it.
+    // The first one built wins, so every timing socket gets the same bytes (the receive time is derived from the
+    // clock at build time, which would differ by microseconds between two builders).
+    private byte[]? _timed;
+
+    /// <summary>
+    /// The frame's bytes with <c>data.received_at</c>, the wall-clock time the daemon received the tick; the plain bytes
+    /// when that was not measured (a price restored from storage).
+    /// </summary>
+    public byte[] TimedUtf8(TimeProvider time)
+    {
+        if (Volatile.Read(ref _timed) is { } timed)
+        {
+            return timed;
+        }
+
+        if (ReceivedTimestamp == 0)
+        {
+            return Utf8;
+        }
+
+        // The receive time is a monotonic timestamp: its wall-clock time is now minus its age.
+        var receivedUs = (time.GetUtcNow().UtcTicks - DateTime.UnixEpoch.Ticks - time.GetElapsedTime(ReceivedTimestamp).Ticks) / 10;
+        var built = FrameEncoder.WithReceivedAt(this, receivedUs);
+        return Interlocked.CompareExchange(ref _timed, built, null) ?? built;
+    }
 }

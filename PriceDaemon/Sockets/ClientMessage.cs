@@ -32,6 +32,9 @@ internal static class ErrorCodes
     public const string UnknownChannel = "unknown_channel";
     public const string UnknownTopic = "unknown_topic";
     public const string TopicForbidden = "topic_forbidden";
+
+    /// <summary>Also the <c>code</c> of the <c>warning</c> frame that comes first: the socket could not keep up.</summary>
+    public const string SlowConsumer = "slow_consumer";
 }
 
 /// <summary>
@@ -53,9 +56,15 @@ internal static class ClientMessageParser
     /// the list holds the notification ids instead, for the topic channel the topic names: one list, so a price
     /// message allocates nothing more. A <c>channel</c> other than price or topic is refused as unknown_channel.
     /// </summary>
-    public static Error? Parse(ReadOnlySpan<byte> utf8, out ClientAction action, List<string> instruments)
+    public static Error? Parse(ReadOnlySpan<byte> utf8, out ClientAction action, List<string> instruments) =>
+        Parse(utf8, out action, instruments, out _);
+
+    /// <param name="timing">A price subscribe's <c>"timing"</c> flag (frames carry the daemon's receive time); null when absent or not a price subscribe.</param>
+    public static Error? Parse(ReadOnlySpan<byte> utf8, out ClientAction action, List<string> instruments, out bool? timing)
     {
         action = default;
+        timing = null;
+        bool? timingField = null;
         instruments.Clear();
         string? actionName = null;
         var sawInstruments = false;
@@ -153,6 +162,16 @@ internal static class ClientMessageParser
                         topics.Add(topic);
                     }
                 }
+                else if (reader.ValueTextEquals("timing"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType is not (JsonTokenType.True or JsonTokenType.False))
+                    {
+                        return new Error(ErrorCodes.InvalidMessage, "'timing' must be true or false");
+                    }
+
+                    timingField = reader.TokenType == JsonTokenType.True;
+                }
                 else if (reader.ValueTextEquals("ids"u8))
                 {
                     reader.Read();
@@ -227,6 +246,7 @@ internal static class ClientMessageParser
                 return new Error(ErrorCodes.UnknownChannel, $"unknown channel '{Truncate(channel)}'; expected price or topic");
             case "subscribe":
                 action = ClientAction.Subscribe;
+                timing = timingField;
                 break;
             case "unsubscribe":
                 action = ClientAction.Unsubscribe;

@@ -42,6 +42,23 @@ internal static class ControlFrames
         }
     });
 
+    /// <summary>The socket stays behind: prices now come at most once per <paramref name="intervalMs"/> per instrument.</summary>
+    public static byte[] SlowConsumerWarning(int intervalMs) => Write(w =>
+    {
+        w.WriteString("type", "warning");
+        w.WriteString("code", ErrorCodes.SlowConsumer);
+        w.WriteString("message", $"this connection is not keeping up; prices are sent at most once per {intervalMs} ms per instrument until it does");
+        w.WriteNumber("interval_ms", intervalMs);
+    });
+
+    /// <summary>The end of a <see cref="SlowConsumerWarning"/>: the socket keeps up and is back to full rate.</summary>
+    public static byte[] SlowConsumerCleared() => Write(static w =>
+    {
+        w.WriteString("type", "warning_cleared");
+        w.WriteString("code", ErrorCodes.SlowConsumer);
+        w.WriteString("message", "this connection keeps up again; prices are sent at full rate");
+    });
+
     public static byte[] Subscribed(string action, IEnumerable<string> subscribed, IReadOnlyList<(string Key, string Code)> rejected) =>
         Ack(action, channel: null, "instruments", subscribed, "instrument_key", rejected);
 

@@ -73,9 +73,37 @@ public sealed class LimitsOptions
     /// <summary>How long an unanswered ping is waited for before the connection is cut: one interval.</summary>
     internal TimeSpan KeepAliveTimeout => KeepAliveSeconds == 0 ? Timeout.InfiniteTimeSpan : KeepAliveInterval;
 
-    /// <summary>A socket whose write has not completed for this long is closed as a slow consumer.</summary>
+    /// <summary>
+    /// A socket whose write has not completed for this long is cut as a slow consumer (it stopped reading). A socket
+    /// that is downsampled (<see cref="SlowConsumerWarnSeconds"/>) and still stays behind for this long is closed.
+    /// </summary>
     [Range(1, 3600)]
     public int SlowConsumerSeconds { get; set; } = 10;
+
+    /// <summary>
+    /// Flow control before a close: a socket behind for this long (its writes pending at least half of the time)
+    /// gets a <c>slow_consumer</c> warning and is downsampled to <see cref="SlowConsumerIntervalMs"/>. 0 turns flow
+    /// control off (a socket is only cut after <see cref="SlowConsumerSeconds"/>). Below SlowConsumerSeconds.
+    /// </summary>
+    [Range(0, 3600)]
+    public int SlowConsumerWarnSeconds { get; set; } = 3;
+
+    /// <summary>While downsampled, the socket's own minimum interval per instrument (and per topic); notifications are never held.</summary>
+    [Range(50, 60_000)]
+    public int SlowConsumerIntervalMs { get; set; } = 1000;
+
+    /// <summary>A downsampled socket that keeps up for this long returns to full rate (and is told so).</summary>
+    [Range(1, 3600)]
+    public int SlowConsumerRecoverSeconds { get; set; } = 5;
+
+    /// <summary>Cross-field rules, as <c>Key: problem</c>; start-up stops on any.</summary>
+    internal IEnumerable<string> Problems()
+    {
+        if (SlowConsumerWarnSeconds > 0 && SlowConsumerWarnSeconds >= SlowConsumerSeconds)
+        {
+            yield return $"SlowConsumerWarnSeconds: must be below Limits:SlowConsumerSeconds ({SlowConsumerSeconds}), or 0 to turn flow control off (got {SlowConsumerWarnSeconds})";
+        }
+    }
 
     /// <summary>How long a close handshake may take before the connection is aborted.</summary>
     [Range(1, 60)]

@@ -120,9 +120,10 @@ internal sealed partial class PriceSession
 
         ClientMessageParser.Error? error;
         ClientAction action;
+        bool? timing = null;
         try
         {
-            error = ClientMessageParser.Parse(message, out action, _keys);
+            error = ClientMessageParser.Parse(message, out action, _keys, out timing);
         }
         catch (Exception ex)
         {
@@ -173,6 +174,7 @@ internal sealed partial class PriceSession
             return;
         }
 
+        ApplyTiming(timing);
         var rejected = new List<(string Key, string Code)>();
         List<string>? unknown = null;
         List<Subscription>? added = null;

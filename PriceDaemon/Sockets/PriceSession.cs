@@ -124,4 +124,10 @@ internal sealed partial class PriceSession
     public bool IsStalled(long now, long limit) => _sender.IsStalled(now, limit);
 
     public void EnqueueControl(byte[] frame) => _sender.EnqueueControl(frame);
+
+    /// <summary>Sweeper: one look of the slow-consumer flow control (warn and downsample, recover, or close).</summary>
+    public void CheckFlow(long now) => _sender.CheckFlow(now);
+
+    /// <summary>Prices come at the slow-consumer interval: the socket stayed behind.</summary>
+    public bool IsDownsampled => _sender.IsDownsampled;
 }

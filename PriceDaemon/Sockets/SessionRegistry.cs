@@ -166,7 +166,12 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
                 // It is not reading, so a close frame would never arrive: cut the connection.
                 session.Abort();
             }
-            else if (_idleTicks > 0 && !session.IsClosing && session.IsIdle(now, _idleTicks))
+            else
+            {
+                session.CheckFlow(now);
+            }
+
+            if (_idleTicks > 0 && !session.IsClosing && session.IsIdle(now, _idleTicks))
             {
                 LogIdle(session.Id, session.Remote, _idleTicks / _time.TimestampFrequency);
                 // It still reads, so it gets a proper close: a client that was just quiet reconnects cleanly.

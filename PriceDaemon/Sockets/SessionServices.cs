@@ -36,6 +36,7 @@ internal sealed class SessionServices
         Metrics = metrics;
         Limits = limits.Value;
         Time = time;
+        Flow = new Send.FlowLimits(Limits, time);
         Logger = loggers.CreateLogger("PriceDaemon.Sockets.PriceSession");
         // Created once: Serilog's logger factory does not cache, so a logger per connection would cost about
         // a kilobyte each (its own event-id cache).
@@ -68,6 +69,9 @@ internal sealed class SessionServices
     public PipelineMetrics Metrics { get; }
 
     public LimitsOptions Limits { get; }
+
+    /// <summary>The slow-consumer thresholds in timestamp ticks, from <see cref="Limits"/>.</summary>
+    public FlowLimits Flow { get; }
 
     public TimeProvider Time { get; }
 

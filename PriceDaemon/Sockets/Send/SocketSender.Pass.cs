@@ -39,9 +39,13 @@ internal sealed partial class SocketSender
         _controlCarry = control;
         var sent = 0;
         long oldest = long.MaxValue;
-        if (pricesToo && control is null)
+        if (pricesToo && control is null && PricesDue(out var roundAt))
         {
-            AppendPrices(ref sent, ref oldest);
+            if (AppendPrices(ref sent, ref oldest) && roundAt != 0 && sent > 0)
+            {
+                // A downsampled socket's round is over: the next one is an interval away.
+                _nextRoundAt = roundAt + _services.Flow.IntervalTicks;
+            }
         }
 
         var flush = FlushBatchAsync();
@@ -57,11 +61,13 @@ internal sealed partial class SocketSender
         return ValueTask.CompletedTask;
     }
 
-    private void AppendPrices(ref int sent, ref long oldest)
+    /// <summary>Appends the frame of every marked slot; false when the batch filled first (the rest stays marked).</summary>
+    private bool AppendPrices(ref int sent, ref long oldest)
     {
         // A pass starts where the last one that filled its batch stopped, so low slots that fan-out keeps
         // marking cannot starve the high ones.
         var words = _ready.WordCount;
+        var timing = _timing; // read once a pass: a socket that never asked pays this and the branch below
         for (var i = 0; i < words; i++)
         {
             var word = (_nextWord + i) % words;
@@ -75,16 +81,18 @@ internal sealed partial class SocketSender
                 {
                     _ready.Return(word, marks);
                     _nextWord = word;
-                    return;
+                    return false;
                 }
 
-                if (Price(slots, ReadySlots.Next(word, ref marks), ref oldest) is { } payload)
+                if (Price(slots, ReadySlots.Next(word, ref marks), ref oldest) is { } frame)
                 {
-                    AppendTextFrame(payload);
+                    AppendTextFrame(timing && frame is PriceFrame price ? price.TimedUtf8(_services.Time) : frame.Utf8);
                     sent++;
                 }
             }
         }
+
+        return true;
     }
 
     /// <summary>
@@ -92,7 +100,7 @@ internal sealed partial class SocketSender
     /// subscribe, when the cache has nothing newer) if the subscription is live and the frame is newer than
     /// what the socket last got. The sequence check also keeps an older price from ever following a newer one.
     /// </summary>
-    private byte[]? Price(Subscription?[] slots, int slot, ref long oldest)
+    private StreamFrame? Price(Subscription?[] slots, int slot, ref long oldest)
     {
         if ((uint)slot >= (uint)slots.Length || Volatile.Read(ref slots[slot]) is not { } item || item.Removed)
         {
@@ -133,7 +141,7 @@ internal sealed partial class SocketSender
             oldest = frame.ReceivedTimestamp;
         }
 
-        return frame.Utf8;
+        return frame;
     }
 
     private async ValueTask AfterFlushAsync(ValueTask flush, int sent, long oldest)

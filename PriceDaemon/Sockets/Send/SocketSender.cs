@@ -61,6 +61,18 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     private int _nextWord;
     private SentState[] _sent = [];
 
+    // Flow control (FlowControl.cs). _busyTicks: how long writes were pending in all, added by the pass as each
+    // pending write ends, read by the sweeper with _writeStartedAt. _flow: the sweeper's state machine; it sets
+    // _downsampled, which a pass reads once. While downsampled a pass writes prices only once per interval
+    // (_nextRoundAt, pass only); one that is too early leaves the marks and arms _roundTimer for the due time.
+    private long _busyTicks;
+    private FlowControl _flow;
+    private volatile bool _downsampled;
+    private long _nextRoundAt;
+    private bool _pricesDeferred;
+    private ITimer? _roundTimer;
+    private volatile bool _timing;
+
     // The bytes of one write. The pass appends to _buffer without a lock; the WebSocket's own frames written
     // while a pass is building (_batching) wait in _aside and go out at the end of the same write. _writeLock
     // orders writes to the sink.
@@ -80,6 +92,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
         _abortConnection = abortConnection;
         _services = services;
         _ready = new ReadySlots(services.Limits.MaxSubscriptionsPerConnection);
+        _flow = new FlowControl(services.Time.GetTimestamp());
     }
 
     /// <summary>The connection's id: in log lines, and the key that picks its send thread.</summary>
@@ -95,6 +108,19 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
 
     /// <summary>Prices and control frames waiting for the next pass: for tests and diagnostics.</summary>
     public int QueuedCount => _ready.Count() + Volatile.Read(ref _controlCount);
+
+    /// <summary>
+    /// Price frames carry <c>data.received_at</c> (set by a subscribe with <c>"timing"</c>): a variant each frame builds
+    /// once, on first need, so sockets that do not ask get the same single serialization as ever.
+    /// </summary>
+    public bool Timing
+    {
+        get => _timing;
+        set => _timing = value;
+    }
+
+    /// <summary>The socket stayed behind and gets prices at <c>Limits:SlowConsumerIntervalMs</c> until it keeps up.</summary>
+    public bool IsDownsampled => _downsampled;
 
     /// <summary>The WebSocket built over <see cref="CreateStream"/>; it writes the close frame.</summary>
     public void Attach(WebSocket socket) => _socket = socket;
@@ -255,9 +281,16 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
 
     private void EndPass()
     {
-        Volatile.Write(ref _writeStartedAt, 0);
+        if (_writeStartedAt is var started and not 0)
+        {
+            // Cleared before the total grows: a sweeper that sees the write still pending has not counted it yet.
+            Volatile.Write(ref _writeStartedAt, 0);
+            Volatile.Write(ref _busyTicks, _busyTicks + Math.Max(0, _services.Time.GetTimestamp() - started));
+        }
+
         if (_ended)
         {
+            _roundTimer?.Dispose();
             return;
         }
 
@@ -268,6 +301,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
             // prices still queued are dropped, unless the close wanted them first. The close frame is the
             // last thing sent.
             _ended = true;
+            _roundTimer?.Dispose();
             _ = CloseOutputAsync();
             return;
         }
@@ -276,7 +310,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
         // set and did not queue the sender, a batch may have stopped at MaxBatchBytes, and a close may have
         // been requested since the check above.
         Interlocked.Exchange(ref _scheduled, 0);
-        if (_controlCarry is not null || Volatile.Read(ref _controlHead) is not null || _ready.Any() || IsClosing)
+        if (_controlCarry is not null || Volatile.Read(ref _controlHead) is not null || PricesWaiting() || IsClosing)
         {
             ScheduleSend();
         }
@@ -307,6 +341,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     private void Fail(Exception ex)
     {
         _ended = true;
+        _roundTimer?.Dispose();
         Volatile.Write(ref _writeStartedAt, 0);
         try
         {
