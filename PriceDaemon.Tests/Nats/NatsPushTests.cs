@@ -1,6 +1,8 @@
 using System.Net;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using NATS.Client.Core;
+using NATS.Net;
 using PriceDaemon.Nats;
 using PriceDaemon.Push;
 using PriceDaemon.Tests.Push;
@@ -182,11 +184,49 @@ public sealed class NatsPushTests
         Assert.That(Publisher.Id(await alice.NextAsync("notification")), Is.EqualTo("trade-2"));
     }
 
-    private async Task<TestDaemon> StartEdgeAsync()
+    [Test]
+    public async Task InboxCount_IsKeptOnEveryEdge_AndWhatItExpiredNeverReachesALaterEdge()
+    {
+        var (edge1, edge2) = (await StartEdgeAsync(("Push:InboxMaxPerUser", "2")), await StartEdgeAsync(("Push:InboxMaxPerUser", "2")));
+        using var http1 = edge1.Http();
+        foreach (var id in new[] { "n1", "n2", "n3" })
+        {
+            await Publisher.NotifyAsync(http1, "alice", id);
+        }
+
+        var metrics1 = edge1.Services.GetRequiredService<NatsMetrics>();
+        var metrics2 = edge2.Services.GetRequiredService<NatsMetrics>();
+        await Eventually.TrueAsync(
+            () => Volatile.Read(ref metrics2.PushReceived[PushKinds.Notification]) == 3 && Volatile.Read(ref metrics1.PushPublished[PushKinds.Expire]) == 1,
+            "edge 2 to take the three, and edge 1 to delete the one it expired from the bucket");
+
+        await using (var connection = new NatsConnection(new NatsOpts { Url = _nats.Url }))
+        {
+            var bucket = await connection.CreateKeyValueStoreContext().GetStoreAsync("push-inbox");
+            var keys = new List<string>();
+            await foreach (var key in bucket.GetKeysAsync())
+            {
+                keys.Add(key);
+            }
+
+            Assert.That(keys, Is.EquivalentTo(new[] { "alice.n2", "alice.n3" }), "the bucket holds what every edge keeps");
+        }
+
+        var late = await StartEdgeAsync(("Push:InboxMaxPerUser", "2"));
+        foreach (var edge in new[] { edge1, edge2, late })
+        {
+            await using var alice = await Publisher.ConnectAsync(edge.WebSocketUri, "alice");
+            var replayed = new[] { await alice.NextAsync("notification"), await alice.NextAsync("notification") };
+            Assert.That(replayed.Select(Publisher.Id), Is.EqualTo(new[] { "n2", "n3" }), $"edge {_edges.IndexOf(edge) + 1}: the newest two, oldest first");
+            Assert.That(replayed.All(Publisher.Replayed), Is.True);
+        }
+    }
+
+    private async Task<TestDaemon> StartEdgeAsync(params (string Key, string Value)[] extra)
     {
         var edge = await TestDaemon.StartAsync(Publisher.Settings(
-            ("Feed:Source", "Nats"), ("Nats:Url", _nats.Url), ("Nats:ReconnectMinMs", "50"), ("Nats:ReconnectMaxMs", "200"),
-            ("Push:Topics:0:Name", "leaderboard"), ("Push:Topics:0:AllowAnonymous", "true")));
+            [("Feed:Source", "Nats"), ("Nats:Url", _nats.Url), ("Nats:ReconnectMinMs", "50"), ("Nats:ReconnectMaxMs", "200"),
+            ("Push:Topics:0:Name", "leaderboard"), ("Push:Topics:0:AllowAnonymous", "true"), .. extra]));
         _edges.Add(edge);
         return edge;
     }
