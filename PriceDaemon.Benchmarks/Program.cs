@@ -18,6 +18,8 @@ public static class Program
                 return await BaselineServer.RunAsync(args[1..]).ConfigureAwait(false);
             case "raw-sender":
                 return RawCeiling.RunSender(args[1..]);
+            case "push":
+                return await Push.PushCommand.RunAsync(args[1..], Console.Out, Console.Error).ConfigureAwait(false);
             case "check-allocations":
                 return AllocationCheck.Run(args[1..], Console.Out);
             default:

@@ -145,11 +145,5 @@ public sealed class AnnouncementTests
         Assert.That(results.Count(r => r.Status == HttpStatusCode.Conflict), Is.EqualTo(80 - AnnouncementBoard.MaxActive));
     }
 
-    private static async Task<HttpStatusCode> DeleteAsync(HttpClient http, string id)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Delete, $"/api/announcements/{id}");
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Publisher.Key);
-        using var response = await http.SendAsync(request);
-        return response.StatusCode;
-    }
+    private static Task<HttpStatusCode> DeleteAsync(HttpClient http, string id) => Publisher.DeleteAnnouncementAsync(http, id);
 }

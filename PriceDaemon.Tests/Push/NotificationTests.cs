@@ -121,6 +121,44 @@ public sealed class NotificationTests
     }
 
     [Test]
+    public async Task UserWithReservedCharactersInSub_ReceivesNotificationsPublishedToItsUrlEncodedSub()
+    {
+        // Identity providers put '|' and '/' in subs; '%', '?', '#', spaces and non-ASCII must survive the URL too.
+        string[] users = ["google-oauth2|1234/5678", "google-oauth2|1234", "a b/c?d#e", "100%2Fsure", "100/sure", "ünï/çødé"];
+        await using var daemon = await TestDaemon.StartAsync(Publisher.Settings());
+        using var http = daemon.Http();
+        var sockets = new List<TestClient>();
+        try
+        {
+            foreach (var user in users)
+            {
+                var socket = await Publisher.ConnectAsync(daemon.WebSocketUri, user);
+                await socket.NextAsync("status");
+                sockets.Add(socket);
+            }
+
+            for (var i = 0; i < users.Length; i++)
+            {
+                var (status, body) = await Publisher.PublishAsync(http, users[i], $$$"""{"id":"for-{{{i}}}","kind":"trade","data":{}}""");
+                Assert.That((status, body.GetProperty("sockets").GetInt32()), Is.EqualTo((HttpStatusCode.Accepted, 1)), users[i]);
+            }
+
+            for (var i = 0; i < users.Length; i++)
+            {
+                // Each socket's first notification is its own: one meant for a look-alike sub would have come first.
+                Assert.That(Publisher.Id(await sockets[i].NextAsync("notification")), Is.EqualTo($"for-{i}"), users[i]);
+            }
+        }
+        finally
+        {
+            foreach (var socket in sockets)
+            {
+                await socket.DisposeAsync();
+            }
+        }
+    }
+
+    [Test]
     public async Task Acks_PastTheConnectionsBudget_AreRateLimited_AndNotApplied()
     {
         await using var daemon = await TestDaemon.StartAsync(Publisher.Settings(("Limits:MaxAcksPerMinute", "2")));

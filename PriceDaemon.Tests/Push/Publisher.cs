@@ -67,6 +67,27 @@ internal static class Publisher
             ["expires_at"] = expiresAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture),
         }), credential);
 
+    /// <summary><c>PUT /api/topics/{topic}</c>: the answer's status, and its body (<c>{"topic","seq"}</c> or an error).</summary>
+    public static Task<(HttpStatusCode Status, JsonElement Body)> SetTopicAsync(HttpClient http, string topic, string body, string credential = Key) =>
+        SendAsync(http, HttpMethod.Put, $"/api/topics/{topic}", body, credential);
+
+    public static async Task<HttpStatusCode> DeleteAnnouncementAsync(HttpClient http, string id) =>
+        (await SendAsync(http, HttpMethod.Delete, $"/api/announcements/{id}", null, Key)).Status;
+
+    private static async Task<(HttpStatusCode Status, JsonElement Body)> SendAsync(HttpClient http, HttpMethod method, string path, string? body, string credential)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (body is not null)
+        {
+            request.Content = new StringContent(body, Encoding.UTF8, "application/json");
+        }
+
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", credential);
+        using var response = await http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone());
+    }
+
     public static async Task<(HttpStatusCode Status, JsonElement Body)> PostAnnouncementAsync(HttpClient http, string body, string credential = Publisher.Key)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "/api/announcements") { Content = new StringContent(body, Encoding.UTF8, "application/json") };

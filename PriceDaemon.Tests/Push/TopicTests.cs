@@ -1,6 +1,4 @@
 using System.Net;
-using System.Net.Http.Headers;
-using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using PriceDaemon.Push;
 using PriceDaemon.Tests.Security;
@@ -129,11 +127,6 @@ public sealed class TopicTests
         Assert.That(await SetAsync(http, "leaderboard", "{"), Is.EqualTo(HttpStatusCode.BadRequest));
     }
 
-    private static async Task<HttpStatusCode> SetAsync(HttpClient http, string topic, string body, string credential = Publisher.Key)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Put, $"/api/topics/{topic}") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", credential);
-        using var response = await http.SendAsync(request);
-        return response.StatusCode;
-    }
+    private static async Task<HttpStatusCode> SetAsync(HttpClient http, string topic, string body, string credential = Publisher.Key) =>
+        (await Publisher.SetTopicAsync(http, topic, body, credential)).Status;
 }

@@ -16,6 +16,13 @@ internal sealed class NatsMetrics
     internal long Connects;
     internal long Disconnects;
 
+    // Pushes shared through the push buckets, by PushKind.
+    internal readonly long[] PushPublished = new long[PushKinds.Count];
+    internal readonly long[] PushReceived = new long[PushKinds.Count];
+    internal readonly long[] PushDeduped = new long[PushKinds.Count];
+    internal long PushUnavailable;
+    internal long PushWriteFailures;
+
     public NatsMetrics(IMeterFactory meterFactory)
     {
         var meter = meterFactory.Create(PipelineMetrics.MeterName);
@@ -28,8 +35,29 @@ internal sealed class NatsMetrics
         meter.CreateObservableCounter("pricedaemon.nats.kv_applied", () => Volatile.Read(ref KvApplied), "{tick}", "Last values taken from the bucket because they were newer than what the edge had");
         meter.CreateObservableCounter("pricedaemon.nats.connects", () => Volatile.Read(ref Connects), "{connect}", "NATS connections opened");
         meter.CreateObservableCounter("pricedaemon.nats.disconnects", () => Volatile.Read(ref Disconnects), "{disconnect}", "NATS connections lost");
+        meter.CreateObservableCounter("pricedaemon.nats.push_published", () => ByKind(PushPublished), "{change}", "Push changes this daemon wrote to the push buckets, by kind (notification, ack, expire, topic, announcement, announcement_removed)");
+        meter.CreateObservableCounter("pricedaemon.nats.push_received", () => ByKind(PushReceived), "{change}", "Push changes from the buckets that were new to this daemon (another daemon's publish, or one not yet applied here), by kind");
+        meter.CreateObservableCounter("pricedaemon.nats.push_deduped", () => ByKind(PushDeduped), "{change}", "Push changes not delivered again: a bucket change this daemon had already applied (its own publish coming back), or a publish whose id another daemon had stored, by kind");
+        meter.CreateObservableCounter("pricedaemon.nats.push_unavailable", () => Volatile.Read(ref PushUnavailable), "{publish}", "Publishes answered 503 because NATS did not store them in Nats:PushTimeoutMs (nothing was delivered)");
+        meter.CreateObservableCounter("pricedaemon.nats.push_write_failures", () => Volatile.Read(ref PushWriteFailures), "{write}", "Ack and expiry writes to the inbox bucket that failed and are retried");
         HopLatency = meter.CreateHistogram<double>("pricedaemon.nats.hop_latency", "s", "Publisher tap to edge receipt, by the two wall clocks (same host, or NTP/PTP-synced hosts)");
     }
 
     internal Histogram<double> HopLatency { get; }
+
+    private static Measurement<long>[] ByKind(long[] counts) =>
+        [.. PushKinds.Names.Select((name, i) => new Measurement<long>(Volatile.Read(ref counts[i]), new KeyValuePair<string, object?>("kind", name)))];
+}
+
+/// <summary>The kinds of push change a daemon shares over NATS, as indexes of <see cref="NatsMetrics"/>' push counters.</summary>
+internal static class PushKinds
+{
+    public const int Notification = 0;
+    public const int Ack = 1;
+    public const int Expire = 2;
+    public const int Topic = 3;
+    public const int Announcement = 4;
+    public const int AnnouncementRemoved = 5;
+    public static readonly string[] Names = ["notification", "ack", "expire", "topic", "announcement", "announcement_removed"];
+    public static int Count => Names.Length;
 }

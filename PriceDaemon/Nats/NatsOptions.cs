@@ -57,6 +57,21 @@ public sealed class NatsOptions
     [Range(10, 600_000)]
     public int ReconnectMaxMs { get; set; } = 5000;
 
+    /// <summary>
+    /// With pushes on (<c>Push:PublisherKey</c>), the three key-value buckets every daemon shares them through:
+    /// <c>&lt;prefix&gt;-inbox</c> (users' notifications), <c>&lt;prefix&gt;-topics</c>, <c>&lt;prefix&gt;-announcements</c>.
+    /// </summary>
+    [Required]
+    [RegularExpression("^[A-Za-z0-9_-]+$", ErrorMessage = "must be letters, digits, '_' or '-'")]
+    public string PushBucketPrefix { get; set; } = "push";
+
+    /// <summary>
+    /// How long a publish waits for NATS to store it before the API answers 503: nothing was delivered, and the publisher
+    /// retries with the same id (a write that did land meanwhile answers the retry as a duplicate).
+    /// </summary>
+    [Range(50, 60_000)]
+    public int PushTimeoutMs { get; set; } = 2000;
+
     /// <summary>Client name shown by the server's monitoring; empty uses <c>pricedaemon@&lt;host&gt;</c>.</summary>
     public string Name { get; set; } = "";
 

@@ -26,6 +26,13 @@ public static class NatsServiceCollectionExtensions
         services.TryAddSingleton<NatsMetrics>();
         services.TryAddSingleton<NatsLink>();
         services.AddHealthChecks().AddCheck<NatsHealthCheck>("nats", tags: ["ready"]);
+        if (Push.PushServiceCollectionExtensions.IsEnabled(configuration))
+        {
+            // Pushes are shared by every daemon of the deployment: the buckets replace the inbox file (NatsPushes).
+            services.AddSingleton<NatsPushes>();
+            services.AddSingleton<Push.IPushReplica>(static sp => sp.GetRequiredService<NatsPushes>());
+            services.AddHostedService(static sp => sp.GetRequiredService<NatsPushes>());
+        }
         if (edge)
         {
             services.AddSingleton<NatsFeed>();

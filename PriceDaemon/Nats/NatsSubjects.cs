@@ -48,6 +48,31 @@ internal static class NatsSubjects
         return text.ToString();
     }
 
+    /// <summary>The text <see cref="Escape"/> made <paramref name="token"/> from: push buckets name announcements and topics by key.</summary>
+    public static string Unescape(string token)
+    {
+        if (token == "=")
+        {
+            return "";
+        }
+
+        var bytes = new List<byte>(token.Length);
+        for (var i = 0; i < token.Length; i++)
+        {
+            if (token[i] == '=' && i + 2 < token.Length && byte.TryParse(token.AsSpan(i + 1, 2), System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out var b))
+            {
+                bytes.Add(b);
+                i += 2;
+            }
+            else
+            {
+                bytes.Add((byte)token[i]);
+            }
+        }
+
+        return Encoding.UTF8.GetString([.. bytes]);
+    }
+
     /// <summary>Null when <paramref name="filter"/> is a valid filter under <c>prices.</c>; otherwise why not.</summary>
     public static string? Problem(string filter)
     {

@@ -44,22 +44,59 @@ internal sealed class AnnouncementBoard
     {
         lock (_gate)
         {
-            var now = _time.GetUtcNow();
-            if (_active.TryGetValue(id, out var held) && held.ExpiresAt > now)
+            if (AdmitsLocked(id) is var admits and not AddResult.Added)
             {
-                return (AddResult.Duplicate, null);
-            }
-
-            // An expired one under this id frees the id; it is replaced below either way.
-            if (_active.Count(a => a.Key != id && a.Value.ExpiresAt > now) >= MaxActive)
-            {
-                return (AddResult.Full, null);
+                return (admits, null);
             }
 
             var announcement = new Announcement(id, level, message, expiresAt, PushFrames.Announcement(id, level, message, expiresAt));
             _active[id] = announcement;
             Interlocked.Increment(ref Published);
             return (AddResult.Added, announcement);
+        }
+    }
+
+    /// <summary>What <see cref="Add"/> would answer now, without adding: a shared board (NATS) asks before it writes.</summary>
+    public AddResult Admits(string id)
+    {
+        lock (_gate)
+        {
+            return AdmitsLocked(id);
+        }
+    }
+
+    private AddResult AdmitsLocked(string id)
+    {
+        var now = _time.GetUtcNow();
+        if (_active.TryGetValue(id, out var held) && held.ExpiresAt > now)
+        {
+            return AddResult.Duplicate;
+        }
+
+        // An expired one under this id frees the id; it is replaced either way.
+        return _active.Count(a => a.Key != id && a.Value.ExpiresAt > now) >= MaxActive ? AddResult.Full : AddResult.Added;
+    }
+
+    /// <summary>
+    /// A shared board (NATS): takes an announcement as the bucket holds it, published here or on another daemon, and
+    /// runs <paramref name="added"/> (queueing it on this daemon's open sockets) under the lock <see cref="SendActive"/>
+    /// takes. The cap was checked where it was published; one in force under this id already is not sent again.
+    /// </summary>
+    public bool Apply(string id, string level, string message, DateTimeOffset expiresAt, Action<Announcement> added)
+    {
+        lock (_gate)
+        {
+            var now = _time.GetUtcNow();
+            if (expiresAt <= now || (_active.TryGetValue(id, out var held) && held.ExpiresAt > now))
+            {
+                return false;
+            }
+
+            var announcement = new Announcement(id, level, message, expiresAt, PushFrames.Announcement(id, level, message, expiresAt));
+            _active[id] = announcement;
+            Interlocked.Increment(ref Published);
+            added(announcement);
+            return true;
         }
     }
 

@@ -32,7 +32,9 @@ internal sealed partial class NotificationInbox : BackgroundService
     private readonly ConcurrentQueue<(string Key, InboxEntry? Entry)> _changes = new(); // Entry null: delete
     private List<(string Key, InboxEntry? Entry)>? _unwritten; // the writer's: a batch whose write failed
     private readonly TimeSpan _maxAge;
+    private readonly IPushReplica? _replica; // a NATS deployment: the shared bucket is the store, not the file
     private LiteDatabase? _db;
+    private bool _opened;
     private long _lastSweep;
 
     // Counters for /metrics.
@@ -45,9 +47,11 @@ internal sealed partial class NotificationInbox : BackgroundService
     internal long Pending;
     internal long Written;
 
-    public NotificationInbox(IOptions<PushOptions> options, IOptions<StorageOptions> storage, TimeProvider time, ILogger<NotificationInbox> logger, IMeterFactory meterFactory)
+    public NotificationInbox(
+        IOptions<PushOptions> options, IOptions<StorageOptions> storage, TimeProvider time, ILogger<NotificationInbox> logger, IMeterFactory meterFactory, IPushReplica? replica = null)
     {
         _options = options.Value;
+        _replica = replica;
         _time = time;
         _logger = logger;
         _maxAge = TimeSpan.FromMinutes(_options.InboxMaxAgeMinutes);
@@ -71,11 +75,21 @@ internal sealed partial class NotificationInbox : BackgroundService
     /// <summary>Users with at least one entry (unacked or kept for dedupe): for /metrics.</summary>
     public int Users => _users.Count;
 
-    /// <summary>Opens the file and loads every entry younger than the maximum age; idempotent.</summary>
+    /// <summary>
+    /// Opens the file and loads every entry younger than the maximum age; idempotent. A shared inbox (NATS) opens no
+    /// file: the bucket is its store, and <see cref="Apply"/> loads it.
+    /// </summary>
     public void Open()
     {
-        if (_db is not null)
+        if (_db is not null || _opened)
         {
+            return;
+        }
+
+        if (_replica is not null)
+        {
+            _opened = true;
+            LogShared();
             return;
         }
 
@@ -96,7 +110,7 @@ internal sealed partial class NotificationInbox : BackgroundService
 
                 if (entry.CreatedAt < oldest)
                 {
-                    _changes.Enqueue((entry.StoreKey, null));
+                    Queue(entry.StoreKey, null);
                     continue;
                 }
 
@@ -155,10 +169,79 @@ internal sealed partial class NotificationInbox : BackgroundService
         }
 
         var entry = new InboxEntry(user, id, kind, _time.GetUtcNow(), data);
-        if (inbox.PendingCount >= _options.InboxMaxPerUser)
+        InsertLocked(inbox, entry, origin: true);
+        return entry;
+    }
+
+    /// <summary>Whether <paramref name="user"/>'s inbox holds <paramref name="id"/> (unacked, or acked and kept for dedupe).</summary>
+    public bool Contains(string user, string id)
+    {
+        if (!_users.TryGetValue(user, out var inbox))
+        {
+            return false;
+        }
+
+        lock (inbox)
+        {
+            return inbox.Entries.Exists(e => e.Id == id);
+        }
+    }
+
+    /// <summary>
+    /// A shared inbox (NATS): takes a notification as the bucket holds it, written by this daemon's publish API
+    /// (<paramref name="origin"/>) or by another daemon's. <see cref="InboxChange.New"/> when it is new here and unacked: the caller delivers it
+    /// to this daemon's sockets, so each socket gets it once whichever path brings it first. One held already is taken
+    /// for its ack only (a client acked it on another daemon).
+    /// </summary>
+    public InboxChange Apply(InboxEntry entry, bool origin)
+    {
+        while (true)
+        {
+            var inbox = _users.GetOrAdd(entry.User, static _ => new UserInbox());
+            lock (inbox)
+            {
+                if (inbox.Removed)
+                {
+                    continue;
+                }
+
+                var held = inbox.Entries.Find(e => e.Id == entry.Id);
+                if (held is not null)
+                {
+                    if (!entry.Acked || held.Acked)
+                    {
+                        return InboxChange.Known;
+                    }
+
+                    held.MarkAcked();
+                    inbox.PendingCount--;
+                    Interlocked.Decrement(ref Pending);
+                    return InboxChange.Acked;
+                }
+
+                if (entry.CreatedAt < _time.GetUtcNow() - _maxAge)
+                {
+                    return InboxChange.Known;
+                }
+
+                InsertLocked(inbox, entry, origin);
+                return entry.Acked ? InboxChange.Acked : InboxChange.New;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Adds <paramref name="entry"/> in order of creation, keeping the user's counts: past the unacked limit the oldest
+    /// unacked expires, past the same number of acked ids the oldest acked goes. Only the daemon that published it
+    /// (<paramref name="origin"/>) tells a shared store what it expired; the others apply the same rule themselves.
+    /// </summary>
+    private void InsertLocked(UserInbox inbox, InboxEntry entry, bool origin)
+    {
+        // An acked entry arrives only from a shared store (an id kept for dedupe): it takes no unacked place.
+        if (!entry.Acked && inbox.PendingCount >= _options.InboxMaxPerUser)
         {
             var oldest = inbox.Entries.FindIndex(static e => !e.Acked);
-            RemoveAt(inbox, oldest);
+            RemoveAt(inbox, oldest, origin);
             // Once per time the inbox fills, not per notification: a user away for a day would write a line each.
             if (!inbox.Full)
             {
@@ -166,7 +249,7 @@ internal sealed partial class NotificationInbox : BackgroundService
                 LogOverflow(_options.InboxMaxPerUser);
             }
         }
-        else
+        else if (!entry.Acked)
         {
             inbox.Full = false;
         }
@@ -174,15 +257,23 @@ internal sealed partial class NotificationInbox : BackgroundService
         // Acked entries are kept for dedupe only: as many as the unacked limit, oldest out first.
         if (inbox.Entries.Count - inbox.PendingCount >= _options.InboxMaxPerUser)
         {
-            RemoveAt(inbox, inbox.Entries.FindIndex(static e => e.Acked));
+            RemoveAt(inbox, inbox.Entries.FindIndex(static e => e.Acked), origin);
         }
 
-        inbox.Entries.Add(entry);
-        inbox.PendingCount++;
-        Interlocked.Increment(ref Pending);
-        Interlocked.Increment(ref Published);
-        _changes.Enqueue((entry.StoreKey, entry));
-        return entry;
+        // Oldest first: from a shared store an entry can arrive after a younger one (the bucket orders by last write).
+        inbox.Entries.Insert(inbox.Entries.FindLastIndex(e => e.CreatedAt <= entry.CreatedAt) + 1, entry);
+        if (!entry.Acked)
+        {
+            inbox.PendingCount++;
+            Interlocked.Increment(ref Pending);
+        }
+
+        if (origin)
+        {
+            Interlocked.Increment(ref Published);
+        }
+
+        Queue(entry.StoreKey, entry);
     }
 
     /// <summary>The replay frames of <paramref name="user"/>'s unacked notifications, oldest first.</summary>
@@ -226,7 +317,8 @@ internal sealed partial class NotificationInbox : BackgroundService
                 inbox.PendingCount--;
                 Interlocked.Decrement(ref Pending);
                 Interlocked.Increment(ref Acked);
-                _changes.Enqueue((entry.StoreKey, entry));
+                Queue(entry.StoreKey, entry);
+                _replica?.Acked(entry);
                 acked.Add(id);
             }
         }
@@ -244,7 +336,7 @@ internal sealed partial class NotificationInbox : BackgroundService
             {
                 while (inbox.Entries.Count > 0 && inbox.Entries[0].CreatedAt < oldest)
                 {
-                    RemoveAt(inbox, 0);
+                    RemoveAt(inbox, 0, origin: false); // each daemon sweeps by age; a shared bucket ages entries out itself
                 }
 
                 if (inbox.Entries.Count == 0)
@@ -382,7 +474,7 @@ internal sealed partial class NotificationInbox : BackgroundService
         new(Volatile.Read(ref Replayed), new KeyValuePair<string, object?>("path", "replay")),
     ];
 
-    private void RemoveAt(UserInbox inbox, int index)
+    private void RemoveAt(UserInbox inbox, int index, bool origin)
     {
         var entry = inbox.Entries[index];
         inbox.Entries.RemoveAt(index);
@@ -393,7 +485,20 @@ internal sealed partial class NotificationInbox : BackgroundService
             Interlocked.Increment(ref Expired);
         }
 
-        _changes.Enqueue((entry.StoreKey, null));
+        Queue(entry.StoreKey, null);
+        if (origin)
+        {
+            _replica?.Expired(entry);
+        }
+    }
+
+    /// <summary>Queues a change for the file; a shared inbox has no file (the bucket was written before the change).</summary>
+    private void Queue(string key, InboxEntry? entry)
+    {
+        if (_replica is null)
+        {
+            _changes.Enqueue((key, entry));
+        }
     }
 
     private sealed class UserInbox
@@ -404,6 +509,9 @@ internal sealed partial class NotificationInbox : BackgroundService
         public bool Full; // the overflow was logged; cleared once a notification fits without expiring one
     }
 
+    [LoggerMessage(EventId = 373, Level = LogLevel.Information, Message = "Inbox shared through NATS: no inbox file; the key-value bucket is its store")]
+    private partial void LogShared();
+
     [LoggerMessage(EventId = 370, Level = LogLevel.Information, Message = "Inbox {Path} opened: {Entries} entries, {Pending} unacked")]
     private partial void LogOpened(string path, int entries, long pending);
 
@@ -412,4 +520,17 @@ internal sealed partial class NotificationInbox : BackgroundService
 
     [LoggerMessage(EventId = 372, Level = LogLevel.Error, Message = "Inbox {Path}: write failed, retried at the next flush: {Error}")]
     private partial void LogWriteFailed(string path, string error);
+}
+
+/// <summary>What <see cref="NotificationInbox.Apply"/> changed.</summary>
+internal enum InboxChange
+{
+    /// <summary>Nothing: held already as it is, or aged out.</summary>
+    Known,
+
+    /// <summary>A notification new here and unacked: to deliver to this daemon's sockets.</summary>
+    New,
+
+    /// <summary>An ack made on another daemon (or an acked id new here, kept for dedupe): not replayed here any more.</summary>
+    Acked,
 }

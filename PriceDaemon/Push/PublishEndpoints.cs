@@ -24,15 +24,16 @@ internal static class PublishEndpoints
     {
         app.MapPost("/api/publish/users/{sub}", PublishToUserAsync);
         app.MapPost("/api/announcements", PublishAnnouncementAsync);
-        app.MapDelete("/api/announcements/{id}", DeleteAnnouncement);
+        app.MapDelete("/api/announcements/{id}", DeleteAnnouncementAsync);
         app.MapPut("/api/topics/{name}", SetTopicAsync);
         return app;
     }
 
     private static async Task<IResult> PublishToUserAsync(
-        string sub, HttpContext context, IOptions<PushOptions> options, NotificationInbox inbox, SessionRegistry sessions, Security.ClientAuthenticator authenticator)
+        string sub, HttpContext context, IOptions<PushOptions> options, NotificationInbox inbox, SessionRegistry sessions, Security.ClientAuthenticator authenticator, TimeProvider time)
     {
         var push = options.Value;
+        sub = UserOf(context, sub);
         if (!IsPublisher(context, push.PublisherKey))
         {
             return Unauthorized(context);
@@ -102,22 +103,74 @@ internal static class PublishEndpoints
 
         // Without an id of the publisher's, a retry cannot be recognized: each call is a new notification.
         id ??= "n-" + Guid.NewGuid().ToString("N");
+        if (context.RequestServices.GetService<IPushReplica>() is { } replica)
+        {
+            return await PublishSharedAsync(replica, new InboxEntry(sub, id, kind, time.GetUtcNow(), data), inbox, sessions, context.RequestAborted).ConfigureAwait(false);
+        }
+
         var entry = inbox.Add(sub, id, kind, data);
         if (entry is null)
         {
-            return TypedResults.Json(new PublishResult(id, Duplicate: true, Sockets: 0), DaemonJsonContext.Relaxed.PublishResult, statusCode: StatusCodes.Status200OK);
+            return Duplicate(id);
         }
 
-        var sockets = 0;
-        foreach (var session in sessions.SessionsOf(sub))
-        {
-            session.EnqueueControl(entry.Live);
-            sockets++;
-        }
-
-        Interlocked.Add(ref inbox.Delivered, sockets);
-        return TypedResults.Json(new PublishResult(id, Duplicate: false, Sockets: sockets), DaemonJsonContext.Relaxed.PublishResult, statusCode: StatusCodes.Status202Accepted);
+        return Accepted(id, PushDelivery.ToUser(sessions, inbox, entry));
     }
+
+    /// <summary>
+    /// A NATS deployment: stored in the shared inbox first (an id any daemon stored already is a duplicate), then
+    /// delivered to this daemon's sockets; every other daemon delivers it to its own when its watch brings it.
+    /// </summary>
+    private static async Task<IResult> PublishSharedAsync(IPushReplica replica, InboxEntry entry, NotificationInbox inbox, SessionRegistry sessions, CancellationToken cancellationToken)
+    {
+        if (inbox.Contains(entry.User, entry.Id))
+        {
+            Interlocked.Increment(ref inbox.Duplicates);
+            return Duplicate(entry.Id);
+        }
+
+        switch (await replica.CreateNotificationAsync(entry, cancellationToken).ConfigureAwait(false))
+        {
+            case ReplicaWrite.Unavailable:
+                return Unavailable("notification");
+            case ReplicaWrite.Duplicate:
+                Interlocked.Increment(ref inbox.Duplicates);
+                return Duplicate(entry.Id);
+        }
+
+        // False when this daemon's watch brought it back first and delivered it: the same sockets, once.
+        var sockets = inbox.Apply(entry, origin: true) == InboxChange.New ? PushDelivery.ToUser(sessions, inbox, entry) : sessions.SessionsOf(entry.User).Length;
+        return Accepted(entry.Id, sockets);
+    }
+
+    /// <summary>
+    /// The user as the publisher wrote it, URL-decoded from the request line: a token's <c>sub</c> may hold '/' (sent as
+    /// <c>%2F</c>, which the server leaves encoded in the path so that it does not split the route) or '%' itself.
+    /// </summary>
+    private static string UserOf(HttpContext context, string routed)
+    {
+        const string Route = "/api/publish/users/";
+        var raw = context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget ?? "";
+        var at = raw.IndexOf(Route, StringComparison.Ordinal);
+        if (at < 0)
+        {
+            return routed;
+        }
+
+        var segment = raw.AsSpan(at + Route.Length);
+        var end = segment.IndexOfAny('?', '#');
+        return Uri.UnescapeDataString((end < 0 ? segment : segment[..end]).ToString());
+    }
+
+    private static IResult Duplicate(string id) =>
+        TypedResults.Json(new PublishResult(id, Duplicate: true, Sockets: 0), DaemonJsonContext.Relaxed.PublishResult, statusCode: StatusCodes.Status200OK);
+
+    private static IResult Accepted(string id, int sockets) =>
+        TypedResults.Json(new PublishResult(id, Duplicate: false, Sockets: sockets), DaemonJsonContext.Relaxed.PublishResult, statusCode: StatusCodes.Status202Accepted);
+
+    /// <summary>503: NATS did not store the publish in time, so nothing of it was delivered anywhere; the backend retries.</summary>
+    private static IResult Unavailable(string what) => Error(StatusCodes.Status503ServiceUnavailable, "nats_unavailable",
+        $"NATS did not store the {what} within Nats:PushTimeoutMs; nothing was delivered. Retry with the same id (a write that landed meanwhile answers as a duplicate)");
 
     private const int MaxMessageLength = 2000;
 
@@ -205,45 +258,81 @@ internal static class PublishEndpoints
         }
 
         id ??= "a-" + Guid.NewGuid().ToString("N");
+        if (context.RequestServices.GetService<IPushReplica>() is { } replica)
+        {
+            return await AnnounceSharedAsync(replica, id, level, message, expiresAt.Value, board, sessions, context.RequestAborted).ConfigureAwait(false);
+        }
+
         var (added, announcement) = board.Add(id, level, message, expiresAt.Value);
         if (added == AddResult.Full)
         {
-            return Error(StatusCodes.Status409Conflict, "too_many_announcements",
-                $"{AnnouncementBoard.MaxActive} announcements are in force; DELETE one or let one expire first");
+            return TooManyAnnouncements();
         }
 
         if (added == AddResult.Duplicate || announcement is null)
         {
-            return TypedResults.Json(new PublishResult(id, Duplicate: true, Sockets: 0), DaemonJsonContext.Relaxed.PublishResult, statusCode: StatusCodes.Status200OK);
+            return Duplicate(id);
+        }
+
+        return Accepted(id, PushDelivery.ToAll(sessions, announcement.Frame));
+    }
+
+    /// <summary>
+    /// A NATS deployment: the cap and a duplicate are checked on this daemon's copy of the board, the announcement is
+    /// stored in the shared bucket, then sent to this daemon's sockets; the others send it when their watch brings it.
+    /// </summary>
+    private static async Task<IResult> AnnounceSharedAsync(
+        IPushReplica replica, string id, string level, string message, DateTimeOffset expiresAt, AnnouncementBoard board, SessionRegistry sessions, CancellationToken cancellationToken)
+    {
+        switch (board.Admits(id))
+        {
+            case AddResult.Full:
+                return TooManyAnnouncements();
+            case AddResult.Duplicate:
+                return Duplicate(id);
+        }
+
+        var stored = new Announcement(id, level, message, expiresAt, []);
+        switch (await replica.AddAnnouncementAsync(stored, cancellationToken).ConfigureAwait(false))
+        {
+            case ReplicaWrite.Unavailable:
+                return Unavailable("announcement");
+            case ReplicaWrite.Duplicate:
+                return Duplicate(id);
         }
 
         var sockets = 0;
-        foreach (var session in sessions.Sessions)
-        {
-            session.EnqueueControl(announcement.Frame);
-            sockets++;
-        }
-
-        return TypedResults.Json(new PublishResult(id, Duplicate: false, Sockets: sockets), DaemonJsonContext.Relaxed.PublishResult, statusCode: StatusCodes.Status202Accepted);
+        board.Apply(id, level, message, expiresAt, a => sockets = PushDelivery.ToAll(sessions, a.Frame));
+        return Accepted(id, sockets);
     }
 
+    private static IResult TooManyAnnouncements() => Error(StatusCodes.Status409Conflict, "too_many_announcements",
+        $"{AnnouncementBoard.MaxActive} announcements are in force; DELETE one or let one expire first");
+
     /// <summary>Ends an announcement before it expires: new sockets no longer get it, open ones are told to hide it.</summary>
-    private static IResult DeleteAnnouncement(string id, HttpContext context, IOptions<PushOptions> options, AnnouncementBoard board, SessionRegistry sessions)
+    private static async Task<IResult> DeleteAnnouncementAsync(string id, HttpContext context, IOptions<PushOptions> options, AnnouncementBoard board, SessionRegistry sessions)
     {
         if (!IsPublisher(context, options.Value.PublisherKey))
         {
             return Unauthorized(context);
         }
 
-        var frame = PushFrames.AnnouncementRemoved(id);
-        var removed = board.Remove(id, () =>
+        // A NATS deployment: removed from the shared bucket first (every daemon's watch tells its sockets, this one's
+        // possibly before the line below), then here.
+        var shared = false;
+        if (board.Contains(id) && context.RequestServices.GetService<IPushReplica>() is { } replica)
         {
-            foreach (var session in sessions.Sessions)
+            if (await replica.RemoveAnnouncementAsync(id, context.RequestAborted).ConfigureAwait(false) == ReplicaWrite.Unavailable)
             {
-                session.EnqueueControl(frame);
+                return Unavailable("announcement's removal");
             }
-        });
-        return removed
+
+            shared = true;
+        }
+
+        var frame = PushFrames.AnnouncementRemoved(id);
+        var removed = board.Remove(id, () => PushDelivery.ToAll(sessions, frame));
+        return removed || shared
             ? TypedResults.NoContent()
             : Error(StatusCodes.Status404NotFound, "unknown_announcement", $"no announcement '{Truncate(id)}' is in force");
     }
@@ -274,7 +363,24 @@ internal static class PublishEndpoints
             data = body!.RootElement.GetRawText();
         }
 
-        var seq = topics.Set(id, data);
+        long seq;
+        if (context.RequestServices.GetService<IPushReplica>() is { } replica)
+        {
+            // A NATS deployment: the bucket's revision is the value's seq on every daemon; applied here at once, and by
+            // the others when their watch brings it.
+            (var stored, seq) = await replica.SetTopicAsync(name, data, context.RequestAborted).ConfigureAwait(false);
+            if (stored == ReplicaWrite.Unavailable)
+            {
+                return Unavailable("topic value");
+            }
+
+            topics.SetAt(id, data, seq);
+        }
+        else
+        {
+            seq = topics.Set(id, data);
+        }
+
         return TypedResults.Json(new TopicResult(name, seq), DaemonJsonContext.Relaxed.TopicResult);
     }
 

@@ -71,14 +71,41 @@ internal sealed class TopicCache : IFrameSource
             Volatile.Write(ref _latest[id], frame);
         }
 
+        OfferToSubscribers(id, frame);
+        return frame.Seq;
+    }
+
+    private void OfferToSubscribers(int id, TopicFrame frame)
+    {
         Interlocked.Increment(ref Updates);
         // Read after the value is published: a subscriber added since either is in this array or reads the value itself.
         foreach (var subscription in Volatile.Read(ref _subscribers[id]))
         {
             subscription.Offer(frame);
         }
+    }
 
-        return frame.Seq;
+    /// <summary>
+    /// A shared topic (NATS): sets the value the bucket holds at revision <paramref name="seq"/>, the same seq on every
+    /// daemon; false (nothing offered) when this daemon has that revision or a newer one already.
+    /// </summary>
+    public bool SetAt(int id, string data, long seq)
+    {
+        TopicFrame frame;
+        lock (_lock)
+        {
+            if (seq <= _seq[id])
+            {
+                return false;
+            }
+
+            _seq[id] = seq;
+            frame = new TopicFrame(seq, PushFrames.Topic(_names[id], seq, data));
+            Volatile.Write(ref _latest[id], frame);
+        }
+
+        OfferToSubscribers(id, frame);
+        return true;
     }
 
     /// <summary>Receive loop: from now on each new value of the topic is offered to <paramref name="subscription"/>.</summary>
