@@ -172,7 +172,8 @@ internal sealed partial class UpstoxSubscriptions : IUpstreamInterest
             }
         }
 
-        Release(instrumentId); // signals
+        Release(instrumentId);
+        Signal(); // the mode may have fallen back even when other clients still want the instrument
     }
 
     /// <summary>The mode each of <paramref name="instruments"/> is wanted in now: <c>full_d30</c>, <c>full</c>, or the configured one.</summary>
