@@ -144,6 +144,9 @@ public static class Program
         services.AddHostedService(static sp => sp.GetRequiredService<FanOutStage>());
         services.AddSingleton<ThrottleStage>();
         services.AddHostedService(static sp => sp.GetRequiredService<ThrottleStage>());
+        services.AddSingleton<DepthIngest>();
+        services.AddSingleton<DepthStage>();
+        services.AddHostedService(static sp => sp.GetRequiredService<DepthStage>());
         services.AddFeeds(builder.Configuration);
         services.AddNats(builder.Configuration); // after AddFeeds: an edge's feed, or a tap on the feed that publishes
 

@@ -216,7 +216,7 @@ internal static class E2eCommand
         var rssBefore = server.RssBytes;
 
         var connecting = Stopwatch.StartNew();
-        await using var run = await LoadRun.ConnectAsync(server.BaseUri, keys, s.Clients, s.SubscriptionsPerClient, CancellationToken.None).ConfigureAwait(false);
+        await using var run = await LoadRun.ConnectAsync(server.BaseUri, keys, s.Clients, s.SubscriptionsPerClient, CancellationToken.None, s.Channel).ConfigureAwait(false);
         var connectSeconds = connecting.Elapsed.TotalSeconds;
         await Task.Delay(SettleTime).ConfigureAwait(false);
         var rssConnected = server.RssBytes;
@@ -238,7 +238,7 @@ internal static class E2eCommand
         var countersAfter = await DaemonCounters.ScrapeAsync(http, server.BaseUri).ConfigureAwait(false);
 
         ConsistencyResult? consistency = null;
-        if (checkConsistency)
+        if (checkConsistency && s.Channel == "price")
         {
             var daemonPrices = await GetPricesAsync(http, server.BaseUri).ConfigureAwait(false);
             // A frame still in flight is not lost: the slowest delivery seen bounds how long one can be.

@@ -26,8 +26,9 @@ internal sealed class LoadRun : IAsyncDisposable
     private string? _firstProtocolError;
     private long _protocolErrors;
 
-    private LoadRun(IReadOnlyList<string> keys, int subscriptionsPerClient)
+    private LoadRun(IReadOnlyList<string> keys, int subscriptionsPerClient, string channel)
     {
+        Channel = channel;
         Keys = keys;
         SubscriptionsPerClient = subscriptionsPerClient;
         var byKey = new Dictionary<byte[], int>(Utf8KeyComparer.Instance);
@@ -41,6 +42,9 @@ internal sealed class LoadRun : IAsyncDisposable
     }
 
     public IReadOnlyList<string> Keys { get; }
+
+    /// <summary>The channel every client subscribes to: price, depth or book.</summary>
+    public string Channel { get; }
 
     public int SubscriptionsPerClient { get; }
 
@@ -71,7 +75,7 @@ internal sealed class LoadRun : IAsyncDisposable
     }
 
     /// <summary>Connects and subscribes every client; returns when each has its subscription ack.</summary>
-    public static async Task<LoadRun> ConnectAsync(Uri baseUri, IReadOnlyList<string> keys, int clients, int subscriptionsPerClient, CancellationToken ct)
+    public static async Task<LoadRun> ConnectAsync(Uri baseUri, IReadOnlyList<string> keys, int clients, int subscriptionsPerClient, CancellationToken ct, string channel = "price")
     {
         if (subscriptionsPerClient > keys.Count)
         {
@@ -79,7 +83,7 @@ internal sealed class LoadRun : IAsyncDisposable
         }
 
         var endpoint = new IPEndPoint(IPAddress.Parse(baseUri.Host), baseUri.Port);
-        var run = new LoadRun(keys, subscriptionsPerClient);
+        var run = new LoadRun(keys, subscriptionsPerClient, channel);
         for (var i = 0; i < clients; i++)
         {
             run._clients.Add(new LoadClient(run, i, i * subscriptionsPerClient % keys.Count, subscriptionsPerClient));
@@ -201,7 +205,8 @@ internal sealed class LoadClient : IDisposable
         _connection = RawWebSocketClient.Connect(endpoint, "/api/ws/prices", this, timeout);
         _connection.StartReceiving(receiver);
         var keys = Enumerable.Range(0, _seq.Length).Select(i => JsonSerializer.Serialize(_run.Keys[(_first + i) % _run.Keys.Count]));
-        _connection.SendText(Encoding.UTF8.GetBytes($"{{\"action\":\"subscribe\",\"instruments\":[{string.Join(',', keys)}]}}"));
+        var channel = _run.Channel == "price" ? "" : $"\"channel\":\"{_run.Channel}\",";
+        _connection.SendText(Encoding.UTF8.GetBytes($"{{\"action\":\"subscribe\",{channel}\"instruments\":[{string.Join(',', keys)}]}}"));
     }
 
     public void OnMessage(ReadOnlySpan<byte> json, long receivedUs)

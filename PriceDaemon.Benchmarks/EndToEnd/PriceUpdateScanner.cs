@@ -39,6 +39,9 @@ internal static class PriceUpdateScanner
 {
     private static ReadOnlySpan<byte> PriceUpdateType => "\"type\":\"price_update\""u8;
     private static ReadOnlySpan<byte> PriceUpdateStart => "{\"type\":\"price_update\""u8;
+    private static ReadOnlySpan<byte> DepthStart => "{\"type\":\"depth\""u8;
+    private static ReadOnlySpan<byte> BookStart => "{\"type\":\"book\""u8;
+    private static ReadOnlySpan<byte> BidsField => "\"bids\":["u8;
 
     private static readonly double[] PowersOfTen = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
 
@@ -57,7 +60,8 @@ internal static class PriceUpdateScanner
     public static ServerMessageKind Classify(ReadOnlySpan<byte> json)
     {
         // Both servers start a price update with its type; anything else is looked for in a short prefix.
-        if (json.StartsWith(PriceUpdateStart))
+        // A depth or book frame is a market-data update too (the daemon's depth scenario); its "price" is the best bid.
+        if (json.StartsWith(PriceUpdateStart) || json.StartsWith(DepthStart) || json.StartsWith(BookStart))
         {
             return ServerMessageKind.PriceUpdate;
         }
@@ -85,8 +89,23 @@ internal static class PriceUpdateScanner
             return false;
         }
 
-        if (!TryParsePrice(ValueAfter(json, PriceField, ref at), out var price)
-            || !TryParseTimestamp(ValueAfter(json, TimestampField, ref at), out var timestampUs)
+        double price;
+        if (json.StartsWith(DepthStart) || json.StartsWith(BookStart))
+        {
+            // "bids":[[2451.45,120,3],...] or "bids":[]: the best bid's price, 0 for an empty side.
+            var bids = ValueAfter(json, BidsField, ref at);
+            price = 0;
+            if (bids.IsEmpty || (bids[0] == '[' && !TryParsePrice(bids[1..], out price)))
+            {
+                return false;
+            }
+        }
+        else if (!TryParsePrice(ValueAfter(json, PriceField, ref at), out price))
+        {
+            return false;
+        }
+
+        if (!TryParseTimestamp(ValueAfter(json, TimestampField, ref at), out var timestampUs)
             || !Utf8Parser.TryParse(ValueAfter(json, SeqField, ref at), out long seq, out _))
         {
             return false;

@@ -82,6 +82,13 @@ internal sealed record Scenario
 
     public int InstrumentsPerMessageMax { get; init; } = 200;
 
+    /// <summary>
+    /// What the clients subscribe to: <c>price</c> (default), or the order book's <c>depth</c> (5 levels) or <c>book</c>
+    /// (30). A book channel has no REST last value to compare with, so its scenario checks no lost last values, and
+    /// the baseline has no books, so it runs without <see cref="Compare"/>.
+    /// </summary>
+    public string Channel { get; init; } = "price";
+
     public IEnumerable<string> Validate()
     {
         if (Clients < 1 || SubscriptionsPerClient < 1)
@@ -107,6 +114,15 @@ internal sealed record Scenario
         if (MessagesPerSecond > 0 && 1000 / MessagesPerSecond < ThrottleMs)
         {
             yield return $"{Name}: a message every {1000 / MessagesPerSecond} ms is faster than the {ThrottleMs} ms throttle window";
+        }
+
+        if (Channel is not ("price" or "depth" or "book"))
+        {
+            yield return $"{Name}: channel must be price, depth or book";
+        }
+        else if (Channel != "price" && (Compare || Budgets.MaxLostLastValues is not null))
+        {
+            yield return $"{Name}: a {Channel} scenario has no baseline and no REST last values: compare must be false and maxLostLastValues unset";
         }
 
         if (MeasureSeconds < 1)

@@ -63,7 +63,7 @@ public sealed class HarnessInputsTests
     {
         var file = ScenarioFile.Parse(File.ReadAllText(Path.Combine(RepositoryRoot(), "config", "latency-budgets.json")));
 
-        Assert.That(file.Scenarios.Select(static s => s.Name), Is.EqualTo(new[] { "seed", "campus-peak", "market-open", "wide", "upstox-groups" }));
+        Assert.That(file.Scenarios.Select(static s => s.Name), Is.EqualTo(new[] { "seed", "campus-peak", "market-open", "wide", "upstox-groups", "depth" }));
         Assert.That(file.Scenarios.SelectMany(static s => s.Validate()), Is.Empty);
         var machineRelative = new ScenarioBudgets { P99Ms = 5, P99WriteFloorFactor = 1.5, MinRawCpuRatio = 0.85, MaxLostLastValues = 0 };
         Assert.That(file.Scenarios[1].Budgets, Is.EqualTo(machineRelative with { MinBaselineRatio = 5 }), "campus-peak");

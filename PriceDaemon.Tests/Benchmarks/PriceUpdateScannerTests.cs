@@ -22,6 +22,25 @@ public sealed class PriceUpdateScannerTests
             Is.EqualTo(("NSE_EQ|INE002A01018", 2451.55, timeUs, 42L)));
     }
 
+    [TestCase(false)]
+    [TestCase(true)]
+    public void TryScan_ReadsTheDaemonsDepthAndBookFrames_WithTheBestBidAsPrice(bool full)
+    {
+        var instrument = new Instrument(0, "NSE_EQ|INE002A01018", "RELIANCE", "Reliance", 2450);
+        var timeUs = 1_768_818_600_123_456L;
+        var book = new DepthBook(0, [new DepthLevel(2451.45, 120, 3)], [new DepthLevel(2451.6, 80, 2)], timeUs, 0, PriceSource.Simulated);
+        var frame = new DepthEncoder(microseconds: true).Encode(instrument, book, 7, full);
+
+        Assert.That(PriceUpdateScanner.Classify(frame.Utf8), Is.EqualTo(ServerMessageKind.PriceUpdate));
+        Assert.That(PriceUpdateScanner.TryScan(frame.Utf8, out var update), Is.True);
+        Assert.That(
+            (Encoding.UTF8.GetString(update.InstrumentKey), update.LastPrice, update.TimestampUs, update.Seq),
+            Is.EqualTo(("NSE_EQ|INE002A01018", 2451.45, timeUs, 7L)));
+        var empty = new DepthEncoder(microseconds: true).Encode(instrument, new DepthBook(0, [], [], timeUs, 0, PriceSource.Simulated), 8, full);
+        Assert.That(PriceUpdateScanner.TryScan(empty.Utf8, out var none), Is.True);
+        Assert.That((none.LastPrice, none.Seq), Is.EqualTo((0.0, 8L)), "an empty side scans as price 0");
+    }
+
     [Test]
     public void TryScan_ReturnsFalse_WhenAFieldIsMissing()
     {

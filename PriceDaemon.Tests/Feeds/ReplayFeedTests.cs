@@ -159,7 +159,8 @@ public sealed class ReplayFeedTests
             Assert.That(Volatile.Read(ref daemon.Services.GetRequiredService<FeedMetrics>().ReplaySkippedLines), Is.Zero, "the sample file is clean");
         }
 
-        Assert.That(File.ReadLines(recording).Count(), Is.EqualTo(File.ReadLines(sample).Count(l => !l.StartsWith('#'))), "a header and every tick");
+        Assert.That(File.ReadLines(recording).First(), Is.EqualTo(TickFile.FormatComment), "a recording says its format");
+        Assert.That(File.ReadLines(recording).Count(l => !l.StartsWith('#')), Is.EqualTo(File.ReadLines(sample).Count(l => !l.StartsWith('#'))), "a header and every tick");
         await using var replay = await TestDaemon.StartAsync(new Dictionary<string, string>
         {
             ["Feed:Source"] = "Replay",

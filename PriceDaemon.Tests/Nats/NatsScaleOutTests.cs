@@ -196,6 +196,32 @@ public sealed class NatsScaleOutTests
         Assert.That((await StorageHelpers.GetPricesAsync(edgeHttp)).Keys, Is.EquivalentTo(new[] { Reliance, Tcs }), "neither live ticks nor the bucket brought other instruments");
     }
 
+    [Test]
+    public async Task Books_TheIngestsFeedProduces_ReachAnEdgesDepthSubscribers()
+    {
+        var ingest = await StartIngestAsync("ingest");
+        var edge = await StartEdgeAsync("edge");
+        await using var onEdge = await TestClient.ConnectAsync(edge.WebSocketUri);
+        await onEdge.SendAsync($$"""{"action":"subscribe","channel":"depth","instruments":["{{Reliance}}"]}""");
+        await onEdge.NextAsync("subscribed");
+
+        // The simulated feed builds books only for instruments its own daemon's clients watch.
+        await using var onIngest = await TestClient.ConnectAsync(ingest.WebSocketUri);
+        await onIngest.SendAsync($$"""{"action":"subscribe","channel":"book","instruments":["{{Reliance}}"]}""");
+        var ingestBook = await onIngest.NextAsync("book");
+
+        var depth = await onEdge.NextAsync("depth");
+        var data = depth.GetProperty("data");
+        Assert.That(data.GetProperty("source").GetString(), Is.EqualTo("simulated"));
+        var bids = data.GetProperty("bids").EnumerateArray().Select(l => l[0].GetDouble()).ToList();
+        var asks = data.GetProperty("asks").EnumerateArray().Select(l => l[0].GetDouble()).ToList();
+        Assert.That(bids, Has.Count.EqualTo(5));
+        Assert.That(bids, Is.Ordered.Descending);
+        Assert.That(asks, Is.Ordered.Ascending);
+        Assert.That(bids[0], Is.LessThan(asks[0]));
+        Assert.That(ingestBook.GetProperty("data").GetProperty("bids").GetArrayLength(), Is.GreaterThanOrEqualTo(20));
+    }
+
     private Task<DaemonProcess> StartIngestAsync(string name, params string[] args) => StartDaemonAsync(
         name,
         [

@@ -50,6 +50,26 @@ public sealed class NatsWireTests
     }
 
     [Test]
+    public void BookCodec_RoundTripsABook_AndRefusesABadOne()
+    {
+        var book = new DepthBook(3, [new DepthLevel(2451.45, 120, 3), new DepthLevel(2451.4, 7, 0)], [new DepthLevel(2451.6, 80, 2)], 1_768_795_200_123_456, 0, PriceSource.Live);
+        var buffer = new byte[BookCodec.MaxSize];
+        var length = BookCodec.Write(buffer, book, 99);
+
+        Assert.That(length, Is.EqualTo(BookCodec.HeaderSize + (3 * BookCodec.LevelSize)));
+        Assert.That(buffer[0], Is.EqualTo(2), "version 2: a v1 edge counts it malformed instead of misreading it as a tick");
+        Assert.That(TickCodec.TryRead(buffer.AsSpan(0, length), out _), Is.False);
+        Assert.That(BookCodec.TryRead(buffer.AsSpan(0, length), 3, 5, out var read, out var published), Is.True);
+        Assert.That((read!.InstrumentId, read.ExchangeTimeUs, read.Source, read.ReceivedTimestamp, published), Is.EqualTo((3, book.ExchangeTimeUs, PriceSource.Live, 5L, 99L)));
+        Assert.That(read.Bids, Is.EqualTo(book.Bids));
+        Assert.That(read.Asks, Is.EqualTo(book.Asks));
+
+        Assert.That(BookCodec.TryRead(buffer.AsSpan(0, length - 1), 3, 5, out _, out _), Is.False, "short");
+        Array.Clear(buffer, BookCodec.HeaderSize, 8); // the first bid's price becomes 0
+        Assert.That(BookCodec.TryRead(buffer.AsSpan(0, length), 3, 5, out _, out _), Is.False, "a zero price");
+    }
+
+    [Test]
     public void TickCodec_RefusesShortOtherVersionOrNonsensePayloads()
     {
         var bytes = new byte[TickCodec.Size];

@@ -70,7 +70,7 @@ public sealed class TopicTests
         var rejected = ack.GetProperty("rejected").EnumerateArray().Select(r => (r.GetProperty("topic").GetString(), r.GetProperty("code").GetString())).ToList();
         Assert.That(rejected, Is.EqualTo(new[] { ("desk", "topic_forbidden"), ("nope", "unknown_topic") }));
 
-        await client.SendAsync("""{"action":"subscribe","channel":"depth","instruments":["NSE_EQ|INE002A01018"]}""");
+        await client.SendAsync("""{"action":"subscribe","channel":"level3","instruments":["NSE_EQ|INE002A01018"]}""");
         Assert.That((await client.NextAsync("error")).GetProperty("code").GetString(), Is.EqualTo("unknown_channel"));
     }
 

@@ -24,6 +24,8 @@ public sealed class ClientMessageParserFuzzTests
         """{"action":"ack","ids":["trade-8812","n-1"]}""",
         """{"ids":[],"action":"ack","instruments":["A|1"]}""",
         """{"action":"subscribe","channel":"topic","topics":["leaderboard"]}""",
+        """{"action":"subscribe","channel":"depth","instruments":["A|1"]}""",
+        """{"channel":"book","action":"unsubscribe","instruments":["A|1"],"topics":["x"]}""",
         """{"channel":"price","action":"unsubscribe","instruments":["A|1"],"topics":["x"]}""",
     ];
 
@@ -95,7 +97,7 @@ public sealed class ClientMessageParserFuzzTests
     private static readonly string[] Tokens =
     [
         "{", "}", "[", "]", ",", ":", "\"", "\\", "\\u", "\\uD800", "\\uDC00", "\\uD83D\\uDE00", "null", "true", "1e999", "-0",
-        "\"action\"", "\"instruments\"", "\"ids\"", "\"ack\"", "\"channel\"", "\"topic\"", "\"topics\"", "\"subscribe\"", "\"unsubscribe\"", "\"NSE_EQ|A\"", " ", "\u0000", "/*", "//",
+        "\"action\"", "\"instruments\"", "\"ids\"", "\"ack\"", "\"channel\"", "\"topic\"", "\"depth\"", "\"book\"", "\"topics\"", "\"subscribe\"", "\"unsubscribe\"", "\"NSE_EQ|A\"", " ", "\u0000", "/*", "//",
     ];
 
     private enum Expected
@@ -105,6 +107,10 @@ public sealed class ClientMessageParserFuzzTests
         Ack,
         SubscribeTopics,
         UnsubscribeTopics,
+        SubscribeDepth,
+        UnsubscribeDepth,
+        SubscribeBook,
+        UnsubscribeBook,
         InvalidMessage,
         UnknownAction,
         UnknownChannel,
@@ -191,6 +197,10 @@ public sealed class ClientMessageParserFuzzTests
             ClientAction.Unsubscribe => Expected.Unsubscribe,
             ClientAction.SubscribeTopics => Expected.SubscribeTopics,
             ClientAction.UnsubscribeTopics => Expected.UnsubscribeTopics,
+            ClientAction.SubscribeDepth => Expected.SubscribeDepth,
+            ClientAction.UnsubscribeDepth => Expected.UnsubscribeDepth,
+            ClientAction.SubscribeBook => Expected.SubscribeBook,
+            ClientAction.UnsubscribeBook => Expected.UnsubscribeBook,
             _ => Expected.Ack,
         };
         if (got != expected)
@@ -320,6 +330,14 @@ public sealed class ClientMessageParserFuzzTests
                 null => Expected.InvalidMessage,
                 "subscribe" or "unsubscribe" when topicChannel =>
                     topics is null ? Expected.InvalidMessage : action == "subscribe" ? Expected.SubscribeTopics : Expected.UnsubscribeTopics,
+                "subscribe" or "unsubscribe" when channel is "depth" or "book" => instruments is null ? Expected.InvalidMessage
+                    : (action, channel) switch
+                    {
+                        ("subscribe", "depth") => Expected.SubscribeDepth,
+                        ("unsubscribe", "depth") => Expected.UnsubscribeDepth,
+                        ("subscribe", _) => Expected.SubscribeBook,
+                        _ => Expected.UnsubscribeBook,
+                    },
                 "subscribe" or "unsubscribe" when channel is not (null or "price") => Expected.UnknownChannel,
                 "ack" => ids is null ? Expected.InvalidMessage : Expected.Ack,
                 "subscribe" => instruments is null ? Expected.InvalidMessage : Expected.Subscribe,

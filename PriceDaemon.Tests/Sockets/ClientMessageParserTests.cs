@@ -60,4 +60,26 @@ public sealed class ClientMessageParserTests
         Assert.That(error?.Message, Does.Contain("'timing'"));
         Assert.That(timing, Is.Null);
     }
+
+    [TestCase("{\"action\":\"subscribe\",\"channel\":\"depth\",\"instruments\":[\"A|1\"]}", "SubscribeDepth")]
+    [TestCase("{\"channel\":\"depth\",\"action\":\"unsubscribe\",\"instruments\":[\"A|1\"]}", "UnsubscribeDepth")]
+    [TestCase("{\"action\":\"subscribe\",\"channel\":\"book\",\"instruments\":[\"A|1\"],\"levels\":30}", "SubscribeBook")]
+    [TestCase("{\"action\":\"unsubscribe\",\"instruments\":[\"A|1\"],\"channel\":\"book\"}", "UnsubscribeBook")]
+    public void Parse_DepthAndBookChannels_ReadTheirInstruments(string message, string expected)
+    {
+        var keys = new List<string>();
+        var error = ClientMessageParser.Parse(Encoding.UTF8.GetBytes(message), out var action, keys);
+        Assert.That(error, Is.Null);
+        Assert.That(action.ToString(), Is.EqualTo(expected));
+        Assert.That(keys, Is.EqualTo(new[] { "A|1" }));
+    }
+
+    [TestCase("{\"action\":\"subscribe\",\"channel\":\"depth\"}", "invalid_message")]
+    [TestCase("{\"action\":\"subscribe\",\"channel\":\"depth\",\"topics\":[\"A|1\"]}", "invalid_message")]
+    [TestCase("{\"action\":\"subscribe\",\"channel\":\"DEPTH\",\"instruments\":[]}", "unknown_channel")]
+    public void Parse_DepthChannel_Rejects(string message, string code)
+    {
+        var error = ClientMessageParser.Parse(Encoding.UTF8.GetBytes(message), out _, []);
+        Assert.That(error?.Code, Is.EqualTo(code));
+    }
 }

@@ -34,6 +34,7 @@ internal sealed class FakeUpstox : IAsyncDisposable
     private readonly ConcurrentDictionary<string, bool> _codes = new();
     private readonly List<FakeUpstoxRequest> _requests = [];
     private readonly HashSet<string> _subscribed = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _modes = new(StringComparer.Ordinal);
     private readonly List<Uri> _issued = [];
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private WebSocket? _socket;
@@ -98,6 +99,42 @@ internal sealed class FakeUpstox : IAsyncDisposable
                 return new HashSet<string>(_subscribed, StringComparer.Ordinal);
             }
         }
+    }
+
+    /// <summary>The mode each subscribed key is in now, by sub (its mode) and change_mode requests on the current connection.</summary>
+    public IReadOnlyDictionary<string, string> Modes
+    {
+        get
+        {
+            lock (_requests)
+            {
+                return new Dictionary<string, string>(_modes, StringComparer.Ordinal);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A live_feed frame in full mode for one key: its LTPC and <paramref name="levels"/> quotes of depth (5 in
+    /// <c>full</c>, 30 in <c>full_d30</c>), bids from <paramref name="bestBid"/> down and asks a tick above it up, as
+    /// Upstox pairs them: quote i holds the i-th bid and the i-th ask.
+    /// </summary>
+    public static FeedResponse FullFeedWithDepth(string key, double ltp, double bestBid, int levels, long currentTs)
+    {
+        var market = new MarketFullFeed { Ltpc = new LTPC { Ltp = ltp, Ltt = currentTs, Ltq = 5, Cp = ltp }, Vtt = 123_456, MarketLevel = new MarketLevel() };
+        for (var i = 0; i < levels; i++)
+        {
+            market.MarketLevel.BidAskQuote.Add(new Quote
+            {
+                BidP = Math.Round(bestBid - (i * 0.05), 2),
+                BidQ = 10 + i,
+                AskP = Math.Round(bestBid + 0.05 + (i * 0.05), 2),
+                AskQ = 20 + i,
+            });
+        }
+
+        var response = new FeedResponse { Type = FeedType.LiveFeed, CurrentTs = currentTs };
+        response.Feeds[key] = new Feed { FullFeed = new FullFeed { MarketFF = market }, RequestMode = levels > 5 ? RequestMode.FullD30 : RequestMode.FullD5 };
+        return response;
     }
 
     public static async Task<FakeUpstox> StartAsync()
@@ -199,6 +236,7 @@ internal sealed class FakeUpstox : IAsyncDisposable
         lock (_requests)
         {
             _subscribed.Clear();
+            _modes.Clear();
         }
 
         _socket = socket;
@@ -243,6 +281,18 @@ internal sealed class FakeUpstox : IAsyncDisposable
                     else if (request.Method == "unsub")
                     {
                         _subscribed.ExceptWith(request.Keys);
+                    }
+
+                    foreach (var key in request.Keys)
+                    {
+                        if (request.Method is "sub" or "change_mode" && request.Mode is { } mode)
+                        {
+                            _modes[key] = mode;
+                        }
+                        else if (request.Method == "unsub")
+                        {
+                            _modes.Remove(key);
+                        }
                     }
                 }
 

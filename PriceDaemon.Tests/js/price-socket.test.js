@@ -718,3 +718,42 @@ test('an announcement comes down at its expires_at on the page clock', () => {
   clock.advance(5 * 60_000);
   assert.equal(client.announcements.size, 0);
 });
+
+test('subscribeDepth holds depth or book per key, keeps the newest book, and resubscribes after a reconnect', () => {
+  const { client, last, sockets, clock } = harness();
+  last().open();
+  const books = [];
+  const release = client.subscribeDepth('NSE_EQ|A', (key, data, seq) => books.push([key, data.bids[0][0], seq]));
+  const book = client.subscribeDepth(['NSE_EQ|A'], null, { levels: 30 });
+  assert.deepEqual(last().sent, [
+    { action: 'subscribe', channel: 'depth', instruments: ['NSE_EQ|A'] },
+    { action: 'subscribe', channel: 'book', instruments: ['NSE_EQ|A'] },
+  ]);
+  last().receive({ type: 'subscribed', action: 'subscribe', channel: 'depth', instruments: ['NSE_EQ|A'], rejected: [] });
+  const frame = (seq, bid) => ({ type: 'depth', instrument_key: 'NSE_EQ|A', data: { bids: [[bid, 10, 1]], asks: [[bid + 0.05, 5, 1]], timestamp: 't', seq, source: 'live' } });
+  last().receive(frame(3, 100));
+  last().receive(frame(2, 99)); // older: ignored
+  last().receive({ ...frame(9, 1), instrument_key: 'NSE_EQ|B' }); // not held
+  last().receive({ type: 'book', instrument_key: 'NSE_EQ|A', data: { bids: [[100, 1, 1], [99.95, 2, 1]], asks: [], timestamp: 't', seq: 3, source: 'live' } });
+  assert.deepEqual(books, [['NSE_EQ|A', 100, 3]]);
+  assert.equal(client.depth('NSE_EQ|A').bids[0][0], 100);
+  assert.equal(client.depth('NSE_EQ|A', { levels: 30 }).bids.length, 2);
+  assert.deepEqual(client.subscriptions, [], 'depth is not a price subscription');
+
+  last().drop();
+  clock.advance(clock.next);
+  sockets[1].open();
+  assert.deepEqual(sockets[1].sent, [
+    { action: 'subscribe', channel: 'depth', instruments: ['NSE_EQ|A'] },
+    { action: 'subscribe', channel: 'book', instruments: ['NSE_EQ|A'] },
+  ]);
+  sockets[1].receive(frame(1, 101)); // a restarted daemon counts from 1 again
+  assert.deepEqual(books.at(-1), ['NSE_EQ|A', 101, 1]);
+
+  release();
+  book();
+  assert.deepEqual(sockets[1].sent.slice(2), [
+    { action: 'unsubscribe', channel: 'depth', instruments: ['NSE_EQ|A'] },
+    { action: 'unsubscribe', channel: 'book', instruments: ['NSE_EQ|A'] },
+  ]);
+});

@@ -22,6 +22,9 @@ internal sealed partial class SimulatedFeed : IFeedSource
     private readonly Pipeline.PriceCache _cache;
     private readonly TimeProvider _time;
     private readonly ILogger<SimulatedFeed> _logger;
+    private readonly Pipeline.DepthStage? _depthStage;
+    private readonly Pipeline.DepthIngest? _depth;
+    private Random _bookRandom = new(0);
 
     public SimulatedFeed(
         InstrumentRegistry instruments,
@@ -29,8 +32,12 @@ internal sealed partial class SimulatedFeed : IFeedSource
         FeedStatus status,
         Pipeline.PriceCache cache,
         TimeProvider time,
-        ILogger<SimulatedFeed> logger)
+        ILogger<SimulatedFeed> logger,
+        Pipeline.DepthStage? depthStage = null,
+        Pipeline.DepthIngest? depth = null)
     {
+        _depthStage = depthStage;
+        _depth = depth;
         _instruments = instruments;
         _options = options.Value.Simulated;
         _status = status;
@@ -43,6 +50,8 @@ internal sealed partial class SimulatedFeed : IFeedSource
     {
         var seed = _options.Seed ?? Random.Shared.Next();
         var random = new Random(seed);
+        // Books draw from their own generator: a seed gives the same price walk whether or not anyone watches depth.
+        _bookRandom = new Random(seed ^ 0x5eed);
         var count = _instruments.Count;
         var prices = new double[count];
         var volumes = new long[count];
@@ -144,6 +153,8 @@ internal sealed partial class SimulatedFeed : IFeedSource
                 {
                     await ticks.WriteAsync(tick, stoppingToken).ConfigureAwait(false);
                 }
+
+                WriteBook(tick);
             }
         }
     }
@@ -164,7 +175,49 @@ internal sealed partial class SimulatedFeed : IFeedSource
     private ValueTask WriteAsync(ChannelWriter<Tick> ticks, int id, double price, long volume, CancellationToken ct)
     {
         var tick = new Tick(id, price, volume, UnixMicroseconds(_time.GetUtcNow()), _time.GetTimestamp(), PriceSource.Simulated);
+        WriteBook(tick);
         return ticks.TryWrite(tick) ? ValueTask.CompletedTask : ticks.WriteAsync(tick, ct);
+    }
+
+    /// <summary>A fresh book around the tick's price, only for instruments whose depth or book some client watches.</summary>
+    private void WriteBook(in Tick tick)
+    {
+        if (_depth is not null && _depthStage is not null && _depthStage.IsWanted(tick.InstrumentId))
+        {
+            _depth.Write(Book(_bookRandom, tick.InstrumentId, tick.LastPrice, tick.ExchangeTimeUs, tick.ReceivedTimestamp));
+        }
+    }
+
+    /// <summary>
+    /// A consistent book around <paramref name="price"/> on the 0.05 tick: a spread of one or two ticks with the last
+    /// price inside it, then 20-30 levels a side walking away from it, mostly a tick apart, sometimes two (a level that
+    /// vanished), with sizes and order counts drawn afresh each time, so the ladder moves.
+    /// </summary>
+    internal static DepthBook Book(Random random, int instrumentId, double price, long timeUs, long receivedTimestamp)
+    {
+        var last = (long)Math.Round(price / TickSize);
+        var spread = random.Next(1, 3);
+        var bestBid = Math.Max(1, last - random.Next(0, spread + 1));
+        var bids = Side(random, bestBid, -1);
+        var asks = Side(random, bestBid + spread, +1);
+        return new DepthBook(instrumentId, bids, asks, timeUs, receivedTimestamp, PriceSource.Simulated);
+    }
+
+    private static DepthLevel[] Side(Random random, long bestTicks, int direction)
+    {
+        var levels = new List<DepthLevel>(DepthBook.MaxLevels);
+        var count = random.Next(20, DepthBook.MaxLevels + 1);
+        var ticks = bestTicks;
+        for (var i = 0; i < count && ticks > 0; i++)
+        {
+            var lots = random.Next(1, 20 + (i * 4)); // deeper levels hold more
+            var quantity = lots * 25L;
+            var orders = random.Next(1, Math.Min(lots, 40) + 1);
+            levels.Add(new DepthLevel(Math.Round(ticks * TickSize, 2), quantity, orders));
+            ticks += direction * (random.NextDouble() < 0.2 ? 2 : 1);
+        }
+
+        return [.. levels];
     }
 
     [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Simulated feed started: {Count} instruments, seed {Seed}")]

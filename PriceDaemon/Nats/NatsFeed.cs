@@ -34,6 +34,7 @@ internal sealed partial class NatsFeed : IFeedSource
     private readonly long[] _lastTimeUs;
     // Orders "is it newer" and the write into the ingest channel between the live and the bucket paths.
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly DepthIngest? _depth;
 
     public NatsFeed(
         NatsLink link,
@@ -44,8 +45,10 @@ internal sealed partial class NatsFeed : IFeedSource
         NatsMetrics metrics,
         PriceCache cache,
         TimeProvider time,
-        ILogger<NatsFeed> logger)
+        ILogger<NatsFeed> logger,
+        DepthIngest? depth = null)
     {
+        _depth = depth;
         _link = link;
         _options = options.Value;
         _status = status;
@@ -108,6 +111,20 @@ internal sealed partial class NatsFeed : IFeedSource
             if (!_bySubject.TryGetValue(msg.Subject, out var id))
             {
                 Interlocked.Increment(ref _feedMetrics.UnknownInstruments);
+                continue;
+            }
+
+            if (msg.Data.Length > 0 && msg.Data.Span[0] == BookCodec.Version)
+            {
+                // An order book on the instrument's subject: straight to the depth stage, which throttles it.
+                if (!BookCodec.TryRead(msg.Data.Span, id, _time.GetTimestamp(), out var book, out _))
+                {
+                    Interlocked.Increment(ref _feedMetrics.MalformedFrames);
+                    continue;
+                }
+
+                Interlocked.Increment(ref _metrics.Received);
+                _depth?.Write(book!);
                 continue;
             }
 

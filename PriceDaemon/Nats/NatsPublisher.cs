@@ -26,6 +26,10 @@ internal sealed partial class NatsPublisher : BackgroundService
     private readonly string[] _subjects;
     private readonly string[] _kvKeys;
     private readonly byte[] _scratch = new byte[TickCodec.Size];
+    private readonly byte[] _bookScratch = new byte[BookCodec.MaxSize];
+
+    // Books from the feed, on their own queue and loop: a burst of books never delays a tick. DropOldest, as for ticks.
+    private readonly Channel<DepthBook> _books;
 
     // The newest tick of each instrument not yet in the bucket. Written by the publish loop, taken by the flush loop.
     private readonly Lock _latestGate = new();
@@ -55,6 +59,24 @@ internal sealed partial class NatsPublisher : BackgroundService
                 AllowSynchronousContinuations = false,
             },
             _ => Interlocked.Increment(ref metrics.PublishDropped));
+        _books = Channel.CreateBounded<DepthBook>(
+            new BoundedChannelOptions(Math.Min(options.Value.PublishCapacity, 4096))
+            {
+                FullMode = BoundedChannelFullMode.DropOldest,
+                SingleReader = true,
+                SingleWriter = false,
+                AllowSynchronousContinuations = false,
+            },
+            _ => Interlocked.Increment(ref metrics.PublishDropped));
+    }
+
+    /// <summary>Takes a book the feed handed to the depth stage. Never blocks.</summary>
+    public void OfferBook(DepthBook book)
+    {
+        if ((uint)book.InstrumentId < (uint)_latest.Length)
+        {
+            _books.Writer.TryWrite(book);
+        }
     }
 
     /// <summary>Takes a tick the feed has written into the pipeline. Never blocks.</summary>
@@ -70,6 +92,53 @@ internal sealed partial class NatsPublisher : BackgroundService
     {
         _ = _link.ConnectAsync();
         _flushLoop = FlushLoopAsync(stoppingToken);
+        var books = PublishBooksAsync(stoppingToken);
+        try
+        {
+            await PublishTicksAsync(stoppingToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _books.Writer.TryComplete();
+            await books.ConfigureAwait(false);
+        }
+    }
+
+    private async Task PublishBooksAsync(CancellationToken stoppingToken)
+    {
+        var reader = _books.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(stoppingToken).ConfigureAwait(false))
+            {
+                while (reader.TryRead(out var book))
+                {
+                    if (!_link.IsOpen)
+                    {
+                        Interlocked.Increment(ref _metrics.PublishDropped);
+                        continue;
+                    }
+
+                    var length = BookCodec.Write(_bookScratch, book, UnixMicroseconds(_time));
+                    try
+                    {
+                        await _link.Connection.PublishAsync(_subjects[book.InstrumentId], (ReadOnlyMemory<byte>)_bookScratch.AsMemory(0, length), cancellationToken: stoppingToken).ConfigureAwait(false);
+                        Interlocked.Increment(ref _metrics.Published);
+                    }
+                    catch (NATS.Client.Core.NatsException)
+                    {
+                        Interlocked.Increment(ref _metrics.PublishDropped);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task PublishTicksAsync(CancellationToken stoppingToken)
+    {
         var reader = _queue.Reader;
         try
         {

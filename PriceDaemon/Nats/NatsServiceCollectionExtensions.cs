@@ -48,7 +48,7 @@ public static class NatsServiceCollectionExtensions
             services.AddSingleton<NatsPublisher>();
             services.AddHostedService(static sp => sp.GetRequiredService<NatsPublisher>());
             services.Remove(feed);
-            services.AddSingleton<IFeedSource>(sp => new PublishingFeedSource(Create(sp, feed), sp.GetRequiredService<NatsPublisher>()));
+            services.AddSingleton<IFeedSource>(sp => new PublishingFeedSource(Create(sp, feed), sp.GetRequiredService<NatsPublisher>(), sp.GetService<Pipeline.DepthIngest>()));
         }
 
         return services;

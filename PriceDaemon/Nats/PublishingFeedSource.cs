@@ -14,14 +14,21 @@ internal sealed class PublishingFeedSource : IFeedSource
     private readonly IFeedSource _inner;
     private readonly NatsPublisher _publisher;
 
-    public PublishingFeedSource(IFeedSource inner, NatsPublisher publisher)
+    private readonly Pipeline.DepthIngest? _depth;
+
+    public PublishingFeedSource(IFeedSource inner, NatsPublisher publisher, Pipeline.DepthIngest? depth = null)
     {
         _inner = inner;
         _publisher = publisher;
+        _depth = depth;
     }
 
-    public Task RunAsync(ChannelWriter<Tick> ticks, CancellationToken stoppingToken) =>
-        _inner.RunAsync(new TapWriter(ticks, _publisher), stoppingToken);
+    public Task RunAsync(ChannelWriter<Tick> ticks, CancellationToken stoppingToken)
+    {
+        // Books the feed produces go out on the same subjects (BookCodec), tapped where they enter the depth stage.
+        _depth?.AddTap(_publisher.OfferBook);
+        return _inner.RunAsync(new TapWriter(ticks, _publisher), stoppingToken);
+    }
 
     private sealed class TapWriter : ChannelWriter<Tick>
     {

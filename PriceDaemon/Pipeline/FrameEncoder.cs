@@ -55,11 +55,7 @@ public sealed class FrameEncoder
     /// <summary>A copy of <paramref name="frame"/> whose data ends with <c>"stale": true</c>; same seq, same price.</summary>
     internal static PriceFrame WithStale(PriceFrame frame)
     {
-        // Every frame ends with the two closing braces of data and the root; the label goes just before them.
-        var body = frame.Utf8.AsSpan(0, frame.Utf8.Length - 2);
-        var utf8 = new byte[body.Length + StaleEnd.Length];
-        body.CopyTo(utf8);
-        StaleEnd.CopyTo(utf8.AsSpan(body.Length));
+        var utf8 = StaleCopy(frame.Utf8);
         return new PriceFrame(
             frame.InstrumentId, frame.Seq, frame.LastPrice, frame.Volume, frame.TimestampUs, frame.ChangePercent,
             frame.PreviousClose, frame.Source, true, frame.ReceivedTimestamp, utf8);
@@ -82,6 +78,19 @@ public sealed class FrameEncoder
         body.CopyTo(utf8);
         field[..w].CopyTo(utf8.AsSpan(body.Length));
         "}}"u8.CopyTo(utf8.AsSpan(body.Length + w));
+        return utf8;
+    }
+
+    /// <summary>
+    /// A copy of a market-data frame (price, depth, book) with <c>"stale": true</c> added to its data. Every such frame
+    /// ends with the two closing braces of data and the root; the label goes just before them.
+    /// </summary>
+    internal static byte[] StaleCopy(byte[] frame)
+    {
+        var body = frame.AsSpan(0, frame.Length - 2);
+        var utf8 = new byte[body.Length + StaleEnd.Length];
+        body.CopyTo(utf8);
+        StaleEnd.CopyTo(utf8.AsSpan(body.Length));
         return utf8;
     }
 
@@ -117,7 +126,7 @@ public sealed class FrameEncoder
     };
 
     /// <summary>Shortest round-trip form, always valid JSON (prices are validated finite at the edge).</summary>
-    private static int FormatNumber(double value, Span<byte> destination)
+    internal static int FormatNumber(double value, Span<byte> destination)
     {
         value.TryFormat(destination, out var written, default, CultureInfo.InvariantCulture);
         return written;
@@ -162,7 +171,7 @@ public sealed class FrameEncoder
         }
     }
 
-    private static void Append(Span<byte> buffer, ref int w, ReadOnlySpan<byte> bytes)
+    internal static void Append(Span<byte> buffer, ref int w, ReadOnlySpan<byte> bytes)
     {
         bytes.CopyTo(buffer[w..]);
         w += bytes.Length;

@@ -22,7 +22,7 @@ public interface ISubscriber
 /// </summary>
 public sealed class Subscription
 {
-    private PriceFrame? _snapshot;
+    private StreamFrame? _snapshot;
     private bool _removed;
 
     public Subscription(ISubscriber owner, int instrumentId, int slot = 0, IFrameSource? source = null)
@@ -57,17 +57,17 @@ public sealed class Subscription
     }
 
     /// <summary>
-    /// Subscribe path: the cached price to answer with, which may be labelled stale. The send pass writes it
+    /// Subscribe path: the cached price (or book) to answer with, which may be labelled stale. The send pass writes it
     /// unless the cache has a newer frame by then.
     /// </summary>
-    public void OfferSnapshot(PriceFrame frame)
+    public void OfferSnapshot(StreamFrame frame)
     {
         Volatile.Write(ref _snapshot, frame);
         Owner.Offered(this, frame);
     }
 
     /// <summary>Writer path: the snapshot offered since the last call, if any.</summary>
-    internal PriceFrame? TakeSnapshot() => Volatile.Read(ref _snapshot) is null ? null : Interlocked.Exchange(ref _snapshot, null);
+    internal StreamFrame? TakeSnapshot() => Volatile.Read(ref _snapshot) is null ? null : Interlocked.Exchange(ref _snapshot, null);
 
     internal void MarkRemoved() => Volatile.Write(ref _removed, true);
 }

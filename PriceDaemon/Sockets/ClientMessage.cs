@@ -17,6 +17,18 @@ internal enum ClientAction
 
     /// <summary><c>{"action":"unsubscribe","channel":"topic","topics":[...]}</c>.</summary>
     UnsubscribeTopics,
+
+    /// <summary><c>{"action":"subscribe","channel":"depth","instruments":[...]}</c>: the best 5 levels a side.</summary>
+    SubscribeDepth,
+
+    /// <summary><c>{"action":"unsubscribe","channel":"depth","instruments":[...]}</c>.</summary>
+    UnsubscribeDepth,
+
+    /// <summary><c>{"action":"subscribe","channel":"book","instruments":[...]}</c>: up to 30 levels a side.</summary>
+    SubscribeBook,
+
+    /// <summary><c>{"action":"unsubscribe","channel":"book","instruments":[...]}</c>.</summary>
+    UnsubscribeBook,
 }
 
 /// <summary>Stable <c>error.code</c> strings; clients switch on them, so they never change.</summary>
@@ -54,7 +66,7 @@ internal static class ClientMessageParser
     /// <summary>
     /// Fills <paramref name="instruments"/> (cleared first) and returns null, or returns the error to send. For an ack
     /// the list holds the notification ids instead, for the topic channel the topic names: one list, so a price
-    /// message allocates nothing more. A <c>channel</c> other than price or topic is refused as unknown_channel.
+    /// message allocates nothing more. A <c>channel</c> other than price, depth, book or topic is refused as unknown_channel.
     /// </summary>
     public static Error? Parse(ReadOnlySpan<byte> utf8, out ClientAction action, List<string> instruments) =>
         Parse(utf8, out action, instruments, out _);
@@ -130,7 +142,7 @@ internal static class ClientMessageParser
                     reader.Read();
                     if (reader.TokenType != JsonTokenType.String)
                     {
-                        return new Error(ErrorCodes.InvalidMessage, "'channel' must be a string (price or topic)");
+                        return new Error(ErrorCodes.InvalidMessage, "'channel' must be a string (price, depth, book or topic)");
                     }
 
                     if (!TryGetString(ref reader, out channel))
@@ -242,8 +254,17 @@ internal static class ClientMessageParser
 
                 instruments.AddRange(topics);
                 return null;
+            case "subscribe" or "unsubscribe" when channel is "depth" or "book":
+                action = (actionName, channel) switch
+                {
+                    ("subscribe", "depth") => ClientAction.SubscribeDepth,
+                    ("unsubscribe", "depth") => ClientAction.UnsubscribeDepth,
+                    ("subscribe", _) => ClientAction.SubscribeBook,
+                    _ => ClientAction.UnsubscribeBook,
+                };
+                break;
             case "subscribe" or "unsubscribe" when channel is not (null or "price"):
-                return new Error(ErrorCodes.UnknownChannel, $"unknown channel '{Truncate(channel)}'; expected price or topic");
+                return new Error(ErrorCodes.UnknownChannel, $"unknown channel '{Truncate(channel)}'; expected price, depth, book or topic");
             case "subscribe":
                 action = ClientAction.Subscribe;
                 timing = timingField;

@@ -107,6 +107,7 @@ internal sealed partial class PriceSession
         _client.User.RemoveSubscriptions(_subscriptions.Count);
         _subscriptions.Clear();
         ReleaseTopics();
+        ReleaseDepth();
         Volatile.Write(ref _subscriptionCount, 0);
     }
 
@@ -174,6 +175,12 @@ internal sealed partial class PriceSession
             return;
         }
 
+        if (action is ClientAction.SubscribeDepth or ClientAction.UnsubscribeDepth or ClientAction.SubscribeBook or ClientAction.UnsubscribeBook)
+        {
+            HandleDepth(action is ClientAction.SubscribeDepth or ClientAction.SubscribeBook, action is ClientAction.SubscribeBook or ClientAction.UnsubscribeBook);
+            return;
+        }
+
         ApplyTiming(timing);
         var rejected = new List<(string Key, string Code)>();
         List<string>? unknown = null;
@@ -208,7 +215,7 @@ internal sealed partial class PriceSession
             }
 
             // The connection's own cap first, then the user's across connections.
-            if (_subscriptions.Count + (_topics?.Count ?? 0) >= _services.Limits.MaxSubscriptionsPerConnection || !_client.User.TryAddSubscription())
+            if (_subscriptions.Count + (_topics?.Count ?? 0) + DepthCount >= _services.Limits.MaxSubscriptionsPerConnection || !_client.User.TryAddSubscription())
             {
                 rejected.Add((key, ErrorCodes.SubscriptionLimit));
                 continue;
@@ -230,7 +237,7 @@ internal sealed partial class PriceSession
             (added ??= []).Add(created);
         }
 
-        Volatile.Write(ref _subscriptionCount, _subscriptions.Count + (_topics?.Count ?? 0));
+        Volatile.Write(ref _subscriptionCount, _subscriptions.Count + (_topics?.Count ?? 0) + DepthCount);
         if (unknown is not null)
         {
             Interlocked.Increment(ref _services.Metrics.ClientErrors);

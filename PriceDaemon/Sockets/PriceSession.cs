@@ -29,6 +29,8 @@ internal sealed partial class PriceSession
     // Owned by the receive loop (see remarks).
     private readonly Dictionary<int, Subscription> _subscriptions = [];
     private Dictionary<int, Subscription>? _topics; // by topic id; made on the first topic subscribe
+    private Dictionary<int, Subscription>? _depth; // depth channel, by instrument id; made on the first depth subscribe
+    private Dictionary<int, Subscription>? _book; // book channel, by instrument id
     private readonly List<string> _keys = [];
     private long _badWindowStart; // the current one-minute window of bad messages
     private int _badMessages;

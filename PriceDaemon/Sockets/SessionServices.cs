@@ -22,8 +22,10 @@ internal sealed class SessionServices
         SendPump sendPump,
         Push.NotificationInbox? inbox = null,
         Push.AnnouncementBoard? announcements = null,
-        Push.TopicCache? topics = null)
+        Push.TopicCache? topics = null,
+        DepthStage? depth = null)
     {
+        Depth = depth;
         Topics = topics;
         Inbox = inbox;
         Announcements = announcements;
@@ -51,6 +53,9 @@ internal sealed class SessionServices
 
     /// <summary>The configured topics; null when pushes are off.</summary>
     public Push.TopicCache? Topics { get; }
+
+    /// <summary>The depth and book channels; null only where a test builds sessions without them.</summary>
+    public DepthStage? Depth { get; }
 
     /// <summary>Announcements in force; null when pushes are off.</summary>
     public Push.AnnouncementBoard? Announcements { get; }

@@ -21,9 +21,11 @@ internal sealed partial class RecordingFeedSource : IFeedSource, IDisposable
     private readonly string _path;
     private readonly bool _jsonLines;
     private readonly StreamWriter _file;
+    private readonly Pipeline.DepthIngest? _depth;
 
-    public RecordingFeedSource(IFeedSource inner, InstrumentRegistry instruments, IOptions<FeedOptions> options, FeedMetrics metrics, ILogger<RecordingFeedSource> logger)
+    public RecordingFeedSource(IFeedSource inner, InstrumentRegistry instruments, IOptions<FeedOptions> options, FeedMetrics metrics, ILogger<RecordingFeedSource> logger, Pipeline.DepthIngest? depth = null)
     {
+        _depth = depth;
         _inner = inner;
         _instruments = instruments;
         _metrics = metrics;
@@ -42,6 +44,7 @@ internal sealed partial class RecordingFeedSource : IFeedSource, IDisposable
             _file = new StreamWriter(stream, new UTF8Encoding(false));
             if (stream.Length == 0 && !_jsonLines)
             {
+                _file.WriteLine(TickFile.FormatComment);
                 _file.WriteLine(TickFile.CsvHeader);
             }
         }
@@ -53,7 +56,7 @@ internal sealed partial class RecordingFeedSource : IFeedSource, IDisposable
 
     public async Task RunAsync(ChannelWriter<Tick> ticks, CancellationToken stoppingToken)
     {
-        var queue = Channel.CreateBounded<Tick>(new BoundedChannelOptions(QueueCapacity)
+        var queue = Channel.CreateBounded<Recorded>(new BoundedChannelOptions(QueueCapacity)
         {
             FullMode = BoundedChannelFullMode.DropWrite, // the live price path wins over the recording
             SingleReader = true,
@@ -62,6 +65,14 @@ internal sealed partial class RecordingFeedSource : IFeedSource, IDisposable
         });
         LogRecording(_path);
         var writer = WriteLoopAsync(queue.Reader);
+        // Books the feed hands to the depth stage are recorded between its trades, in the order they came.
+        _depth?.AddTap(book =>
+        {
+            if (!queue.Writer.TryWrite(new Recorded(default, book)) && !queue.Reader.Completion.IsCompleted)
+            {
+                OnDropped();
+            }
+        });
         try
         {
             await _inner.RunAsync(new TeeWriter(ticks, queue.Writer, this), stoppingToken).ConfigureAwait(false);
@@ -83,21 +94,28 @@ internal sealed partial class RecordingFeedSource : IFeedSource, IDisposable
 
     public void Dispose() => _file.Dispose();
 
-    private async Task WriteLoopAsync(ChannelReader<Tick> queue)
+    /// <summary>A trade, or a book when <see cref="Book"/> is set.</summary>
+    private readonly record struct Recorded(Tick Tick, DepthBook? Book);
+
+    private async Task WriteLoopAsync(ChannelReader<Recorded> queue)
     {
         var failed = false;
         while (await queue.WaitToReadAsync().ConfigureAwait(false))
         {
-            while (queue.TryRead(out var tick))
+            while (queue.TryRead(out var item))
             {
-                if (failed || (uint)tick.InstrumentId >= (uint)_instruments.Count)
+                var (tick, book) = item;
+                var id = book?.InstrumentId ?? tick.InstrumentId;
+                if (failed || (uint)id >= (uint)_instruments.Count)
                 {
                     continue;
                 }
 
                 try
                 {
-                    var record = new TickRecord(_instruments[tick.InstrumentId].Key, tick.ExchangeTimeUs, tick.LastPrice, tick.Volume);
+                    var record = book is null
+                        ? new TickRecord(_instruments[id].Key, tick.ExchangeTimeUs, tick.LastPrice, tick.Volume)
+                        : new TickRecord(_instruments[id].Key, book.ExchangeTimeUs, 0, 0, book.Bids, book.Asks);
                     await _file.WriteLineAsync(TickFile.Format(record, _jsonLines)).ConfigureAwait(false);
                     Interlocked.Increment(ref _metrics.Recorded);
                 }
@@ -129,7 +147,7 @@ internal sealed partial class RecordingFeedSource : IFeedSource, IDisposable
     }
 
     /// <summary>Passes ticks to the pipeline and, once the pipeline took one, offers it to the recording.</summary>
-    private sealed class TeeWriter(ChannelWriter<Tick> pipeline, ChannelWriter<Tick> recording, RecordingFeedSource owner) : ChannelWriter<Tick>
+    private sealed class TeeWriter(ChannelWriter<Tick> pipeline, ChannelWriter<Recorded> recording, RecordingFeedSource owner) : ChannelWriter<Tick>
     {
         public override bool TryWrite(Tick item)
         {
@@ -138,7 +156,7 @@ internal sealed partial class RecordingFeedSource : IFeedSource, IDisposable
                 return false;
             }
 
-            if (!recording.TryWrite(item))
+            if (!recording.TryWrite(new Recorded(item, null)))
             {
                 owner.OnDropped();
             }

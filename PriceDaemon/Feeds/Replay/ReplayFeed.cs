@@ -20,9 +20,11 @@ internal sealed partial class ReplayFeed : IFeedSource
     private readonly FeedMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger<ReplayFeed> _logger;
+    private readonly Pipeline.DepthIngest? _depth;
 
-    public ReplayFeed(InstrumentRegistry instruments, IOptions<FeedOptions> options, FeedStatus status, FeedMetrics metrics, TimeProvider time, ILogger<ReplayFeed> logger)
+    public ReplayFeed(InstrumentRegistry instruments, IOptions<FeedOptions> options, FeedStatus status, FeedMetrics metrics, TimeProvider time, ILogger<ReplayFeed> logger, Pipeline.DepthIngest? depth = null)
     {
+        _depth = depth;
         _instruments = instruments;
         _options = options.Value.Replay;
         _status = status;
@@ -93,6 +95,14 @@ internal sealed partial class ReplayFeed : IFeedSource
                     {
                         await Task.Delay(wait, _time, stoppingToken).ConfigureAwait(false);
                     }
+                }
+
+                if (record.IsDepth)
+                {
+                    // A recorded book: the depth and book channels replay it as they showed it.
+                    _depth?.Write(new DepthBook(instrument.Id, record.Bids!, record.Asks!, record.TimeUs, _time.GetTimestamp(), PriceSource.Replay));
+                    played++;
+                    continue;
                 }
 
                 var tick = new Tick(instrument.Id, record.LastPrice, record.Volume, record.TimeUs, _time.GetTimestamp(), PriceSource.Replay);

@@ -20,9 +20,11 @@ internal sealed partial class UpstoxDecoder
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly HashSet<string> _loggedUnknown = new(StringComparer.Ordinal);
+    private readonly Pipeline.DepthIngest? _depth;
 
-    public UpstoxDecoder(InstrumentRegistry instruments, FeedMetrics metrics, long[] volumes, TimeProvider time, ILogger logger)
+    public UpstoxDecoder(InstrumentRegistry instruments, FeedMetrics metrics, long[] volumes, TimeProvider time, ILogger logger, Pipeline.DepthIngest? depth = null)
     {
+        _depth = depth;
         _instruments = instruments;
         _metrics = metrics;
         _volumes = volumes;
@@ -89,9 +91,27 @@ internal sealed partial class UpstoxDecoder
             var timeMs = ltpc.Ltt > 0 ? ltpc.Ltt : response.CurrentTs > 0 ? response.CurrentTs : _time.GetUtcNow().ToUnixTimeMilliseconds();
             var previousClose = double.IsFinite(ltpc.Cp) && ltpc.Cp > 0 ? ltpc.Cp : 0;
             ticks.Add(new Tick(instrument.Id, ltpc.Ltp, _volumes[instrument.Id], timeMs * 1000, receivedTimestamp, PriceSource.Live, previousClose));
+            if (feed.FeedUnionCase == Feed.FeedUnionOneofCase.FullFeed && feed.FullFeed.MarketFF?.MarketLevel is { BidAskQuote.Count: > 0 } level)
+            {
+                // The book's time: Upstox stamps a full feed message once, at the message (currentTs), not per quote.
+                var bookMs = response.CurrentTs > 0 ? response.CurrentTs : timeMs;
+                _depth?.Write(Book(instrument.Id, level, bookMs * 1000, receivedTimestamp));
+            }
         }
 
         return response;
+    }
+
+    /// <summary>
+    /// <c>full</c> mode's 5 levels or <c>full_d30</c>'s 30: each <c>Quote</c> pairs the bid and the ask of one level.
+    /// Upstox V3 quotes carry no order count, so every level says 0 orders.
+    /// </summary>
+    internal static DepthBook Book(int instrumentId, MarketLevel level, long timeUs, long receivedTimestamp)
+    {
+        var quotes = level.BidAskQuote;
+        var bids = DepthBook.Side(quotes.Select(static q => new DepthLevel(q.BidP, q.BidQ, 0)), bids: true);
+        var asks = DepthBook.Side(quotes.Select(static q => new DepthLevel(q.AskP, q.AskQ, 0)), bids: false);
+        return new DepthBook(instrumentId, bids, asks, timeUs, receivedTimestamp, PriceSource.Live);
     }
 
     [LoggerMessage(EventId = 122, Level = LogLevel.Warning, Message = "Upstox sent a frame of {Bytes} bytes that is not a FeedResponse; skipped ({Reason})")]

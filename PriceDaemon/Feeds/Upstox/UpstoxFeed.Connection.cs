@@ -161,23 +161,34 @@ internal sealed partial class UpstoxFeed
     }
 
     /// <summary>
-    /// Keeps the upstream subscription equal to what <see cref="UpstoxSubscriptions"/> wants: everything at once
-    /// on connect, then the differences, gathered for <see cref="UpstoxFeedOptions.DebounceMs"/> after each change.
+    /// Keeps the upstream subscription equal to what <see cref="UpstoxSubscriptions"/> wants, instruments and their modes:
+    /// everything at once on connect, then the differences, gathered for <see cref="UpstoxFeedOptions.DebounceMs"/> after
+    /// each change. An instrument whose mode changed (a client added its depth or book, or the last one left) gets a
+    /// <c>change_mode</c> request, which keeps its place upstream.
     /// </summary>
     private async Task ReconcileLoopAsync(ClientWebSocket socket, CancellationToken ct)
     {
-        var upstream = new HashSet<int>();
+        var upstream = new Dictionary<int, string>();
         var debounce = TimeSpan.FromMilliseconds(_options.DebounceMs);
         while (true)
         {
             _subscriptions.ClearSignal();
             var (desired, nextChange) = _subscriptions.Snapshot();
-            var gone = upstream.Where(id => !desired.Contains(id)).ToList();
-            var added = desired.Where(id => !upstream.Contains(id)).ToList();
-            // Unsubscribe first, so that near the cap the freed places exist before the new keys arrive.
-            await SendRequestsAsync(socket, "unsub", gone, ct).ConfigureAwait(false);
-            await SendRequestsAsync(socket, "sub", added, ct).ConfigureAwait(false);
-            upstream = desired;
+            var modes = _subscriptions.ModesOf(desired);
+            var gone = upstream.Keys.Where(id => !modes.ContainsKey(id)).ToList();
+            // Unsubscribe first, then lower or raise modes, then subscribe: near a cap the freed places exist first.
+            await SendRequestsAsync(socket, "unsub", null, gone, ct).ConfigureAwait(false);
+            foreach (var group in modes.Where(m => upstream.TryGetValue(m.Key, out var was) && was != m.Value).GroupBy(static m => m.Value).OrderBy(static g => g.Key, StringComparer.Ordinal))
+            {
+                await SendRequestsAsync(socket, "change_mode", group.Key, [.. group.Select(static m => m.Key)], ct).ConfigureAwait(false);
+            }
+
+            foreach (var group in modes.Where(m => !upstream.ContainsKey(m.Key)).GroupBy(static m => m.Value).OrderBy(static g => g.Key, StringComparer.Ordinal))
+            {
+                await SendRequestsAsync(socket, "sub", group.Key, [.. group.Select(static m => m.Key)], ct).ConfigureAwait(false);
+            }
+
+            upstream = modes;
             await _subscriptions.WaitForChangeAsync(nextChange, ct).ConfigureAwait(false);
             if (debounce > TimeSpan.Zero)
             {
@@ -186,15 +197,15 @@ internal sealed partial class UpstoxFeed
         }
     }
 
-    private async Task SendRequestsAsync(ClientWebSocket socket, string method, List<int> ids, CancellationToken ct)
+    private async Task SendRequestsAsync(ClientWebSocket socket, string method, string? mode, List<int> ids, CancellationToken ct)
     {
         for (var start = 0; start < ids.Count; start += KeysPerRequest)
         {
             var chunk = ids.GetRange(start, Math.Min(KeysPerRequest, ids.Count - start));
-            var request = Request(method, method == "unsub" ? null : _options.Mode, chunk.Select(id => _instruments[id].Key));
+            var request = Request(method, mode, chunk.Select(id => _instruments[id].Key));
             // Upstox reads requests only from binary frames (JSON inside); text frames are ignored.
             await socket.SendAsync(request, WebSocketMessageType.Binary, true, ct).ConfigureAwait(false);
-            LogRequest(method, chunk.Count);
+            LogRequest(method, mode ?? "", chunk.Count);
         }
     }
 
@@ -313,8 +324,8 @@ internal sealed partial class UpstoxFeed
     [LoggerMessage(EventId = 119, Level = LogLevel.Debug, Message = "Upstox sent a text frame of {Bytes} bytes; ignored (the feed is binary protobuf)")]
     private partial void LogTextFrame(int bytes);
 
-    [LoggerMessage(EventId = 124, Level = LogLevel.Information, Message = "Upstox {Method}: {Count} instruments")]
-    private partial void LogRequest(string method, int count);
+    [LoggerMessage(EventId = 124, Level = LogLevel.Information, Message = "Upstox {Method} {Mode}: {Count} instruments")]
+    private partial void LogRequest(string method, string mode, int count);
 
     [LoggerMessage(EventId = 125, Level = LogLevel.Warning, Message = "Upstox feed stalled: nothing received for {Seconds} s while the market is open; reconnecting")]
     private partial void LogStalled(int seconds);

@@ -29,6 +29,7 @@ internal sealed partial class UpstoxFeed : IFeedSource, IDisposable
     private readonly UpstoxAuthorizer _authorizer;
     private readonly UpstoxTokenSource _tokens;
     private readonly HashSet<string> _segments;
+    private readonly DepthIngest? _depth;
 
     public UpstoxFeed(
         InstrumentRegistry instruments,
@@ -38,8 +39,10 @@ internal sealed partial class UpstoxFeed : IFeedSource, IDisposable
         UpstoxSubscriptions subscriptions,
         FeedMetrics metrics,
         TimeProvider time,
-        ILogger<UpstoxFeed> logger)
+        ILogger<UpstoxFeed> logger,
+        DepthIngest? depth = null)
     {
+        _depth = depth;
         _instruments = instruments;
         _options = options.Value.Upstox;
         _stallSeconds = options.Value.StallSeconds;
@@ -68,7 +71,7 @@ internal sealed partial class UpstoxFeed : IFeedSource, IDisposable
             volumes[id] = _cache.Get(id)?.Volume ?? 0;
         }
 
-        var decoder = new UpstoxDecoder(_instruments, _metrics, volumes, _time, _logger);
+        var decoder = new UpstoxDecoder(_instruments, _metrics, volumes, _time, _logger, _depth);
         LogStarting(_options.Mode, new Uri(_options.BaseUrl).Host, _tokens.Origin, _options.EffectiveMaxInstruments);
         var attempt = 0;
         while (!stoppingToken.IsCancellationRequested)

@@ -37,6 +37,21 @@ public sealed class UpstoxFeedOptions
     [Range(0, 100_000)]
     public int MaxInstruments { get; set; }
 
+    /// <summary>
+    /// Instruments held upstream in <c>full</c> mode at most, for clients of the <c>depth</c> channel (5 levels).
+    /// Upstox allows 1500 <c>full</c> instruments on a connection that mixes modes. Beyond it a depth subscription is
+    /// rejected with <c>upstream_limit</c>.
+    /// </summary>
+    [Range(0, 100_000)]
+    public int MaxDepthInstruments { get; set; } = 1500;
+
+    /// <summary>
+    /// Instruments held upstream in <c>full_d30</c> mode at most, for clients of the <c>book</c> channel (30 levels).
+    /// Upstox allows 50 (and only on its Plus plan). Beyond it a book subscription is rejected with <c>upstream_limit</c>.
+    /// </summary>
+    [Range(0, 100_000)]
+    public int MaxBookInstruments { get; set; } = 50;
+
     /// <summary>An instrument stays subscribed upstream this long after its last client left, so a page reload does not churn.</summary>
     [Range(0, 86_400)]
     public int UnsubscribeDelaySeconds { get; set; } = 60;

@@ -20,6 +20,13 @@ internal sealed partial class UpstoxSubscriptions : IUpstreamInterest
     private readonly HashSet<int> _lingering = [];
     private readonly HashSet<int> _desired = [];
     private readonly int _cap;
+    private readonly int[] _depthCounts; // clients of the depth channel, per instrument
+    private readonly int[] _bookCounts; // clients of the book channel, per instrument
+    private readonly int _depthCap;
+    private readonly int _bookCap;
+    private readonly string _baseMode;
+    private int _fullCount; // instruments in full mode (depth wanted, no book)
+    private int _bookCount; // instruments in full_d30 mode
     private readonly long _lingerTicks;
     private readonly TimeProvider _time;
     private readonly FeedMetrics _metrics;
@@ -39,6 +46,11 @@ internal sealed partial class UpstoxSubscriptions : IUpstreamInterest
         _time = time;
         _metrics = metrics;
         _cap = upstox.EffectiveMaxInstruments;
+        _depthCap = upstox.MaxDepthInstruments;
+        _bookCap = upstox.MaxBookInstruments;
+        _baseMode = upstox.Mode;
+        _depthCounts = new int[instruments.Count];
+        _bookCounts = new int[instruments.Count];
         _lingerTicks = upstox.UnsubscribeDelaySeconds * time.TimestampFrequency;
         _counts = new int[instruments.Count];
         _always = new bool[instruments.Count];
@@ -75,30 +87,131 @@ internal sealed partial class UpstoxSubscriptions : IUpstreamInterest
 
     public bool Acquire(int instrumentId)
     {
+        bool signal;
         lock (_gate)
         {
-            if (_counts[instrumentId]++ > 0 || _always[instrumentId])
+            if (!AcquireLocked(instrumentId, out signal))
             {
-                return true;
+                return false;
             }
+        }
 
-            if (_lingering.Remove(instrumentId))
-            {
-                return true; // back before it left: still subscribed upstream, nothing to send
-            }
+        if (signal)
+        {
+            Signal();
+        }
 
-            if (_desired.Count >= _cap && !EvictOldestLingering())
+        return true;
+    }
+
+    private bool AcquireLocked(int instrumentId, out bool signal)
+    {
+        signal = false;
+        if (_counts[instrumentId]++ > 0 || _always[instrumentId])
+        {
+            return true;
+        }
+
+        if (_lingering.Remove(instrumentId))
+        {
+            return true; // back before it left: still subscribed upstream, nothing to send
+        }
+
+        if (_desired.Count >= _cap && !EvictOldestLingering())
+        {
+            _counts[instrumentId] = 0;
+            Interlocked.Increment(ref _metrics.UpstreamRejected);
+            return false;
+        }
+
+        _desired.Add(instrumentId);
+        signal = true;
+        return true;
+    }
+
+    /// <summary>
+    /// A client of the instrument's depth (<c>full</c>) or book (<c>full_d30</c>): counts as interest in the instrument,
+    /// as a price subscription does, and raises its mode upstream. The first client of a mode takes a place under that
+    /// mode's cap (the book's place replaces the depth's: one instrument has one mode); refused when it is full.
+    /// </summary>
+    public bool AcquireDepth(int instrumentId, bool book)
+    {
+        lock (_gate)
+        {
+            var before = DepthKind(instrumentId);
+            if (book ? _bookCounts[instrumentId] == 0 && _bookCount >= _bookCap
+                : _bookCounts[instrumentId] == 0 && _depthCounts[instrumentId] == 0 && _fullCount >= _depthCap)
             {
-                _counts[instrumentId] = 0;
                 Interlocked.Increment(ref _metrics.UpstreamRejected);
                 return false;
             }
 
-            _desired.Add(instrumentId);
+            if (!AcquireLocked(instrumentId, out _))
+            {
+                return false;
+            }
+
+            (book ? _bookCounts : _depthCounts)[instrumentId]++;
+            CountModes(instrumentId, before);
         }
 
-        Signal();
+        Signal(); // a new instrument, or a mode change, or neither: the reconciler compares
         return true;
+    }
+
+    public void ReleaseDepth(int instrumentId, bool book)
+    {
+        lock (_gate)
+        {
+            var counts = book ? _bookCounts : _depthCounts;
+            if (counts[instrumentId] > 0)
+            {
+                var before = DepthKind(instrumentId);
+                counts[instrumentId]--;
+                CountModes(instrumentId, before);
+            }
+        }
+
+        Release(instrumentId);
+        Signal(); // the mode may have fallen back even when other clients still want the instrument
+    }
+
+    /// <summary>The mode each of <paramref name="instruments"/> is wanted in now: <c>full_d30</c>, <c>full</c>, or the configured one.</summary>
+    public Dictionary<int, string> ModesOf(IEnumerable<int> instruments)
+    {
+        lock (_gate)
+        {
+            return instruments.ToDictionary(static id => id, ModeLocked);
+        }
+    }
+
+    /// <summary>Instruments wanted in <c>full</c> and in <c>full_d30</c> mode now.</summary>
+    public (int Full, int FullD30) ModeCounts
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return (_fullCount, _bookCount);
+            }
+        }
+    }
+
+    private string ModeLocked(int id) => DepthKind(id) switch
+    {
+        2 => "full_d30",
+        1 => "full",
+        _ => _baseMode,
+    };
+
+    /// <summary>0: no depth client; 1: depth clients only (full); 2: a book client (full_d30).</summary>
+    private int DepthKind(int id) => _bookCounts[id] > 0 ? 2 : _depthCounts[id] > 0 ? 1 : 0;
+
+    private void CountModes(int id, int before)
+    {
+        var after = DepthKind(id);
+        _fullCount += (after == 1 ? 1 : 0) - (before == 1 ? 1 : 0);
+        _bookCount += (after == 2 ? 1 : 0) - (before == 2 ? 1 : 0);
     }
 
     public void Release(int instrumentId)

@@ -20,6 +20,7 @@ import {
   type CandlesFrame,
   type ClientMessage,
   type ConnectionStatusValue,
+  type DepthData,
   type DepthFrame,
   type DepthLevel,
   type ErrorCode,
@@ -89,8 +90,8 @@ const messages: ClientMessage[] = [
   { action: 'alert_create', instrument_key: key, condition: 'above', price: 1 } satisfies AlertCreateMessage,
 ];
 const sample: ServerFrame[] = [
-  { type: 'depth', instrument_key: key, data: { bids: [[1, 2, 3]], asks: [], timestamp: '' } } satisfies DepthFrame,
-  { type: 'book', instrument_key: key, data: { bids: [], asks: [[1, 2, 3]], timestamp: '' } } satisfies BookFrame,
+  { type: 'depth', instrument_key: key, data: { bids: [[1, 2, 3]], asks: [], timestamp: '', seq: 1, source: 'live' } } satisfies DepthFrame,
+  { type: 'book', instrument_key: key, data: { bids: [], asks: [[1, 2, 3]], timestamp: '', seq: 1, source: 'live' } } satisfies BookFrame,
   { type: 'candles', instrument_key: key, interval: '1m', data: [{ t: '', o: 1, h: 2, l: 0.5, c: 1.5, v: 9 }] } satisfies CandlesFrame,
   { type: 'candle', instrument_key: key, interval: '1m', data: { t: '', o: 1, h: 2, l: 0.5, c: 1.5, v: 9, closed: false } } satisfies CandleFrame,
   { type: 'volume_alert', instrument_key: key, data: { volume_1m: 5, baseline: 1, ratio: 5, timestamp: '' } } satisfies VolumeAlertFrame,
@@ -129,6 +130,7 @@ const offs: Release[] = [
   socket.on('feed', (feed: FeedState) => void feed.status),
   socket.onNotification<{ qty: number }>((n: Notification<{ qty: number }>) => void (n.data.qty + (n.replayed ? 1 : 0))),
   socket.onAnnouncement((event: AnnouncementEvent) => void ('level' in event ? event.level : event.removed)),
+  socket.subscribeDepth(key, (instrumentKey: string, data: DepthData, seq: number) => void `${instrumentKey}${data.bids[0]?.[0]}${seq}`, { levels: 30 }),
   socket.subscribeTopic<{ top: string }>('leaderboard', (topic: string, data: { top: string }, seq: number) => void `${topic}${data.top}${seq}`),
   socket.onFrame('status', (frame: StatusFrame) => void frame.epoch),
   socket.onFrame('subscribed', (frame: SubscribedFrame) => void frame.instruments),

@@ -18,12 +18,13 @@ import {
   useAnnouncements,
   useNotifications,
   useTopic,
+  useDepth,
   type PriceHooks,
   type PriceSocketProviderProps,
   type UsePriceWebSocketResult,
 } from '@pricedaemon/client/react';
 import * as React from 'react';
-import type { AnnouncementFrame, Notification, Price } from '@pricedaemon/client';
+import type { AnnouncementFrame, DepthData, Notification, Price } from '@pricedaemon/client';
 import { createUsePriceWebSocket, type LegacyUsePriceWebSocketResult } from '@pricedaemon/client/use-price-websocket';
 
 function Quote({ instrument }: { instrument: string }): ReactElement {
@@ -56,11 +57,12 @@ function GuidePage({ keys }: { keys: string[] }): ReactElement {
 // Pushes: the leaderboard topic, the banner of announcements, a toast per trade confirmation.
 function Pushes(): ReactElement {
   const leaderboard = useTopic<{ top: string[] }>('leaderboard');
+  const depth: DepthData | undefined = useDepth('NSE_EQ|INE002A01018');
   const announcements: AnnouncementFrame[] = useAnnouncements();
   useNotifications<{ qty: number }>((notification: Notification<{ qty: number }>) => {
     console.log(notification.kind, notification.data.qty, notification.replayed === true);
   });
-  return <aside>{leaderboard?.top.join(', ')} {announcements.map((a) => <p key={a.id} className={a.level}>{a.message}</p>)}</aside>;
+  return <aside>{leaderboard?.top.join(', ')} {depth?.bids[0]?.[0]} {announcements.map((a) => <p key={a.id} className={a.level}>{a.message}</p>)}</aside>;
 }
 
 const hooks: PriceHooks = createPriceHooks(React);

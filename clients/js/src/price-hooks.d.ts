@@ -1,5 +1,5 @@
 import type { Context, FunctionComponent, ReactNode } from 'react';
-import type { AnnouncementEvent, AnnouncementFrame, ConnectionStatusValue, FeedState, InstrumentKey, Notification, Price, PriceSocket, Release } from './price-socket.js';
+import type { AnnouncementEvent, AnnouncementFrame, ConnectionStatusValue, DepthData, DepthOptions, FeedState, InstrumentKey, Notification, Price, PriceSocket, Release } from './price-socket.js';
 
 export interface UsePriceWebSocketResult {
   /** the prices of the keys this component subscribed */
@@ -31,6 +31,8 @@ export interface PriceHooks {
   usePriceWebSocket(): UsePriceWebSocketResult;
   /** the last value of a topic, held while mounted */
   useTopic<T = unknown>(topic: string | null | undefined): T | undefined;
+  /** the order book of an instrument (5 levels a side; `{ levels: 30 }` for the book), held while mounted */
+  useDepth(instrumentKey: InstrumentKey | null | undefined, options?: DepthOptions): DepthData | undefined;
   /** handles this user's notifications while mounted; each is acked once the handler returned */
   useNotifications<T = unknown>(handler: (notification: Notification<T>) => void | Promise<void>): void;
   /** the announcements in force */

@@ -187,6 +187,21 @@ export function createPriceHooks(React) {
   }
 
   /**
+   * The order book of `instrumentKey` (`{ bids, asks, timestamp, seq, source }`, levels `[price, quantity, orders]`),
+   * held while the component is mounted; re-renders on each new one. `{ levels: 30 }` asks for the 30-level book.
+   */
+  function useDepth(instrumentKey, options) {
+    const socket = usePriceSocket();
+    const levels = options?.book === true ? 30 : (options?.levels ?? 5);
+    const subscribe = useCallback(
+      (onChange) => (instrumentKey ? socket.subscribeDepth(instrumentKey, () => onChange(), { levels }) : () => {}),
+      [socket, instrumentKey, levels],
+    );
+    const snapshot = useCallback(() => (instrumentKey ? socket.depth(instrumentKey, { levels }) : undefined), [socket, instrumentKey, levels]);
+    return useSyncExternalStore(subscribe, snapshot, snapshot);
+  }
+
+  /**
    * Calls `handler(notification)` for this user's notifications while the component is mounted; each is acked
    * once the handler returned (see PriceSocket.onNotification). The latest handler is used without resubscribing.
    */
@@ -215,6 +230,7 @@ export function createPriceHooks(React) {
     useFeedStatus,
     usePriceWebSocket,
     useTopic,
+    useDepth,
     useNotifications,
     useAnnouncements,
   };

@@ -115,22 +115,22 @@ export interface ErrorFrame {
 }
 
 // ---- server to client: DESIGN.md "Beyond prices" -------------------------------------------------------
-// Declared ahead of the daemon: a daemon of this version may not send these yet. They reach
-// PriceSocket.onFrame(type) listeners as they arrive; the client keeps no state for them (yet).
+// Some are declared ahead of the daemon: a daemon of this version may not send them yet. They reach
+// PriceSocket.onFrame(type) listeners as they arrive; the client keeps state for depth and book (subscribeDepth).
 
-/** [price, quantity, orders] */
+/** [price, quantity, orders]; orders is 0 when the source does not say (Upstox V3) */
 export type DepthLevel = [number, number, number];
 
 export interface DepthFrame {
   type: 'depth';
   instrument_key: InstrumentKey;
-  data: { bids: DepthLevel[]; asks: DepthLevel[]; timestamp: string; seq?: number; source?: PriceSource };
+  data: DepthData;
 }
 
 export interface BookFrame {
   type: 'book';
   instrument_key: InstrumentKey;
-  data: { bids: DepthLevel[]; asks: DepthLevel[]; timestamp: string; seq?: number; source?: PriceSource };
+  data: DepthData;
 }
 
 export interface Candle {
@@ -358,6 +358,13 @@ export declare class PriceSocket {
   subscribeTopic<T = unknown>(topics: string | Iterable<string>, callback?: (topic: string, data: T, seq: number) => void): Release;
   /** the last value of a held topic */
   topic<T = unknown>(name: string): T | undefined;
+  /**
+   * holds the order book of `keys` (reference counted, resubscribed after a reconnect): the best 5 levels a side,
+   * or up to 30 with `{ levels: 30 }`; `callback` hears the current and every later book
+   */
+  subscribeDepth(keys: string | Iterable<string>, callback?: (instrumentKey: string, data: DepthData, seq: number) => void, options?: DepthOptions): Release;
+  /** the last book of a held instrument */
+  depth(instrumentKey: string, options?: DepthOptions): DepthData | undefined;
 
   connect(): void;
   close(): void;
@@ -366,3 +373,23 @@ export declare class PriceSocket {
 export declare function getPriceSocket(options?: PriceSocketOptions): PriceSocket;
 export declare function backoffDelay(attempt: number, options?: BackoffOptions, random?: () => number): number;
 export declare function defaultUrl(location?: { protocol: string; host: string }): string;
+
+/** The `data` of a `depth` or `book` frame. */
+export interface DepthData {
+  /** best (highest) first */
+  bids: DepthLevel[];
+  /** best (lowest) first */
+  asks: DepthLevel[];
+  timestamp: string;
+  seq: number;
+  source: PriceSource;
+  /** true on a cached book served while the feed is down */
+  stale?: boolean;
+}
+
+export interface DepthOptions {
+  /** 5 (default: channel `depth`) or up to 30 (channel `book`) */
+  levels?: number;
+  /** the same as `levels: 30` */
+  book?: boolean;
+}

@@ -135,6 +135,7 @@ export class PriceSocket {
     this.announcements = new Map(); // id -> announcement frame, while in force
     this.announcementList = []; // the same, as an array replaced on every change (a stable React snapshot)
     this._topics = new Map(); // topic -> { refs, seq, data, callbacks: Set }
+    this._books = { depth: new Map(), book: new Map() }; // channel -> instrument key -> { refs, seq, data, callbacks: Set }
     this._socket = null;
     this._retryTimer = null;
     this._resyncTimer = null;
@@ -284,6 +285,109 @@ export class PriceSocket {
   /** The last value of a held topic, or undefined. */
   topic(name) {
     return this._topics.get(name)?.data;
+  }
+
+  // ---- depth and book ----
+
+  /**
+   * Holds the order book of `keys`, reference counted like prices: the best 5 levels a side (channel 'depth'), or
+   * with `{ levels: 30 }` (or `{ book: true }`) up to 30 (channel 'book'). `callback(key, data, seq)` hears each book,
+   * starting with the one already here; `data` is `{ bids: [[price, quantity, orders], ...], asks, timestamp, seq,
+   * source, stale? }`, bids best (highest) first, asks best (lowest) first. Resubscribed after every reconnect.
+   * Returns a function that releases them.
+   */
+  subscribeDepth(keys, callback, options = {}) {
+    const channel = depthChannel(options);
+    const held = this._books[channel];
+    const names = normalizeKeys(keys);
+    const added = [];
+    for (const key of names) {
+      let entry = held.get(key);
+      if (!entry) {
+        entry = { refs: 0, seq: -1, data: undefined, callbacks: new Set() };
+        held.set(key, entry);
+      }
+      entry.refs += 1;
+      if (entry.refs === 1) {
+        added.push(key);
+      }
+      if (callback) {
+        entry.callbacks.add(callback);
+        if (entry.data !== undefined) {
+          callback(key, entry.data, entry.seq);
+        }
+      }
+    }
+    if (added.length > 0) {
+      this._send({ action: 'subscribe', channel, instruments: added });
+    }
+    let released = false;
+    return () => {
+      if (released) {
+        return;
+      }
+      released = true;
+      const gone = [];
+      for (const key of names) {
+        const entry = held.get(key);
+        if (!entry) {
+          continue;
+        }
+        if (callback) {
+          entry.callbacks.delete(callback);
+        }
+        entry.refs -= 1;
+        if (entry.refs <= 0) {
+          held.delete(key);
+          gone.push(key);
+        }
+      }
+      if (gone.length > 0) {
+        this._send({ action: 'unsubscribe', channel, instruments: gone });
+      }
+    };
+  }
+
+  /** The last book of a held instrument (`{ levels: 30 }` for the book channel), or undefined. */
+  depth(key, options = {}) {
+    return this._books[depthChannel(options)].get(key)?.data;
+  }
+
+  // Sends every held depth and book subscription again (after a reconnect or a rate limit).
+  _resubscribeBooks(fresh) {
+    for (const [channel, held] of Object.entries(this._books)) {
+      if (held.size === 0) {
+        continue;
+      }
+      if (fresh) {
+        // Books are not stored: a restarted daemon's seq starts again, so the first book after a reconnect is taken.
+        for (const entry of held.values()) {
+          entry.seq = -1;
+        }
+      }
+      this._send({ action: 'subscribe', channel, instruments: [...held.keys()] });
+    }
+  }
+
+  _acceptBook(channel, message) {
+    const data = message.data;
+    const entry = this._books[channel].get(message.instrument_key);
+    if (!entry || !data || !Array.isArray(data.bids) || !Array.isArray(data.asks) || typeof data.seq !== 'number') {
+      return;
+    }
+    // Never an older book after a newer one; the same book again only when its freshness changed.
+    if (data.seq < entry.seq || (data.seq === entry.seq && (data.stale === true) === (entry.data?.stale === true))) {
+      return;
+    }
+    entry.seq = data.seq;
+    entry.data = data;
+    for (const callback of [...entry.callbacks]) {
+      try {
+        callback(message.instrument_key, data, data.seq);
+      } catch (error) {
+        this._console?.error?.(error);
+      }
+    }
   }
 
   async _handleNotification(message) {
@@ -773,6 +877,7 @@ export class PriceSocket {
       if (this._topics.size > 0) {
         this._send({ action: 'subscribe', channel: 'topic', topics: [...this._topics.keys()] });
       }
+      this._resubscribeBooks(false);
     }, Math.max(0, ms) + 50);
   }
 
@@ -797,6 +902,7 @@ export class PriceSocket {
       }
       this._send({ action: 'subscribe', channel: 'topic', topics: [...this._topics.keys()] });
     }
+    this._resubscribeBooks(true);
     if (this.announcements.size > 0) {
       this.announcements.clear(); // the daemon sends those in force again on every connect
       this.announcementList = [];
@@ -954,7 +1060,20 @@ const FRAME_HANDLERS = {
     }
     return true;
   },
+  depth(message) {
+    this._acceptBook('depth', message);
+    return true;
+  },
+  book(message) {
+    this._acceptBook('book', message);
+    return true;
+  },
   subscribed(message) {
+    if (message.channel === 'depth' || message.channel === 'book') {
+      this._log(message.channel, message.instruments, 'rejected', message.rejected);
+      this._emit('subscribed', { action: message.action, channel: message.channel, instruments: message.instruments ?? [], rejected: message.rejected ?? [] });
+      return true;
+    }
     if (message.channel === 'topic') {
       this._log('topics', message.topics, 'rejected', message.rejected);
       this._emit('subscribed', { action: message.action, channel: 'topic', topics: message.topics ?? [], rejected: message.rejected ?? [] });
@@ -981,6 +1100,11 @@ const FRAME_HANDLERS = {
     return true;
   },
 };
+
+// 'book' for more than the 5 levels of 'depth'.
+function depthChannel(options) {
+  return options?.book === true || (options?.levels ?? 5) > 5 ? 'book' : 'depth';
+}
 
 function normalizeKeys(keys) {
   const list = typeof keys === 'string' ? [keys] : [...(keys ?? [])];

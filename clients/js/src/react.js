@@ -18,6 +18,7 @@ export const {
   useFeedStatus,
   usePriceWebSocket,
   useTopic,
+  useDepth,
   useNotifications,
   useAnnouncements,
 } = createPriceHooks(React);
