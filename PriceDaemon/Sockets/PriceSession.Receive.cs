@@ -104,6 +104,7 @@ internal sealed partial class PriceSession
         _client.User.RemoveSubscriptions(_subscriptions.Count);
         _subscriptions.Clear();
         ReleaseTopics();
+        ReleaseCandles();
         Volatile.Write(ref _subscriptionCount, 0);
     }
 
@@ -119,7 +120,7 @@ internal sealed partial class PriceSession
         ClientAction action;
         try
         {
-            error = ClientMessageParser.Parse(message, out action, _keys);
+            error = ClientMessageParser.Parse(message, out action, _keys, out _candleRequest);
         }
         catch (Exception ex)
         {
@@ -170,6 +171,12 @@ internal sealed partial class PriceSession
             return;
         }
 
+        if (action is ClientAction.SubscribeCandles or ClientAction.UnsubscribeCandles)
+        {
+            HandleCandles(action == ClientAction.SubscribeCandles, _candleRequest);
+            return;
+        }
+
         var rejected = new List<(string Key, string Code)>();
         List<string>? unknown = null;
         List<Subscription>? added = null;
@@ -203,7 +210,7 @@ internal sealed partial class PriceSession
             }
 
             // The connection's own cap first, then the user's across connections.
-            if (_subscriptions.Count + (_topics?.Count ?? 0) >= _services.Limits.MaxSubscriptionsPerConnection || !_client.User.TryAddSubscription())
+            if (HeldCount >= _services.Limits.MaxSubscriptionsPerConnection || !_client.User.TryAddSubscription())
             {
                 rejected.Add((key, ErrorCodes.SubscriptionLimit));
                 continue;
@@ -225,7 +232,7 @@ internal sealed partial class PriceSession
             (added ??= []).Add(created);
         }
 
-        Volatile.Write(ref _subscriptionCount, _subscriptions.Count + (_topics?.Count ?? 0));
+        Volatile.Write(ref _subscriptionCount, HeldCount);
         if (unknown is not null)
         {
             Interlocked.Increment(ref _services.Metrics.ClientErrors);

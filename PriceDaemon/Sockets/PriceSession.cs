@@ -30,6 +30,7 @@ internal sealed partial class PriceSession
     private readonly Dictionary<int, Subscription> _subscriptions = [];
     private Dictionary<int, Subscription>? _topics; // by topic id; made on the first topic subscribe
     private readonly List<string> _keys = [];
+    private CandleRequest _candleRequest; // the candles message's interval and history, beside _keys
     private long _badWindowStart; // the current one-minute window of bad messages
     private int _badMessages;
     private bool _unreadableLogged; // the parser threw once already: logged once per connection

@@ -22,8 +22,14 @@ internal sealed class SessionServices
         SendPump sendPump,
         Push.NotificationInbox? inbox = null,
         Push.AnnouncementBoard? announcements = null,
-        Push.TopicCache? topics = null)
+        Push.TopicCache? topics = null,
+        Candles.CandleBook? candles = null,
+        Candles.CandleService? candleHistory = null,
+        IOptions<Candles.CandleOptions>? candleOptions = null)
     {
+        Candles = candles;
+        CandleHistory = candleHistory;
+        CandleMaxHistory = candleOptions?.Value.MaxHistory ?? 0;
         Topics = topics;
         Inbox = inbox;
         Announcements = announcements;
@@ -50,6 +56,15 @@ internal sealed class SessionServices
 
     /// <summary>The configured topics; null when pushes are off.</summary>
     public Push.TopicCache? Topics { get; }
+
+    /// <summary>The candle channel's bars and last values; null when candles are off.</summary>
+    public Candles.CandleBook? Candles { get; }
+
+    /// <summary>Closed bars for a subscribe's history; null when candles are off.</summary>
+    public Candles.CandleService? CandleHistory { get; }
+
+    /// <summary>Most closed bars one candles subscribe gets (<c>Candles:MaxHistory</c>).</summary>
+    public int CandleMaxHistory { get; }
 
     /// <summary>Announcements in force; null when pushes are off.</summary>
     public Push.AnnouncementBoard? Announcements { get; }
