@@ -85,6 +85,23 @@ internal sealed class CandleBook : ITickObserver, IFrameSource
         lock (state.Gate)
         {
             var traded = Traded(state, tick.Volume, _session.TradingDay(time));
+            ref var minute = ref state.Bars[0];
+            if (minute.Forming && time >= minute.StartUs && time < minute.EndUs)
+            {
+                // Inside the forming minute, so inside every longer interval's forming bar too (they nest: one grid
+                // anchored at the open, the longer ones ending at the close). The common case: no bucket arithmetic.
+                foreach (ref var bar in state.Bars.AsSpan())
+                {
+                    if (bar.Forming)
+                    {
+                        Update(ref bar, tick.LastPrice, traded);
+                    }
+                }
+
+                state.Dirty = true;
+                return;
+            }
+
             for (var interval = 0; interval < CandleIntervals.Count; interval++)
             {
                 if (!_session.Bucket(time, interval, out var start, out var end))
@@ -95,19 +112,7 @@ internal sealed class CandleBook : ITickObserver, IFrameSource
                 ref var bar = ref state.Bars[interval];
                 if (bar.Forming && bar.StartUs == start)
                 {
-                    var price = tick.LastPrice;
-                    if (price > bar.High)
-                    {
-                        bar.High = price;
-                    }
-
-                    if (price < bar.Low)
-                    {
-                        bar.Low = price;
-                    }
-
-                    bar.Close = price;
-                    bar.Volume += traded;
+                    Update(ref bar, tick.LastPrice, traded);
                 }
                 else if (start > bar.StartUs)
                 {
@@ -136,6 +141,22 @@ internal sealed class CandleBook : ITickObserver, IFrameSource
 
             state.Dirty = true;
         }
+    }
+
+    private static void Update(ref Bar bar, double price, long traded)
+    {
+        if (price > bar.High)
+        {
+            bar.High = price;
+        }
+
+        if (price < bar.Low)
+        {
+            bar.Low = price;
+        }
+
+        bar.Close = price;
+        bar.Volume += traded;
     }
 
     /// <summary>The traded quantity since the instrument's previous tick (see remarks); updates the baseline.</summary>
