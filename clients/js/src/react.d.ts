@@ -13,5 +13,6 @@ export declare const useConnectionStatus: PriceHooks['useConnectionStatus'];
 export declare const useFeedStatus: PriceHooks['useFeedStatus'];
 export declare const usePriceWebSocket: PriceHooks['usePriceWebSocket'];
 export declare const useTopic: PriceHooks['useTopic'];
+export declare const useCandles: PriceHooks['useCandles'];
 export declare const useNotifications: PriceHooks['useNotifications'];
 export declare const useAnnouncements: PriceHooks['useAnnouncements'];

@@ -18,6 +18,7 @@ export const {
   useFeedStatus,
   usePriceWebSocket,
   useTopic,
+  useCandles,
   useNotifications,
   useAnnouncements,
 } = createPriceHooks(React);
