@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.FileProviders;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Options;
+using PriceDaemon.Candles;
 using PriceDaemon.Feeds;
 using PriceDaemon.Hosting;
 using PriceDaemon.Http;
@@ -54,6 +55,7 @@ public static class Program
             // with a stack trace. The host's own start does it for callers that skip this (tests).
             app.Services.GetRequiredService<StorageService>().Open();
             app.Services.GetService<NotificationInbox>()?.Open();
+            app.Services.GetService<CandleService>()?.Open();
             await app.StartAsync().ConfigureAwait(false);
         }
         catch (Exception ex) when (ConfigurationError(ex) is { } message)
@@ -138,6 +140,7 @@ public static class Program
         services.AddSingleton<StorageService>();
         services.AddHostedService(static sp => sp.GetRequiredService<StorageService>());
         services.AddPush(configuration); // the inbox, when Push:PublisherKey is set: loaded before sockets open
+        services.AddCandles(configuration); // bars restored before the throttle runs; stops after it drained
         services.AddSingleton<SessionRegistry>();
         services.AddHostedService(static sp => sp.GetRequiredService<SessionRegistry>());
         services.AddSingleton<FanOutStage>();
@@ -162,6 +165,7 @@ public static class Program
         app.UseWebSockets();
         app.Map(PriceSocketEndpoint.Path, PriceSocketEndpoint.HandleAsync);
         app.MapPriceEndpoints();
+        app.MapCandleEndpoints();
         app.MapHealthEndpoints();
         app.MapMetrics();
         if (PushServiceCollectionExtensions.IsEnabled(configuration))

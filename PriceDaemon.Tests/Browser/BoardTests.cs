@@ -10,7 +10,7 @@ namespace PriceDaemon.Tests.Browser;
 /// The live board at GET / in headless Chromium, against the real daemon as its own process on 127.0.0.1
 /// with a fast simulated feed: what a person watching the page sees.
 /// </summary>
-public sealed class BoardTests
+public sealed partial class BoardTests
 {
     private const string Reliance = "NSE_EQ|INE002A01018";
     private const string Wipro = "NSE_EQ|INE075A01022";

@@ -82,4 +82,34 @@ public sealed class ClientMessageParserTests
         var error = ClientMessageParser.Parse(Encoding.UTF8.GetBytes(message), out _, []);
         Assert.That(error?.Code, Is.EqualTo(code));
     }
+
+    [Test]
+    public void Parse_Candles_ReadsIntervalHistoryAndInstruments()
+    {
+        var keys = new List<string>();
+        var error = ClientMessageParser.Parse(Encoding.UTF8.GetBytes("{\"action\":\"subscribe\",\"channel\":\"candles\",\"interval\":\"15m\",\"history\":200,\"instruments\":[\"A|1\"]}"), out var action, keys, out _, out var candles);
+        Assert.That(error, Is.Null);
+        Assert.That(action, Is.EqualTo(ClientAction.SubscribeCandles));
+        Assert.That(keys, Is.EqualTo(new[] { "A|1" }));
+        Assert.That(candles, Is.EqualTo(new CandleRequest(2, 200)));
+
+        error = ClientMessageParser.Parse(Encoding.UTF8.GetBytes("{\"instruments\":[],\"interval\":\"1d\",\"channel\":\"candles\",\"action\":\"unsubscribe\"}"), out action, keys, out _, out candles);
+        Assert.That(error, Is.Null);
+        Assert.That(action, Is.EqualTo(ClientAction.UnsubscribeCandles));
+        Assert.That(candles, Is.EqualTo(new CandleRequest(4, 0)), "history defaults to none");
+    }
+
+    [TestCase("{\"action\":\"subscribe\",\"channel\":\"candles\",\"instruments\":[\"A|1\"]}", "invalid_interval")]
+    [TestCase("{\"action\":\"subscribe\",\"channel\":\"candles\",\"interval\":\"1M\",\"instruments\":[]}", "invalid_interval")]
+    [TestCase("{\"action\":\"subscribe\",\"channel\":\"candles\",\"interval\":60,\"instruments\":[]}", "invalid_interval")]
+    [TestCase("{\"action\":\"subscribe\",\"channel\":\"candles\",\"interval\":\"1m\",\"history\":-1,\"instruments\":[]}", "invalid_history")]
+    [TestCase("{\"action\":\"subscribe\",\"channel\":\"candles\",\"interval\":\"1m\",\"history\":1.5,\"instruments\":[]}", "invalid_history")]
+    [TestCase("{\"action\":\"subscribe\",\"channel\":\"candles\",\"interval\":\"1m\",\"history\":\"200\",\"instruments\":[]}", "invalid_history")]
+    [TestCase("{\"action\":\"subscribe\",\"channel\":\"candles\",\"interval\":\"1m\",\"history\":1001,\"instruments\":[]}", "invalid_history")]
+    [TestCase("{\"action\":\"subscribe\",\"channel\":\"candles\",\"interval\":\"1m\"}", "invalid_message")]
+    public void Parse_Candles_Rejects(string message, string code)
+    {
+        var error = ClientMessageParser.Parse(Encoding.UTF8.GetBytes(message), out _, [], out _, out _);
+        Assert.That(error?.Code, Is.EqualTo(code));
+    }
 }

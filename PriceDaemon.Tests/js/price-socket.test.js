@@ -757,3 +757,34 @@ test('subscribeDepth holds depth or book per key, keeps the newest book, and res
     { action: 'unsubscribe', channel: 'book', instruments: ['NSE_EQ|A'] },
   ]);
 });
+
+test('subscribeCandles: history, then forming and closed bars in order; resubscribed with fresh history after a reconnect', () => {
+  const { client, last, sockets, clock } = harness();
+  last().open();
+  const events = [];
+  const release = client.subscribeCandles(RELIANCE, '1m', { history: 50 }, (e) => events.push([e.type, e.bar?.t ?? null, e.bars.length, e.forming?.t ?? null]));
+  const again = client.subscribeCandles(RELIANCE, '1m', { history: 50 });
+  assert.deepEqual(last().sent, [{ action: 'subscribe', channel: 'candles', interval: '1m', history: 50, instruments: [RELIANCE] }], 'the first reference only');
+  const bar = (t, c, closed) => ({ t, o: 1, h: 2, l: 0.5, c, v: 10, ...(closed === undefined ? {} : { closed }) });
+  last().receive({ type: 'candles', instrument_key: RELIANCE, interval: '1m', data: [bar('2026-11-30T03:45:00Z', 1)] });
+  last().receive({ type: 'candle', instrument_key: RELIANCE, interval: '1m', seq: 1, data: bar('2026-11-30T03:46:00Z', 1.5, false) });
+  last().receive({ type: 'candle', instrument_key: RELIANCE, interval: '1m', seq: 1, data: bar('2026-11-30T03:46:00Z', 9, false) });
+  last().receive({ type: 'candle', instrument_key: RELIANCE, interval: '5m', seq: 7, data: bar('2026-11-30T03:45:00Z', 9, false) });
+  last().receive({ type: 'candle', instrument_key: RELIANCE, interval: '1m', seq: 2, data: bar('2026-11-30T03:46:00Z', 1.7, true) });
+  assert.deepEqual(events, [
+    ['history', null, 1, null],
+    ['candle', '2026-11-30T03:46:00Z', 1, '2026-11-30T03:46:00Z'],
+    ['candle', '2026-11-30T03:46:00Z', 2, null],
+  ], 'an older seq and another interval are ignored; the closed bar joins the history and is no longer forming');
+  assert.equal(client.candles(RELIANCE, '1m').bars[1].c, 1.7);
+
+  last().drop();
+  clock.advance(clock.next);
+  sockets[1].open();
+  assert.deepEqual(sockets[1].sent, [{ action: 'subscribe', channel: 'candles', interval: '1m', history: 50, instruments: [RELIANCE] }]);
+  sockets[1].receive({ type: 'candle', instrument_key: RELIANCE, interval: '1m', seq: 1, data: bar('2026-11-30T03:47:00Z', 2, false) });
+  assert.equal(client.candles(RELIANCE, '1m').forming.t, '2026-11-30T03:47:00Z', 'a restarted daemon counts seq from 1 again');
+  release();
+  again();
+  assert.deepEqual(sockets[1].sent.slice(1), [{ action: 'unsubscribe', channel: 'candles', interval: '1m', instruments: [RELIANCE] }]);
+});

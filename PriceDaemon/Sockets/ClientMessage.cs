@@ -29,7 +29,16 @@ internal enum ClientAction
 
     /// <summary><c>{"action":"unsubscribe","channel":"book","instruments":[...]}</c>.</summary>
     UnsubscribeBook,
+
+    /// <summary><c>{"action":"subscribe","channel":"candles","interval":"1m","history":200,"instruments":[...]}</c>.</summary>
+    SubscribeCandles,
+
+    /// <summary><c>{"action":"unsubscribe","channel":"candles","interval":"1m","instruments":[...]}</c>.</summary>
+    UnsubscribeCandles,
 }
+
+/// <summary>What a candles message asks beyond its instruments: the interval (index in Candles.CandleIntervals) and how many closed bars.</summary>
+internal readonly record struct CandleRequest(int Interval, int History);
 
 /// <summary>Stable <c>error.code</c> strings; clients switch on them, so they never change.</summary>
 internal static class ErrorCodes
@@ -47,6 +56,8 @@ internal static class ErrorCodes
 
     /// <summary>Also the <c>code</c> of the <c>warning</c> frame that comes first: the socket could not keep up.</summary>
     public const string SlowConsumer = "slow_consumer";
+    public const string InvalidInterval = "invalid_interval";
+    public const string InvalidHistory = "invalid_history";
 }
 
 /// <summary>
@@ -63,6 +74,9 @@ internal static class ClientMessageParser
     /// <summary>Most ids one ack may name: a user's inbox holds at most 200 (Push:InboxMaxPerUser).</summary>
     public const int MaxAckIds = 200;
 
+    /// <summary>Most closed bars a candles subscribe may ask for; <c>Candles:MaxHistory</c> may lower it.</summary>
+    public const int MaxCandleHistory = 1000;
+
     /// <summary>
     /// Fills <paramref name="instruments"/> (cleared first) and returns null, or returns the error to send. For an ack
     /// the list holds the notification ids instead, for the topic channel the topic names: one list, so a price
@@ -72,8 +86,15 @@ internal static class ClientMessageParser
         Parse(utf8, out action, instruments, out _);
 
     /// <param name="timing">A price subscribe's <c>"timing"</c> flag (frames carry the daemon's receive time); null when absent or not a price subscribe.</param>
-    public static Error? Parse(ReadOnlySpan<byte> utf8, out ClientAction action, List<string> instruments, out bool? timing)
+    public static Error? Parse(ReadOnlySpan<byte> utf8, out ClientAction action, List<string> instruments, out bool? timing) =>
+        Parse(utf8, out action, instruments, out timing, out _);
+
+    /// <summary>As above; a candles message also fills <paramref name="candles"/>.</summary>
+    public static Error? Parse(ReadOnlySpan<byte> utf8, out ClientAction action, List<string> instruments, out bool? timing, out CandleRequest candles)
     {
+        candles = default;
+        string? interval = null;
+        var history = 0;
         action = default;
         timing = null;
         bool? timingField = null;
@@ -142,7 +163,7 @@ internal static class ClientMessageParser
                     reader.Read();
                     if (reader.TokenType != JsonTokenType.String)
                     {
-                        return new Error(ErrorCodes.InvalidMessage, "'channel' must be a string (price, depth, book or topic)");
+                        return new Error(ErrorCodes.InvalidMessage, "'channel' must be a string (price, depth, book, candles or topic)");
                     }
 
                     if (!TryGetString(ref reader, out channel))
@@ -183,6 +204,27 @@ internal static class ClientMessageParser
                     }
 
                     timingField = reader.TokenType == JsonTokenType.True;
+                }
+                else if (reader.ValueTextEquals("interval"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.String)
+                    {
+                        return new Error(ErrorCodes.InvalidInterval, $"'interval' must be a string: one of {Candles.CandleIntervals.List}");
+                    }
+
+                    if (!TryGetString(ref reader, out interval))
+                    {
+                        return _unreadableText;
+                    }
+                }
+                else if (reader.ValueTextEquals("history"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt32(out history) || history is < 0 or > MaxCandleHistory)
+                    {
+                        return new Error(ErrorCodes.InvalidHistory, $"'history' must be a whole number of closed bars from 0 to {MaxCandleHistory}");
+                    }
                 }
                 else if (reader.ValueTextEquals("ids"u8))
                 {
@@ -263,8 +305,19 @@ internal static class ClientMessageParser
                     _ => ClientAction.UnsubscribeBook,
                 };
                 break;
+            case "subscribe" or "unsubscribe" when channel == "candles":
+                action = actionName == "subscribe" ? ClientAction.SubscribeCandles : ClientAction.UnsubscribeCandles;
+                if (!Candles.CandleIntervals.TryParse(interval, out var index))
+                {
+                    return new Error(ErrorCodes.InvalidInterval, interval is null
+                        ? $"missing 'interval' (one of {Candles.CandleIntervals.List})"
+                        : $"unknown interval '{Truncate(interval)}'; expected one of {Candles.CandleIntervals.List}");
+                }
+
+                candles = new CandleRequest(index, history);
+                break;
             case "subscribe" or "unsubscribe" when channel is not (null or "price"):
-                return new Error(ErrorCodes.UnknownChannel, $"unknown channel '{Truncate(channel)}'; expected price, depth, book or topic");
+                return new Error(ErrorCodes.UnknownChannel, $"unknown channel '{Truncate(channel)}'; expected price, depth, book, candles or topic");
             case "subscribe":
                 action = ClientAction.Subscribe;
                 timing = timingField;

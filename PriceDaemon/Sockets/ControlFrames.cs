@@ -65,14 +65,20 @@ internal static class ControlFrames
     /// <summary>
     /// The answer to a subscribe or unsubscribe on any channel: what the connection holds after it (under
     /// <paramref name="listName"/>), and what was refused with why (each named by <paramref name="rejectedKeyName"/>).
+    /// A channel with intervals (candles) names the one the message was about in <paramref name="interval"/>.
     /// </summary>
-    public static byte[] Ack(string action, string? channel, string listName, IEnumerable<string> held, string rejectedKeyName, IReadOnlyList<(string Key, string Code)> rejected) => Write(w =>
+    public static byte[] Ack(string action, string? channel, string listName, IEnumerable<string> held, string rejectedKeyName, IReadOnlyList<(string Key, string Code)> rejected, string? interval = null) => Write(w =>
     {
         w.WriteString("type", "subscribed");
         w.WriteString("action", action);
         if (channel is not null)
         {
             w.WriteString("channel", channel);
+        }
+
+        if (interval is not null)
+        {
+            w.WriteString("interval", interval);
         }
 
         w.WriteStartArray(listName);

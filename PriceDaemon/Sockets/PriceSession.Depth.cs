@@ -54,7 +54,7 @@ internal sealed partial class PriceSession
                 continue;
             }
 
-            if (_subscriptions.Count + (_topics?.Count ?? 0) + DepthCount >= _services.Limits.MaxSubscriptionsPerConnection || !_client.User.TryAddSubscription())
+            if (HeldCount >= _services.Limits.MaxSubscriptionsPerConnection || !_client.User.TryAddSubscription())
             {
                 rejected.Add((key, ErrorCodes.SubscriptionLimit));
                 continue;
@@ -73,7 +73,7 @@ internal sealed partial class PriceSession
             (added ??= []).Add(created);
         }
 
-        Volatile.Write(ref _subscriptionCount, _subscriptions.Count + (_topics?.Count ?? 0) + DepthCount);
+        Volatile.Write(ref _subscriptionCount, HeldCount);
         if (unknown is not null)
         {
             Interlocked.Increment(ref _services.Metrics.ClientErrors);

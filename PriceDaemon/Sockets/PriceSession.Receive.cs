@@ -108,6 +108,7 @@ internal sealed partial class PriceSession
         _subscriptions.Clear();
         ReleaseTopics();
         ReleaseDepth();
+        ReleaseCandles();
         Volatile.Write(ref _subscriptionCount, 0);
     }
 
@@ -124,7 +125,7 @@ internal sealed partial class PriceSession
         bool? timing = null;
         try
         {
-            error = ClientMessageParser.Parse(message, out action, _keys, out timing);
+            error = ClientMessageParser.Parse(message, out action, _keys, out timing, out _candleRequest);
         }
         catch (Exception ex)
         {
@@ -181,6 +182,12 @@ internal sealed partial class PriceSession
             return;
         }
 
+        if (action is ClientAction.SubscribeCandles or ClientAction.UnsubscribeCandles)
+        {
+            HandleCandles(action == ClientAction.SubscribeCandles, _candleRequest);
+            return;
+        }
+
         ApplyTiming(timing);
         var rejected = new List<(string Key, string Code)>();
         List<string>? unknown = null;
@@ -215,7 +222,7 @@ internal sealed partial class PriceSession
             }
 
             // The connection's own cap first, then the user's across connections.
-            if (_subscriptions.Count + (_topics?.Count ?? 0) + DepthCount >= _services.Limits.MaxSubscriptionsPerConnection || !_client.User.TryAddSubscription())
+            if (HeldCount >= _services.Limits.MaxSubscriptionsPerConnection || !_client.User.TryAddSubscription())
             {
                 rejected.Add((key, ErrorCodes.SubscriptionLimit));
                 continue;
@@ -237,7 +244,7 @@ internal sealed partial class PriceSession
             (added ??= []).Add(created);
         }
 
-        Volatile.Write(ref _subscriptionCount, _subscriptions.Count + (_topics?.Count ?? 0) + DepthCount);
+        Volatile.Write(ref _subscriptionCount, HeldCount);
         if (unknown is not null)
         {
             Interlocked.Increment(ref _services.Metrics.ClientErrors);

@@ -48,7 +48,7 @@ internal sealed partial class PriceSession
                 continue;
             }
 
-            if (_subscriptions.Count + _topics.Count + DepthCount >= _services.Limits.MaxSubscriptionsPerConnection || !_client.User.TryAddSubscription())
+            if (HeldCount >= _services.Limits.MaxSubscriptionsPerConnection || !_client.User.TryAddSubscription())
             {
                 rejected.Add((name, ErrorCodes.SubscriptionLimit));
                 continue;
@@ -60,7 +60,7 @@ internal sealed partial class PriceSession
             (added ??= []).Add(created);
         }
 
-        Volatile.Write(ref _subscriptionCount, _subscriptions.Count + (_topics?.Count ?? 0) + DepthCount);
+        Volatile.Write(ref _subscriptionCount, HeldCount);
         var held = _topics is null || topics is null ? [] : _topics.Keys.Select(topics.Name).ToList();
         EnqueueControl(PushFrames.TopicsSubscribed(subscribe ? "subscribe" : "unsubscribe", held, rejected));
         // After the answer, as a price snapshot is: the client learns it is subscribed before the first value.

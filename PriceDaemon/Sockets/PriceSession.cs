@@ -32,6 +32,7 @@ internal sealed partial class PriceSession
     private Dictionary<int, Subscription>? _depth; // depth channel, by instrument id; made on the first depth subscribe
     private Dictionary<int, Subscription>? _book; // book channel, by instrument id
     private readonly List<string> _keys = [];
+    private CandleRequest _candleRequest; // the candles message's interval and history, beside _keys
     private long _badWindowStart; // the current one-minute window of bad messages
     private int _badMessages;
     private bool _unreadableLogged; // the parser threw once already: logged once per connection

@@ -23,9 +23,15 @@ internal sealed class SessionServices
         Push.NotificationInbox? inbox = null,
         Push.AnnouncementBoard? announcements = null,
         Push.TopicCache? topics = null,
-        DepthStage? depth = null)
+        DepthStage? depth = null,
+        Candles.CandleBook? candles = null,
+        Candles.CandleService? candleHistory = null,
+        IOptions<Candles.CandleOptions>? candleOptions = null)
     {
         Depth = depth;
+        Candles = candles;
+        CandleHistory = candleHistory;
+        CandleMaxHistory = candleOptions?.Value.MaxHistory ?? 0;
         Topics = topics;
         Inbox = inbox;
         Announcements = announcements;
@@ -56,6 +62,15 @@ internal sealed class SessionServices
 
     /// <summary>The depth and book channels; null only where a test builds sessions without them.</summary>
     public DepthStage? Depth { get; }
+
+    /// <summary>The candle channel's bars and last values; null when candles are off.</summary>
+    public Candles.CandleBook? Candles { get; }
+
+    /// <summary>Closed bars for a subscribe's history; null when candles are off.</summary>
+    public Candles.CandleService? CandleHistory { get; }
+
+    /// <summary>Most closed bars one candles subscribe gets (<c>Candles:MaxHistory</c>).</summary>
+    public int CandleMaxHistory { get; }
 
     /// <summary>Announcements in force; null when pushes are off.</summary>
     public Push.AnnouncementBoard? Announcements { get; }

@@ -1,6 +1,7 @@
 // The live board at GET /: one PriceSocket, a table of the instruments the user picked (kept in
 // localStorage), a search box over /api/instruments, and the connection state in plain words.
 import { PriceSocket } from './price-socket.js';
+import { openDetail, closeDetail } from './board-chart.js';
 
 const ROWS_KEY = 'board:instruments';
 const SPARK_POINTS = 40;
@@ -85,6 +86,12 @@ function addRow(key, { save = true } = {}) {
   remove.addEventListener('click', () => removeRow(key));
   cell(tr, 'actions').append(remove);
   tbody.append(tr);
+  // Selecting a row opens its chart and depth ladder below the table.
+  tr.addEventListener('click', (event) => {
+    if (!event.target.closest('button')) {
+      openDetail(socket, key, instruments.get(key)?.symbol ?? key);
+    }
+  });
 
   const row = { tr, cells, remove, history: [], release: null };
   rows.set(key, row);
@@ -107,6 +114,9 @@ function removeRow(key) {
   const row = rows.get(key);
   if (!row) {
     return;
+  }
+  if (document.body.dataset.detail === key) {
+    closeDetail(socket);
   }
   row.release();
   row.tr.remove();
@@ -245,6 +255,7 @@ function showConnection() {
   banner.hidden = kind === '';
 }
 
+$('#detail-close').addEventListener('click', () => closeDetail(socket));
 socket.on('status', showConnection);
 socket.on('feed', showConnection);
 socket.on('price', ({ key, data, changed }) => showPrice(key, data, changed));

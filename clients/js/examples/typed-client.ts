@@ -16,6 +16,7 @@ import {
   type BackoffOptions,
   type BookFrame,
   type Candle,
+  type CandleEvent,
   type CandleFrame,
   type CandlesFrame,
   type ClientMessage,
@@ -132,6 +133,7 @@ const offs: Release[] = [
   socket.onAnnouncement((event: AnnouncementEvent) => void ('level' in event ? event.level : event.removed)),
   socket.subscribeDepth(key, (instrumentKey: string, data: DepthData, seq: number) => void `${instrumentKey}${data.bids[0]?.[0]}${seq}`, { levels: 30 }),
   socket.subscribeTopic<{ top: string }>('leaderboard', (topic: string, data: { top: string }, seq: number) => void `${topic}${data.top}${seq}`),
+  socket.subscribeCandles(key, '5m', { history: 100 }, (event: CandleEvent) => void (event.type === 'history' ? event.bars.length : event.bar?.c)),
   socket.onFrame('status', (frame: StatusFrame) => void frame.epoch),
   socket.onFrame('subscribed', (frame: SubscribedFrame) => void frame.instruments),
   socket.onFrame('price_update', (frame: PriceUpdateFrame) => {

@@ -19,12 +19,13 @@ import {
   useNotifications,
   useTopic,
   useDepth,
+  useCandles,
   type PriceHooks,
   type PriceSocketProviderProps,
   type UsePriceWebSocketResult,
 } from '@pricedaemon/client/react';
 import * as React from 'react';
-import type { AnnouncementFrame, DepthData, Notification, Price } from '@pricedaemon/client';
+import type { AnnouncementFrame, CandleView, DepthData, Notification, Price } from '@pricedaemon/client';
 import { createUsePriceWebSocket, type LegacyUsePriceWebSocketResult } from '@pricedaemon/client/use-price-websocket';
 
 function Quote({ instrument }: { instrument: string }): ReactElement {
@@ -64,6 +65,13 @@ function Pushes(): ReactElement {
   });
   return <aside>{leaderboard?.top.join(', ')} {depth?.bids[0]?.[0]} {announcements.map((a) => <p key={a.id} className={a.level}>{a.message}</p>)}</aside>;
 }
+
+// A chart's data: the closed 1m bars and the forming one, live.
+function Bars({ instrument }: { instrument: string }): ReactElement {
+  const view: CandleView | undefined = useCandles(instrument, '1m', 200);
+  return <span>{view?.bars.length ?? 0} bars, last close {view?.forming?.c ?? view?.bars.at(-1)?.c}</span>;
+}
+void Bars;
 
 const hooks: PriceHooks = createPriceHooks(React);
 const useLegacy: () => LegacyUsePriceWebSocketResult = createUsePriceWebSocket(React, { url: 'ws://127.0.0.1:8080/api/ws/prices' });

@@ -1,5 +1,5 @@
 import type { Context, FunctionComponent, ReactNode } from 'react';
-import type { AnnouncementEvent, AnnouncementFrame, ConnectionStatusValue, DepthData, DepthOptions, FeedState, InstrumentKey, Notification, Price, PriceSocket, Release } from './price-socket.js';
+import type { AnnouncementEvent, AnnouncementFrame, CandleInterval, CandleView, ConnectionStatusValue, DepthData, DepthOptions, FeedState, InstrumentKey, Notification, Price, PriceSocket, Release } from './price-socket.js';
 
 export interface UsePriceWebSocketResult {
   /** the prices of the keys this component subscribed */
@@ -13,6 +13,7 @@ export interface UsePriceWebSocketResult {
   onNotification: PriceSocket['onNotification'];
   onAnnouncement(callback: (event: AnnouncementEvent) => void): Release;
   subscribeTopic: PriceSocket['subscribeTopic'];
+  subscribeCandles: PriceSocket['subscribeCandles'];
 }
 
 export interface PriceSocketProviderProps {
@@ -33,6 +34,8 @@ export interface PriceHooks {
   useTopic<T = unknown>(topic: string | null | undefined): T | undefined;
   /** the order book of an instrument (5 levels a side; `{ levels: 30 }` for the book), held while mounted */
   useDepth(instrumentKey: InstrumentKey | null | undefined, options?: DepthOptions): DepthData | undefined;
+  /** the bars of an instrument at an interval, held while mounted; undefined until the history has come */
+  useCandles(key: InstrumentKey | null | undefined, interval: CandleInterval | null | undefined, history?: number): CandleView | undefined;
   /** handles this user's notifications while mounted; each is acked once the handler returned */
   useNotifications<T = unknown>(handler: (notification: Notification<T>) => void | Promise<void>): void;
   /** the announcements in force */

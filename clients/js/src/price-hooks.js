@@ -202,6 +202,20 @@ export function createPriceHooks(React) {
   }
 
   /**
+   * The bars of `key` at `interval` ('1m', '5m', '15m', '1h', '1d'), held while mounted: `{ bars, forming }` (closed
+   * bars oldest first, the forming bar or null), or undefined until the history has come. Re-renders on every bar.
+   */
+  function useCandles(key, interval, history = 200) {
+    const socket = usePriceSocket();
+    const subscribe = useCallback(
+      (onChange) => (key && interval ? socket.subscribeCandles(key, interval, { history }, () => onChange()) : () => {}),
+      [socket, key, interval, history],
+    );
+    const snapshot = useCallback(() => (key && interval ? socket.candles(key, interval) : undefined), [socket, key, interval]);
+    return useSyncExternalStore(subscribe, snapshot, snapshot);
+  }
+
+  /**
    * Calls `handler(notification)` for this user's notifications while the component is mounted; each is acked
    * once the handler returned (see PriceSocket.onNotification). The latest handler is used without resubscribing.
    */
@@ -231,6 +245,7 @@ export function createPriceHooks(React) {
     usePriceWebSocket,
     useTopic,
     useDepth,
+    useCandles,
     useNotifications,
     useAnnouncements,
   };

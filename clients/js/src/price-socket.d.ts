@@ -154,6 +154,8 @@ export interface CandleFrame {
   type: 'candle';
   instrument_key: InstrumentKey;
   interval: string;
+  /** per (instrument, interval) version within one daemon run: never lower after higher */
+  seq?: number;
   data: Candle & { closed: boolean };
 }
 
@@ -365,9 +367,33 @@ export declare class PriceSocket {
   subscribeDepth(keys: string | Iterable<string>, callback?: (instrumentKey: string, data: DepthData, seq: number) => void, options?: DepthOptions): Release;
   /** the last book of a held instrument */
   depth(instrumentKey: string, options?: DepthOptions): DepthData | undefined;
+  /** holds an instrument's bars at an interval (reference counted); `callback` hears the history and every bar after */
+  subscribeCandles(key: InstrumentKey, interval: CandleInterval, options?: { history?: number }, callback?: (event: CandleEvent) => void): Release;
+  subscribeCandles(key: InstrumentKey, interval: CandleInterval, callback: (event: CandleEvent) => void): Release;
+  /** the held bars of an instrument at an interval */
+  candles(key: InstrumentKey, interval: CandleInterval): CandleView | undefined;
 
   connect(): void;
   close(): void;
+}
+
+/** A bar interval of the candles channel. */
+export type CandleInterval = '1m' | '5m' | '15m' | '1h' | '1d';
+
+/** What the client holds for one instrument and interval. */
+export interface CandleView {
+  /** closed bars, oldest first */
+  bars: Candle[];
+  /** the bar forming now, or null */
+  forming: Candle | null;
+}
+
+export interface CandleEvent extends CandleView {
+  type: 'history' | 'candle';
+  instrument_key: InstrumentKey;
+  interval: CandleInterval;
+  /** the bar this event is about (type 'candle') */
+  bar?: Candle;
 }
 
 export declare function getPriceSocket(options?: PriceSocketOptions): PriceSocket;

@@ -136,6 +136,7 @@ export class PriceSocket {
     this.announcementList = []; // the same, as an array replaced on every change (a stable React snapshot)
     this._topics = new Map(); // topic -> { refs, seq, data, callbacks: Set }
     this._books = { depth: new Map(), book: new Map() }; // channel -> instrument key -> { refs, seq, data, callbacks: Set }
+    this._candles = new Map(); // `${interval} ${key}` -> { key, interval, history, refs, seq, bars, forming, view, callbacks: Set }
     this._socket = null;
     this._retryTimer = null;
     this._resyncTimer = null;
@@ -285,6 +286,69 @@ export class PriceSocket {
   /** The last value of a held topic, or undefined. */
   topic(name) {
     return this._topics.get(name)?.data;
+  }
+
+  /**
+   * Holds the `interval` bars ('1m', '5m', '15m', '1h', '1d') of one instrument, reference counted: the daemon sends
+   * the last `history` closed bars (at most 1000) once, then the forming bar at the throttle rate and each bar once
+   * more with `closed: true` when its interval ends. `callback({ type, instrument_key, interval, bars, forming, bar })`
+   * hears the history (`type: 'history'`, `bars` oldest first) and every bar after (`type: 'candle'`, `bar`), starting
+   * with what is already here. Resubscribed after a reconnect, with fresh history. Returns a function that releases it.
+   */
+  subscribeCandles(key, interval, options = {}, callback = undefined) {
+    if (typeof options === 'function') {
+      callback = options;
+      options = {};
+    }
+    const history = Math.max(0, Math.min(1000, Math.floor(options.history ?? 200)));
+    const id = `${interval} ${key}`;
+    let entry = this._candles.get(id);
+    if (!entry) {
+      entry = { key, interval, history, refs: 0, seq: -1, bars: [], forming: null, view: null, callbacks: new Set() };
+      this._candles.set(id, entry);
+    }
+    entry.refs += 1;
+    if (callback) {
+      entry.callbacks.add(callback);
+      if (entry.view) {
+        callback({ type: 'history', instrument_key: key, interval, ...entry.view });
+      }
+    }
+    if (entry.refs === 1) {
+      this._send(candlesMessage('subscribe', entry));
+    }
+    let released = false;
+    return () => {
+      if (released) {
+        return;
+      }
+      released = true;
+      if (callback) {
+        entry.callbacks.delete(callback);
+      }
+      entry.refs -= 1;
+      if (entry.refs <= 0 && this._candles.get(id) === entry) {
+        this._candles.delete(id);
+        this._send({ action: 'unsubscribe', channel: 'candles', interval, instruments: [key] });
+      }
+    };
+  }
+
+  /** The held bars of an instrument at an interval: `{ bars, forming }` (closed bars oldest first), or undefined. */
+  candles(key, interval) {
+    return this._candles.get(`${interval} ${key}`)?.view ?? undefined;
+  }
+
+  _candleChanged(entry, event) {
+    entry.view = { bars: entry.bars, forming: entry.forming };
+    const detail = { type: event.type, instrument_key: entry.key, interval: entry.interval, bars: entry.bars, forming: entry.forming, bar: event.bar };
+    for (const callback of [...entry.callbacks]) {
+      try {
+        callback(detail);
+      } catch (error) {
+        this._console?.error?.(error);
+      }
+    }
   }
 
   // ---- depth and book ----
@@ -878,6 +942,9 @@ export class PriceSocket {
         this._send({ action: 'subscribe', channel: 'topic', topics: [...this._topics.keys()] });
       }
       this._resubscribeBooks(false);
+      for (const entry of this._candles.values()) {
+        this._send(candlesMessage('subscribe', entry));
+      }
     }, Math.max(0, ms) + 50);
   }
 
@@ -903,6 +970,12 @@ export class PriceSocket {
       this._send({ action: 'subscribe', channel: 'topic', topics: [...this._topics.keys()] });
     }
     this._resubscribeBooks(true);
+    for (const entry of this._candles.values()) {
+      // Bars are versioned per daemon run: the first after a reconnect is taken whatever its seq, and the history
+      // sent again replaces what was held, so bars closed while disconnected are not missing.
+      entry.seq = -1;
+      this._send(candlesMessage('subscribe', entry));
+    }
     if (this.announcements.size > 0) {
       this.announcements.clear(); // the daemon sends those in force again on every connect
       this.announcementList = [];
@@ -1068,7 +1141,47 @@ const FRAME_HANDLERS = {
     this._acceptBook('book', message);
     return true;
   },
+  candles(message) {
+    const entry = this._candles.get(`${message.interval} ${message.instrument_key}`);
+    if (!entry || !Array.isArray(message.data)) {
+      return true;
+    }
+    entry.bars = entry.history > 0 ? message.data.slice(-entry.history) : [];
+    const last = entry.bars[entry.bars.length - 1];
+    if (entry.forming && last && entry.forming.t <= last.t) {
+      entry.forming = null;
+    }
+    this._candleChanged(entry, { type: 'history' });
+    return true;
+  },
+  candle(message) {
+    const entry = this._candles.get(`${message.interval} ${message.instrument_key}`);
+    const bar = message.data;
+    if (!entry || !bar || typeof bar.t !== 'string' || typeof message.seq !== 'number' || message.seq <= entry.seq) {
+      return true; // not held (any more), malformed, or not newer than what is here
+    }
+    entry.seq = message.seq;
+    const last = entry.bars[entry.bars.length - 1];
+    if (bar.closed) {
+      if (last && last.t === bar.t) {
+        entry.bars = [...entry.bars.slice(0, -1), bar];
+      } else if (!last || last.t < bar.t) {
+        entry.bars = [...entry.bars, bar].slice(-1000);
+      }
+      if (entry.forming && entry.forming.t <= bar.t) {
+        entry.forming = null;
+      }
+    } else if (!last || last.t < bar.t) {
+      entry.forming = bar;
+    }
+    this._candleChanged(entry, { type: 'candle', bar });
+    return true;
+  },
   subscribed(message) {
+    if (message.channel === 'candles') {
+      this._emit('subscribed', { action: message.action, channel: 'candles', interval: message.interval, instruments: message.instruments ?? [], rejected: message.rejected ?? [] });
+      return true;
+    }
     if (message.channel === 'depth' || message.channel === 'book') {
       this._log(message.channel, message.instruments, 'rejected', message.rejected);
       this._emit('subscribed', { action: message.action, channel: message.channel, instruments: message.instruments ?? [], rejected: message.rejected ?? [] });
@@ -1102,6 +1215,10 @@ const FRAME_HANDLERS = {
 };
 
 // 'book' for more than the 5 levels of 'depth'.
+function candlesMessage(action, entry) {
+  return { action, channel: 'candles', interval: entry.interval, history: entry.history, instruments: [entry.key] };
+}
+
 function depthChannel(options) {
   return options?.book === true || (options?.levels ?? 5) > 5 ? 'book' : 'depth';
 }

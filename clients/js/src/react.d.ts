@@ -14,5 +14,6 @@ export declare const useFeedStatus: PriceHooks['useFeedStatus'];
 export declare const usePriceWebSocket: PriceHooks['usePriceWebSocket'];
 export declare const useTopic: PriceHooks['useTopic'];
 export declare const useDepth: PriceHooks['useDepth'];
+export declare const useCandles: PriceHooks['useCandles'];
 export declare const useNotifications: PriceHooks['useNotifications'];
 export declare const useAnnouncements: PriceHooks['useAnnouncements'];

@@ -19,6 +19,7 @@ export const {
   usePriceWebSocket,
   useTopic,
   useDepth,
+  useCandles,
   useNotifications,
   useAnnouncements,
 } = createPriceHooks(React);

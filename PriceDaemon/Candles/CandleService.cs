@@ -1,0 +1,346 @@
+using System.Diagnostics.Metrics;
+using LiteDB;
+using Microsoft.Extensions.Options;
+using PriceDaemon.Pipeline;
+using PriceDaemon.Storage;
+
+namespace PriceDaemon.Candles;
+
+/// <summary>
+/// The candle channel's one thread: at the throttle rate it copies the bars ticks changed from the <see cref="CandleBook"/>,
+/// closes bars whose interval has ended with no later trade, and offers a new <c>candle</c> frame per changed bar to its
+/// subscribers (a closed bar first, its successor one pass later, so a socket keeping up sees both); every
+/// <see cref="CandleOptions.FlushIntervalMs"/> it writes closed bars and each changed instrument's newest bars to the
+/// candle file, and now and then drops bars past their interval's retention. Loaded at start, before the throttle
+/// runs: history survives a restart and the forming bar resumes.
+/// </summary>
+internal sealed partial class CandleService : BackgroundService
+{
+    // A pass at the throttle rate, within these bounds: a 0 ms throttle would spin, and a long one would hold a bar's
+    // close (and its write) for that long.
+    private static readonly TimeSpan MinPass = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan MaxPass = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan PruneEvery = TimeSpan.FromMinutes(10);
+
+    private readonly CandleBook _book;
+    private readonly CandleOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<CandleService> _logger;
+    private readonly TimeSpan _pass;
+    private readonly CandleFrames _frames = new();
+
+    // The service thread's own: bars copied this pass, what each key last published, seqs.
+    private readonly Bar[] _copy = new Bar[CandleIntervals.Count];
+    private readonly Bar[] _published;
+    private readonly long[] _seq;
+    private readonly bool[] _closedThisPass;
+    private readonly List<int> _closedKeys = [];
+    private readonly bool[] _unwrittenInstrument;
+
+    // Closed bars not yet in the file: history reads them with the file, under the lock, so none is missed or doubled.
+    private readonly Lock _lock = new();
+    private readonly List<(string Key, int Interval, Bar Bar)> _unwritten = [];
+    private CandleStore? _store;
+    private long _lastFlush;
+    private long _lastPrune = long.MinValue;
+
+    internal long Closed;
+    internal long Published;
+    internal long WriteFailures;
+
+    public CandleService(CandleBook book, IOptions<CandleOptions> options, IOptions<StorageOptions> storage, IOptions<ThrottleOptions> throttle, TimeProvider time, ILogger<CandleService> logger, IMeterFactory meterFactory)
+    {
+        _book = book;
+        _options = options.Value;
+        _time = time;
+        _logger = logger;
+        var pass = TimeSpan.FromMilliseconds(throttle.Value.MinIntervalMs);
+        _pass = pass < MinPass ? MinPass : pass > MaxPass ? MaxPass : pass;
+        var keys = book.Instruments.Count * CandleIntervals.Count;
+        _published = new Bar[keys];
+        _seq = new long[keys];
+        _closedThisPass = new bool[keys];
+        _unwrittenInstrument = new bool[book.Instruments.Count];
+        Path = System.IO.Path.GetFullPath(string.IsNullOrEmpty(_options.Path)
+            ? System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(storage.Value.Path)) ?? ".", "candles.db")
+            : _options.Path);
+        var meter = meterFactory.Create(PipelineMetrics.MeterName);
+        meter.CreateObservableCounter("pricedaemon.candles.closed", () => Volatile.Read(ref Closed), "{bar}", "Bars closed, over all intervals");
+        meter.CreateObservableCounter("pricedaemon.candles.published", () => Volatile.Read(ref Published), "{frame}", "candle frames offered to subscribers");
+        meter.CreateObservableCounter("pricedaemon.candles.late_ticks", () => Volatile.Read(ref book.LateTicks), "{tick}", "Ticks older than their instrument's newest 1m bar: volume counted, prices not");
+    }
+
+    /// <summary>The candle file in use.</summary>
+    public string Path { get; }
+
+    /// <summary>Opens the file and restores every instrument's newest bars into the book; idempotent.</summary>
+    public void Open()
+    {
+        if (_store is not null)
+        {
+            return;
+        }
+
+        try
+        {
+            var store = CandleStore.Open(Path);
+            var restored = 0;
+            foreach (var (key, bars, cumulative, day) in store.LoadForming())
+            {
+                if (_book.Instruments.TryGet(key, out var instrument))
+                {
+                    _book.Restore(instrument.Id, bars, cumulative, day);
+                    restored++;
+                }
+            }
+
+            _store = store;
+            _lastFlush = _time.GetTimestamp();
+            LogOpened(Path, restored);
+        }
+        catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException or InvalidCastException)
+        {
+            throw new StorageException($"Candles:Path: cannot use {Path}: {ex.Message}", ex);
+        }
+    }
+
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        Open();
+        return base.StartAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// The newest <paramref name="limit"/> closed bars of an instrument and interval starting in [from, to), oldest first:
+    /// the file's and those closed since its last write.
+    /// </summary>
+    public List<Bar> History(string key, int interval, int limit, long fromUs = long.MinValue, long toUs = long.MaxValue)
+    {
+        if (_store is not { } store || limit <= 0)
+        {
+            return [];
+        }
+
+        lock (_lock)
+        {
+            var bars = store.Read(key, interval, fromUs, toUs, limit);
+            foreach (var (k, i, bar) in _unwritten)
+            {
+                if (i == interval && k == key && bar.StartUs >= fromUs && bar.StartUs < toUs && (bars.Count == 0 || bar.StartUs > bars[^1].StartUs))
+                {
+                    bars.Add(bar);
+                }
+            }
+
+            return bars.Count > limit ? bars.GetRange(bars.Count - limit, limit) : bars;
+        }
+    }
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        DedicatedThread.Run("pricedaemon-candles", () => RunAsync(stoppingToken), niceness: 5);
+
+    private async Task RunAsync(CancellationToken stoppingToken)
+    {
+        var flushEvery = TimeSpan.FromMilliseconds(_options.FlushIntervalMs);
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(_pass, _time, stoppingToken);
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    break;
+                }
+
+                Pass();
+                if (_time.GetElapsedTime(_lastFlush) >= flushEvery)
+                {
+                    Flush();
+                }
+
+                if (_lastPrune == long.MinValue || _time.GetElapsedTime(_lastPrune) >= PruneEvery)
+                {
+                    Prune();
+                }
+            }
+        }
+        finally
+        {
+            // The throttle has drained by now (it stops first): the last ticks' bars are written.
+            Pass();
+            Flush();
+            _store?.Dispose();
+            _store = null;
+        }
+    }
+
+    /// <summary>One pass: bars closed by time, closed bars announced, then changed forming bars. Tests call it directly.</summary>
+    internal void Pass()
+    {
+        var closeBefore = _book.ExchangeNowUs() is { } now ? now - (_options.CloseGraceMs * 1000L) : long.MinValue;
+        var instruments = _book.Instruments;
+        var changed = new List<int>();
+        for (var id = 0; id < instruments.Count; id++)
+        {
+            if (_book.TakeChanged(id, _copy, closeBefore, force: false))
+            {
+                changed.Add(id);
+                _unwrittenInstrument[id] = true;
+            }
+        }
+
+        while (_book.TryTakeClosed(out var closed))
+        {
+            var key = CandleBook.Key(closed.InstrumentId, closed.Interval);
+            lock (_lock)
+            {
+                _unwritten.Add((instruments[closed.InstrumentId].Key, closed.Interval, closed.Bar));
+            }
+
+            Closed++;
+            if (Publish(key, closed.InstrumentId, closed.Interval, closed.Bar))
+            {
+                _closedThisPass[key] = true;
+                _closedKeys.Add(key);
+            }
+        }
+
+        foreach (var id in changed)
+        {
+            _book.Read(id, _copy, out _, out _);
+            for (var interval = 0; interval < CandleIntervals.Count; interval++)
+            {
+                var key = CandleBook.Key(id, interval);
+                ref readonly var bar = ref _copy[interval];
+                if (_closedThisPass[key])
+                {
+                    _book.Touch(id); // its successor goes out next pass: a socket keeping up sees the closed bar
+                    continue;
+                }
+
+                if (bar.Exists && (_book.Latest(key) is null || !bar.SameAs(_published[key])))
+                {
+                    Publish(key, id, interval, bar);
+                }
+            }
+        }
+
+        foreach (var key in _closedKeys)
+        {
+            _closedThisPass[key] = false;
+        }
+
+        _closedKeys.Clear();
+    }
+
+    /// <summary>Encodes and offers a new version of the key's bar when someone subscribes to it; true when it did.</summary>
+    private bool Publish(int key, int instrumentId, int interval, in Bar bar)
+    {
+        var subscribers = _book.Subscribers(key);
+        if (subscribers.Length == 0)
+        {
+            return false;
+        }
+
+        var frame = new CandleFrame(++_seq[key], _frames.Candle(_book.Instruments[instrumentId].Key, interval, _seq[key], bar));
+        _published[key] = bar;
+        _book.SetLatest(key, frame);
+        Published++;
+        // Read again after the frame is published: a subscriber added since is offered it here or reads it itself.
+        foreach (var subscription in _book.Subscribers(key))
+        {
+            subscription.Offer(frame);
+        }
+
+        return true;
+    }
+
+    /// <summary>Writes closed bars and the newest bars of instruments changed since the last write; a failed write is retried.</summary>
+    internal void Flush()
+    {
+        _lastFlush = _time.GetTimestamp();
+        if (_store is not { } store)
+        {
+            return;
+        }
+
+        List<(string Key, int Interval, Bar Bar)> closed;
+        lock (_lock)
+        {
+            closed = [.. _unwritten];
+        }
+
+        var newest = new List<(string Key, Bar[] Bars, long CumulativeVolume, int VolumeDay)>();
+        for (var id = 0; id < _unwrittenInstrument.Length; id++)
+        {
+            if (_unwrittenInstrument[id])
+            {
+                var bars = new Bar[CandleIntervals.Count];
+                _book.Read(id, bars, out var cumulative, out var day);
+                newest.Add((_book.Instruments[id].Key, bars, cumulative, day));
+            }
+        }
+
+        if (closed.Count == 0 && newest.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            lock (_lock)
+            {
+                store.Write(closed, newest);
+                _unwritten.RemoveRange(0, closed.Count);
+            }
+
+            Array.Clear(_unwrittenInstrument);
+        }
+        catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException)
+        {
+            WriteFailures++;
+            LogWriteFailed(Path, ex.Message);
+        }
+    }
+
+    /// <summary>Drops closed bars older than each interval's retention, counted in trading days back from today.</summary>
+    internal void Prune()
+    {
+        _lastPrune = _time.GetTimestamp();
+        if (_store is not { } store)
+        {
+            return;
+        }
+
+        var nowUs = _book.ExchangeNowUs() ?? (_time.GetUtcNow().Ticks - DateTime.UnixEpoch.Ticks) / 10;
+        var today = _book.Session.TradingDay(nowUs);
+        try
+        {
+            for (var interval = 0; interval < CandleIntervals.Count; interval++)
+            {
+                var first = CandleSession.FirstOfTradingDays(today, _options.RetentionDays(interval));
+                var removed = store.Prune(interval, _book.Session.DayStartUs(first));
+                if (removed > 0)
+                {
+                    LogPruned(removed, CandleIntervals.Names[interval]);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException)
+        {
+            LogWriteFailed(Path, ex.Message);
+        }
+    }
+
+    [LoggerMessage(EventId = 380, Level = LogLevel.Information, Message = "Candles {Path} opened: newest bars of {Instruments} instruments restored")]
+    private partial void LogOpened(string path, int instruments);
+
+    [LoggerMessage(EventId = 381, Level = LogLevel.Error, Message = "Candles {Path}: write failed, retried at the next flush: {Error}")]
+    private partial void LogWriteFailed(string path, string error);
+
+    [LoggerMessage(EventId = 382, Level = LogLevel.Information, Message = "Candles: {Count} {Interval} bars past their retention removed")]
+    private partial void LogPruned(int count, string interval);
+}
