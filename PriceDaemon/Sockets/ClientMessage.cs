@@ -17,6 +17,21 @@ internal enum ClientAction
 
     /// <summary><c>{"action":"unsubscribe","channel":"topic","topics":[...]}</c>.</summary>
     UnsubscribeTopics,
+
+    /// <summary><c>{"action":"alert_create",...}</c>: its fields are read by <see cref="Alerts.AlertRequest"/>.</summary>
+    AlertCreate,
+
+    /// <summary><c>{"action":"subscribe","channel":"volume_alerts","instruments":[...]}</c>; no instruments (or <c>"*"</c>): all.</summary>
+    SubscribeVolumeAlerts,
+
+    /// <summary><c>{"action":"unsubscribe","channel":"volume_alerts",...}</c>; no instruments (or <c>"*"</c>): all.</summary>
+    UnsubscribeVolumeAlerts,
+
+    /// <summary><c>{"action":"alert_list"}</c>.</summary>
+    AlertList,
+
+    /// <summary><c>{"action":"alert_delete","id":"..."}</c>.</summary>
+    AlertDelete,
 }
 
 /// <summary>Stable <c>error.code</c> strings; clients switch on them, so they never change.</summary>
@@ -32,6 +47,15 @@ internal static class ErrorCodes
     public const string UnknownChannel = "unknown_channel";
     public const string UnknownTopic = "unknown_topic";
     public const string TopicForbidden = "topic_forbidden";
+
+    /// <summary>The user (or anonymous connection) already holds Alerts:MaxPerUser alerts.</summary>
+    public const string AlertLimit = Alerts.AlertErrors.Limit;
+
+    /// <summary>No alert of this user has that id.</summary>
+    public const string UnknownAlert = "unknown_alert";
+
+    /// <summary>Alerts are off (Alerts:Enabled=false), or the alert writer is too far behind to take one now.</summary>
+    public const string AlertsUnavailable = "alerts_unavailable";
 }
 
 /// <summary>
@@ -213,6 +237,20 @@ internal static class ClientMessageParser
 
                 instruments.AddRange(ids);
                 return null;
+            case "alert_create":
+                // The alert's own fields are read by Alerts.AlertRequest from the same bytes: the price path reads none of them.
+                action = ClientAction.AlertCreate;
+                return null;
+            case "alert_list":
+                action = ClientAction.AlertList;
+                return null;
+            case "alert_delete":
+                action = ClientAction.AlertDelete;
+                return null;
+            case "subscribe" or "unsubscribe" when channel == "volume_alerts":
+                // Without instruments (or with "*"): every instrument.
+                action = actionName == "subscribe" ? ClientAction.SubscribeVolumeAlerts : ClientAction.UnsubscribeVolumeAlerts;
+                return null;
             case "subscribe" or "unsubscribe" when channel == "topic":
                 action = actionName == "subscribe" ? ClientAction.SubscribeTopics : ClientAction.UnsubscribeTopics;
                 instruments.Clear();
@@ -224,7 +262,7 @@ internal static class ClientMessageParser
                 instruments.AddRange(topics);
                 return null;
             case "subscribe" or "unsubscribe" when channel is not (null or "price"):
-                return new Error(ErrorCodes.UnknownChannel, $"unknown channel '{Truncate(channel)}'; expected price or topic");
+                return new Error(ErrorCodes.UnknownChannel, $"unknown channel '{Truncate(channel)}'; expected price, topic or volume_alerts");
             case "subscribe":
                 action = ClientAction.Subscribe;
                 break;

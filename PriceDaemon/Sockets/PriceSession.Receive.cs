@@ -104,6 +104,7 @@ internal sealed partial class PriceSession
         _client.User.RemoveSubscriptions(_subscriptions.Count);
         _subscriptions.Clear();
         ReleaseTopics();
+        ReleaseAlerts();
         Volatile.Write(ref _subscriptionCount, 0);
     }
 
@@ -161,6 +162,18 @@ internal sealed partial class PriceSession
         {
             Interlocked.Increment(ref _services.Metrics.ClientErrors);
             EnqueueControl(RateLimitedFrame(retryAfter));
+            return;
+        }
+
+        if (action is ClientAction.SubscribeVolumeAlerts or ClientAction.UnsubscribeVolumeAlerts)
+        {
+            HandleVolumeAlerts(action == ClientAction.SubscribeVolumeAlerts);
+            return;
+        }
+
+        if (action is ClientAction.AlertCreate or ClientAction.AlertList or ClientAction.AlertDelete)
+        {
+            HandleAlert(action, message);
             return;
         }
 

@@ -22,8 +22,12 @@ internal sealed class SessionServices
         SendPump sendPump,
         Push.NotificationInbox? inbox = null,
         Push.AnnouncementBoard? announcements = null,
-        Push.TopicCache? topics = null)
+        Push.TopicCache? topics = null,
+        Alerts.AlertBook? alerts = null,
+        Alerts.VolumeWatch? volume = null)
     {
+        Volume = volume;
+        Alerts = alerts;
         Topics = topics;
         Inbox = inbox;
         Announcements = announcements;
@@ -53,6 +57,12 @@ internal sealed class SessionServices
 
     /// <summary>Announcements in force; null when pushes are off.</summary>
     public Push.AnnouncementBoard? Announcements { get; }
+
+    /// <summary>Price alerts; null when <c>Alerts:Enabled</c> is false.</summary>
+    public Alerts.AlertBook? Alerts { get; }
+
+    /// <summary>Unusual-volume alerts; null when <c>Alerts:Volume:Enabled</c> is false.</summary>
+    public Alerts.VolumeWatch? Volume { get; }
 
     /// <summary>The threads that write every session's ready frames.</summary>
     public SendPump SendPump { get; }
