@@ -75,11 +75,14 @@ internal sealed partial class AlertBook : ITickObserver
                 lock (bucket)
                 {
                     Relevel(bucket, id);
+                    bucket.Refresh();
                 }
             }
         }
 
-        if (bucket is null)
+        // Most ticks pass no line: four doubles in the bucket say so without the lock or the lines' arrays. They are
+        // written under the lock; a read that misses a change made this instant sees it on the next tick.
+        if (bucket is null || !bucket.Passes(price))
         {
             return;
         }
@@ -87,6 +90,7 @@ internal sealed partial class AlertBook : ITickObserver
         lock (bucket)
         {
             Evaluate(bucket, price, tick.ExchangeTimeUs);
+            bucket.Refresh();
         }
     }
 
@@ -179,6 +183,7 @@ internal sealed partial class AlertBook : ITickObserver
                 }
 
                 bucket.Count++;
+                bucket.Refresh();
             }
 
             list.Add(alert);
@@ -212,6 +217,8 @@ internal sealed partial class AlertBook : ITickObserver
                     ResetLine(bucket, alert).Add(alert, alert.Level);
                     break;
             }
+
+            bucket.Refresh();
         }
 
         Interlocked.Increment(ref Held);
@@ -313,6 +320,7 @@ internal sealed partial class AlertBook : ITickObserver
         lock (bucket)
         {
             RemoveFromLines(bucket, alert);
+            bucket.Refresh();
             alert.Deleted = true;
             bucket.Count--;
             if (!alert.OwnedByConnection)
@@ -428,6 +436,24 @@ internal sealed partial class AlertBook : ITickObserver
         public readonly TriggerLine ResetUp = new(upward: true, strict: true); // price > line: a downward alert re-arms
         public readonly TriggerLine ResetDown = new(upward: false, strict: true); // price < line: an upward alert re-arms
         public int Count; // alerts of this instrument in any state, fired ones included
+
+        // The lines' edges, copied here under the lock after every change (Refresh): the tick path's whole test.
+        private double _fireUp = double.PositiveInfinity;
+        private double _fireDown = double.NegativeInfinity;
+        private double _resetUp = double.PositiveInfinity;
+        private double _resetDown = double.NegativeInfinity;
+
+        public bool Passes(double price) =>
+            price >= Volatile.Read(ref _fireUp) || price <= Volatile.Read(ref _fireDown)
+            || price > Volatile.Read(ref _resetUp) || price < Volatile.Read(ref _resetDown);
+
+        public void Refresh()
+        {
+            Volatile.Write(ref _fireUp, FireUp.Edge);
+            Volatile.Write(ref _fireDown, FireDown.Edge);
+            Volatile.Write(ref _resetUp, ResetUp.Edge);
+            Volatile.Write(ref _resetDown, ResetDown.Edge);
+        }
     }
 }
 

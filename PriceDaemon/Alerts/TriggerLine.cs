@@ -21,6 +21,10 @@ internal sealed class TriggerLine(bool upward, bool strict)
 
     public int Count => _count;
 
+    /// <summary>The line of the entry a tick would pass first; an infinity on the far side when the line is empty.</summary>
+    public double Edge => _count == 0 ? (Upward ? double.PositiveInfinity : double.NegativeInfinity)
+        : Upward ? _items[_count - 1].Key : -_items[_count - 1].Key;
+
     /// <summary>The last entry, if the price <paramref name="price"/> passes its line.</summary>
     public bool TryPeekPassed(double price, out Alert alert)
     {
