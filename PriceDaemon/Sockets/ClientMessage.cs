@@ -240,12 +240,15 @@ internal static class ClientMessageParser
             case "alert_create":
                 // The alert's own fields are read by Alerts.AlertRequest from the same bytes: the price path reads none of them.
                 action = ClientAction.AlertCreate;
+                instruments.Clear();
                 return null;
             case "alert_list":
                 action = ClientAction.AlertList;
+                instruments.Clear();
                 return null;
             case "alert_delete":
                 action = ClientAction.AlertDelete;
+                instruments.Clear();
                 return null;
             case "subscribe" or "unsubscribe" when channel == "volume_alerts":
                 // Without instruments (or with "*"): every instrument.
