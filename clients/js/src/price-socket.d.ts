@@ -107,7 +107,10 @@ export type ErrorCode =
   | 'unknown_instrument'
   | 'subscription_limit'
   | 'rate_limited'
-  | 'message_too_large';
+  | 'message_too_large'
+  | 'alert_limit'
+  | 'unknown_alert'
+  | 'alerts_unavailable';
 
 export interface ErrorFrame {
   type: 'error';
