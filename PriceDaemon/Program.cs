@@ -4,6 +4,7 @@ using Microsoft.Extensions.FileProviders;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Options;
 using PriceDaemon.Candles;
+using PriceDaemon.Alerts;
 using PriceDaemon.Feeds;
 using PriceDaemon.Hosting;
 using PriceDaemon.Http;
@@ -141,6 +142,7 @@ public static class Program
         services.AddHostedService(static sp => sp.GetRequiredService<StorageService>());
         services.AddPush(configuration); // the inbox, when Push:PublisherKey is set: loaded before sockets open
         services.AddCandles(configuration); // bars restored before the throttle runs; stops after it drained
+        services.AddAlerts(configuration); // after the inbox (stops before it); before the throttle (loaded before the first tick)
         services.AddSingleton<SessionRegistry>();
         services.AddHostedService(static sp => sp.GetRequiredService<SessionRegistry>());
         services.AddSingleton<FanOutStage>();
@@ -171,6 +173,11 @@ public static class Program
         if (PushServiceCollectionExtensions.IsEnabled(configuration))
         {
             app.MapPublishEndpoints();
+        }
+
+        if (AlertsServiceCollectionExtensions.IsEnabled(configuration))
+        {
+            app.MapAlertEndpoints();
         }
 
         // GET / is the live board (index.html); price-socket.js is served beside it.

@@ -224,6 +224,43 @@ public sealed partial class BoardTests
     }
 
     [Test]
+    public async Task Board_BellSetsAnAlert_WhichFiresAsAToast_AndListsAsFired()
+    {
+        await using var daemon = await DaemonProcess.StartAsync(_folder, [.. Push.Publisher.Args(), .. _fastFeed]);
+        var token = Security.Jwts.Valid("alice", DateTimeOffset.UtcNow);
+        await _page.GotoAsync($"{daemon.BaseUri}?token={Uri.EscapeDataString(token)}");
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
+        await Expect(Row(Reliance).Locator("td.price")).ToHaveTextAsync(new Regex(@"\d"));
+
+        // Below a price far over the market: the next tick of RELIANCE fires it.
+        await Row(Reliance).Locator("button.bell").ClickAsync();
+        await Expect(_page.Locator("#alert-symbol")).ToHaveTextAsync("RELIANCE");
+        await _page.Locator("#alert-condition").SelectOptionAsync("below");
+        await _page.Locator("#alert-price").FillAsync("99999");
+        await _page.Locator("#alert-note").FillAsync("bell test");
+        await _page.Locator("#alert-editor button[type=submit]").ClickAsync();
+
+        var toast = _page.Locator(".toast", new PageLocatorOptions { HasText = "price alert" });
+        await Expect(toast).ToBeVisibleAsync();
+        await Expect(toast).ToContainTextAsync("RELIANCE at or below");
+        await Expect(toast).ToContainTextAsync("bell test");
+        var fired = _page.Locator("#alerts-list li[data-state='fired']");
+        await Expect(fired).ToHaveCountAsync(1);
+        await Expect(fired).ToContainTextAsync("fired at");
+        var screenshot = await SaveScreenshotAsync("board-alerts.png", "a fired price alert: its toast and the user's alert list");
+        if (Environment.GetEnvironmentVariable("PRICEDAEMON_UPDATE_DOCS") == "1")
+        {
+            File.Copy(screenshot, Path.Combine(RepositoryRoot(), "docs", "board-alerts.png"), overwrite: true);
+        }
+
+        // Deleted from the list: gone from the daemon too.
+        await fired.Locator("button.remove").ClickAsync();
+        await Expect(_page.Locator("#alerts-list li")).ToHaveCountAsync(0);
+        using var http = daemon.Http();
+        Assert.That(await Alerts.AlertApi.ListAsync(http, "alice"), Is.Empty);
+    }
+
+    [Test]
     public async Task Board_FitsAPhoneScreen()
     {
         await using var daemon = await DaemonProcess.StartAsync(_folder, _fastFeed);

@@ -237,7 +237,8 @@ public sealed class NotificationTests
     [Test]
     public async Task PublishApi_IsNotMapped_WithoutAPublisherKey()
     {
-        await using var daemon = await TestDaemon.StartAsync(Jwts.Settings());
+        // Alerts off too: with them on, users have an inbox (for fired alerts) even without the publish API.
+        await using var daemon = await TestDaemon.StartAsync(Jwts.Settings(("Alerts:Enabled", "false")));
         using var http = daemon.Http();
         var (status, _) = await Publisher.PublishAsync(http, "alice", """{"kind":"trade"}""");
         Assert.That(status, Is.EqualTo(HttpStatusCode.NotFound));

@@ -27,6 +27,10 @@ public sealed class ClientMessageParserFuzzTests
         """{"action":"subscribe","channel":"depth","instruments":["A|1"]}""",
         """{"channel":"book","action":"unsubscribe","instruments":["A|1"],"topics":["x"]}""",
         """{"channel":"price","action":"unsubscribe","instruments":["A|1"],"topics":["x"]}""",
+        """{"action":"alert_create","instrument_key":"A|1","condition":"above","price":2500,"instruments":["A|1"]}""",
+        """{"action":"alert_delete","id":"al-1"}""",
+        """{"action":"subscribe","channel":"volume_alerts","instruments":["A|1"]}""",
+        """{"channel":"volume_alerts","action":"unsubscribe"}""",
     ];
 
     // Where a string's content goes ('§'): the two fields the parser reads, property names, and what it skips.
@@ -90,7 +94,7 @@ public sealed class ClientMessageParserFuzzTests
         "0." + new string('1', 10_000), "1e" + new string('9', 1000),
         "01", "1.", ".5", "+1", "-", "1e", "0x10", "NaN", "Infinity", "-Infinity",
         "true", "false", "null", "True", "nul", "{}", """{"a":[1]}""", "[]", "[[]]", "[1]", """["NSE_EQ|A"]""",
-        "\"\"", "\"subscribe\"", "\"unsubscribe\"", "\"ack\"", "\"topic\"", "\"price\"", "\"NSE_EQ|A\"", "'subscribe'", "subscribe", "\"unterminated", "",
+        "\"\"", "\"subscribe\"", "\"unsubscribe\"", "\"alert_list\"", "\"volume_alerts\"", "\"ack\"", "\"topic\"", "\"price\"", "\"NSE_EQ|A\"", "'subscribe'", "subscribe", "\"unterminated", "",
     ];
 
     // Pieces a mutation inserts: the tokens that change a message's structure, and the escapes that broke it once.
@@ -114,6 +118,8 @@ public sealed class ClientMessageParserFuzzTests
         InvalidMessage,
         UnknownAction,
         UnknownChannel,
+        Alert,
+        VolumeAlerts,
     }
 
     [Test]
@@ -201,6 +207,8 @@ public sealed class ClientMessageParserFuzzTests
             ClientAction.UnsubscribeDepth => Expected.UnsubscribeDepth,
             ClientAction.SubscribeBook => Expected.SubscribeBook,
             ClientAction.UnsubscribeBook => Expected.UnsubscribeBook,
+            ClientAction.AlertCreate or ClientAction.AlertList or ClientAction.AlertDelete => Expected.Alert,
+            ClientAction.SubscribeVolumeAlerts or ClientAction.UnsubscribeVolumeAlerts => Expected.VolumeAlerts,
             _ => Expected.Ack,
         };
         if (got != expected)
@@ -324,10 +332,13 @@ public sealed class ClientMessageParserFuzzTests
             }
 
             var topicChannel = action is "subscribe" or "unsubscribe" && channel == "topic";
-            keys = (action == "ack" ? ids : topicChannel ? topics : instruments) ?? [];
+            var alertAction = action is "alert_create" or "alert_list" or "alert_delete";
+            keys = (action == "ack" ? ids : topicChannel ? topics : alertAction ? [] : instruments) ?? [];
             return action switch
             {
                 null => Expected.InvalidMessage,
+                _ when alertAction => Expected.Alert,
+                "subscribe" or "unsubscribe" when channel == "volume_alerts" => Expected.VolumeAlerts,
                 "subscribe" or "unsubscribe" when topicChannel =>
                     topics is null ? Expected.InvalidMessage : action == "subscribe" ? Expected.SubscribeTopics : Expected.UnsubscribeTopics,
                 "subscribe" or "unsubscribe" when channel is "depth" or "book" => instruments is null ? Expected.InvalidMessage

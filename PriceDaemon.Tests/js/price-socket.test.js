@@ -788,3 +788,42 @@ test('subscribeCandles: history, then forming and closed bars in order; resubscr
   again();
   assert.deepEqual(sockets[1].sent.slice(1), [{ action: 'unsubscribe', channel: 'candles', interval: '1m', instruments: [RELIANCE] }]);
 });
+
+test('createAlert resolves with the stored alert, a refusal rejects with the daemon code, and the list follows fires', async () => {
+  const { client, last } = harness();
+  last().open();
+  const created = client.createAlert({ instrument_key: RELIANCE, condition: 'above', price: 1500, note: 'tp' });
+  assert.deepEqual(last().sent.at(-1), { action: 'alert_create', instrument_key: RELIANCE, condition: 'above', price: 1500, note: 'tp' });
+  const alert = { id: 'al-1', instrument_key: RELIANCE, condition: 'above', price: 1500, repeat: false, note: 'tp', owner: 'user', state: 'armed', fire_count: 0 };
+  last().receive({ type: 'alert_created', alert });
+  assert.equal((await created).id, 'al-1');
+  assert.deepEqual(client.alertList.map((a) => a.state), ['armed']);
+
+  const refused = client.createAlert({ instrument_key: RELIANCE, condition: 'below', price: 1 });
+  last().receive({ type: 'error', code: 'alert_limit', message: 'at most 1' });
+  await assert.rejects(refused, (error) => error.code === 'alert_limit');
+
+  last().receive({ type: 'notification', id: 'al-1-1', kind: 'price_alert', created_at: '', data: { alert_id: 'al-1', fire_count: 1, last_price: 1500.5, fired_at: 't' } });
+  assert.deepEqual(client.alertList.map((a) => [a.state, a.fired_price]), [['fired', 1500.5]]);
+
+  const deleted = client.deleteAlert('al-1');
+  last().receive({ type: 'alert_deleted', id: 'al-1' });
+  assert.equal(await deleted, 'al-1');
+  assert.deepEqual(client.alertList, []);
+});
+
+test('an alert request in flight is refused when the socket drops; volume alerts are asked for again on reconnect', async () => {
+  const { client, last, clock } = harness();
+  last().open();
+  const heard = [];
+  client.subscribeVolumeAlerts([RELIANCE], (key, data) => heard.push([key, data.ratio]));
+  const listing = client.listAlerts();
+  last().drop();
+  await assert.rejects(listing);
+  clock.advance(3000);
+  last().open();
+  assert.deepEqual(last().sent, [{ action: 'subscribe', channel: 'volume_alerts', instruments: [RELIANCE] }]);
+  last().receive({ type: 'volume_alert', instrument_key: RELIANCE, data: { volume_1m: 50, baseline: 10, ratio: 5, timestamp: '' } });
+  last().receive({ type: 'volume_alert', instrument_key: TCS, data: { volume_1m: 50, baseline: 10, ratio: 5, timestamp: '' } });
+  assert.deepEqual(heard, [[RELIANCE, 5]]);
+});

@@ -46,12 +46,15 @@ internal sealed partial class SimulatedFeed : IFeedSource
         _logger = logger;
     }
 
+    private Random _bursts = new(0); // bursts draw from their own sequence, so they leave a seed's walk as it was
+
     public async Task RunAsync(ChannelWriter<Tick> ticks, CancellationToken stoppingToken)
     {
         var seed = _options.Seed ?? Random.Shared.Next();
         var random = new Random(seed);
         // Books draw from their own generator: a seed gives the same price walk whether or not anyone watches depth.
         _bookRandom = new Random(seed ^ 0x5eed);
+        _bursts = new Random(unchecked(seed * 31 + 7));
         var count = _instruments.Count;
         var prices = new double[count];
         var volumes = new long[count];
@@ -166,6 +169,10 @@ internal sealed partial class SimulatedFeed : IFeedSource
         var price = Math.Round(prices[id] * (1 + move) / TickSize) * TickSize;
         prices[id] = Math.Round(Math.Max(price, TickSize), 2);
         volumes[id] += random.Next(1, 500);
+        if (_options.VolumeBurstEveryTicks > 0 && _bursts.Next(_options.VolumeBurstEveryTicks) == 0)
+        {
+            volumes[id] += _bursts.Next(40_000, 120_001); // a block trade: what the unusual-volume alert is for
+        }
     }
 
     internal static long UnixMicroseconds(DateTimeOffset time) => (time.UtcTicks - DateTime.UnixEpoch.Ticks) / 10;

@@ -35,6 +35,21 @@ internal enum ClientAction
 
     /// <summary><c>{"action":"unsubscribe","channel":"candles","interval":"1m","instruments":[...]}</c>.</summary>
     UnsubscribeCandles,
+
+    /// <summary><c>{"action":"alert_create",...}</c>: its fields are read by <see cref="Alerts.AlertRequest"/>.</summary>
+    AlertCreate,
+
+    /// <summary><c>{"action":"subscribe","channel":"volume_alerts","instruments":[...]}</c>; no instruments (or <c>"*"</c>): all.</summary>
+    SubscribeVolumeAlerts,
+
+    /// <summary><c>{"action":"unsubscribe","channel":"volume_alerts",...}</c>; no instruments (or <c>"*"</c>): all.</summary>
+    UnsubscribeVolumeAlerts,
+
+    /// <summary><c>{"action":"alert_list"}</c>.</summary>
+    AlertList,
+
+    /// <summary><c>{"action":"alert_delete","id":"..."}</c>.</summary>
+    AlertDelete,
 }
 
 /// <summary>What a candles message asks beyond its instruments: the interval (index in Candles.CandleIntervals) and how many closed bars.</summary>
@@ -58,6 +73,15 @@ internal static class ErrorCodes
     public const string SlowConsumer = "slow_consumer";
     public const string InvalidInterval = "invalid_interval";
     public const string InvalidHistory = "invalid_history";
+
+    /// <summary>The user (or anonymous connection) already holds Alerts:MaxPerUser alerts.</summary>
+    public const string AlertLimit = Alerts.AlertErrors.Limit;
+
+    /// <summary>No alert of this user has that id.</summary>
+    public const string UnknownAlert = "unknown_alert";
+
+    /// <summary>Alerts are off (Alerts:Enabled=false), or the alert writer is too far behind to take one now.</summary>
+    public const string AlertsUnavailable = "alerts_unavailable";
 }
 
 /// <summary>
@@ -163,7 +187,7 @@ internal static class ClientMessageParser
                     reader.Read();
                     if (reader.TokenType != JsonTokenType.String)
                     {
-                        return new Error(ErrorCodes.InvalidMessage, "'channel' must be a string (price, depth, book, candles or topic)");
+                        return new Error(ErrorCodes.InvalidMessage, "'channel' must be a string (price, depth, book, candles, topic or volume_alerts)");
                     }
 
                     if (!TryGetString(ref reader, out channel))
@@ -286,6 +310,23 @@ internal static class ClientMessageParser
 
                 instruments.AddRange(ids);
                 return null;
+            case "alert_create":
+                // The alert's own fields are read by Alerts.AlertRequest from the same bytes: the price path reads none of them.
+                action = ClientAction.AlertCreate;
+                instruments.Clear();
+                return null;
+            case "alert_list":
+                action = ClientAction.AlertList;
+                instruments.Clear();
+                return null;
+            case "alert_delete":
+                action = ClientAction.AlertDelete;
+                instruments.Clear();
+                return null;
+            case "subscribe" or "unsubscribe" when channel == "volume_alerts":
+                // Without instruments (or with "*"): every instrument.
+                action = actionName == "subscribe" ? ClientAction.SubscribeVolumeAlerts : ClientAction.UnsubscribeVolumeAlerts;
+                return null;
             case "subscribe" or "unsubscribe" when channel == "topic":
                 action = actionName == "subscribe" ? ClientAction.SubscribeTopics : ClientAction.UnsubscribeTopics;
                 instruments.Clear();
@@ -317,7 +358,7 @@ internal static class ClientMessageParser
                 candles = new CandleRequest(index, history);
                 break;
             case "subscribe" or "unsubscribe" when channel is not (null or "price"):
-                return new Error(ErrorCodes.UnknownChannel, $"unknown channel '{Truncate(channel)}'; expected price, depth, book, candles or topic");
+                return new Error(ErrorCodes.UnknownChannel, $"unknown channel '{Truncate(channel)}'; expected price, depth, book, candles, topic or volume_alerts");
             case "subscribe":
                 action = ClientAction.Subscribe;
                 timing = timingField;

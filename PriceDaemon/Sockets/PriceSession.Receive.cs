@@ -109,6 +109,7 @@ internal sealed partial class PriceSession
         ReleaseTopics();
         ReleaseDepth();
         ReleaseCandles();
+        ReleaseAlerts();
         Volatile.Write(ref _subscriptionCount, 0);
     }
 
@@ -167,6 +168,18 @@ internal sealed partial class PriceSession
         {
             Interlocked.Increment(ref _services.Metrics.ClientErrors);
             EnqueueControl(RateLimitedFrame(retryAfter));
+            return;
+        }
+
+        if (action is ClientAction.SubscribeVolumeAlerts or ClientAction.UnsubscribeVolumeAlerts)
+        {
+            HandleVolumeAlerts(action == ClientAction.SubscribeVolumeAlerts);
+            return;
+        }
+
+        if (action is ClientAction.AlertCreate or ClientAction.AlertList or ClientAction.AlertDelete)
+        {
+            HandleAlert(action, message);
             return;
         }
 

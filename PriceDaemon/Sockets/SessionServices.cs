@@ -26,9 +26,13 @@ internal sealed class SessionServices
         DepthStage? depth = null,
         Candles.CandleBook? candles = null,
         Candles.CandleService? candleHistory = null,
-        IOptions<Candles.CandleOptions>? candleOptions = null)
+        IOptions<Candles.CandleOptions>? candleOptions = null,
+        Alerts.AlertBook? alerts = null,
+        Alerts.VolumeWatch? volume = null)
     {
         Depth = depth;
+        Volume = volume;
+        Alerts = alerts;
         Candles = candles;
         CandleHistory = candleHistory;
         CandleMaxHistory = candleOptions?.Value.MaxHistory ?? 0;
@@ -74,6 +78,12 @@ internal sealed class SessionServices
 
     /// <summary>Announcements in force; null when pushes are off.</summary>
     public Push.AnnouncementBoard? Announcements { get; }
+
+    /// <summary>Price alerts; null when <c>Alerts:Enabled</c> is false.</summary>
+    public Alerts.AlertBook? Alerts { get; }
+
+    /// <summary>Unusual-volume alerts; null when <c>Alerts:Volume:Enabled</c> is false.</summary>
+    public Alerts.VolumeWatch? Volume { get; }
 
     /// <summary>The threads that write every session's ready frames.</summary>
     public SendPump SendPump { get; }

@@ -84,7 +84,7 @@ function addRow(key, { save = true } = {}) {
   remove.className = 'remove';
   remove.textContent = '×';
   remove.addEventListener('click', () => removeRow(key));
-  cell(tr, 'actions').append(remove);
+  cell(tr, 'actions').append(bellButton(key), remove);
   tbody.append(tr);
   // Selecting a row opens its chart and depth ladder below the table.
   tr.addEventListener('click', (event) => {
@@ -319,7 +319,8 @@ function showNotification(notification) {
   kind.textContent = notification.kind.replaceAll('_', ' ') + (notification.replayed ? ' (while you were away)' : '');
   const detail = document.createElement('div');
   detail.className = 'detail';
-  detail.textContent = typeof notification.data === 'object' && notification.data !== null
+  detail.textContent = notification.kind === 'price_alert' ? describeFired(notification.data)
+    : typeof notification.data === 'object' && notification.data !== null
     ? Object.entries(notification.data).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' · ')
     : String(notification.data ?? '');
   toast.append(kind, detail);
@@ -329,6 +330,95 @@ function showNotification(notification) {
 
 socket.onAnnouncement(showAnnouncements);
 socket.onNotification(showNotification);
+
+// ---- price alerts: a bell on each row, the user's alerts beside the board ----------------------------------
+
+const CONDITION_WORDS = { above: 'at or above', below: 'at or below', crosses_up: 'crosses up', crosses_down: 'crosses down', change_pct_above: 'day change ≥', change_pct_below: 'day change ≤' };
+const alertEditor = $('#alert-editor');
+const alertsBox = $('#alerts');
+
+function bellButton(key) {
+  const bell = document.createElement('button');
+  bell.type = 'button';
+  bell.className = 'bell';
+  bell.textContent = '🔔';
+  bell.title = 'Set a price alert';
+  bell.setAttribute('aria-label', `Set a price alert for ${instruments.get(key)?.symbol ?? key}`);
+  bell.addEventListener('click', () => openAlertEditor(key));
+  return bell;
+}
+
+// One small form for the row whose bell was pressed: above or below a price, prefilled with the last price.
+function openAlertEditor(key) {
+  const symbol = instruments.get(key)?.symbol ?? key.split('|').pop();
+  alertEditor.dataset.key = key;
+  $('#alert-symbol').textContent = symbol;
+  const last = socket.price(key)?.last_price;
+  $('#alert-price').value = last ? String(last) : '';
+  $('#alert-error').textContent = '';
+  alertEditor.hidden = false;
+  $('#alert-price').focus();
+}
+
+alertEditor?.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const price = Number($('#alert-price').value);
+  const condition = $('#alert-condition').value;
+  try {
+    await socket.createAlert({ instrument_key: alertEditor.dataset.key, condition, price, note: $('#alert-note').value });
+    alertEditor.hidden = true;
+    $('#alert-note').value = '';
+  } catch (error) {
+    $('#alert-error').textContent = error.code === 'alert_limit' ? 'You have as many alerts as allowed: delete one first.' : error.message;
+  }
+});
+$('#alert-cancel')?.addEventListener('click', () => { alertEditor.hidden = true; });
+
+function describeAlert(alert) {
+  const symbol = instruments.get(alert.instrument_key)?.symbol ?? alert.instrument_key.split('|').pop();
+  const value = alert.percent !== undefined ? `${alert.percent} %` : priceFormat.format(alert.price);
+  return `${symbol} ${CONDITION_WORDS[alert.condition] ?? alert.condition} ${value}`;
+}
+
+function describeFired(data) {
+  const alert = { ...data };
+  const parts = [`${describeAlert(alert)}: last ${priceFormat.format(data.last_price)}`];
+  if (data.note) {
+    parts.push(data.note);
+  }
+  return parts.join(' · ');
+}
+
+// The user's alerts, redrawn whole on every change (a user has at most a few dozen); rows with an armed alert ring.
+function showAlerts(list) {
+  alertsBox.hidden = list.length === 0;
+  $('#alerts-list').replaceChildren(...list.map((alert) => {
+    const li = document.createElement('li');
+    li.dataset.id = alert.id;
+    li.dataset.state = alert.state;
+    const text = document.createElement('span');
+    text.textContent = describeAlert(alert) + (alert.state === 'fired' ? ` · fired at ${priceFormat.format(alert.fired_price)}` : alert.state === 'resetting' ? ' · re-arming' : '');
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.className = 'remove';
+    remove.textContent = '×';
+    remove.title = 'Delete this alert';
+    remove.addEventListener('click', () => socket.deleteAlert(alert.id).catch((error) => console.warn(error.message)));
+    li.append(text, remove);
+    return li;
+  }));
+  const armed = new Set(list.filter((a) => a.state !== 'fired').map((a) => a.instrument_key));
+  for (const [key, row] of rows) {
+    row.tr.querySelector('button.bell')?.classList.toggle('armed', armed.has(key));
+  }
+}
+
+socket.on('alerts', showAlerts);
+socket.on('status', ({ status }) => {
+  if (status === 'connected') {
+    socket.listAlerts().catch(() => {}); // alerts off on this daemon: no list
+  }
+});
 
 // ---- search -----------------------------------------------------------------------------------------
 

@@ -9,7 +9,17 @@ import {
   PriceSocket,
   type AckMessage,
   type AckedFrame,
+  type AlertCondition,
+  type AlertCreatedFrame,
   type AlertCreateMessage,
+  type AlertDeletedFrame,
+  type AlertDeleteMessage,
+  type AlertInput,
+  type AlertListMessage,
+  type AlertsFrame,
+  type PriceAlert,
+  type PriceAlertFired,
+  type VolumeAlertData,
   type AnnouncementEvent,
   type AnnouncementFrame,
   type AnnouncementRemovedFrame,
@@ -76,6 +86,9 @@ function describe(frame: ServerFrame): string {
     case 'announcement': return `announcement ${frame.level}: ${frame.message}`;
     case 'announcement_removed': return `announcement ${frame.id} withdrawn`;
     case 'acked': return `acked ${frame.ids.join(',')}`;
+    case 'alert_created': return `alert ${frame.alert.id} ${frame.alert.state}`;
+    case 'alerts': return `alerts ${frame.alerts.length}`;
+    case 'alert_deleted': return `alert ${frame.id} deleted`;
     default: {
       const never: never = frame;
       return String(never);
@@ -89,7 +102,13 @@ const messages: ClientMessage[] = [
   { action: 'subscribe', channel: 'topic', topics: ['leaderboard'] } satisfies TopicSubscribeMessage,
   { action: 'ack', ids: ['trade-1'] } satisfies AckMessage,
   { action: 'alert_create', instrument_key: key, condition: 'above', price: 1 } satisfies AlertCreateMessage,
+  { action: 'alert_create', instrument_key: key, condition: 'change_pct_below' satisfies AlertCondition, percent: -2, repeat: true, note: 'dip' } satisfies AlertCreateMessage,
+  { action: 'alert_list' } satisfies AlertListMessage,
+  { action: 'alert_delete', id: 'al-1' } satisfies AlertDeleteMessage,
 ];
+const alertInput: AlertInput = { instrument_key: key, condition: 'below', price: 1 };
+const alert: PriceAlert = { ...alertInput, id: 'al-1', owner: 'user', state: 'armed', created_at: '', fire_count: 0, fired_at: null, fired_price: null };
+const fired: PriceAlertFired = { alert_id: alert.id, instrument_key: key, symbol: 'X', condition: 'below', price: 1, last_price: 0.95, fired_at: '', repeat: false, fire_count: 1, note: '' };
 const sample: ServerFrame[] = [
   { type: 'depth', instrument_key: key, data: { bids: [[1, 2, 3]], asks: [], timestamp: '', seq: 1, source: 'live' } } satisfies DepthFrame,
   { type: 'book', instrument_key: key, data: { bids: [], asks: [[1, 2, 3]], timestamp: '', seq: 1, source: 'live' } } satisfies BookFrame,
@@ -101,6 +120,9 @@ const sample: ServerFrame[] = [
   { type: 'announcement', id: 'a', level: 'warning', message: 'maintenance' } satisfies AnnouncementFrame,
   { type: 'announcement_removed', id: 'a' } satisfies AnnouncementRemovedFrame,
   { type: 'acked', ids: ['trade-1'] } satisfies AckedFrame,
+  { type: 'alert_created', alert } satisfies AlertCreatedFrame,
+  { type: 'alerts', alerts: [alert] } satisfies AlertsFrame,
+  { type: 'alert_deleted', id: fired.alert_id } satisfies AlertDeletedFrame,
   { type: 'error', code: 'rate_limited' satisfies ErrorCode, message: '', retry_after_ms: 10 } satisfies ErrorFrame,
 ];
 const topicAck: TopicsSubscribedFrame = { type: 'subscribed', action: 'subscribe', channel: 'topic', topics: ['leaderboard'], rejected: [{ topic: 'secret', code: 'topic_forbidden' }] };
@@ -132,6 +154,7 @@ const offs: Release[] = [
   socket.onNotification<{ qty: number }>((n: Notification<{ qty: number }>) => void (n.data.qty + (n.replayed ? 1 : 0))),
   socket.onAnnouncement((event: AnnouncementEvent) => void ('level' in event ? event.level : event.removed)),
   socket.subscribeDepth(key, (instrumentKey: string, data: DepthData, seq: number) => void `${instrumentKey}${data.bids[0]?.[0]}${seq}`, { levels: 30 }),
+  socket.subscribeVolumeAlerts(null, (k: string, data: VolumeAlertData) => void `${k}${data.ratio}`),
   socket.subscribeTopic<{ top: string }>('leaderboard', (topic: string, data: { top: string }, seq: number) => void `${topic}${data.top}${seq}`),
   socket.subscribeCandles(key, '5m', { history: 100 }, (event: CandleEvent) => void (event.type === 'history' ? event.bars.length : event.bar?.c)),
   socket.onFrame('status', (frame: StatusFrame) => void frame.epoch),

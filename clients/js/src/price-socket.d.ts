@@ -37,15 +37,19 @@ export interface AckMessage {
   ids: string[];
 }
 
-/** Declared ahead of the daemon: DESIGN.md "Beyond prices". */
-export interface AlertCreateMessage {
-  action: 'alert_create';
-  instrument_key: InstrumentKey;
-  condition: 'above' | 'below';
-  price: number;
+/** A price alert: see AlertInput for the fields. */
+export type AlertCreateMessage = { action: 'alert_create' } & AlertInput;
+
+export interface AlertListMessage {
+  action: 'alert_list';
 }
 
-export type ClientMessage = SubscribeMessage | UnsubscribeMessage | TopicSubscribeMessage | AckMessage | AlertCreateMessage;
+export interface AlertDeleteMessage {
+  action: 'alert_delete';
+  id: string;
+}
+
+export type ClientMessage = SubscribeMessage | UnsubscribeMessage | TopicSubscribeMessage | AckMessage | AlertCreateMessage | AlertListMessage | AlertDeleteMessage;
 
 export type MarketChannel = 'price' | 'depth' | 'book' | 'candles' | 'volume_alerts';
 
@@ -103,7 +107,10 @@ export type ErrorCode =
   | 'unknown_instrument'
   | 'subscription_limit'
   | 'rate_limited'
-  | 'message_too_large';
+  | 'message_too_large'
+  | 'alert_limit'
+  | 'unknown_alert'
+  | 'alerts_unavailable';
 
 export interface ErrorFrame {
   type: 'error';
@@ -210,6 +217,23 @@ export interface TopicsSubscribedFrame {
   rejected: { topic: string; code: 'unknown_topic' | 'topic_forbidden' | (string & {}) }[];
 }
 
+/** The answer to alert_create, once the alert is stored. */
+export interface AlertCreatedFrame {
+  type: 'alert_created';
+  alert: PriceAlert;
+}
+
+/** The answer to alert_list. */
+export interface AlertsFrame {
+  type: 'alerts';
+  alerts: PriceAlert[];
+}
+
+export interface AlertDeletedFrame {
+  type: 'alert_deleted';
+  id: string;
+}
+
 /** A notification as a handler gets it: replayed is true when it is delivered again on a later connect. */
 export type Notification<T = unknown> = NotificationFrame<T> & { replayed?: boolean };
 
@@ -232,6 +256,9 @@ export interface ServerFrameMap {
   announcement: AnnouncementFrame;
   announcement_removed: AnnouncementRemovedFrame;
   acked: AckedFrame;
+  alert_created: AlertCreatedFrame;
+  alerts: AlertsFrame;
+  alert_deleted: AlertDeletedFrame;
 }
 
 export type ServerFrameType = keyof ServerFrameMap;
@@ -373,6 +400,16 @@ export declare class PriceSocket {
   /** the held bars of an instrument at an interval */
   candles(key: InstrumentKey, interval: CandleInterval): CandleView | undefined;
 
+  /** sets a price alert; resolves once the daemon stored it, rejects with an Error carrying the daemon's `code` */
+  createAlert(alert: AlertInput): Promise<PriceAlert>;
+  /** the user's alerts and their state; also kept in `alertList` (event 'alerts' on every change) */
+  listAlerts(): Promise<PriceAlert[]>;
+  deleteAlert(id: string): Promise<string>;
+  /** the user's alerts as last heard of (after listAlerts, creates, deletes and fired price_alert notifications) */
+  alertList?: PriceAlert[];
+  /** unusual-volume alerts for `keys` (null: every instrument), held across reconnects */
+  subscribeVolumeAlerts(keys: string | Iterable<string> | null, callback: (key: string, data: VolumeAlertData) => void): Release;
+
   connect(): void;
   close(): void;
 }
@@ -394,6 +431,52 @@ export interface CandleEvent extends CandleView {
   interval: CandleInterval;
   /** the bar this event is about (type 'candle') */
   bar?: Candle;
+}
+
+export type AlertCondition = 'above' | 'below' | 'crosses_up' | 'crosses_down' | 'change_pct_above' | 'change_pct_below';
+
+export interface AlertInput {
+  instrument_key: string;
+  condition: AlertCondition;
+  /** for above, below, crosses_up, crosses_down */
+  price?: number;
+  /** the day change in percent, for change_pct_above and change_pct_below */
+  percent?: number;
+  /** re-arm after the price moves back past the hysteresis band (default false: one-shot) */
+  repeat?: boolean;
+  note?: string;
+}
+
+export interface PriceAlert extends AlertInput {
+  id: string;
+  owner: 'user' | 'connection';
+  state: 'armed' | 'resetting' | 'fired';
+  created_at: string;
+  fire_count: number;
+  fired_at: string | null;
+  fired_price: number | null;
+}
+
+/** `data` of a `price_alert` notification */
+export interface PriceAlertFired {
+  alert_id: string;
+  instrument_key: string;
+  symbol: string;
+  condition: AlertCondition;
+  price?: number;
+  percent?: number;
+  last_price: number;
+  fired_at: string;
+  repeat: boolean;
+  fire_count: number;
+  note: string;
+}
+
+export interface VolumeAlertData {
+  volume_1m: number;
+  baseline: number;
+  ratio: number;
+  timestamp: string;
 }
 
 export declare function getPriceSocket(options?: PriceSocketOptions): PriceSocket;

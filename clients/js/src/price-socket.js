@@ -1223,6 +1223,166 @@ function depthChannel(options) {
   return options?.book === true || (options?.levels ?? 5) > 5 ? 'book' : 'depth';
 }
 
+// ---- alerts (price alerts and the volume_alerts channel) -----------------------------------------------------
+// Self-contained: the methods below are added to PriceSocket, the frames to FRAME_HANDLERS.
+
+/** Error codes that answer an alert request (the oldest one waiting is refused with it). */
+const ALERT_ERRORS = new Set(['alert_limit', 'unknown_alert', 'alerts_unavailable', 'invalid_message', 'unknown_instrument']);
+
+function alertState(socket) {
+  if (!socket._alerts) {
+    socket._alerts = { pending: [], byId: new Map(), volume: null };
+    socket.alertList = [];
+    // A fired alert arrives as a price_alert notification: the list shows it fired without asking again.
+    socket.onFrame('notification', (message) => {
+      const data = message.data;
+      const alert = message.kind === 'price_alert' && data ? socket._alerts.byId.get(data.alert_id) : undefined;
+      if (alert && (data.fire_count ?? 0) > (alert.fire_count ?? 0)) {
+        updateAlert(socket, { ...alert, state: alert.repeat ? 'resetting' : 'fired', fire_count: data.fire_count, fired_at: data.fired_at, fired_price: data.last_price });
+      }
+    });
+    // Requests in flight when the socket drops are refused; the volume channel is asked for again on every connect.
+    socket.on('status', (event) => {
+      if (event.status === ConnectionStatus.connected) {
+        const volume = socket._alerts.volume;
+        if (volume && (volume.all || volume.keys.size > 0)) {
+          socket._send({ action: 'subscribe', channel: 'volume_alerts', instruments: volume.all ? ['*'] : [...volume.keys] });
+        }
+        return;
+      }
+      for (const request of socket._alerts.pending.splice(0)) {
+        request.reject(new Error('the connection closed before the daemon answered'));
+      }
+    });
+  }
+  return socket._alerts;
+}
+
+function updateAlert(socket, alert, removed = false) {
+  const state = alertState(socket);
+  if (removed) {
+    state.byId.delete(alert.id);
+  } else {
+    state.byId.set(alert.id, alert);
+  }
+  socket.alertList = [...state.byId.values()];
+  socket._emit('alerts', socket.alertList);
+}
+
+function alertRequest(socket, message, answer) {
+  const state = alertState(socket);
+  if (!socket._isOpen()) {
+    return Promise.reject(new Error('not connected'));
+  }
+  return new Promise((resolve, reject) => {
+    state.pending.push({ answer, resolve, reject });
+    socket._send(message);
+  });
+}
+
+function answerAlert(socket, type, value) {
+  const pending = socket._alerts?.pending;
+  const index = pending ? pending.findIndex((request) => request.answer === type) : -1;
+  if (index >= 0) {
+    pending.splice(index, 1)[0].resolve(value);
+  }
+}
+
+Object.assign(PriceSocket.prototype, {
+  /**
+   * Sets a price alert: { instrument_key, condition, price | percent, repeat?, note? } with condition one of above,
+   * below, crosses_up, crosses_down (price) or change_pct_above, change_pct_below (percent). Resolves with the alert
+   * once the daemon stored it; rejects with an Error whose `code` is the daemon's (alert_limit, ...).
+   */
+  createAlert(alert) {
+    return alertRequest(this, { action: 'alert_create', ...alert }, 'alert_created');
+  },
+
+  /** The user's alerts with their state (armed, resetting, fired; fired_at, fired_price); also kept in `alertList`. */
+  listAlerts() {
+    return alertRequest(this, { action: 'alert_list' }, 'alerts');
+  },
+
+  /** Deletes one of the user's alerts; resolves with its id. */
+  deleteAlert(id) {
+    return alertRequest(this, { action: 'alert_delete', id }, 'alert_deleted');
+  },
+
+  /**
+   * Hears unusual-volume alerts for `keys` (null or omitted: every instrument): `callback(key, data)` with data
+   * { volume_1m, baseline, ratio, timestamp }. Held across reconnects; returns a function that stops.
+   */
+  subscribeVolumeAlerts(keys, callback) {
+    const state = alertState(this);
+    state.volume ??= { all: false, keys: new Set(), callbacks: new Set() };
+    const volume = state.volume;
+    const all = keys === null || keys === undefined;
+    const list = all ? [] : normalizeKeys(keys);
+    const entry = { all, keys: new Set(list), callback };
+    volume.callbacks.add(entry);
+    volume.all ||= all;
+    list.forEach((key) => volume.keys.add(key));
+    this._send({ action: 'subscribe', channel: 'volume_alerts', instruments: all ? ['*'] : list });
+    return () => {
+      if (!volume.callbacks.delete(entry)) {
+        return;
+      }
+      const entries = [...volume.callbacks];
+      volume.all = entries.some((e) => e.all);
+      volume.keys = new Set(entries.flatMap((e) => [...e.keys]));
+      if (!volume.all && volume.keys.size === 0) {
+        this._send({ action: 'unsubscribe', channel: 'volume_alerts' });
+      } else if (!volume.all) {
+        this._send({ action: 'unsubscribe', channel: 'volume_alerts', instruments: ['*'] });
+        this._send({ action: 'subscribe', channel: 'volume_alerts', instruments: [...volume.keys] });
+      }
+    };
+  },
+});
+
+const errorHandler = FRAME_HANDLERS.error;
+Object.assign(FRAME_HANDLERS, {
+  alert_created(message) {
+    updateAlert(this, message.alert);
+    answerAlert(this, 'alert_created', message.alert);
+    return true;
+  },
+  alerts(message) {
+    const state = alertState(this);
+    state.byId = new Map((message.alerts ?? []).map((alert) => [alert.id, alert]));
+    this.alertList = [...state.byId.values()];
+    this._emit('alerts', this.alertList);
+    answerAlert(this, 'alerts', this.alertList);
+    return true;
+  },
+  alert_deleted(message) {
+    updateAlert(this, { id: message.id }, true);
+    answerAlert(this, 'alert_deleted', message.id);
+    return true;
+  },
+  volume_alert(message) {
+    const volume = this._alerts?.volume;
+    for (const entry of volume ? [...volume.callbacks] : []) {
+      if (entry.all || entry.keys.has(message.instrument_key)) {
+        try {
+          entry.callback?.(message.instrument_key, message.data);
+        } catch (error) {
+          this._console?.error?.(error);
+        }
+      }
+    }
+    return true;
+  },
+  error(message) {
+    const pending = this._alerts?.pending;
+    if (pending?.length > 0 && ALERT_ERRORS.has(message.code)) {
+      const error = Object.assign(new Error(message.message), { code: message.code });
+      pending.shift().reject(error);
+    }
+    return errorHandler.call(this, message);
+  },
+});
+
 function normalizeKeys(keys) {
   const list = typeof keys === 'string' ? [keys] : [...(keys ?? [])];
   return [...new Set(list.filter((key) => typeof key === 'string' && key.length > 0))];

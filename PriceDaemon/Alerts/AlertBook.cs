@@ -1,0 +1,465 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Microsoft.Extensions.Options;
+using PriceDaemon.Feeds;
+using PriceDaemon.Instruments;
+using PriceDaemon.Pipeline;
+
+namespace PriceDaemon.Alerts;
+
+/// <summary>
+/// Every armed price alert, by instrument, evaluated on every tick before the throttle (a crossing the throttle merges
+/// away still fires). Per instrument the alerts wait on four sorted lines (<see cref="TriggerLine"/>): a tick costs a
+/// look at the end of each, O(1) when nothing fires and O(fired) when something does, allocation-free, whatever the
+/// number of alerts. Firing only changes the alert's state and queues the work for <see cref="AlertWriter"/>, which
+/// stores it and sends the notification off the tick thread.
+/// </summary>
+/// <remarks>
+/// Each instrument's alerts have their own lock, taken by the tick thread only for instruments that have alerts and
+/// by sockets and HTTP only to add, delete or list one: never held for I/O.
+/// </remarks>
+internal sealed partial class AlertBook : ITickObserver
+{
+    private readonly InstrumentRegistry _instruments;
+    private readonly PriceCache _cache;
+    private readonly AlertOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<AlertBook> _logger;
+    private readonly Bucket?[] _buckets;
+    private readonly double[] _close; // previous close per instrument, for the change conditions; 0 not known yet
+    private readonly double[] _last; // last traded price per instrument seen here; 0 none yet
+    private readonly ConcurrentDictionary<string, List<Alert>> _owners = new(StringComparer.Ordinal);
+    private readonly Channel<AlertWork> _work;
+
+    // Counters for /metrics and tests.
+    internal long Fired;
+    internal long Deferred; // fires put off because the writer's queue was full
+    internal long Held; // alerts in the book, any state
+
+    public AlertBook(InstrumentRegistry instruments, PriceCache cache, IOptions<AlertOptions> options, TimeProvider time, ILogger<AlertBook> logger)
+    {
+        _instruments = instruments;
+        _cache = cache;
+        _options = options.Value;
+        _time = time;
+        _logger = logger;
+        _buckets = new Bucket?[instruments.Count];
+        _close = new double[instruments.Count];
+        _last = new double[instruments.Count];
+        _work = Channel.CreateBounded<AlertWork>(new BoundedChannelOptions(_options.QueueCapacity)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+    }
+
+    /// <summary>What the writer persists and delivers, in order.</summary>
+    public ChannelReader<AlertWork> Work => _work.Reader;
+
+    public int MaxPerOwner => _options.MaxPerUser;
+
+    public AlertOptions Options => _options;
+
+    /// <inheritdoc />
+    public void Observe(in Tick tick)
+    {
+        var id = tick.InstrumentId;
+        var price = tick.LastPrice;
+        _last[id] = price;
+        var bucket = Volatile.Read(ref _buckets[id]);
+        if (tick.PreviousClose > 0 && tick.PreviousClose != _close[id])
+        {
+            _close[id] = tick.PreviousClose;
+            if (bucket is not null)
+            {
+                lock (bucket)
+                {
+                    Relevel(bucket, id);
+                    bucket.Refresh();
+                }
+            }
+        }
+
+        // Most ticks pass no line: four doubles in the bucket say so without the lock or the lines' arrays. They are
+        // written under the lock; a read that misses a change made this instant sees it on the next tick.
+        if (bucket is null || !bucket.Passes(price))
+        {
+            return;
+        }
+
+        lock (bucket)
+        {
+            Evaluate(bucket, price, tick.ExchangeTimeUs);
+            bucket.Refresh();
+        }
+    }
+
+    private void Evaluate(Bucket bucket, double price, long timeUs)
+    {
+        // Resets first: a crossing alert waiting below its line arms on the tick that goes below; the same tick cannot
+        // also be at or above it, so the order changes nothing but keeps each pass over one line.
+        while (bucket.ResetDown.TryPeekPassed(price, out var alert) || bucket.ResetUp.TryPeekPassed(price, out alert))
+        {
+            (AlertConditions.IsUpward(alert.Condition) ? bucket.ResetDown : bucket.ResetUp).Pop();
+            alert.State = AlertState.Armed;
+            alert.Level = Threshold(alert);
+            Line(bucket, alert).Add(alert, alert.Level);
+            // Not stored if the writer is behind: a restart then waits for the reset again, which is the safe side.
+            _work.Writer.TryWrite(new AlertWork(AlertWorkKind.Changed, Snapshot(alert)));
+        }
+
+        while (bucket.FireUp.TryPeekPassed(price, out var alert) || bucket.FireDown.TryPeekPassed(price, out alert))
+        {
+            var line = AlertConditions.IsUpward(alert.Condition) ? bucket.FireUp : bucket.FireDown;
+            var next = alert.Repeat ? AlertState.Resetting : AlertState.Fired;
+            var fired = new AlertSnapshot(alert, next, timeUs, price, alert.FireCount + 1);
+            if (!_work.Writer.TryWrite(new AlertWork(AlertWorkKind.Fired, fired)))
+            {
+                // The writer is behind: the alert stays armed and fires on a later tick; the tick thread never waits.
+                Deferred++;
+                return;
+            }
+
+            line.Pop();
+            alert.State = next;
+            alert.FiredAtUs = timeUs;
+            alert.FiredPrice = price;
+            alert.FireCount++;
+            Fired++;
+            if (next == AlertState.Resetting)
+            {
+                alert.Level = ResetLevel(alert);
+                ResetLine(bucket, alert).Add(alert, alert.Level);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Adds an alert: armed on its line, or for a crossing alert created on its firing side, waiting for the price to
+    /// come back first. Null and an error code when refused. <paramref name="stored"/> completes once it is stored.
+    /// </summary>
+    public string? TryAdd(Alert alert, out Task stored)
+    {
+        stored = Task.CompletedTask;
+        var list = _owners.GetOrAdd(alert.Owner, static _ => []);
+        lock (list)
+        {
+            if (list.Count >= _options.MaxPerUser)
+            {
+                return AlertErrors.Limit;
+            }
+
+            var bucket = BucketOf(alert.InstrumentId);
+            lock (bucket)
+            {
+                var threshold = Threshold(alert);
+                var last = LastPrice(alert.InstrumentId);
+                var upward = AlertConditions.IsUpward(alert.Condition);
+                var onFiringSide = last > 0 && (upward ? last >= threshold : last <= threshold);
+                if (AlertConditions.IsCrossing(alert.Condition) && onFiringSide)
+                {
+                    alert.State = AlertState.Resetting;
+                    alert.Level = threshold;
+                    ResetLine(bucket, alert).Add(alert, threshold);
+                }
+                else
+                {
+                    alert.State = AlertState.Armed;
+                    alert.Level = threshold;
+                    Line(bucket, alert).Add(alert, threshold);
+                }
+
+                if (!alert.OwnedByConnection)
+                {
+                    // Queued under the lock: a fire of this alert can only queue after its creation.
+                    var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    if (!_work.Writer.TryWrite(new AlertWork(AlertWorkKind.Created, Snapshot(alert), done)))
+                    {
+                        RemoveFromLines(bucket, alert);
+                        return AlertErrors.Busy;
+                    }
+
+                    stored = done.Task;
+                }
+
+                bucket.Count++;
+                bucket.Refresh();
+            }
+
+            list.Add(alert);
+        }
+
+        Interlocked.Increment(ref Held);
+        return null;
+    }
+
+    /// <summary>Puts back an alert read from the file at start, in the state it was stored with.</summary>
+    public void Load(Alert alert)
+    {
+        var list = _owners.GetOrAdd(alert.Owner, static _ => []);
+        lock (list)
+        {
+            list.Add(alert);
+        }
+
+        var bucket = BucketOf(alert.InstrumentId);
+        lock (bucket)
+        {
+            bucket.Count++;
+            switch (alert.State)
+            {
+                case AlertState.Armed:
+                    alert.Level = Threshold(alert);
+                    Line(bucket, alert).Add(alert, alert.Level);
+                    break;
+                case AlertState.Resetting:
+                    alert.Level = ResetLevel(alert);
+                    ResetLine(bucket, alert).Add(alert, alert.Level);
+                    break;
+            }
+
+            bucket.Refresh();
+        }
+
+        Interlocked.Increment(ref Held);
+    }
+
+    /// <summary>Deletes <paramref name="owner"/>'s alert <paramref name="id"/>; false when that owner has no such alert.</summary>
+    public bool TryDelete(string owner, string id, out Task stored)
+    {
+        stored = Task.CompletedTask;
+        if (!_owners.TryGetValue(owner, out var list))
+        {
+            return false;
+        }
+
+        Alert? alert;
+        lock (list)
+        {
+            alert = list.Find(a => a.Id == id);
+            if (alert is null)
+            {
+                return false;
+            }
+
+            list.Remove(alert);
+        }
+
+        Remove(alert, out stored);
+        return true;
+    }
+
+    /// <summary>Deletes every alert of <paramref name="owner"/> (an anonymous connection's, when it closes).</summary>
+    public void DeleteAll(string owner)
+    {
+        if (!_owners.TryRemove(owner, out var list))
+        {
+            return;
+        }
+
+        Alert[] alerts;
+        lock (list)
+        {
+            alerts = [.. list];
+            list.Clear();
+        }
+
+        foreach (var alert in alerts)
+        {
+            Remove(alert, out _);
+        }
+    }
+
+    /// <summary>The owner's alerts with their state, oldest first.</summary>
+    public List<AlertSnapshot> List(string owner)
+    {
+        if (!_owners.TryGetValue(owner, out var list))
+        {
+            return [];
+        }
+
+        Alert[] alerts;
+        lock (list)
+        {
+            alerts = [.. list];
+        }
+
+        var result = new List<AlertSnapshot>(alerts.Length);
+        foreach (var alert in alerts)
+        {
+            var bucket = BucketOf(alert.InstrumentId);
+            lock (bucket)
+            {
+                result.Add(Snapshot(alert));
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>One alert's state now, taken under its instrument's lock.</summary>
+    public AlertSnapshot Current(Alert alert)
+    {
+        var bucket = BucketOf(alert.InstrumentId);
+        lock (bucket)
+        {
+            return Snapshot(alert);
+        }
+    }
+
+    /// <summary>One alert's state, for the writer's document.</summary>
+    public static AlertSnapshot Snapshot(Alert alert) => new(alert, alert.State, alert.FiredAtUs, alert.FiredPrice, alert.FireCount);
+
+    /// <summary>The writer's queue is closed: a stop. Fires after this are not taken.</summary>
+    public void Complete() => _work.Writer.TryComplete();
+
+    private void Remove(Alert alert, out Task stored)
+    {
+        stored = Task.CompletedTask;
+        var bucket = BucketOf(alert.InstrumentId);
+        lock (bucket)
+        {
+            RemoveFromLines(bucket, alert);
+            bucket.Refresh();
+            alert.Deleted = true;
+            bucket.Count--;
+            if (!alert.OwnedByConnection)
+            {
+                var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                // A delete that finds the queue full is still done in memory; the file catches up at the next start
+                // only if the write went out, so wait for room instead of dropping it.
+                if (_work.Writer.TryWrite(new AlertWork(AlertWorkKind.Deleted, Snapshot(alert), done)))
+                {
+                    stored = done.Task;
+                }
+                else
+                {
+                    stored = _work.Writer.WriteAsync(new AlertWork(AlertWorkKind.Deleted, Snapshot(alert), done)).AsTask().ContinueWith(_ => done.Task).Unwrap();
+                }
+            }
+        }
+
+        Interlocked.Decrement(ref Held);
+    }
+
+    private static void RemoveFromLines(Bucket bucket, Alert alert)
+    {
+        _ = bucket.FireUp.Remove(alert) || bucket.FireDown.Remove(alert) || bucket.ResetUp.Remove(alert) || bucket.ResetDown.Remove(alert);
+    }
+
+    /// <summary>The previous close changed (a new day, or the feed's own close arrived): percent alerts move their lines.</summary>
+    private void Relevel(Bucket bucket, int id)
+    {
+        var moved = new List<Alert>();
+        static bool IsPercent(Alert a) => AlertConditions.IsPercent(a.Condition);
+        bucket.FireUp.RemoveAll(IsPercent, moved);
+        bucket.FireDown.RemoveAll(IsPercent, moved);
+        bucket.ResetUp.RemoveAll(IsPercent, moved);
+        bucket.ResetDown.RemoveAll(IsPercent, moved);
+        foreach (var alert in moved)
+        {
+            if (alert.State == AlertState.Armed)
+            {
+                alert.Level = Threshold(alert);
+                Line(bucket, alert).Add(alert, alert.Level);
+            }
+            else
+            {
+                alert.Level = ResetLevel(alert);
+                ResetLine(bucket, alert).Add(alert, alert.Level);
+            }
+        }
+    }
+
+    /// <summary>The price at which it fires: its price, or the close moved by its percent.</summary>
+    private double Threshold(Alert alert) =>
+        AlertConditions.IsPercent(alert.Condition) ? Close(alert.InstrumentId) * (1 + alert.Value / 100) : alert.Value;
+
+    /// <summary>
+    /// Where a resetting alert arms again: past the hysteresis band after it fired (repeat), or just past its threshold
+    /// for a crossing alert that has not fired yet (created on the firing side).
+    /// </summary>
+    private double ResetLevel(Alert alert)
+    {
+        var threshold = Threshold(alert);
+        if (alert.FireCount == 0)
+        {
+            return threshold;
+        }
+
+        var band = threshold * _options.HysteresisPercent / 100;
+        return AlertConditions.IsUpward(alert.Condition) ? threshold - band : threshold + band;
+    }
+
+    private double Close(int id)
+    {
+        var close = _close[id];
+        if (close > 0)
+        {
+            return close;
+        }
+
+        close = _cache.Get(id)?.PreviousClose ?? 0;
+        return close > 0 ? close : _instruments[id].ReferencePrice;
+    }
+
+    /// <summary>The last price seen on the tick path, else the cache's (a restart before the first tick); 0 unknown.</summary>
+    public double LastPrice(int id)
+    {
+        var last = _last[id];
+        return last > 0 ? last : _cache.Get(id)?.LastPrice ?? 0;
+    }
+
+    private static TriggerLine Line(Bucket bucket, Alert alert) =>
+        AlertConditions.IsUpward(alert.Condition) ? bucket.FireUp : bucket.FireDown;
+
+    // An upward alert resets when the price goes back down below its reset level, and the other way round.
+    private static TriggerLine ResetLine(Bucket bucket, Alert alert) =>
+        AlertConditions.IsUpward(alert.Condition) ? bucket.ResetDown : bucket.ResetUp;
+
+    private Bucket BucketOf(int id)
+    {
+        var bucket = Volatile.Read(ref _buckets[id]);
+        if (bucket is not null)
+        {
+            return bucket;
+        }
+
+        Interlocked.CompareExchange(ref _buckets[id], new Bucket(), null);
+        return _buckets[id]!;
+    }
+
+    private sealed class Bucket
+    {
+        public readonly TriggerLine FireUp = new(upward: true, strict: false); // price >= line
+        public readonly TriggerLine FireDown = new(upward: false, strict: false); // price <= line
+        public readonly TriggerLine ResetUp = new(upward: true, strict: true); // price > line: a downward alert re-arms
+        public readonly TriggerLine ResetDown = new(upward: false, strict: true); // price < line: an upward alert re-arms
+        public int Count; // alerts of this instrument in any state, fired ones included
+
+        // The lines' edges, copied here under the lock after every change (Refresh): the tick path's whole test.
+        private double _fireUp = double.PositiveInfinity;
+        private double _fireDown = double.NegativeInfinity;
+        private double _resetUp = double.PositiveInfinity;
+        private double _resetDown = double.NegativeInfinity;
+
+        public bool Passes(double price) =>
+            price >= Volatile.Read(ref _fireUp) || price <= Volatile.Read(ref _fireDown)
+            || price > Volatile.Read(ref _resetUp) || price < Volatile.Read(ref _resetDown);
+
+        public void Refresh()
+        {
+            Volatile.Write(ref _fireUp, FireUp.Edge);
+            Volatile.Write(ref _fireDown, FireDown.Edge);
+            Volatile.Write(ref _resetUp, ResetUp.Edge);
+            Volatile.Write(ref _resetDown, ResetDown.Edge);
+        }
+    }
+}
+
+/// <summary>Error codes of the alert actions (also in <see cref="Sockets.ErrorCodes"/>).</summary>
+internal static class AlertErrors
+{
+    public const string Limit = "alert_limit";
+    public const string Busy = "alerts_busy";
+}

@@ -1,0 +1,306 @@
+using System.Diagnostics.Metrics;
+using LiteDB;
+using Microsoft.Extensions.Options;
+using PriceDaemon.Instruments;
+using PriceDaemon.Pipeline;
+using PriceDaemon.Push;
+using PriceDaemon.Sockets;
+using PriceDaemon.Storage;
+
+namespace PriceDaemon.Alerts;
+
+/// <summary>
+/// The alerts file's one owner, and the only thread that turns a fire into a notification: it takes the book's queue
+/// in batches, commits each batch in one transaction, and only then answers the creators and sends the notifications.
+/// So a fired alert is stored as fired before anyone hears of it: a restart (even after SIGKILL) never fires it
+/// again; a fire whose notification was still in the inbox's write-behind when the process died is lost with it
+/// (at most <see cref="PushOptions.FlushIntervalMs"/>), but its state in <c>alert_list</c> still says it fired.
+/// </summary>
+internal sealed partial class AlertWriter : BackgroundService
+{
+    private const string Collection = "alerts";
+    private const int MaxBatch = 1024;
+    private static readonly TimeSpan FinalWriteTimeout = TimeSpan.FromSeconds(3);
+
+    private readonly AlertBook _book;
+    private readonly InstrumentRegistry _instruments;
+    private readonly NotificationInbox? _inbox;
+    private readonly SessionRegistry _sessions;
+    private readonly TimeProvider _time;
+    private readonly ILogger<AlertWriter> _logger;
+    private LiteDatabase? _db;
+
+    internal long Notified;
+
+    public AlertWriter(
+        AlertBook book,
+        InstrumentRegistry instruments,
+        SessionRegistry sessions,
+        IOptions<AlertOptions> options,
+        IOptions<StorageOptions> storage,
+        TimeProvider time,
+        ILogger<AlertWriter> logger,
+        IMeterFactory meterFactory,
+        NotificationInbox? inbox = null)
+    {
+        _book = book;
+        _instruments = instruments;
+        _sessions = sessions;
+        _inbox = inbox;
+        _time = time;
+        _logger = logger;
+        var path = options.Value.Path;
+        Path = System.IO.Path.GetFullPath(string.IsNullOrEmpty(path)
+            ? System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(storage.Value.Path)) ?? ".", "alerts.db")
+            : path);
+        var meter = meterFactory.Create(PipelineMetrics.MeterName);
+        meter.CreateObservableCounter("pricedaemon.alerts.fired", () => Volatile.Read(ref book.Fired), "{alert}", "Price alerts fired on the tick path");
+        meter.CreateObservableCounter("pricedaemon.alerts.deferred", () => Volatile.Read(ref book.Deferred), "{alert}", "Fires put off to a later tick because the alert writer's queue was full");
+        meter.CreateObservableCounter("pricedaemon.alerts.notified", () => Volatile.Read(ref Notified), "{notification}", "price_alert notifications handed to the inbox or to a connection");
+        meter.CreateObservableUpDownCounter("pricedaemon.alerts.count", () => Volatile.Read(ref book.Held), "{alert}", "Alerts held, armed or fired");
+    }
+
+    /// <summary>The alerts file in use.</summary>
+    public string Path { get; }
+
+    /// <summary>Opens the file and puts every stored alert back in the book; idempotent. Before the first tick.</summary>
+    public void Open()
+    {
+        if (_db is not null)
+        {
+            return;
+        }
+
+        try
+        {
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
+            var db = new LiteDatabase(new ConnectionString { Filename = Path, Connection = ConnectionType.Direct });
+            var loaded = 0;
+            foreach (var doc in db.GetCollection(Collection).FindAll().OrderBy(static d => d["ca"].AsInt64))
+            {
+                if (Read(doc) is { } alert)
+                {
+                    _book.Load(alert);
+                    loaded++;
+                }
+            }
+
+            _db = db;
+            LogOpened(Path, loaded);
+        }
+        catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException or InvalidCastException)
+        {
+            throw new StorageException($"Alerts:Path: cannot use {Path}: {ex.Message}", ex);
+        }
+    }
+
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        Open();
+        return base.StartAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// The queue is closed (the throttle has drained by now), and the loop writes and delivers what it holds, on a
+    /// bound of its own. Stops before the inbox does (registered after it), so the last notifications reach its final write.
+    /// </summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _book.Complete();
+        if (ExecuteTask is { } running)
+        {
+            try
+            {
+                await running.WaitAsync(FinalWriteTimeout, _time).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                LogStopTimeout(Path);
+            }
+        }
+
+        using var bound = new CancellationTokenSource(FinalWriteTimeout, _time);
+        await base.StopAsync(bound.Token).ConfigureAwait(false);
+    }
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        DedicatedThread.Run("pricedaemon-alerts", RunAsync, niceness: 5);
+
+    private async Task RunAsync()
+    {
+        var batch = new List<AlertWork>(MaxBatch);
+        var reader = _book.Work;
+        try
+        {
+            while (await reader.WaitToReadAsync().ConfigureAwait(true))
+            {
+                while (batch.Count < MaxBatch && reader.TryRead(out var work))
+                {
+                    batch.Add(work);
+                }
+
+                // Stored first, then told: a failed write is retried, and nothing of the batch goes out before it lands.
+                while (!Write(batch))
+                {
+                    if (reader.Completion.IsCompleted)
+                    {
+                        break;
+                    }
+
+                    await Task.Delay(TimeSpan.FromSeconds(1), _time).ConfigureAwait(true);
+                }
+
+                foreach (var work in batch)
+                {
+                    Finish(work);
+                }
+
+                batch.Clear();
+            }
+        }
+        finally
+        {
+            _db?.Dispose();
+            _db = null;
+        }
+    }
+
+    /// <summary>Commits one batch; false when the write failed (the batch is retried whole).</summary>
+    internal bool Write(List<AlertWork> batch)
+    {
+        if (_db is null)
+        {
+            return true;
+        }
+
+        var collection = _db.GetCollection(Collection);
+        try
+        {
+            _db.BeginTrans();
+            foreach (var work in batch)
+            {
+                var alert = work.Snapshot.Alert;
+                if (alert.OwnedByConnection)
+                {
+                    continue; // a connection's alerts live and die with it
+                }
+
+                if (work.Kind == AlertWorkKind.Deleted)
+                {
+                    collection.Delete(alert.Id);
+                }
+                else
+                {
+                    collection.Upsert(Document(work.Snapshot));
+                }
+            }
+
+            _db.Commit();
+            return true;
+        }
+        catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException)
+        {
+            try
+            {
+                _db.Rollback();
+            }
+            catch (Exception rollback) when (rollback is LiteException or IOException or UnauthorizedAccessException)
+            {
+                // Nothing of the transaction was committed.
+            }
+
+            LogWriteFailed(Path, ex.Message);
+            return false;
+        }
+    }
+
+    private void Finish(AlertWork work)
+    {
+        if (work.Kind == AlertWorkKind.Fired)
+        {
+            Deliver(work.Snapshot);
+        }
+
+        work.Done?.TrySetResult();
+    }
+
+    /// <summary>
+    /// A fire as a <c>price_alert</c> notification: a user's into their inbox (at-least-once, replayed on their next
+    /// connect until acked) and to every socket they hold now; a connection's to that socket alone.
+    /// </summary>
+    private void Deliver(AlertSnapshot fired)
+    {
+        var alert = fired.Alert;
+        var id = AlertFrames.NotificationId(fired);
+        var data = AlertFrames.NotificationData(fired, _instruments[alert.InstrumentId].Symbol);
+        if (alert.OwnedByConnection)
+        {
+            alert.Deliver?.Invoke(new InboxEntry(alert.Owner, id, AlertFrames.NotificationKind, _time.GetUtcNow(), data).Live);
+            Interlocked.Increment(ref Notified);
+            return;
+        }
+
+        if (_inbox?.Add(alert.Owner, id, AlertFrames.NotificationKind, data) is not { } entry)
+        {
+            return; // already in the inbox: this fire was delivered before a restart
+        }
+
+        var sockets = 0;
+        foreach (var session in _sessions.SessionsOf(alert.Owner))
+        {
+            session.EnqueueControl(entry.Live);
+            sockets++;
+        }
+
+        Interlocked.Add(ref _inbox.Delivered, sockets);
+        Interlocked.Increment(ref Notified);
+    }
+
+    private static BsonDocument Document(AlertSnapshot s) => new()
+    {
+        ["_id"] = s.Alert.Id,
+        ["o"] = s.Alert.Owner,
+        ["k"] = s.Alert.InstrumentKey,
+        ["c"] = AlertConditions.Name(s.Alert.Condition),
+        ["v"] = s.Alert.Value,
+        ["r"] = s.Alert.Repeat,
+        ["n"] = s.Alert.Note,
+        ["ca"] = s.Alert.CreatedAt.ToUnixTimeMilliseconds(),
+        ["s"] = (int)s.State,
+        ["fa"] = s.FiredAtUs,
+        ["fp"] = s.FiredPrice,
+        ["fc"] = s.FireCount,
+    };
+
+    private Alert? Read(BsonDocument doc)
+    {
+        var key = doc["k"].AsString;
+        if (!_instruments.TryGet(key, out var instrument) || !AlertConditions.TryParse(doc["c"].AsString, out var condition))
+        {
+            // Kept in the file: the instrument may come back with the next instruments file.
+            LogSkipped(doc["_id"].AsString, key);
+            return null;
+        }
+
+        return new Alert(doc["_id"].AsString, doc["o"].AsString, ownedByConnection: false, instrument.Id, key, condition,
+            doc["v"].AsDouble, doc["r"].AsBoolean, doc["n"].AsString, DateTimeOffset.FromUnixTimeMilliseconds(doc["ca"].AsInt64))
+        {
+            State = (AlertState)doc["s"].AsInt32,
+            FiredAtUs = doc["fa"].AsInt64,
+            FiredPrice = doc["fp"].AsDouble,
+            FireCount = doc["fc"].AsInt32,
+        };
+    }
+
+    [LoggerMessage(EventId = 380, Level = LogLevel.Information, Message = "Alerts {Path} opened: {Alerts} alerts")]
+    private partial void LogOpened(string path, int alerts);
+
+    [LoggerMessage(EventId = 381, Level = LogLevel.Error, Message = "Alerts {Path}: write failed, retried in a second; no notification goes out before it lands: {Error}")]
+    private partial void LogWriteFailed(string path, string error);
+
+    [LoggerMessage(EventId = 382, Level = LogLevel.Warning, Message = "Alert {Id} is for instrument {Key}, which is not in the instrument list: kept in the file, not armed")]
+    private partial void LogSkipped(string id, string key);
+
+    [LoggerMessage(EventId = 383, Level = LogLevel.Warning, Message = "Alerts {Path}: the last writes did not finish within the stop bound")]
+    private partial void LogStopTimeout(string path);
+}
