@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using PriceDaemon.Feeds;
 using PriceDaemon.Pipeline;
+using PriceDaemon.Tests.Security;
 using PriceDaemon.Tests.Support;
 
 namespace PriceDaemon.Tests.Depth;
@@ -111,6 +112,31 @@ public sealed class DepthSocketTests
         await client.NextAsync("subscribed");
         await client.SendAsync($$"""{"action":"subscribe","channel":"book","instruments":["{{Reliance}}"]}""");
         Assert.That((await client.NextAsync("subscribed")).GetProperty("instruments").GetArrayLength(), Is.EqualTo(1), "the place came back");
+    }
+
+    [Test]
+    public async Task DepthAndBook_CountAgainstTheUsersLimit_AcrossConnections()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.Parse("2026-01-19T04:00:00Z"));
+        await using var daemon = await TestDaemon.StartAsync(Jwts.Settings(("Limits:MaxSubscriptionsPerUser", "2")), time);
+        var token = Jwts.Valid("alice", time.GetUtcNow());
+        void Bearer(System.Net.WebSockets.ClientWebSocketOptions o) => o.SetRequestHeader("Authorization", "Bearer " + token);
+        await using var first = await SecureClient.ConnectAsync(daemon.WebSocketUri, Bearer);
+        await using var second = await SecureClient.ConnectAsync(daemon.WebSocketUri, Bearer);
+
+        await first.SendAsync($$"""{"action":"subscribe","channel":"depth","instruments":["{{Reliance}}"]}""");
+        Assert.That((await first.NextAsync("subscribed")).GetProperty("rejected").GetArrayLength(), Is.Zero);
+        await second.SendAsync($$"""{"action":"subscribe","channel":"book","instruments":["{{Reliance}}","{{Infosys}}"]}""");
+        var ack = await second.NextAsync("subscribed");
+        Assert.That(ack.GetProperty("channel").GetString(), Is.EqualTo("book"));
+        Assert.That(ack.GetProperty("instruments").EnumerateArray().Select(e => e.GetString()), Is.EqualTo(new[] { Reliance }));
+        Assert.That(ack.GetProperty("rejected")[0].GetProperty("code").GetString(), Is.EqualTo("subscription_limit"), "alice's second place went to the book of Reliance");
+
+        await first.DisposeAsync(); // the depth subscription comes back with its connection
+        // A session leaves the registry after its receive loop handed everything back.
+        await Eventually.TrueAsync(() => daemon.Services.GetRequiredService<PriceDaemon.Sockets.SessionRegistry>().Count == 1, "the first connection's release");
+        await second.SendAsync($$"""{"action":"subscribe","channel":"depth","instruments":["{{Infosys}}"]}""");
+        Assert.That((await second.NextAsync("subscribed")).GetProperty("rejected").GetArrayLength(), Is.Zero);
     }
 
     [Test]

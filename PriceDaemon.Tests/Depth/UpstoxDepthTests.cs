@@ -96,22 +96,6 @@ public sealed class UpstoxDepthTests
     {
         var tokenFile = Path.Combine(_folder, "upstox.token");
         File.WriteAllText(tokenFile, FakeUpstox.GoodToken + "\n");
-        var settings = new Dictionary<string, string>
-        {
-            ["Feed:Source"] = "Upstox",
-            ["Feed:Upstox:BaseUrl"] = _fake.BaseUri.ToString(),
-            ["Feed:Upstox:TokenFile"] = tokenFile,
-            ["Feed:Upstox:ReconnectMinMs"] = "10",
-            ["Feed:Upstox:ReconnectMaxMs"] = "200",
-            ["Feed:Upstox:DebounceMs"] = "20",
-            ["Feed:Upstox:UnsubscribeDelaySeconds"] = "0",
-            ["Feed:StallSeconds"] = "0",
-        };
-        foreach (var (key, value) in extra ?? [])
-        {
-            settings[key] = value;
-        }
-
-        return TestDaemon.StartAsync(settings);
+        return TestDaemon.StartAsync(_fake.DaemonSettings(tokenFile, extra));
     }
 }

@@ -243,27 +243,8 @@ public sealed class UpstoxFeedTests
         Assert.That(error!.Message, Does.Contain("Feed:Upstox:AccessToken"));
     }
 
-    private Task<TestDaemon> StartDaemonAsync(Dictionary<string, string>? extra = null, Action<IServiceCollection>? configure = null)
-    {
-        var settings = new Dictionary<string, string>
-        {
-            ["Feed:Source"] = "Upstox",
-            ["Feed:Upstox:BaseUrl"] = _fake.BaseUri.ToString(),
-            ["Feed:Upstox:TokenFile"] = _tokenFile,
-            ["Feed:Upstox:TokenRecheckMs"] = "20",
-            ["Feed:Upstox:ReconnectMinMs"] = "10",
-            ["Feed:Upstox:ReconnectMaxMs"] = "200",
-            ["Feed:Upstox:DebounceMs"] = "20",
-            ["Feed:Upstox:UnsubscribeDelaySeconds"] = "0",
-            ["Feed:StallSeconds"] = "0",
-        };
-        foreach (var (key, value) in extra ?? [])
-        {
-            settings[key] = value;
-        }
-
-        return TestDaemon.StartAsync(settings, configure: configure);
-    }
+    private Task<TestDaemon> StartDaemonAsync(Dictionary<string, string>? extra = null, Action<IServiceCollection>? configure = null) =>
+        TestDaemon.StartAsync(_fake.DaemonSettings(_tokenFile, extra), configure: configure);
 
     /// <summary>Every log event the daemon writes, rendered with its properties and exception.</summary>
     private sealed class CapturingSink : ILogEventSink

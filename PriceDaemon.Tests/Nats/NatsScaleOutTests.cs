@@ -199,18 +199,18 @@ public sealed class NatsScaleOutTests
     [Test]
     public async Task Books_TheIngestsFeedProduces_ReachAnEdgesDepthSubscribers()
     {
-        var ingest = await StartIngestAsync("ingest");
+        // Feed:Simulated:BooksForAll: the ingest cannot see the edges' clients, so it builds every instrument's book.
+        var ingest = await StartIngestAsync("ingest", "--Feed:Simulated:BooksForAll=true");
         var edge = await StartEdgeAsync("edge");
         await using var onEdge = await TestClient.ConnectAsync(edge.WebSocketUri);
         await onEdge.SendAsync($$"""{"action":"subscribe","channel":"depth","instruments":["{{Reliance}}"]}""");
         await onEdge.NextAsync("subscribed");
+        var depth = await onEdge.NextAsync("depth");
 
-        // The simulated feed builds books only for instruments its own daemon's clients watch.
         await using var onIngest = await TestClient.ConnectAsync(ingest.WebSocketUri);
         await onIngest.SendAsync($$"""{"action":"subscribe","channel":"book","instruments":["{{Reliance}}"]}""");
         var ingestBook = await onIngest.NextAsync("book");
 
-        var depth = await onEdge.NextAsync("depth");
         var data = depth.GetProperty("data");
         Assert.That(data.GetProperty("source").GetString(), Is.EqualTo("simulated"));
         var bids = data.GetProperty("bids").EnumerateArray().Select(l => l[0].GetDouble()).ToList();

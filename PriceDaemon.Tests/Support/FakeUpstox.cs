@@ -137,6 +137,32 @@ internal sealed class FakeUpstox : IAsyncDisposable
         return response;
     }
 
+    /// <summary>
+    /// A daemon's settings for this fake: the Upstox feed with the token in <paramref name="tokenFile"/>, fast
+    /// reconnects and debounce, no linger and no stall watchdog, so that tests see upstream changes at once.
+    /// </summary>
+    public Dictionary<string, string> DaemonSettings(string tokenFile, Dictionary<string, string>? extra = null)
+    {
+        var settings = new Dictionary<string, string>
+        {
+            ["Feed:Source"] = "Upstox",
+            ["Feed:Upstox:BaseUrl"] = BaseUri.ToString(),
+            ["Feed:Upstox:TokenFile"] = tokenFile,
+            ["Feed:Upstox:TokenRecheckMs"] = "20",
+            ["Feed:Upstox:ReconnectMinMs"] = "10",
+            ["Feed:Upstox:ReconnectMaxMs"] = "200",
+            ["Feed:Upstox:DebounceMs"] = "20",
+            ["Feed:Upstox:UnsubscribeDelaySeconds"] = "0",
+            ["Feed:StallSeconds"] = "0",
+        };
+        foreach (var (key, value) in extra ?? [])
+        {
+            settings[key] = value;
+        }
+
+        return settings;
+    }
+
     public static async Task<FakeUpstox> StartAsync()
     {
         var builder = WebApplication.CreateSlimBuilder();

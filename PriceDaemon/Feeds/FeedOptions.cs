@@ -97,6 +97,13 @@ public sealed class SimulatedFeedOptions
     [Range(1, 1_000_000)]
     public int InstrumentsPerMessageMax { get; set; } = 200;
 
+    /// <summary>
+    /// Build an order book with every tick of every instrument, watched or not: for an ingest whose edges serve depth
+    /// over NATS (the ingest cannot see their clients). False (default): books only for instruments this daemon's own
+    /// clients watch, so depth costs nothing while nobody looks.
+    /// </summary>
+    public bool BooksForAll { get; set; }
+
     /// <summary>Rules across keys, as <c>Simulated:Key: ...</c> (the validator puts the section in front).</summary>
     internal IEnumerable<string> Problems()
     {

@@ -186,10 +186,10 @@ internal sealed partial class SimulatedFeed : IFeedSource
         return ticks.TryWrite(tick) ? ValueTask.CompletedTask : ticks.WriteAsync(tick, ct);
     }
 
-    /// <summary>A fresh book around the tick's price, only for instruments whose depth or book some client watches.</summary>
+    /// <summary>A fresh book around the tick's price, for instruments whose depth or book some client watches (or all: BooksForAll).</summary>
     private void WriteBook(in Tick tick)
     {
-        if (_depth is not null && _depthStage is not null && _depthStage.IsWanted(tick.InstrumentId))
+        if (_depth is not null && (_options.BooksForAll || (_depthStage is not null && _depthStage.IsWanted(tick.InstrumentId))))
         {
             _depth.Write(Book(_bookRandom, tick.InstrumentId, tick.LastPrice, tick.ExchangeTimeUs, tick.ReceivedTimestamp));
         }

@@ -31,10 +31,8 @@ internal sealed partial class PriceSession
         var instruments = _services.Instruments;
         foreach (var key in _keys)
         {
-            if (!instruments.TryGet(key, out var instrument))
+            if (!TryResolve(key, rejected, ref unknown, out var instrument))
             {
-                rejected.Add((key, ErrorCodes.UnknownInstrument));
-                (unknown ??= []).Add(key);
                 continue;
             }
 
@@ -74,11 +72,7 @@ internal sealed partial class PriceSession
         }
 
         Volatile.Write(ref _subscriptionCount, HeldCount);
-        if (unknown is not null)
-        {
-            Interlocked.Increment(ref _services.Metrics.ClientErrors);
-            EnqueueControl(ControlFrames.Error(ErrorCodes.UnknownInstrument, $"{unknown.Count} unknown instrument key(s)", unknown));
-        }
+        ReportUnknown(unknown);
 
         EnqueueControl(ControlFrames.Ack(subscribe ? "subscribe" : "unsubscribe", channelName, "instruments", held.Keys.Select(id => instruments[id].Key), "instrument_key", rejected));
         // After the answer, as for prices: listed first, offered the cached book second, so one emitted in between

@@ -208,10 +208,8 @@ internal sealed partial class PriceSession
         var instruments = _services.Instruments;
         foreach (var key in _keys)
         {
-            if (!instruments.TryGet(key, out var instrument))
+            if (!TryResolve(key, rejected, ref unknown, out var instrument))
             {
-                rejected.Add((key, ErrorCodes.UnknownInstrument));
-                (unknown ??= []).Add(key);
                 continue;
             }
 
@@ -258,11 +256,7 @@ internal sealed partial class PriceSession
         }
 
         Volatile.Write(ref _subscriptionCount, HeldCount);
-        if (unknown is not null)
-        {
-            Interlocked.Increment(ref _services.Metrics.ClientErrors);
-            EnqueueControl(ControlFrames.Error(ErrorCodes.UnknownInstrument, $"{unknown.Count} unknown instrument key(s)", unknown));
-        }
+        ReportUnknown(unknown);
 
         var actionName = action == ClientAction.Subscribe ? "subscribe" : "unsubscribe";
         EnqueueControl(ControlFrames.Subscribed(actionName, _subscriptions.Values.Select(s => instruments[s.InstrumentId].Key), rejected));
@@ -280,6 +274,29 @@ internal sealed partial class PriceSession
             {
                 subscription.OfferSnapshot(stale ? snapshot.AsStale() : snapshot);
             }
+        }
+    }
+
+    /// <summary>The instrument of <paramref name="key"/>; an unknown one is rejected by name in the ack and kept for <see cref="ReportUnknown"/>.</summary>
+    private bool TryResolve(string key, List<(string Key, string Code)> rejected, ref List<string>? unknown, out Instruments.Instrument instrument)
+    {
+        if (_services.Instruments.TryGet(key, out instrument))
+        {
+            return true;
+        }
+
+        rejected.Add((key, ErrorCodes.UnknownInstrument));
+        (unknown ??= []).Add(key);
+        return false;
+    }
+
+    /// <summary>Unknown keys are reported twice on purpose: in the ack, and in an error frame for clients of the original protocol.</summary>
+    private void ReportUnknown(List<string>? unknown)
+    {
+        if (unknown is not null)
+        {
+            Interlocked.Increment(ref _services.Metrics.ClientErrors);
+            EnqueueControl(ControlFrames.Error(ErrorCodes.UnknownInstrument, $"{unknown.Count} unknown instrument key(s)", unknown));
         }
     }
 

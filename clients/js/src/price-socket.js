@@ -235,52 +235,16 @@ export class PriceSocket {
    */
   subscribeTopic(topics, callback) {
     const names = normalizeKeys(topics);
-    const added = [];
-    for (const name of names) {
-      let topic = this._topics.get(name);
-      if (!topic) {
-        topic = { refs: 0, seq: -1, data: undefined, callbacks: new Set() };
-        this._topics.set(name, topic);
-      }
-      topic.refs += 1;
-      if (topic.refs === 1) {
-        added.push(name);
-      }
-      if (callback) {
-        topic.callbacks.add(callback);
-        if (topic.seq >= 0) {
-          callback(name, topic.data, topic.seq);
-        }
-      }
-    }
+    const added = holdEntries(this._topics, names, callback);
     if (added.length > 0) {
       this._send({ action: 'subscribe', channel: 'topic', topics: added });
     }
-    let released = false;
-    return () => {
-      if (released) {
-        return;
-      }
-      released = true;
-      const gone = [];
-      for (const name of names) {
-        const topic = this._topics.get(name);
-        if (!topic) {
-          continue;
-        }
-        if (callback) {
-          topic.callbacks.delete(callback);
-        }
-        topic.refs -= 1;
-        if (topic.refs <= 0) {
-          this._topics.delete(name);
-          gone.push(name);
-        }
-      }
+    return once(() => {
+      const gone = releaseEntries(this._topics, names, callback);
       if (gone.length > 0) {
         this._send({ action: 'unsubscribe', channel: 'topic', topics: gone });
       }
-    };
+    });
   }
 
   /** The last value of a held topic, or undefined. */
@@ -364,52 +328,16 @@ export class PriceSocket {
     const channel = depthChannel(options);
     const held = this._books[channel];
     const names = normalizeKeys(keys);
-    const added = [];
-    for (const key of names) {
-      let entry = held.get(key);
-      if (!entry) {
-        entry = { refs: 0, seq: -1, data: undefined, callbacks: new Set() };
-        held.set(key, entry);
-      }
-      entry.refs += 1;
-      if (entry.refs === 1) {
-        added.push(key);
-      }
-      if (callback) {
-        entry.callbacks.add(callback);
-        if (entry.data !== undefined) {
-          callback(key, entry.data, entry.seq);
-        }
-      }
-    }
+    const added = holdEntries(held, names, callback);
     if (added.length > 0) {
       this._send({ action: 'subscribe', channel, instruments: added });
     }
-    let released = false;
-    return () => {
-      if (released) {
-        return;
-      }
-      released = true;
-      const gone = [];
-      for (const key of names) {
-        const entry = held.get(key);
-        if (!entry) {
-          continue;
-        }
-        if (callback) {
-          entry.callbacks.delete(callback);
-        }
-        entry.refs -= 1;
-        if (entry.refs <= 0) {
-          held.delete(key);
-          gone.push(key);
-        }
-      }
+    return once(() => {
+      const gone = releaseEntries(held, names, callback);
       if (gone.length > 0) {
         this._send({ action: 'unsubscribe', channel, instruments: gone });
       }
-    };
+    });
   }
 
   /** The last book of a held instrument (`{ levels: 30 }` for the book channel), or undefined. */
@@ -1213,6 +1141,61 @@ const FRAME_HANDLERS = {
     return true;
   },
 };
+
+// Reference-counted last-value entries (topics, books): { refs, seq, data, callbacks }. Takes a reference on each
+// name, registers `callback` and calls it at once with a value already here; returns the names held for the first time.
+function holdEntries(held, names, callback) {
+  const added = [];
+  for (const name of names) {
+    let entry = held.get(name);
+    if (!entry) {
+      entry = { refs: 0, seq: -1, data: undefined, callbacks: new Set() };
+      held.set(name, entry);
+    }
+    entry.refs += 1;
+    if (entry.refs === 1) {
+      added.push(name);
+    }
+    if (callback) {
+      entry.callbacks.add(callback);
+      if (entry.data !== undefined) {
+        callback(name, entry.data, entry.seq);
+      }
+    }
+  }
+  return added;
+}
+
+// Drops the references holdEntries took; returns the names no longer held at all.
+function releaseEntries(held, names, callback) {
+  const gone = [];
+  for (const name of names) {
+    const entry = held.get(name);
+    if (!entry) {
+      continue;
+    }
+    if (callback) {
+      entry.callbacks.delete(callback);
+    }
+    entry.refs -= 1;
+    if (entry.refs <= 0) {
+      held.delete(name);
+      gone.push(name);
+    }
+  }
+  return gone;
+}
+
+// A release function that acts only the first time it is called.
+function once(release) {
+  let released = false;
+  return () => {
+    if (!released) {
+      released = true;
+      release();
+    }
+  };
+}
 
 // 'book' for more than the 5 levels of 'depth'.
 function candlesMessage(action, entry) {
