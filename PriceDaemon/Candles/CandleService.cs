@@ -274,10 +274,8 @@ internal sealed partial class CandleService : BackgroundService
 
         var frame = new CandleFrame(++_seq[key], _frames.Candle(_book.Instruments[instrumentId].Key, interval, _seq[key], bar));
         _published[key] = bar;
-        _book.SetLatest(key, frame);
         Published++;
-        // Read again after the frame is published: a subscriber added since is offered it here or reads it itself.
-        foreach (var subscription in _book.Subscribers(key))
+        foreach (var subscription in _book.PublishLatest(key, frame))
         {
             subscription.Offer(frame);
         }
