@@ -246,6 +246,20 @@ public sealed class CandleTests
     }
 
     [Test]
+    public async Task Disabled_TheChannelIsUnknown_AndRestSaysCandlesAreOff()
+    {
+        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Candles:Enabled"] = "false" });
+        Assert.That(daemon.Services.GetService<CandleService>(), Is.Null, "no bar file, no thread");
+        await using var client = await TestClient.ConnectAsync(daemon.WebSocketUri);
+        await client.SendAsync($$"""{"action":"subscribe","channel":"candles","interval":"1m","instruments":["{{Key}}"]}""");
+        Assert.That((await client.NextAsync("error")).GetProperty("code").GetString(), Is.EqualTo("unknown_channel"));
+        using var http = daemon.Http();
+        using var response = await http.GetAsync($"/api/candles/{EncodedKey}?interval=1m");
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        Assert.That(await response.Content.ReadAsStringAsync(), Does.Contain("candles_disabled"));
+    }
+
+    [Test]
     public void Session_AlignsBarsToTheOpen_AndEndsTheLastOnesAtTheClose()
     {
         var session = new CandleSession(new CandleOptions(), includeOutsideSession: false);

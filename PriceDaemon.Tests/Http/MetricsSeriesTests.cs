@@ -25,6 +25,9 @@ public sealed partial class MetricsSeriesTests
     [
         $"pricedaemon_send_latency_seconds histogram {Buckets}",
         $"pricedaemon_nats_hop_latency_seconds histogram {Buckets}",
+        "pricedaemon_candles_closed_total counter",
+        "pricedaemon_candles_late_ticks_total counter",
+        "pricedaemon_candles_published_total counter",
         "pricedaemon_client_errors_total counter",
         "pricedaemon_depth_books_total counter",
         "pricedaemon_depth_coalesced_total counter",

@@ -265,7 +265,24 @@ internal sealed class CandleBook : ITickObserver, IFrameSource
 
     public StreamFrame? Latest(int key) => Volatile.Read(ref _latest[key]);
 
-    internal void SetLatest(int key, CandleFrame? frame) => Volatile.Write(ref _latest[key], frame);
+    /// <summary>
+    /// The service: makes <paramref name="frame"/> the key's newest and returns who to offer it to; nothing when the key
+    /// has no subscriber by now, so that a key nobody holds never keeps a frame that would go stale (see Unsubscribe).
+    /// A subscriber added after this reads the frame itself.
+    /// </summary>
+    internal Subscription[] PublishLatest(int key, CandleFrame frame)
+    {
+        lock (_subscribersLock)
+        {
+            var subscribers = _subscribers[key];
+            if (subscribers.Length > 0)
+            {
+                Volatile.Write(ref _latest[key], frame);
+            }
+
+            return subscribers;
+        }
+    }
 
     public Subscription[] Subscribers(int key) => Volatile.Read(ref _subscribers[key]);
 
@@ -288,7 +305,7 @@ internal sealed class CandleBook : ITickObserver, IFrameSource
             if (_subscribers[key].Length == 0)
             {
                 // Nobody keeps it current now: the next first subscriber must not be offered a bar from long ago.
-                SetLatest(key, null);
+                Volatile.Write(ref _latest[key], null);
             }
         }
     }

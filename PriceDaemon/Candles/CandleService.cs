@@ -28,6 +28,7 @@ internal sealed partial class CandleService : BackgroundService
     private readonly ILogger<CandleService> _logger;
     private readonly TimeSpan _pass;
     private readonly CandleFrames _frames = new();
+    private readonly IClosedBarSink[] _sinks;
 
     // The service thread's own: bars copied this pass, what each key last published, seqs.
     private readonly Bar[] _copy = new Bar[CandleIntervals.Count];
@@ -48,8 +49,9 @@ internal sealed partial class CandleService : BackgroundService
     internal long Published;
     internal long WriteFailures;
 
-    public CandleService(CandleBook book, IOptions<CandleOptions> options, IOptions<StorageOptions> storage, IOptions<ThrottleOptions> throttle, TimeProvider time, ILogger<CandleService> logger, IMeterFactory meterFactory)
+    public CandleService(CandleBook book, IOptions<CandleOptions> options, IOptions<StorageOptions> storage, IOptions<ThrottleOptions> throttle, TimeProvider time, ILogger<CandleService> logger, IMeterFactory meterFactory, IEnumerable<IClosedBarSink> sinks)
     {
+        _sinks = [.. sinks];
         _book = book;
         _options = options.Value;
         _time = time;
@@ -136,6 +138,26 @@ internal sealed partial class CandleService : BackgroundService
         }
     }
 
+    /// <summary>The start of the newest closed bar of <paramref name="interval"/> in the file, any instrument; null when none.</summary>
+    public long? NewestStored(int interval) => _store?.NewestStart(interval);
+
+    /// <summary>
+    /// Closed bars from elsewhere (an edge's backfill from the ingest's stream) into the file, in one transaction. A bar
+    /// already there is replaced by the same bar; the book is not touched (its forming bars come from ticks).
+    /// </summary>
+    public void Import(IReadOnlyList<(string Key, int Interval, Bar Bar)> bars)
+    {
+        if (_store is not { } store || bars.Count == 0)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            store.Write(bars, []);
+        }
+    }
+
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         DedicatedThread.Run("pricedaemon-candles", () => RunAsync(stoppingToken), niceness: 5);
 
@@ -201,6 +223,11 @@ internal sealed partial class CandleService : BackgroundService
             }
 
             Closed++;
+            foreach (var sink in _sinks)
+            {
+                sink.Closed(instruments[closed.InstrumentId].Key, closed.Interval, closed.Bar);
+            }
+
             if (Publish(key, closed.InstrumentId, closed.Interval, closed.Bar))
             {
                 _closedThisPass[key] = true;
@@ -247,10 +274,8 @@ internal sealed partial class CandleService : BackgroundService
 
         var frame = new CandleFrame(++_seq[key], _frames.Candle(_book.Instruments[instrumentId].Key, interval, _seq[key], bar));
         _published[key] = bar;
-        _book.SetLatest(key, frame);
         Published++;
-        // Read again after the frame is published: a subscriber added since is offered it here or reads it itself.
-        foreach (var subscription in _book.Subscribers(key))
+        foreach (var subscription in _book.PublishLatest(key, frame))
         {
             subscription.Offer(frame);
         }

@@ -130,6 +130,13 @@ internal sealed class CandleStore : IDisposable
         return bars;
     }
 
+    /// <summary>The start of the newest closed bar of <paramref name="interval"/>, any instrument; null when there is none.</summary>
+    public long? NewestStart(int interval)
+    {
+        var collection = _db.GetCollection(Collection(interval));
+        return collection.Count() == 0 ? null : collection.Max("t").AsInt64;
+    }
+
     /// <summary>Deletes the closed bars of <paramref name="interval"/> that start before <paramref name="beforeUs"/>.</summary>
     public int Prune(int interval, long beforeUs) =>
         _db.GetCollection(Collection(interval)).DeleteMany(Query.LT("t", beforeUs));

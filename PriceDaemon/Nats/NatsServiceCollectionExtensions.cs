@@ -43,6 +43,22 @@ public static class NatsServiceCollectionExtensions
             services.Insert(first, ServiceDescriptor.Singleton<IHostedService, NatsWarmStart>());
         }
 
+        // Closed bars: the ingest publishes them, an edge backfills its history from them (Nats/NatsCandles.cs).
+        if (OptionsBinding.Read<Candles.CandleOptions>(configuration, Candles.CandleOptions.Section).Enabled)
+        {
+            if (edge)
+            {
+                services.AddSingleton<NatsCandleBackfill>();
+                services.AddHostedService(static sp => sp.GetRequiredService<NatsCandleBackfill>());
+            }
+            else
+            {
+                services.AddSingleton<NatsCandlePublisher>();
+                services.AddSingleton<Candles.IClosedBarSink>(static sp => sp.GetRequiredService<NatsCandlePublisher>());
+                services.AddHostedService(static sp => sp.GetRequiredService<NatsCandlePublisher>());
+            }
+        }
+
         if (publish && services.LastOrDefault(d => d.ServiceType == typeof(IFeedSource)) is { } feed && !edge)
         {
             services.AddSingleton<NatsPublisher>();
