@@ -76,6 +76,7 @@ public sealed class NatsPushTests
 
         Assert.That(metrics2.PushReceived[PushKinds.Notification], Is.GreaterThanOrEqualTo(2), "trade-1 and bob-1 came to edge 2 from the bucket");
         Assert.That(edge1.Services.GetRequiredService<NatsMetrics>().PushPublished[PushKinds.Ack], Is.EqualTo(1));
+        Assert.That(await http2.GetStringAsync(new Uri("/metrics", UriKind.Relative)), Does.Contain("pricedaemon_nats_push_received_total{kind=\"ack\"} 1\n"));
     }
 
     [Test]
