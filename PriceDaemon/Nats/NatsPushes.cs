@@ -97,6 +97,11 @@ internal sealed partial class NatsPushes : IPushReplica, IHostedService
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         _writes.Writer.TryComplete();
+        if (_loops.Count == 0)
+        {
+            return; // never started
+        }
+
         try
         {
             await _loops[^1].WaitAsync(FinalWriteTimeout, _time, cancellationToken).ConfigureAwait(false);
@@ -276,8 +281,9 @@ internal sealed partial class NatsPushes : IPushReplica, IHostedService
                     }
                 }
             }
-            catch (Exception ex) when (ex is NatsException && !ct.IsCancellationRequested)
+            catch (Exception ex) when (!ct.IsCancellationRequested)
             {
+                // NATS away, or a change that could not be applied: the watch starts again and re-reads the bucket.
                 LogWatchFailed(name, ex.Message, delay.TotalSeconds);
                 await Task.Delay(delay, _time, ct).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).ConfigureAwait(false);
                 delay = TimeSpan.FromMilliseconds(Math.Min(RetryMax.TotalMilliseconds, delay.TotalMilliseconds * 2));
