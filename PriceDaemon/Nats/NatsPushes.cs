@@ -1,9 +1,7 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
-using NATS.Client.JetStream;
 using NATS.Client.KeyValueStore;
-using NATS.Net;
 using PriceDaemon.Push;
 using PriceDaemon.Sockets;
 
@@ -232,23 +230,13 @@ internal sealed partial class NatsPushes : IPushReplica, IHostedService
     private async Task<INatsKVStore> OpenBucketAsync(string name)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(Math.Max(_options.PushTimeoutMs, _options.WarmTimeoutMs)));
-        var kv = _link.Connection.CreateKeyValueStoreContext();
-        try
+        return await _link.GetOrCreateBucketAsync(new NatsKVConfig(name)
         {
-            return await kv.GetStoreAsync(name, timeout.Token).ConfigureAwait(false);
-        }
-        catch (NatsJSApiException ex) when (ex.Error.Code == 404)
-        {
-            var store = await kv.CreateStoreAsync(new NatsKVConfig(name)
-            {
-                History = 1,
-                Storage = NatsKVStorageType.File,
-                MaxAge = name == InboxBucket ? TimeSpan.FromMinutes(_push.InboxMaxAgeMinutes) : TimeSpan.Zero,
-                Description = "PriceDaemon pushes (README, Deployment: pushes across edges)",
-            }, timeout.Token).ConfigureAwait(false);
-            LogBucketCreated(name);
-            return store;
-        }
+            History = 1,
+            Storage = NatsKVStorageType.File,
+            MaxAge = name == InboxBucket ? TimeSpan.FromMinutes(_push.InboxMaxAgeMinutes) : TimeSpan.Zero,
+            Description = "PriceDaemon pushes (README: Pushes across edges)",
+        }, timeout.Token).ConfigureAwait(false);
     }
 
     private async Task WatchAsync(string name, bool ignoreDeletes, Action<NatsKVEntry<ReadOnlyMemory<byte>>> apply, TaskCompletionSource loaded, CancellationToken ct)
@@ -392,9 +380,6 @@ internal sealed partial class NatsPushes : IPushReplica, IHostedService
 
     [LoggerMessage(EventId = 941, Level = LogLevel.Warning, Message = "Push buckets {Prefix}-* not loaded within {TimeoutMs} ms; starting anyway, the watches fill in when NATS answers")]
     private partial void LogLoadIncomplete(string prefix, int timeoutMs);
-
-    [LoggerMessage(EventId = 942, Level = LogLevel.Information, Message = "NATS key-value bucket {Bucket} created")]
-    private partial void LogBucketCreated(string bucket);
 
     [LoggerMessage(EventId = 943, Level = LogLevel.Warning, Message = "NATS watch of {Bucket} failed ({Error}); retrying in {Seconds:0.0} s")]
     private partial void LogWatchFailed(string bucket, string error, double seconds);
