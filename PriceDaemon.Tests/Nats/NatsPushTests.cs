@@ -80,6 +80,19 @@ public sealed class NatsPushTests
     }
 
     [Test]
+    public async Task Notification_ToASubWithReservedOrManyCharacters_CrossesEdges()
+    {
+        var (edge1, edge2) = (await StartEdgeAsync(), await StartEdgeAsync());
+        using var http1 = edge1.Http();
+        // A '/' in the URL (encoded) and in the bucket key (escaped); a sub whose escaped key is named by its hash.
+        foreach (var user in new[] { "google-oauth2|1234/5678", string.Concat(Enumerable.Repeat("🚀", 128)) })
+        {
+            var notification = await Deliver(edge2, user, async () => await Publisher.NotifyAsync(http1, user, "trade-1"));
+            Assert.That(Publisher.Id(notification), Is.EqualTo("trade-1"), user);
+        }
+    }
+
+    [Test]
     public async Task RepeatedId_PublishedToBothEdges_IsDeliveredOncePerSocket()
     {
         var (edge1, edge2) = (await StartEdgeAsync(), await StartEdgeAsync());
