@@ -76,6 +76,20 @@ public sealed class NatsPushTests
 
         Assert.That(metrics2.PushReceived[PushKinds.Notification], Is.GreaterThanOrEqualTo(2), "trade-1 and bob-1 came to edge 2 from the bucket");
         Assert.That(edge1.Services.GetRequiredService<NatsMetrics>().PushPublished[PushKinds.Ack], Is.EqualTo(1));
+        Assert.That(await http2.GetStringAsync(new Uri("/metrics", UriKind.Relative)), Does.Contain("pricedaemon_nats_push_received_total{kind=\"ack\"} 1\n"));
+    }
+
+    [Test]
+    public async Task Notification_ToASubWithReservedOrManyCharacters_CrossesEdges()
+    {
+        var (edge1, edge2) = (await StartEdgeAsync(), await StartEdgeAsync());
+        using var http1 = edge1.Http();
+        // A '/' in the URL (encoded) and in the bucket key (escaped); a sub whose escaped key is named by its hash.
+        foreach (var user in new[] { "google-oauth2|1234/5678", string.Concat(Enumerable.Repeat("🚀", 128)) })
+        {
+            var notification = await Deliver(edge2, user, async () => await Publisher.NotifyAsync(http1, user, "trade-1"));
+            Assert.That(Publisher.Id(notification), Is.EqualTo("trade-1"), user);
+        }
     }
 
     [Test]

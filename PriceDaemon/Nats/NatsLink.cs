@@ -61,24 +61,30 @@ internal sealed partial class NatsLink : IAsyncDisposable
             return bucket;
         }
 
+        bucket = await GetOrCreateBucketAsync(new NatsKVConfig(_options.Bucket)
+        {
+            History = 1,
+            Storage = NatsKVStorageType.File,
+            Description = "PriceDaemon last known prices (TickCodec layout)",
+        }, ct).ConfigureAwait(false);
+        Volatile.Write(ref _bucket, bucket);
+        return bucket;
+    }
+
+    /// <summary>A bucket as whichever daemon came first made it, or made now with <paramref name="create"/>.</summary>
+    public async ValueTask<INatsKVStore> GetOrCreateBucketAsync(NatsKVConfig create, CancellationToken ct)
+    {
         var kv = Connection.CreateKeyValueStoreContext();
         try
         {
-            bucket = await kv.GetStoreAsync(_options.Bucket, ct).ConfigureAwait(false);
+            return await kv.GetStoreAsync(create.Bucket, ct).ConfigureAwait(false);
         }
         catch (NatsJSApiException ex) when (ex.Error.Code == 404)
         {
-            bucket = await kv.CreateStoreAsync(new NatsKVConfig(_options.Bucket)
-            {
-                History = 1,
-                Storage = NatsKVStorageType.File,
-                Description = "PriceDaemon last known prices (TickCodec layout)",
-            }, ct).ConfigureAwait(false);
-            LogBucketCreated(_options.Bucket);
+            var bucket = await kv.CreateStoreAsync(create, ct).ConfigureAwait(false);
+            LogBucketCreated(create.Bucket);
+            return bucket;
         }
-
-        Volatile.Write(ref _bucket, bucket);
-        return bucket;
     }
 
     public async ValueTask DisposeAsync()

@@ -1,9 +1,7 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
-using NATS.Client.JetStream;
 using NATS.Client.KeyValueStore;
-using NATS.Net;
 using PriceDaemon.Push;
 using PriceDaemon.Sockets;
 
@@ -97,6 +95,11 @@ internal sealed partial class NatsPushes : IPushReplica, IHostedService
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         _writes.Writer.TryComplete();
+        if (_loops.Count == 0)
+        {
+            return; // never started
+        }
+
         try
         {
             await _loops[^1].WaitAsync(FinalWriteTimeout, _time, cancellationToken).ConfigureAwait(false);
@@ -227,23 +230,13 @@ internal sealed partial class NatsPushes : IPushReplica, IHostedService
     private async Task<INatsKVStore> OpenBucketAsync(string name)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(Math.Max(_options.PushTimeoutMs, _options.WarmTimeoutMs)));
-        var kv = _link.Connection.CreateKeyValueStoreContext();
-        try
+        return await _link.GetOrCreateBucketAsync(new NatsKVConfig(name)
         {
-            return await kv.GetStoreAsync(name, timeout.Token).ConfigureAwait(false);
-        }
-        catch (NatsJSApiException ex) when (ex.Error.Code == 404)
-        {
-            var store = await kv.CreateStoreAsync(new NatsKVConfig(name)
-            {
-                History = 1,
-                Storage = NatsKVStorageType.File,
-                MaxAge = name == InboxBucket ? TimeSpan.FromMinutes(_push.InboxMaxAgeMinutes) : TimeSpan.Zero,
-                Description = "PriceDaemon pushes (README, Deployment: pushes across edges)",
-            }, timeout.Token).ConfigureAwait(false);
-            LogBucketCreated(name);
-            return store;
-        }
+            History = 1,
+            Storage = NatsKVStorageType.File,
+            MaxAge = name == InboxBucket ? TimeSpan.FromMinutes(_push.InboxMaxAgeMinutes) : TimeSpan.Zero,
+            Description = "PriceDaemon pushes (README: Pushes across edges)",
+        }, timeout.Token).ConfigureAwait(false);
     }
 
     private async Task WatchAsync(string name, bool ignoreDeletes, Action<NatsKVEntry<ReadOnlyMemory<byte>>> apply, TaskCompletionSource loaded, CancellationToken ct)
@@ -276,8 +269,9 @@ internal sealed partial class NatsPushes : IPushReplica, IHostedService
                     }
                 }
             }
-            catch (Exception ex) when (ex is NatsException && !ct.IsCancellationRequested)
+            catch (Exception ex) when (!ct.IsCancellationRequested)
             {
+                // NATS away, or a change that could not be applied: the watch starts again and re-reads the bucket.
                 LogWatchFailed(name, ex.Message, delay.TotalSeconds);
                 await Task.Delay(delay, _time, ct).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).ConfigureAwait(false);
                 delay = TimeSpan.FromMilliseconds(Math.Min(RetryMax.TotalMilliseconds, delay.TotalMilliseconds * 2));
@@ -386,9 +380,6 @@ internal sealed partial class NatsPushes : IPushReplica, IHostedService
 
     [LoggerMessage(EventId = 941, Level = LogLevel.Warning, Message = "Push buckets {Prefix}-* not loaded within {TimeoutMs} ms; starting anyway, the watches fill in when NATS answers")]
     private partial void LogLoadIncomplete(string prefix, int timeoutMs);
-
-    [LoggerMessage(EventId = 942, Level = LogLevel.Information, Message = "NATS key-value bucket {Bucket} created")]
-    private partial void LogBucketCreated(string bucket);
 
     [LoggerMessage(EventId = 943, Level = LogLevel.Warning, Message = "NATS watch of {Bucket} failed ({Error}); retrying in {Seconds:0.0} s")]
     private partial void LogWatchFailed(string bucket, string error, double seconds);

@@ -189,9 +189,9 @@ internal sealed partial class NotificationInbox : BackgroundService
 
     /// <summary>
     /// A shared inbox (NATS): takes a notification as the bucket holds it, written by this daemon's publish API
-    /// (<paramref name="origin"/>) or by another daemon's. <see cref="InboxChange.New"/> when it is new here and unacked: the caller delivers it
-    /// to this daemon's sockets, so each socket gets it once whichever path brings it first. One held already is taken
-    /// for its ack only (a client acked it on another daemon).
+    /// (<paramref name="origin"/>) or by another daemon's. <see cref="InboxChange.New"/> when it is new here and
+    /// unacked: the caller delivers it to this daemon's sockets, so each socket gets it once whichever path brings it
+    /// first. One held already is taken for its ack only (a client acked it on another daemon).
     /// </summary>
     public InboxChange Apply(InboxEntry entry, bool origin)
     {
