@@ -9,7 +9,7 @@ namespace PriceDaemon.Tests.Browser;
 public sealed partial class BoardTests
 {
     [Test]
-    public async Task SelectingARow_OpensALiveCandleChart_AndADepthLadderThatSaysWhenThereIsNoDepth()
+    public async Task SelectingARow_OpensALiveCandleChart_AndALiveDepthLadder()
     {
         // Forty minutes of trades up to now, one every 5 s, replayed 60 times faster: a bar a second, each rolling over by
         // a trade, the forming one updating about twelve times a second.
@@ -21,7 +21,12 @@ public sealed partial class BoardTests
         for (var i = 0; i < 40 * 12 + 240; i++)
         {
             price = Math.Round(price * (1 + ((random.NextDouble() - 0.49) * 0.004)), 2);
-            lines.Add(string.Create(CultureInfo.InvariantCulture, $"{Reliance},{start.AddSeconds(i * 5).UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'},{price},{1000 + (i * 37)}"));
+            var at = start.AddSeconds(i * 5).UtcDateTime;
+            lines.Add(string.Create(CultureInfo.InvariantCulture, $"{Reliance},{at:yyyy-MM-dd'T'HH:mm:ss'Z'},{price},{1000 + (i * 37)}"));
+            // A book after each trade (format 2): five levels a side around the price, a tick apart.
+            var bids = string.Join(';', Enumerable.Range(1, 5).Select(k => string.Create(CultureInfo.InvariantCulture, $"{Math.Round(price - (0.05 * k), 2)}:{100 * k}:{k}")));
+            var asks = string.Join(';', Enumerable.Range(1, 5).Select(k => string.Create(CultureInfo.InvariantCulture, $"{Math.Round(price + (0.05 * k), 2)}:{90 * k}:{k}")));
+            lines.Add(string.Create(CultureInfo.InvariantCulture, $"{Reliance},{at:yyyy-MM-dd'T'HH:mm:ss'Z'},depth,{bids},{asks}"));
         }
 
         await File.WriteAllLinesAsync(file, lines);
@@ -49,9 +54,13 @@ public sealed partial class BoardTests
         var bars = await _page.EvaluateAsync<int>($"() => priceSocket.candles('{Reliance}', '1m').bars.length");
         Assert.That(bars, Is.GreaterThanOrEqualTo(11), "closed bars held by the client");
 
-        // Depth is not built on this daemon yet: it answers unknown_channel and the ladder says so.
-        await Expect(_page.Locator("#ladder-status")).ToHaveTextAsync("No depth from this daemon.");
-        await Expect(_page.Locator("#ladder")).ToHaveAttributeAsync("data-state", "none");
+        // The ladder beside it shows the replayed book: five asks above five bids, live.
+        await Expect(_page.Locator("#ladder")).ToHaveAttributeAsync("data-state", "live");
+        await Expect(_page.Locator("#ladder-body tr.ask")).ToHaveCountAsync(5);
+        await Expect(_page.Locator("#ladder-body tr.bid")).ToHaveCountAsync(5);
+        var bestBid = double.Parse(await _page.Locator("#ladder-body tr.bid td.price").First.InnerTextAsync(), NumberStyles.Any, CultureInfo.InvariantCulture);
+        var bestAsk = double.Parse(await _page.Locator("#ladder-body tr.ask td.price").Last.InnerTextAsync(), NumberStyles.Any, CultureInfo.InvariantCulture);
+        Assert.That(bestBid, Is.LessThan(bestAsk), "best bid below best ask");
 
         var screenshot = await SaveScreenshotAsync("board-chart.png", "the chart and depth ladder of a selected instrument");
         if (Environment.GetEnvironmentVariable("PRICEDAEMON_UPDATE_DOCS") == "1")
