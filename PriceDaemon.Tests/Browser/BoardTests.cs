@@ -1,6 +1,10 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using Microsoft.Playwright;
+using PriceDaemon.Feeds;
+using PriceDaemon.Sockets;
 using PriceDaemon.Tests.Support;
 using static Microsoft.Playwright.Assertions;
 
@@ -270,6 +274,76 @@ public sealed class BoardTests
         Assert.That(await index.Content.ReadAsStringAsync(), Does.Contain("<script type=\"module\" src=\"board.js\">"));
         using var hidden = await http.GetAsync("/package.json");
         Assert.That((int)hidden.StatusCode, Is.EqualTo(404));
+    }
+
+    [Test]
+    public async Task Board_ShowsTheLiveLatency_ExchangeToDaemon_AndDaemonToThePage()
+    {
+        await using var daemon = await DaemonProcess.StartAsync(_folder, _fastFeed);
+        await _page.GotoAsync(daemon.BaseUri.ToString());
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
+        var latency = _page.Locator("#latency");
+        await Expect(latency).ToBeVisibleAsync();
+        await Expect(latency.Locator("[data-leg='feed']")).ToHaveTextAsync(new Regex(@"^-?\d+(\.\d)? ms$"));
+        await Expect(latency.Locator("[data-leg='page']")).ToHaveTextAsync(new Regex(@"^-?\d+(\.\d)? ms$"));
+        var sample = await _page.EvaluateAsync<double[]>("() => [priceSocket.latency.exchangeToDaemonMs, priceSocket.latency.daemonToClientMs]");
+        // Same machine, same clock: each leg is a real, small figure (the bound is only a sanity check).
+        Assert.That(sample, Has.All.InRange(-5.0, 60_000.0));
+    }
+
+    [Test]
+    public async Task Board_ShowsSlowConnection_WhenTheDaemonDownsamplesIt_AndLiveWhenItKeepsUpAgain()
+    {
+        // In process, with a fake clock and small send buffers: the test moves the daemon's time and is its feed.
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var daemon = await TestDaemon.StartAsync(
+            new Dictionary<string, string> { ["Limits:SlowConsumerWarnSeconds"] = "1", ["Limits:SlowConsumerRecoverSeconds"] = "2" },
+            time,
+            TestDaemon.SmallSendBuffers);
+        daemon.Services.GetRequiredService<FeedStatus>().Report(FeedState.Connected, "test feed");
+        var registry = daemon.Services.GetRequiredService<SessionRegistry>();
+        await _page.GotoAsync(daemon.BaseUri.ToString());
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
+        await Eventually.TrueAsync(() => registry.Sessions.SingleOrDefault()?.SubscriptionCount == 5, () => "the board's five rows subscribed");
+        var session = registry.Sessions.Single();
+
+        // The page is busy (its script runs for seconds): Chromium stops reading the socket once its own buffers are full.
+        var busy = _page.EvaluateAsync("() => { const end = Date.now() + 6000; while (Date.now() < end) { } }");
+        var keys = new[] { Reliance, Tcs, "NSE_EQ|INE009A01021", "NSE_EQ|INE040A01034", "NSE_EQ|INE090A01021" };
+        var price = 1000.0;
+        for (var i = 0; i < 2_000_000 && !session.IsStalled(long.MaxValue, 0); i++)
+        {
+            price = Math.Round(price + 0.05, 2);
+            await daemon.TickAsync(keys[i % keys.Length], price, i);
+            if (i % keys.Length == 0)
+            {
+                await Task.Yield();
+            }
+        }
+
+        Assert.That(session.IsStalled(long.MaxValue, 0), Is.True, "the page's socket never backed up");
+        for (var second = 0; second < 5 && !session.IsDownsampled; second++)
+        {
+            time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.That(session.IsDownsampled, Is.True, "not downsampled while the page was not reading");
+        await busy;
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Slow connection");
+        await Expect(_page.Locator("#banner")).ToContainTextAsync("Slow connection: this page is not keeping up");
+        await Expect(Row(Reliance).Locator("td.price")).ToHaveAttributeAsync("data-value", new Regex(@"^\d"));
+        await SaveScreenshotAsync("board-slow.png", "the board of a downsampled connection");
+
+        // The page reads again and keeps up: after the recover time the daemon says so, and the board is live.
+        for (var second = 0; second < 10 && session.IsDownsampled; second++)
+        {
+            await Eventually.TrueAsync(() => !session.IsStalled(long.MaxValue, 0), () => "the page is reading");
+            time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.That(session.IsDownsampled, Is.False, "not back to full rate");
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
+        await Expect(_page.Locator("#banner")).ToBeHiddenAsync();
     }
 
     private ILocator Row(string key) => _page.Locator($"#board tbody tr[data-key='{key}']");
