@@ -98,12 +98,7 @@ public sealed class BoardTests
             "() => [...document.querySelectorAll('td.spark polyline')].every(p => p.getAttribute('points').split(' ').length >= 15)",
             null,
             new PageWaitForFunctionOptions { Timeout = 30_000 });
-        var screenshot = await SaveScreenshotAsync("board.png", "the live board");
-        // docs/board.png (the README's picture) is refreshed only when asked, so a test run leaves the tree clean.
-        if (Environment.GetEnvironmentVariable("PRICEDAEMON_UPDATE_DOCS") == "1")
-        {
-            File.Copy(screenshot, Path.Combine(Directory.CreateDirectory(Path.Combine(RepositoryRoot(), "docs")).FullName, "board.png"), overwrite: true);
-        }
+        UpdateDocsPicture(await SaveScreenshotAsync("board.png", "the live board"), "board.png");
     }
 
     [Test]
@@ -206,11 +201,7 @@ public sealed class BoardTests
         await Expect(toast).ToBeVisibleAsync();
         await Expect(toast).ToContainTextAsync("trade");
         await Expect(toast).ToContainTextAsync("symbol: RELIANCE");
-        var screenshot = await SaveScreenshotAsync("board-pushes.png", "an announcement banner and a notification toast");
-        if (Environment.GetEnvironmentVariable("PRICEDAEMON_UPDATE_DOCS") == "1")
-        {
-            File.Copy(screenshot, Path.Combine(RepositoryRoot(), "docs", "board-pushes.png"), overwrite: true);
-        }
+        UpdateDocsPicture(await SaveScreenshotAsync("board-pushes.png", "an announcement banner and a notification toast"), "board-pushes.png");
 
         // Shown, so acked by the page: the daemon counts it and keeps no copy to replay.
         await Eventually.ValueAsync(
@@ -332,7 +323,7 @@ public sealed class BoardTests
         await Expect(_page.Locator("#connection")).ToHaveTextAsync("Slow connection");
         await Expect(_page.Locator("#banner")).ToContainTextAsync("Slow connection: this page is not keeping up");
         await Expect(Row(Reliance).Locator("td.price")).ToHaveAttributeAsync("data-value", new Regex(@"^\d"));
-        await SaveScreenshotAsync("board-slow.png", "the board of a downsampled connection");
+        UpdateDocsPicture(await SaveScreenshotAsync("board-slow.png", "the board of a downsampled connection"), "board-slow.png");
 
         // The page reads again and keeps up: after the recover time the daemon says so, and the board is live.
         for (var second = 0; second < 10 && session.IsDownsampled; second++)
@@ -362,6 +353,15 @@ public sealed class BoardTests
         await _page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = true, Animations = ScreenshotAnimations.Disabled });
         TestContext.AddTestAttachment(path, description);
         return path;
+    }
+
+    /// <summary>The README's pictures in docs/ are refreshed only when asked, so a test run leaves the tree clean.</summary>
+    private static void UpdateDocsPicture(string screenshot, string name)
+    {
+        if (Environment.GetEnvironmentVariable("PRICEDAEMON_UPDATE_DOCS") == "1")
+        {
+            File.Copy(screenshot, Path.Combine(Directory.CreateDirectory(Path.Combine(RepositoryRoot(), "docs")).FullName, name), overwrite: true);
+        }
     }
 
     private static string RepositoryRoot()
