@@ -6,6 +6,7 @@ import {
   ConnectionStatus,
   defaultUrl,
   getPriceSocket,
+  parseTimeMs,
   PriceSocket,
   type AckMessage,
   type AckedFrame,
@@ -27,6 +28,7 @@ import {
   type FeedState,
   type FeedStatusValue,
   type InstrumentKey,
+  type LatencySample,
   type MarketChannel,
   type Notification,
   type NotificationFrame,
@@ -42,6 +44,7 @@ import {
   type ServerFrame,
   type ServerFrameMap,
   type ServerFrameType,
+  type SlowState,
   type StatusFrame,
   type SubscribedFrame,
   type SubscribeMessage,
@@ -51,6 +54,8 @@ import {
   type TopicsSubscribedFrame,
   type UnsubscribeMessage,
   type VolumeAlertFrame,
+  type WarningClearedFrame,
+  type WarningFrame,
 } from '@pricedaemon/client';
 
 declare const process: { argv: string[]; exit(code: number): never };
@@ -74,6 +79,8 @@ function describe(frame: ServerFrame): string {
     case 'announcement': return `announcement ${frame.level}: ${frame.message}`;
     case 'announcement_removed': return `announcement ${frame.id} withdrawn`;
     case 'acked': return `acked ${frame.ids.join(',')}`;
+    case 'warning': return `warning ${frame.code} every ${frame.interval_ms} ms`;
+    case 'warning_cleared': return `cleared ${frame.code}`;
     default: {
       const never: never = frame;
       return String(never);
@@ -82,7 +89,7 @@ function describe(frame: ServerFrame): string {
 }
 
 const messages: ClientMessage[] = [
-  { action: 'subscribe', instruments: [key] } satisfies SubscribeMessage,
+  { action: 'subscribe', instruments: [key], timing: true } satisfies SubscribeMessage,
   { action: 'unsubscribe', instruments: [key], channel: 'price' satisfies MarketChannel } satisfies UnsubscribeMessage,
   { action: 'subscribe', channel: 'topic', topics: ['leaderboard'] } satisfies TopicSubscribeMessage,
   { action: 'ack', ids: ['trade-1'] } satisfies AckMessage,
@@ -99,6 +106,8 @@ const sample: ServerFrame[] = [
   { type: 'announcement', id: 'a', level: 'warning', message: 'maintenance' } satisfies AnnouncementFrame,
   { type: 'announcement_removed', id: 'a' } satisfies AnnouncementRemovedFrame,
   { type: 'acked', ids: ['trade-1'] } satisfies AckedFrame,
+  { type: 'warning', code: 'slow_consumer', message: 'not keeping up', interval_ms: 1000 } satisfies WarningFrame,
+  { type: 'warning_cleared', code: 'slow_consumer', message: 'full rate' } satisfies WarningClearedFrame,
   { type: 'error', code: 'rate_limited' satisfies ErrorCode, message: '', retry_after_ms: 10 } satisfies ErrorFrame,
 ];
 const topicAck: TopicsSubscribedFrame = { type: 'subscribed', action: 'subscribe', channel: 'topic', topics: ['leaderboard'], rejected: [{ topic: 'secret', code: 'topic_forbidden' }] };
@@ -127,6 +136,8 @@ const offs: Release[] = [
     }
   }),
   socket.on('feed', (feed: FeedState) => void feed.status),
+  socket.on('slow', (event: PriceSocketEventMap['slow']) => void (event.slow ? (event satisfies SlowState).intervalMs : event.message)),
+  socket.on('latency', (sample: LatencySample) => void (sample.daemonToClientMs + (sample.exchangeToDaemonMs ?? 0) + parseTimeMs('2026-01-19T10:30:00.123456Z'))),
   socket.onNotification<{ qty: number }>((n: Notification<{ qty: number }>) => void (n.data.qty + (n.replayed ? 1 : 0))),
   socket.onAnnouncement((event: AnnouncementEvent) => void ('level' in event ? event.level : event.removed)),
   socket.subscribeTopic<{ top: string }>('leaderboard', (topic: string, data: { top: string }, seq: number) => void `${topic}${data.top}${seq}`),
