@@ -298,8 +298,22 @@ public sealed class BoardTests
         await Eventually.TrueAsync(() => registry.Sessions.SingleOrDefault()?.SubscriptionCount == 5, () => "the board's five rows subscribed");
         var session = registry.Sessions.Single();
 
-        // The page is busy (its script runs for seconds): Chromium stops reading the socket once its own buffers are full.
-        var busy = _page.EvaluateAsync("() => { const end = Date.now() + 6000; while (Date.now() < end) { } }");
+        // The page is busy (its script runs on and on): Chromium stops reading the socket once its own buffers are full.
+        // The script asks the daemon over synchronous HTTP, which keeps the socket's messages waiting, until INFY
+        // trades at 1.23: the test's signal that it may stop (at most a minute).
+        var busy = _page.EvaluateAsync("""
+            () => {
+              const end = Date.now() + 60000;
+              while (Date.now() < end) {
+                const request = new XMLHttpRequest();
+                request.open('GET', '/api/prices/NSE_EQ%7CINE009A01021', false);
+                request.send();
+                if (/"last_price":1\.23[,}]/.test(request.responseText)) {
+                  return;
+                }
+              }
+            }
+            """);
         var keys = new[] { Reliance, Tcs, "NSE_EQ|INE009A01021", "NSE_EQ|INE040A01034", "NSE_EQ|INE090A01021" };
         var price = 1000.0;
         for (var i = 0; i < 2_000_000 && !session.IsStalled(long.MaxValue, 0); i++)
@@ -319,6 +333,7 @@ public sealed class BoardTests
         }
 
         Assert.That(session.IsDownsampled, Is.True, "not downsampled while the page was not reading");
+        await daemon.TickAsync("NSE_EQ|INE009A01021", 1.23, 1);
         await busy;
         await Expect(_page.Locator("#connection")).ToHaveTextAsync("Slow connection");
         await Expect(_page.Locator("#banner")).ToContainTextAsync("Slow connection: this page is not keeping up");
