@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PriceSocket, backoffDelay, parseTimeMs } from '../../clients/js/src/price-socket.js';
 import { createUsePriceWebSocket } from '../../clients/js/src/use-price-websocket.js';
+import { createPriceHooks } from '../../clients/js/src/price-hooks.js';
 
 const RELIANCE = 'NSE_EQ|INE002A01018';
 const TCS = 'NSE_EQ|INE467B01029';
@@ -785,4 +786,33 @@ test('parseTimeMs keeps microseconds and reads the daemon\'s millisecond timesta
   assert.equal(parseTimeMs('2026-01-19T10:30:00Z'), Date.parse('2026-01-19T10:30:00Z'));
   assert.ok(Number.isNaN(parseTimeMs('not a time')));
   assert.ok(Number.isNaN(parseTimeMs(undefined)));
+});
+
+test('useSlowConnection and useLatency read the socket, and their store hears each change', () => {
+  const base = Date.parse('2026-01-19T10:30:00.000Z');
+  const h = harness({ timing: true, now: () => base + 20 });
+  let changes = 0;
+  // Just enough React for two store hooks: the context gives this socket; the store subscribes and reads.
+  const react = {
+    createContext: () => ({ Provider: null }),
+    createElement: () => null,
+    useCallback: (fn) => fn,
+    useContext: () => h.client,
+    useEffect: () => {},
+    useRef: (value) => ({ current: value }),
+    useState: (value) => [value, () => {}],
+    useSyncExternalStore: (subscribe, snapshot) => {
+      subscribe(() => changes++);
+      return snapshot();
+    },
+  };
+  const { useSlowConnection, useLatency } = createPriceHooks(react);
+  assert.equal(useSlowConnection(), null);
+  assert.equal(useLatency(), null);
+  h.last().open();
+  h.last().receive({ type: 'warning', code: 'slow_consumer', message: 'behind', interval_ms: 1000 });
+  h.last().receive(price(RELIANCE, 1500, 1, { timestamp: '2026-01-19T10:30:00.000Z', received_at: '2026-01-19T10:30:00.005000Z' }));
+  assert.equal(changes, 2);
+  assert.equal(useSlowConnection().intervalMs, 1000);
+  assert.deepEqual({ ...useLatency() }, { key: RELIANCE, exchangeToDaemonMs: 5, daemonToClientMs: 15, at: base + 20 });
 });

@@ -11,19 +11,21 @@ import {
   PriceSocketProvider,
   useConnectionStatus,
   useFeedStatus,
+  useLatency,
   usePrice,
   usePrices,
   usePriceSocket,
   usePriceWebSocket,
   useAnnouncements,
   useNotifications,
+  useSlowConnection,
   useTopic,
   type PriceHooks,
   type PriceSocketProviderProps,
   type UsePriceWebSocketResult,
 } from '@pricedaemon/client/react';
 import * as React from 'react';
-import type { AnnouncementFrame, Notification, Price } from '@pricedaemon/client';
+import type { AnnouncementFrame, LatencySample, Notification, Price, SlowState } from '@pricedaemon/client';
 import { createUsePriceWebSocket, type LegacyUsePriceWebSocketResult } from '@pricedaemon/client/use-price-websocket';
 
 function Quote({ instrument }: { instrument: string }): ReactElement {
@@ -40,7 +42,14 @@ function Header(): ReactElement {
   const status = useConnectionStatus();
   const feed = useFeedStatus();
   const socket: PriceSocket = usePriceSocket();
-  return <header>{status === ConnectionStatus.connected ? 'Live' : status} {feed?.message} {socket.subscriptions.length}</header>;
+  const slow: SlowState | null = useSlowConnection();
+  const latency: LatencySample | null = useLatency();
+  return (
+    <header>
+      {status === ConnectionStatus.connected ? (slow ? `Slow connection (every ${slow.intervalMs} ms)` : 'Live') : status} {feed?.message} {socket.subscriptions.length}
+      {latency && ` ${latency.exchangeToDaemonMs ?? '–'} ms + ${latency.daemonToClientMs} ms`}
+    </header>
+  );
 }
 
 // The original guide's page, ported by changing its import.

@@ -111,6 +111,25 @@ export function createPriceHooks(React) {
     return useSyncExternalStore(subscribe, snapshot, snapshot);
   }
 
+  /** The daemon's slow_consumer warning in force ({ message, intervalMs, since }), or null at full rate. */
+  function useSlowConnection() {
+    const socket = usePriceSocket();
+    const subscribe = useCallback((onChange) => socket.on('slow', onChange), [socket]);
+    const snapshot = useCallback(() => socket.slow, [socket]);
+    return useSyncExternalStore(subscribe, snapshot, snapshot);
+  }
+
+  /**
+   * The last latency sample ({ key, exchangeToDaemonMs, daemonToClientMs, at }), or null: needs a socket made with
+   * { timing: true }. Re-renders on every timed price; a page that shows it often may prefer socket.on('latency').
+   */
+  function useLatency() {
+    const socket = usePriceSocket();
+    const subscribe = useCallback((onChange) => socket.on('latency', onChange), [socket]);
+    const snapshot = useCallback(() => socket.latency, [socket]);
+    return useSyncExternalStore(subscribe, snapshot, snapshot);
+  }
+
   /**
    * The original guide's hook: { prices, connectionStatus, subscribe, unsubscribe } (plus statusDetail,
    * feedStatus and socket). `prices` holds the keys this component subscribed, so the component re-renders
@@ -213,6 +232,8 @@ export function createPriceHooks(React) {
     usePrices,
     useConnectionStatus,
     useFeedStatus,
+    useSlowConnection,
+    useLatency,
     usePriceWebSocket,
     useTopic,
     useNotifications,
