@@ -1,6 +1,10 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using Microsoft.Playwright;
+using PriceDaemon.Feeds;
+using PriceDaemon.Sockets;
 using PriceDaemon.Tests.Support;
 using static Microsoft.Playwright.Assertions;
 
@@ -94,12 +98,7 @@ public sealed partial class BoardTests
             "() => [...document.querySelectorAll('td.spark polyline')].every(p => p.getAttribute('points').split(' ').length >= 15)",
             null,
             new PageWaitForFunctionOptions { Timeout = 30_000 });
-        var screenshot = await SaveScreenshotAsync("board.png", "the live board");
-        // docs/board.png (the README's picture) is refreshed only when asked, so a test run leaves the tree clean.
-        if (Environment.GetEnvironmentVariable("PRICEDAEMON_UPDATE_DOCS") == "1")
-        {
-            File.Copy(screenshot, Path.Combine(Directory.CreateDirectory(Path.Combine(RepositoryRoot(), "docs")).FullName, "board.png"), overwrite: true);
-        }
+        UpdateDocsPicture(await SaveScreenshotAsync("board.png", "the live board"), "board.png");
     }
 
     [Test]
@@ -202,11 +201,7 @@ public sealed partial class BoardTests
         await Expect(toast).ToBeVisibleAsync();
         await Expect(toast).ToContainTextAsync("trade");
         await Expect(toast).ToContainTextAsync("symbol: RELIANCE");
-        var screenshot = await SaveScreenshotAsync("board-pushes.png", "an announcement banner and a notification toast");
-        if (Environment.GetEnvironmentVariable("PRICEDAEMON_UPDATE_DOCS") == "1")
-        {
-            File.Copy(screenshot, Path.Combine(RepositoryRoot(), "docs", "board-pushes.png"), overwrite: true);
-        }
+        UpdateDocsPicture(await SaveScreenshotAsync("board-pushes.png", "an announcement banner and a notification toast"), "board-pushes.png");
 
         // Shown, so acked by the page: the daemon counts it and keeps no copy to replay.
         await Eventually.ValueAsync(
@@ -309,6 +304,91 @@ public sealed partial class BoardTests
         Assert.That((int)hidden.StatusCode, Is.EqualTo(404));
     }
 
+    [Test]
+    public async Task Board_ShowsTheLiveLatency_ExchangeToDaemon_AndDaemonToThePage()
+    {
+        await using var daemon = await DaemonProcess.StartAsync(_folder, _fastFeed);
+        await _page.GotoAsync(daemon.BaseUri.ToString());
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
+        var latency = _page.Locator("#latency");
+        await Expect(latency).ToBeVisibleAsync();
+        await Expect(latency.Locator("[data-leg='feed']")).ToHaveTextAsync(new Regex(@"^-?\d+(\.\d)? ms$"));
+        await Expect(latency.Locator("[data-leg='page']")).ToHaveTextAsync(new Regex(@"^-?\d+(\.\d)? ms$"));
+        var sample = await _page.EvaluateAsync<double[]>("() => [priceSocket.latency.exchangeToDaemonMs, priceSocket.latency.daemonToClientMs]");
+        // Same machine, same clock: each leg is a real, small figure (the bound is only a sanity check).
+        Assert.That(sample, Has.All.InRange(-5.0, 60_000.0));
+    }
+
+    [Test]
+    public async Task Board_ShowsSlowConnection_WhenTheDaemonDownsamplesIt_AndLiveWhenItKeepsUpAgain()
+    {
+        // In process, with a fake clock and small send buffers: the test moves the daemon's time and is its feed.
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var daemon = await TestDaemon.StartAsync(
+            new Dictionary<string, string> { ["Limits:SlowConsumerWarnSeconds"] = "1", ["Limits:SlowConsumerRecoverSeconds"] = "2" },
+            time,
+            TestDaemon.SmallSendBuffers);
+        daemon.Services.GetRequiredService<FeedStatus>().Report(FeedState.Connected, "test feed");
+        var registry = daemon.Services.GetRequiredService<SessionRegistry>();
+        await _page.GotoAsync(daemon.BaseUri.ToString());
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
+        await Eventually.TrueAsync(() => registry.Sessions.SingleOrDefault()?.SubscriptionCount == 5, () => "the board's five rows subscribed");
+        var session = registry.Sessions.Single();
+
+        // The page is busy (its script runs on and on): Chromium stops reading the socket once its own buffers are full.
+        // The script asks the daemon over synchronous HTTP, which keeps the socket's messages waiting, until INFY
+        // trades at 1.23: the test's signal that it may stop (at most a minute).
+        var busy = _page.EvaluateAsync("""
+            () => {
+              const end = Date.now() + 60000;
+              while (Date.now() < end) {
+                const request = new XMLHttpRequest();
+                request.open('GET', '/api/prices/NSE_EQ%7CINE009A01021', false);
+                request.send();
+                if (/"last_price":1\.23[,}]/.test(request.responseText)) {
+                  return;
+                }
+              }
+            }
+            """);
+        var keys = new[] { Reliance, Tcs, "NSE_EQ|INE009A01021", "NSE_EQ|INE040A01034", "NSE_EQ|INE090A01021" };
+        var price = 1000.0;
+        for (var i = 0; i < 2_000_000 && !session.IsStalled(long.MaxValue, 0); i++)
+        {
+            price = Math.Round(price + 0.05, 2);
+            await daemon.TickAsync(keys[i % keys.Length], price, i);
+            if (i % keys.Length == 0)
+            {
+                await Task.Yield();
+            }
+        }
+
+        Assert.That(session.IsStalled(long.MaxValue, 0), Is.True, "the page's socket never backed up");
+        for (var second = 0; second < 5 && !session.IsDownsampled; second++)
+        {
+            time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.That(session.IsDownsampled, Is.True, "not downsampled while the page was not reading");
+        await daemon.TickAsync("NSE_EQ|INE009A01021", 1.23, 1);
+        await busy;
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Slow connection");
+        await Expect(_page.Locator("#banner")).ToContainTextAsync("Slow connection: this page is not keeping up");
+        await Expect(Row(Reliance).Locator("td.price")).ToHaveAttributeAsync("data-value", new Regex(@"^\d"));
+        UpdateDocsPicture(await SaveScreenshotAsync("board-slow.png", "the board of a downsampled connection"), "board-slow.png");
+
+        // The page reads again and keeps up: after the recover time the daemon says so, and the board is live.
+        for (var second = 0; second < 10 && session.IsDownsampled; second++)
+        {
+            await Eventually.TrueAsync(() => !session.IsStalled(long.MaxValue, 0), () => "the page is reading");
+            time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.That(session.IsDownsampled, Is.False, "not back to full rate");
+        await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
+        await Expect(_page.Locator("#banner")).ToBeHiddenAsync();
+    }
+
     private ILocator Row(string key) => _page.Locator($"#board tbody tr[data-key='{key}']");
 
     private async Task<double> PriceAsync(string key)
@@ -325,6 +405,15 @@ public sealed partial class BoardTests
         await _page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = true, Animations = ScreenshotAnimations.Disabled });
         TestContext.AddTestAttachment(path, description);
         return path;
+    }
+
+    /// <summary>The README's pictures in docs/ are refreshed only when asked, so a test run leaves the tree clean.</summary>
+    private static void UpdateDocsPicture(string screenshot, string name)
+    {
+        if (Environment.GetEnvironmentVariable("PRICEDAEMON_UPDATE_DOCS") == "1")
+        {
+            File.Copy(screenshot, Path.Combine(Directory.CreateDirectory(Path.Combine(RepositoryRoot(), "docs")).FullName, name), overwrite: true);
+        }
     }
 
     private static string RepositoryRoot()

@@ -39,6 +39,21 @@ public sealed class ConfigurationTests
         Assert.That(failure, Is.EqualTo("Server:AllowedOrigins: 'https://board.campus.example' is a list; give its items as Server:AllowedOrigins:0, Server:AllowedOrigins:1, ..."));
     }
 
+    [TestCase("5", "Limits:SlowConsumerWarnSeconds: must be below Limits:SlowConsumerSeconds (5), or 0 to turn flow control off (got 5)")]
+    [TestCase("0", null)]
+    [TestCase("4", null)]
+    public void StartupValidation_RefusesAWarnTime_ThatIsNotBelowTheCloseTime(string warn, string? expected)
+    {
+        var settings = new Dictionary<string, string> { ["Limits:SlowConsumerSeconds"] = "5", ["Limits:SlowConsumerWarnSeconds"] = warn };
+        Assert.That(StartupChecks.Failure(settings), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void StartupValidation_NamesAFlowControlIntervalOutOfRange()
+    {
+        Assert.That(StartupChecks.Failure(new Dictionary<string, string> { ["Limits:SlowConsumerIntervalMs"] = "10" }), Does.StartWith("Limits:SlowConsumerIntervalMs: must be between 50 and 60000"));
+    }
+
     [TestCase("Feed:Simulated:Seed", "")]
     [TestCase("Feed:Simulated:Seed", "42")]
     [TestCase("Auth:Mode", "jwt")]

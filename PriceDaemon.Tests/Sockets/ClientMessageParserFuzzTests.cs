@@ -31,6 +31,7 @@ public sealed class ClientMessageParserFuzzTests
         """{"action":"alert_delete","id":"al-1"}""",
         """{"action":"subscribe","channel":"volume_alerts","instruments":["A|1"]}""",
         """{"channel":"volume_alerts","action":"unsubscribe"}""",
+        """{"action":"subscribe","instruments":["A|1"],"timing":true}""",
     ];
 
     // Where a string's content goes ('§'): the two fields the parser reads, property names, and what it skips.
@@ -66,6 +67,7 @@ public sealed class ClientMessageParserFuzzTests
         """{"action":"subscribe","channel":§,"topics":[],"instruments":[]}""",
         """{"action":"subscribe","channel":"topic","topics":§}""",
         """{"action":"subscribe","channel":"topic","topics":[§]}""",
+        """{"action":"subscribe","instruments":[],"timing":§}""",
     ];
 
     // Every escape JSON has, escapes it has not, and every arrangement of UTF-16 surrogates.
@@ -101,7 +103,7 @@ public sealed class ClientMessageParserFuzzTests
     private static readonly string[] Tokens =
     [
         "{", "}", "[", "]", ",", ":", "\"", "\\", "\\u", "\\uD800", "\\uDC00", "\\uD83D\\uDE00", "null", "true", "1e999", "-0",
-        "\"action\"", "\"instruments\"", "\"ids\"", "\"ack\"", "\"channel\"", "\"topic\"", "\"depth\"", "\"book\"", "\"topics\"", "\"subscribe\"", "\"unsubscribe\"", "\"NSE_EQ|A\"", " ", "\u0000", "/*", "//",
+        "\"action\"", "\"instruments\"", "\"ids\"", "\"ack\"", "\"channel\"", "\"topic\"", "\"depth\"", "\"book\"", "\"topics\"", "\"timing\"", "\"subscribe\"", "\"unsubscribe\"", "\"NSE_EQ|A\"", " ", "\u0000", "/*", "//",
     ];
 
     private enum Expected
@@ -167,13 +169,14 @@ public sealed class ClientMessageParserFuzzTests
     /// <summary>Null when the parser's answer is the expected one; otherwise what went wrong.</summary>
     private static string? Problem(byte[] input)
     {
-        var expected = Reference(input, out var expectedKeys);
+        var expected = Reference(input, out var expectedKeys, out var expectedTiming);
         var keys = new List<string>();
         ClientMessageParser.Error? error;
         ClientAction action;
+        bool? timing;
         try
         {
-            error = ClientMessageParser.Parse(input, out action, keys);
+            error = ClientMessageParser.Parse(input, out action, keys, out timing);
         }
         catch (Exception ex)
         {
@@ -216,6 +219,11 @@ public sealed class ClientMessageParserFuzzTests
             return $"parsed {action}, expected {expected}";
         }
 
+        if (timing != expectedTiming)
+        {
+            return $"timing {timing}, expected {expectedTiming}";
+        }
+
         return keys.SequenceEqual(expectedKeys) ? null : $"parsed [{string.Join(", ", keys)}], expected [{string.Join(", ", expectedKeys)}]";
     }
 
@@ -224,9 +232,10 @@ public sealed class ClientMessageParserFuzzTests
     /// <c>instruments</c> an array of strings wherever they appear (the last of a repeated field counts); other fields
     /// skipped unread; every property name, and each string the parser reads, must decode (no lone surrogate, valid UTF-8); depth at most 8.
     /// </summary>
-    private static Expected Reference(byte[] input, out List<string> keys)
+    private static Expected Reference(byte[] input, out List<string> keys, out bool? timing)
     {
         keys = [];
+        timing = null;
         JsonDocument document;
         try
         {
@@ -249,6 +258,7 @@ public sealed class ClientMessageParserFuzzTests
             List<string>? ids = null;
             List<string>? topics = null;
             string? channel = null;
+            bool? timingField = null;
             foreach (var property in document.RootElement.EnumerateObject())
             {
                 if (Name(property) is not { } propertyName)
@@ -310,6 +320,16 @@ public sealed class ClientMessageParserFuzzTests
                         topics.Add(topic);
                     }
                 }
+                else if (propertyName == "timing")
+                {
+                    // A boolean wherever it appears; only a price subscribe uses it.
+                    if (property.Value.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                    {
+                        return Expected.InvalidMessage;
+                    }
+
+                    timingField = property.Value.ValueKind == JsonValueKind.True;
+                }
                 else if (propertyName == "ids")
                 {
                     // As instruments, whatever the action; an ack names at most MaxAckIds.
@@ -334,6 +354,7 @@ public sealed class ClientMessageParserFuzzTests
             var topicChannel = action is "subscribe" or "unsubscribe" && channel == "topic";
             var alertAction = action is "alert_create" or "alert_list" or "alert_delete";
             keys = (action == "ack" ? ids : topicChannel ? topics : alertAction ? [] : instruments) ?? [];
+            timing = action == "subscribe" && channel is null or "price" && instruments is not null ? timingField : null;
             return action switch
             {
                 null => Expected.InvalidMessage,

@@ -3,8 +3,9 @@
 // The socket, timers, fetch, storage and randomness are injected fakes: no network, no sleeping.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PriceSocket, backoffDelay } from '../../clients/js/src/price-socket.js';
+import { PriceSocket, backoffDelay, parseTimeMs } from '../../clients/js/src/price-socket.js';
 import { createUsePriceWebSocket } from '../../clients/js/src/use-price-websocket.js';
+import { createPriceHooks } from '../../clients/js/src/price-hooks.js';
 
 const RELIANCE = 'NSE_EQ|INE002A01018';
 const TCS = 'NSE_EQ|INE467B01029';
@@ -826,4 +827,101 @@ test('an alert request in flight is refused when the socket drops; volume alerts
   last().receive({ type: 'volume_alert', instrument_key: RELIANCE, data: { volume_1m: 50, baseline: 10, ratio: 5, timestamp: '' } });
   last().receive({ type: 'volume_alert', instrument_key: TCS, data: { volume_1m: 50, baseline: 10, ratio: 5, timestamp: '' } });
   assert.deepEqual(heard, [[RELIANCE, 5]]);
+});
+
+// ---- slow connection and latency ------------------------------------------------------------------------
+
+test('a slow_consumer warning sets slow and emits it; warning_cleared and a new connection clear it', () => {
+  const h = harness();
+  const events = [];
+  h.client.on('slow', (e) => events.push(e));
+  h.last().open();
+  assert.equal(h.client.slow, null);
+  h.last().receive({ type: 'warning', code: 'slow_consumer', message: 'not keeping up', interval_ms: 1000 });
+  assert.equal(h.client.slow.intervalMs, 1000);
+  assert.equal(h.client.slow.message, 'not keeping up');
+  h.last().receive({ type: 'warning_cleared', code: 'slow_consumer', message: 'full rate' });
+  assert.equal(h.client.slow, null);
+  h.last().receive({ type: 'warning', code: 'slow_consumer', message: 'again', interval_ms: 500 });
+  h.last().drop();
+  h.clock.advance(3000);
+  h.last().open();
+  assert.equal(h.client.slow, null, 'a new connection starts at full rate');
+  assert.deepEqual(events.map((e) => [e.slow, e.message]), [[true, 'not keeping up'], [false, 'full rate'], [true, 'again'], [false, '']]);
+  h.last().receive({ type: 'warning', code: 'something_else', message: 'x' });
+  assert.equal(h.client.slow, null, 'only slow_consumer is a slow connection');
+});
+
+test('with timing on, every price subscribe asks for it (after a reconnect too) and latency is computed per price', () => {
+  const base = Date.parse('2026-01-19T10:30:00.000Z');
+  const h = harness({ timing: true, now: () => base + 250 });
+  const samples = [];
+  h.client.on('latency', (sample) => samples.push(sample));
+  h.last().open();
+  h.client.subscribe([RELIANCE]);
+  assert.deepEqual(h.last().sent, [{ action: 'subscribe', instruments: [RELIANCE], timing: true }]);
+  h.client.subscribeTopic('leaderboard');
+  assert.equal(h.last().sent[1].timing, undefined, 'topics have no timing');
+
+  h.last().receive(price(RELIANCE, 1500, 1, { timestamp: '2026-01-19T10:30:00.100Z', received_at: '2026-01-19T10:30:00.112500Z' }));
+  assert.deepEqual(samples, [{ key: RELIANCE, exchangeToDaemonMs: 12.5, daemonToClientMs: 137.5, at: base + 250 }]);
+  assert.equal(h.client.latency, samples[0]);
+  assert.equal(h.client.price(RELIANCE).received_at, '2026-01-19T10:30:00.112500Z');
+  h.last().receive(price(RELIANCE, 1501, 2));
+  assert.equal(samples.length, 1, 'a frame without received_at is no sample');
+
+  h.last().drop();
+  h.clock.advance(3000);
+  h.last().open();
+  assert.deepEqual(h.last().sent[0], { action: 'subscribe', instruments: [RELIANCE], timing: true });
+});
+
+test('setTiming tells the daemon at once, and without timing nothing asks for it', () => {
+  const h = harness();
+  h.last().open();
+  h.client.subscribe([RELIANCE]);
+  assert.deepEqual(h.last().sent, [{ action: 'subscribe', instruments: [RELIANCE] }]);
+  h.client.setTiming(true);
+  assert.deepEqual(h.last().sent[1], { action: 'subscribe', instruments: [], timing: true });
+  h.client.setTiming(false);
+  assert.deepEqual(h.last().sent[2], { action: 'subscribe', instruments: [], timing: false });
+  assert.equal(h.client.latency, null);
+});
+
+test('parseTimeMs keeps microseconds and reads the daemon\'s millisecond timestamps', () => {
+  // A double holds epoch milliseconds to about 0.25 µs: close enough, not exact.
+  assert.ok(Math.abs(parseTimeMs('2026-01-19T10:30:00.123456Z') - Date.parse('2026-01-19T10:30:00.000Z') - 123.456) < 0.001);
+  assert.equal(parseTimeMs('2026-01-19T10:30:00.123Z'), Date.parse('2026-01-19T10:30:00.123Z'));
+  assert.equal(parseTimeMs('2026-01-19T10:30:00Z'), Date.parse('2026-01-19T10:30:00Z'));
+  assert.ok(Number.isNaN(parseTimeMs('not a time')));
+  assert.ok(Number.isNaN(parseTimeMs(undefined)));
+});
+
+test('useSlowConnection and useLatency read the socket, and their store hears each change', () => {
+  const base = Date.parse('2026-01-19T10:30:00.000Z');
+  const h = harness({ timing: true, now: () => base + 20 });
+  let changes = 0;
+  // Just enough React for two store hooks: the context gives this socket; the store subscribes and reads.
+  const react = {
+    createContext: () => ({ Provider: null }),
+    createElement: () => null,
+    useCallback: (fn) => fn,
+    useContext: () => h.client,
+    useEffect: () => {},
+    useRef: (value) => ({ current: value }),
+    useState: (value) => [value, () => {}],
+    useSyncExternalStore: (subscribe, snapshot) => {
+      subscribe(() => changes++);
+      return snapshot();
+    },
+  };
+  const { useSlowConnection, useLatency } = createPriceHooks(react);
+  assert.equal(useSlowConnection(), null);
+  assert.equal(useLatency(), null);
+  h.last().open();
+  h.last().receive({ type: 'warning', code: 'slow_consumer', message: 'behind', interval_ms: 1000 });
+  h.last().receive(price(RELIANCE, 1500, 1, { timestamp: '2026-01-19T10:30:00.000Z', received_at: '2026-01-19T10:30:00.005000Z' }));
+  assert.equal(changes, 2);
+  assert.equal(useSlowConnection().intervalMs, 1000);
+  assert.deepEqual({ ...useLatency() }, { key: RELIANCE, exchangeToDaemonMs: 5, daemonToClientMs: 15, at: base + 20 });
 });

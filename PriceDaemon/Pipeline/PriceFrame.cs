@@ -51,37 +51,53 @@ public sealed class PriceFrame : StreamFrame
     /// <summary>The bytes carry <c>"stale": true</c>: a stored price, or a cached one served while the feed is down.</summary>
     public bool Stale { get; }
 
-    // Built on first need (a snapshot or REST answer while the feed is down), never on the tick path. Two
-    // threads may race to build it; both results are equal, so the lost one is only garbage.
-    private PriceFrame? _stale;
+    // Variants built on first need, never on the tick path: the stale copy (a snapshot or REST answer while the feed is
+    // down) and the timed bytes (a socket that asked for timing). One field for both keeps the frame the throttle
+    // allocates per update at its size. Two threads may race to build one; the first stored wins.
+    private Variants? _variants;
 
     /// <summary>The same price labelled <c>"stale": true</c>, so a cached price never pretends to be live.</summary>
-    public PriceFrame AsStale() => Stale ? this : Volatile.Read(ref _stale) ?? (_stale = FrameEncoder.WithStale(this));
+    public PriceFrame AsStale()
+    {
+        if (Stale)
+        {
+            return this;
+        }
 
-    // Built on first need by a send pass for a socket that asked for timing; sockets that did not never cause it.
-    // The first one built wins, so every timing socket gets the same bytes (the receive time is derived from the
-    // clock at build time, which would differ by microseconds between two builders).
-    private byte[]? _timed;
+        var variants = GetVariants();
+        return Volatile.Read(ref variants.Stale) ?? Interlocked.CompareExchange(ref variants.Stale, FrameEncoder.WithStale(this), null) ?? variants.Stale;
+    }
 
     /// <summary>
     /// The frame's bytes with <c>data.received_at</c>, the wall-clock time the daemon received the tick; the plain bytes
-    /// when that was not measured (a price restored from storage).
+    /// when that was not measured (a price restored from storage). Built once, so every timing socket gets the same bytes
+    /// (the receive time is derived from the clock at build time, which would differ by microseconds between builders).
     /// </summary>
     public byte[] TimedUtf8(TimeProvider time)
     {
-        if (Volatile.Read(ref _timed) is { } timed)
-        {
-            return timed;
-        }
-
         if (ReceivedTimestamp == 0)
         {
             return Utf8;
         }
 
+        var variants = GetVariants();
+        if (Volatile.Read(ref variants.Timed) is { } timed)
+        {
+            return timed;
+        }
+
         // The receive time is a monotonic timestamp: its wall-clock time is now minus its age.
         var receivedUs = (time.GetUtcNow().UtcTicks - DateTime.UnixEpoch.Ticks - time.GetElapsedTime(ReceivedTimestamp).Ticks) / 10;
         var built = FrameEncoder.WithReceivedAt(this, receivedUs);
-        return Interlocked.CompareExchange(ref _timed, built, null) ?? built;
+        return Interlocked.CompareExchange(ref variants.Timed, built, null) ?? built;
+    }
+
+    private Variants GetVariants() =>
+        Volatile.Read(ref _variants) ?? Interlocked.CompareExchange(ref _variants, new Variants(), null) ?? _variants!;
+
+    private sealed class Variants
+    {
+        public PriceFrame? Stale;
+        public byte[]? Timed;
     }
 }

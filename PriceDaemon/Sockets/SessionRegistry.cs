@@ -7,7 +7,8 @@ using PriceDaemon.Pipeline;
 namespace PriceDaemon.Sockets;
 
 /// <summary>
-/// Every open session. Tells them of feed status changes, closes the ones that stay behind, and at
+/// Every open session. Tells them of feed status changes, looks at each once a second (cuts one that stopped
+/// reading, runs the slow-consumer flow control of the others, closes the idle ones), and at
 /// shutdown closes all of them with 1001: last in the shutdown sequence (Hosting/ShutdownSequence.cs), after
 /// the last prices went to fan-out, and before Kestrel waits for their requests to end.
 /// </summary>

@@ -29,6 +29,8 @@ const params = new URLSearchParams(location.search);
 const socket = new PriceSocket({
   token: params.get('token') ?? undefined,
   reconnectDelayMs: Number(params.get('reconnectMs')) || undefined,
+  // The live latency figure in the header: the daemon's receive time on every price (?timing=0 turns it off).
+  timing: params.get('timing') !== '0',
 });
 window.priceSocket = socket; // for the console: priceSocket.prices(), priceSocket.status
 
@@ -223,6 +225,13 @@ function showConnection() {
         label = 'Feed error';
         kind = 'error';
         text = `Market feed error: ${feed.message || 'unknown'}. Showing the last known prices.`;
+      } else if (socket.slow) {
+        // The daemon downsampled this connection: prices still come, but at most once per interval each.
+        state = 'slow';
+        label = 'Slow connection';
+        kind = 'slow';
+        const every = socket.slow.intervalMs ? ` at most once every ${socket.slow.intervalMs / 1000} s per instrument` : ' less often';
+        text = `Slow connection: this page is not keeping up with the prices, so the daemon sends them${every} until it does.`;
       } else {
         state = 'live';
         label = 'Live';
@@ -258,8 +267,29 @@ function showConnection() {
 $('#detail-close').addEventListener('click', () => closeDetail(socket));
 socket.on('status', showConnection);
 socket.on('feed', showConnection);
+socket.on('slow', showConnection);
 socket.on('price', ({ key, data, changed }) => showPrice(key, data, changed));
 socket.on('server-error', ({ code, message }) => console.warn(`price daemon: ${code}: ${message}`));
+
+// ---- latency: exchange -> daemon and daemon -> this page ---------------------------------------------
+
+const latencyBox = $('#latency');
+const msFormat = new Intl.NumberFormat('en-IN', { maximumFractionDigits: 1 });
+let latencyShownAt = 0;
+
+function showLatency(sample) {
+  // A few times a second is live enough, and keeps the figure readable.
+  if (sample.at - latencyShownAt < 250) {
+    return;
+  }
+  latencyShownAt = sample.at;
+  const feed = sample.exchangeToDaemonMs === null ? '–' : `${msFormat.format(sample.exchangeToDaemonMs)} ms`;
+  latencyBox.querySelector('[data-leg="feed"]').textContent = feed;
+  latencyBox.querySelector('[data-leg="page"]').textContent = `${msFormat.format(sample.daemonToClientMs)} ms`;
+  latencyBox.hidden = false;
+}
+
+socket.on('latency', showLatency);
 
 // ---- pushes: announcements and notifications ---------------------------------------------------------
 

@@ -6,6 +6,7 @@ import {
   ConnectionStatus,
   defaultUrl,
   getPriceSocket,
+  parseTimeMs,
   PriceSocket,
   type AckMessage,
   type AckedFrame,
@@ -39,6 +40,7 @@ import {
   type FeedState,
   type FeedStatusValue,
   type InstrumentKey,
+  type LatencySample,
   type MarketChannel,
   type Notification,
   type NotificationFrame,
@@ -54,6 +56,7 @@ import {
   type ServerFrame,
   type ServerFrameMap,
   type ServerFrameType,
+  type SlowState,
   type StatusFrame,
   type SubscribedFrame,
   type SubscribeMessage,
@@ -63,6 +66,8 @@ import {
   type TopicsSubscribedFrame,
   type UnsubscribeMessage,
   type VolumeAlertFrame,
+  type WarningClearedFrame,
+  type WarningFrame,
 } from '@pricedaemon/client';
 
 declare const process: { argv: string[]; exit(code: number): never };
@@ -89,6 +94,8 @@ function describe(frame: ServerFrame): string {
     case 'alert_created': return `alert ${frame.alert.id} ${frame.alert.state}`;
     case 'alerts': return `alerts ${frame.alerts.length}`;
     case 'alert_deleted': return `alert ${frame.id} deleted`;
+    case 'warning': return `warning ${frame.code} every ${frame.interval_ms} ms`;
+    case 'warning_cleared': return `cleared ${frame.code}`;
     default: {
       const never: never = frame;
       return String(never);
@@ -97,7 +104,7 @@ function describe(frame: ServerFrame): string {
 }
 
 const messages: ClientMessage[] = [
-  { action: 'subscribe', instruments: [key] } satisfies SubscribeMessage,
+  { action: 'subscribe', instruments: [key], timing: true } satisfies SubscribeMessage,
   { action: 'unsubscribe', instruments: [key], channel: 'price' satisfies MarketChannel } satisfies UnsubscribeMessage,
   { action: 'subscribe', channel: 'topic', topics: ['leaderboard'] } satisfies TopicSubscribeMessage,
   { action: 'ack', ids: ['trade-1'] } satisfies AckMessage,
@@ -123,6 +130,8 @@ const sample: ServerFrame[] = [
   { type: 'alert_created', alert } satisfies AlertCreatedFrame,
   { type: 'alerts', alerts: [alert] } satisfies AlertsFrame,
   { type: 'alert_deleted', id: fired.alert_id } satisfies AlertDeletedFrame,
+  { type: 'warning', code: 'slow_consumer', message: 'not keeping up', interval_ms: 1000 } satisfies WarningFrame,
+  { type: 'warning_cleared', code: 'slow_consumer', message: 'full rate' } satisfies WarningClearedFrame,
   { type: 'error', code: 'rate_limited' satisfies ErrorCode, message: '', retry_after_ms: 10 } satisfies ErrorFrame,
 ];
 const topicAck: TopicsSubscribedFrame = { type: 'subscribed', action: 'subscribe', channel: 'topic', topics: ['leaderboard'], rejected: [{ topic: 'secret', code: 'topic_forbidden' }] };
@@ -151,6 +160,8 @@ const offs: Release[] = [
     }
   }),
   socket.on('feed', (feed: FeedState) => void feed.status),
+  socket.on('slow', (event: PriceSocketEventMap['slow']) => void (event.slow ? (event satisfies SlowState).intervalMs : event.message)),
+  socket.on('latency', (sample: LatencySample) => void (sample.daemonToClientMs + (sample.exchangeToDaemonMs ?? 0) + parseTimeMs('2026-01-19T10:30:00.123456Z'))),
   socket.onNotification<{ qty: number }>((n: Notification<{ qty: number }>) => void (n.data.qty + (n.replayed ? 1 : 0))),
   socket.onAnnouncement((event: AnnouncementEvent) => void ('level' in event ? event.level : event.removed)),
   socket.subscribeDepth(key, (instrumentKey: string, data: DepthData, seq: number) => void `${instrumentKey}${data.bids[0]?.[0]}${seq}`, { levels: 30 }),

@@ -11,12 +11,14 @@ import {
   PriceSocketProvider,
   useConnectionStatus,
   useFeedStatus,
+  useLatency,
   usePrice,
   usePrices,
   usePriceSocket,
   usePriceWebSocket,
   useAnnouncements,
   useNotifications,
+  useSlowConnection,
   useTopic,
   useDepth,
   useCandles,
@@ -25,7 +27,7 @@ import {
   type UsePriceWebSocketResult,
 } from '@pricedaemon/client/react';
 import * as React from 'react';
-import type { AnnouncementFrame, CandleView, DepthData, Notification, Price } from '@pricedaemon/client';
+import type { AnnouncementFrame, CandleView, DepthData, LatencySample, Notification, Price, SlowState } from '@pricedaemon/client';
 import { createUsePriceWebSocket, type LegacyUsePriceWebSocketResult } from '@pricedaemon/client/use-price-websocket';
 
 function Quote({ instrument }: { instrument: string }): ReactElement {
@@ -42,7 +44,14 @@ function Header(): ReactElement {
   const status = useConnectionStatus();
   const feed = useFeedStatus();
   const socket: PriceSocket = usePriceSocket();
-  return <header>{status === ConnectionStatus.connected ? 'Live' : status} {feed?.message} {socket.subscriptions.length}</header>;
+  const slow: SlowState | null = useSlowConnection();
+  const latency: LatencySample | null = useLatency();
+  return (
+    <header>
+      {status === ConnectionStatus.connected ? (slow ? `Slow connection (every ${slow.intervalMs} ms)` : 'Live') : status} {feed?.message} {socket.subscriptions.length}
+      {latency && ` ${latency.exchangeToDaemonMs ?? '–'} ms + ${latency.daemonToClientMs} ms`}
+    </header>
+  );
 }
 
 // The original guide's page, ported by changing its import.

@@ -1,5 +1,5 @@
 import type { Context, FunctionComponent, ReactNode } from 'react';
-import type { AnnouncementEvent, AnnouncementFrame, CandleInterval, CandleView, ConnectionStatusValue, DepthData, DepthOptions, FeedState, InstrumentKey, Notification, Price, PriceSocket, Release } from './price-socket.js';
+import type { AnnouncementEvent, AnnouncementFrame, CandleInterval, CandleView, ConnectionStatusValue, DepthData, DepthOptions, FeedState, InstrumentKey, LatencySample, Notification, Price, PriceSocket, Release, SlowState } from './price-socket.js';
 
 export interface UsePriceWebSocketResult {
   /** the prices of the keys this component subscribed */
@@ -29,6 +29,10 @@ export interface PriceHooks {
   usePrices(keys: readonly InstrumentKey[]): Record<InstrumentKey, Price>;
   useConnectionStatus(): ConnectionStatusValue;
   useFeedStatus(): FeedState | null;
+  /** the daemon's slow_consumer warning in force, or null at full rate */
+  useSlowConnection(): SlowState | null;
+  /** the last latency sample (a socket made with { timing: true }), or null */
+  useLatency(): LatencySample | null;
   usePriceWebSocket(): UsePriceWebSocketResult;
   /** the last value of a topic, held while mounted */
   useTopic<T = unknown>(topic: string | null | undefined): T | undefined;

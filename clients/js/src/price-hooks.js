@@ -95,20 +95,35 @@ export function createPriceHooks(React) {
     return usePricesById(socket, id);
   }
 
+  // A property of the socket that changes with one of its events: status, feed, slow, latency.
+  function useSocketValue(event, property) {
+    const socket = usePriceSocket();
+    const subscribe = useCallback((onChange) => socket.on(event, onChange), [socket, event]);
+    const snapshot = useCallback(() => socket[property], [socket, property]);
+    return useSyncExternalStore(subscribe, snapshot, snapshot);
+  }
+
   /** The socket's connection status: 'connecting' | 'connected' | 'reconnecting' | 'error' | 'closed'. */
   function useConnectionStatus() {
-    const socket = usePriceSocket();
-    const subscribe = useCallback((onChange) => socket.on('status', onChange), [socket]);
-    const snapshot = useCallback(() => socket.status, [socket]);
-    return useSyncExternalStore(subscribe, snapshot, snapshot);
+    return useSocketValue('status', 'status');
   }
 
   /** The daemon's last feed status frame ({ status, message, epoch }), or null before the first. */
   function useFeedStatus() {
-    const socket = usePriceSocket();
-    const subscribe = useCallback((onChange) => socket.on('feed', onChange), [socket]);
-    const snapshot = useCallback(() => socket.feed, [socket]);
-    return useSyncExternalStore(subscribe, snapshot, snapshot);
+    return useSocketValue('feed', 'feed');
+  }
+
+  /** The daemon's slow_consumer warning in force ({ message, intervalMs, since }), or null at full rate. */
+  function useSlowConnection() {
+    return useSocketValue('slow', 'slow');
+  }
+
+  /**
+   * The last latency sample ({ key, exchangeToDaemonMs, daemonToClientMs, at }), or null: needs a socket made with
+   * { timing: true }. Re-renders on every timed price; a page that shows it often may prefer socket.on('latency').
+   */
+  function useLatency() {
+    return useSocketValue('latency', 'latency');
   }
 
   /**
@@ -242,6 +257,8 @@ export function createPriceHooks(React) {
     usePrices,
     useConnectionStatus,
     useFeedStatus,
+    useSlowConnection,
+    useLatency,
     usePriceWebSocket,
     useTopic,
     useDepth,

@@ -16,6 +16,8 @@ export interface SubscribeMessage {
   interval?: string;
   /** candles only: how many past candles to send first */
   history?: number;
+  /** price channel: frames of this connection carry data.received_at from now on (false: no longer) */
+  timing?: boolean;
 }
 
 export interface UnsubscribeMessage {
@@ -68,6 +70,8 @@ export interface PriceData {
   source?: PriceSource;
   /** true when the price comes from cache or storage while the feed is down */
   stale?: boolean;
+  /** with "timing": true on subscribe: when the daemon received the tick, ISO 8601 UTC with microseconds */
+  received_at?: string;
 }
 
 export interface PriceUpdateFrame {
@@ -110,7 +114,8 @@ export type ErrorCode =
   | 'message_too_large'
   | 'alert_limit'
   | 'unknown_alert'
-  | 'alerts_unavailable';
+  | 'alerts_unavailable'
+  | 'slow_consumer';
 
 export interface ErrorFrame {
   type: 'error';
@@ -240,6 +245,21 @@ export type Notification<T = unknown> = NotificationFrame<T> & { replayed?: bool
 /** What onAnnouncement hears: an announcement, or the withdrawal of one. */
 export type AnnouncementEvent = AnnouncementFrame | { id: string; removed: true } | { removed: true; all: true };
 
+/** The connection could not keep up: prices now come at most once per interval_ms per instrument. */
+export interface WarningFrame {
+  type: 'warning';
+  code: 'slow_consumer' | (string & {});
+  message: string;
+  interval_ms?: number;
+}
+
+/** The warning of the same code is over: full rate again. */
+export interface WarningClearedFrame {
+  type: 'warning_cleared';
+  code: 'slow_consumer' | (string & {});
+  message: string;
+}
+
 /** Every server frame type and its shape. Add a channel by adding an entry (declaration merging works). */
 export interface ServerFrameMap {
   price_update: PriceUpdateFrame;
@@ -259,6 +279,8 @@ export interface ServerFrameMap {
   alert_created: AlertCreatedFrame;
   alerts: AlertsFrame;
   alert_deleted: AlertDeletedFrame;
+  warning: WarningFrame;
+  warning_cleared: WarningClearedFrame;
 }
 
 export type ServerFrameType = keyof ServerFrameMap;
@@ -292,6 +314,28 @@ export interface PriceSocketEventMap {
   subscribed: { action?: string; instruments: InstrumentKey[]; rejected: RejectedInstrument[] } | { action: string; channel: 'topic'; topics: string[]; rejected: TopicsSubscribedFrame['rejected'] };
   announcement: AnnouncementEvent;
   'server-error': { code: ErrorFrame['code']; message: string; instruments: InstrumentKey[] };
+  slow: ({ slow: true } & SlowState) | { slow: false; message: string };
+  latency: LatencySample;
+}
+
+/** The daemon's slow_consumer warning in force. */
+export interface SlowState {
+  message: string;
+  /** the downsampled minimum interval per instrument */
+  intervalMs: number | null;
+  /** client time (ms) the warning arrived */
+  since: number;
+}
+
+/** One price's latency, from its data.timestamp and data.received_at and the client's clock (timing option). */
+export interface LatencySample {
+  key: InstrumentKey;
+  /** the daemon's receive time minus the exchange's trade time; null when the trade time does not parse */
+  exchangeToDaemonMs: number | null;
+  /** the client's receive time minus the daemon's (includes the daemon's throttle and queues; needs synced clocks) */
+  daemonToClientMs: number;
+  /** client time (ms) of the sample */
+  at: number;
 }
 
 export interface BackoffOptions {
@@ -323,6 +367,8 @@ export interface PriceSocketOptions {
   requestAnimationFrame?: (callback: () => void) => unknown;
   /** connect in the constructor (default true) */
   connect?: boolean;
+  /** ask for the daemon's receive time on every price (default false); fills `latency` */
+  timing?: boolean;
   WebSocket?: new (url: string) => WebSocket;
   fetch?: typeof fetch;
   setTimeout?: (callback: () => void, ms: number) => unknown;
@@ -356,6 +402,14 @@ export declare class PriceSocket {
   readonly subscriptions: InstrumentKey[];
   /** keys the daemon refused in its last ack, with the reason code */
   readonly rejected: Map<InstrumentKey, string>;
+  /** whether price subscribes ask for the daemon's receive time */
+  readonly timing: boolean;
+  /** the slow_consumer warning in force, or null at full rate */
+  readonly slow: SlowState | null;
+  /** the last latency sample (timing on), or null */
+  readonly latency: LatencySample | null;
+  /** turns timing on or off for this and later connections (one subscription change at the daemon) */
+  setTiming(on: boolean): void;
 
   on<E extends keyof PriceSocketEventMap>(event: E, callback: (detail: PriceSocketEventMap[E]) => void): Release;
   onFrame<T extends ServerFrameType>(type: T, callback: (frame: ServerFrameMap[T]) => void): Release;
@@ -481,6 +535,8 @@ export interface VolumeAlertData {
 
 export declare function getPriceSocket(options?: PriceSocketOptions): PriceSocket;
 export declare function backoffDelay(attempt: number, options?: BackoffOptions, random?: () => number): number;
+/** Milliseconds since the epoch of an ISO 8601 UTC time, microseconds kept; NaN when it does not parse. */
+export declare function parseTimeMs(text: string): number;
 export declare function defaultUrl(location?: { protocol: string; host: string }): string;
 
 /** The `data` of a `depth` or `book` frame. */

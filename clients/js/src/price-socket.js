@@ -49,6 +49,21 @@ export function defaultUrl(location = globalThis.location) {
   return `${scheme}//${location.host}/api/ws/prices`;
 }
 
+/**
+ * Milliseconds since the Unix epoch of an ISO 8601 UTC time, keeping the microseconds Date.parse drops
+ * (the daemon writes received_at with 6 fractional digits); NaN when it is not a time.
+ */
+export function parseTimeMs(text) {
+  if (typeof text !== 'string') {
+    return NaN;
+  }
+  const match = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$/.exec(text);
+  if (!match) {
+    return Date.parse(text);
+  }
+  return Date.parse(`${match[1]}Z`) + (match[2] ? Number(`0.${match[2]}`) * 1000 : 0);
+}
+
 function httpBase(wsUrl) {
   const url = new URL(wsUrl);
   url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
@@ -76,6 +91,8 @@ function defaultStorage() {
  * - storage: where last prices persist between page loads (default localStorage; null for none).
  * - debug: log to the console; default localStorage.ws_debug === 'true'.
  * - connect (true): connect in the constructor.
+ * - timing (false): ask the daemon for its receive time on every price ("timing": true on subscribe); the
+ *   client then keeps `latency` (exchange -> daemon and daemon -> client) and emits 'latency'.
  * - notify ('frame'): when onKey listeners (the React hooks) hear of a price change: 'frame', batched once
  *   per animation frame where requestAnimationFrame exists (at once elsewhere); 'sync', at once.
  * - WebSocket, fetch, setTimeout, clearTimeout, random, now, console: injectable for tests.
@@ -107,6 +124,12 @@ export class PriceSocket {
     this.epoch = null;
     /** Consecutive failed connection attempts; 0 while connected. */
     this.attempt = 0;
+    // Flow control and timing: see "slow connection and latency" below.
+    this.timing = options.timing === true;
+    /** The daemon's slow_consumer warning in force: { message, intervalMs, since }, or null at full rate. */
+    this.slow = null;
+    /** The last latency sample (with timing on): { key, exchangeToDaemonMs, daemonToClientMs, at }, or null. */
+    this.latency = null;
 
     this._refs = new Map(); // instrument key -> reference count
     this._prices = new Map(); // instrument key -> { data, epoch, stale }
@@ -159,6 +182,9 @@ export class PriceSocket {
    * - 'subscribed' { instruments, rejected }                the daemon's ack
    * - 'server-error' { code, message, instruments }         an error frame from the daemon
    * - 'announcement' { id, level, message, expires_at }     an announcement; { id, removed: true } when withdrawn
+   * - 'slow'    { slow, message, intervalMs? }               the daemon downsampled this connection (slow: true) or
+   *                                                          returned it to full rate (slow: false)
+   * - 'latency' { key, exchangeToDaemonMs, daemonToClientMs, at }  each price, with the timing option on
    */
   on(event, callback) {
     let set = this._listeners.get(event);
@@ -848,7 +874,9 @@ export class PriceSocket {
 
   _send(message) {
     if (this._isOpen()) {
-      this._socket.send(JSON.stringify(message));
+      // The daemon keeps "timing" per connection; sent on every price subscribe, a new connection gets it too.
+      const timed = this.timing && message.action === 'subscribe' && message.channel === undefined;
+      this._socket.send(JSON.stringify(timed ? { ...message, timing: true } : message));
     }
     // Otherwise nothing is lost: every referenced key is sent again when the socket opens.
   }
@@ -881,6 +909,7 @@ export class PriceSocket {
       return;
     }
     this.attempt = 0;
+    this._setSlow(null, ''); // a new connection starts at full rate
     this._pendingAdd.clear(); // everything referenced is sent just below;
     this._pendingRemove.clear(); // and this new session holds nothing else
     this._setStatus(ConnectionStatus.connected, '');
@@ -975,6 +1004,47 @@ export class PriceSocket {
     }
   }
 
+  // ---- slow connection and latency --------------------------------------------------------------------
+
+  /**
+   * Turns the daemon's receive time on or off for this connection (and every later one). Sent as a price
+   * subscribe of no instruments, which counts as one subscription change against the daemon's rate limit.
+   */
+  setTiming(on) {
+    this.timing = on === true;
+    if (this._isOpen()) {
+      this._socket.send(JSON.stringify({ action: 'subscribe', instruments: [], timing: this.timing }));
+    }
+    if (!this.timing) {
+      this.latency = null;
+    }
+  }
+
+  _setSlow(slow, message) {
+    if (slow === null && this.slow === null) {
+      return;
+    }
+    this.slow = slow;
+    this._log(slow ? 'slow connection' : 'full rate again', message);
+    this._emit('slow', slow ? { slow: true, ...slow } : { slow: false, message });
+  }
+
+  _recordLatency(key, data) {
+    const received = parseTimeMs(data.received_at);
+    if (!Number.isFinite(received)) {
+      return;
+    }
+    const traded = parseTimeMs(data.timestamp);
+    const now = this._now();
+    this.latency = Object.freeze({
+      key,
+      exchangeToDaemonMs: Number.isFinite(traded) ? received - traded : null,
+      daemonToClientMs: now - received,
+      at: now,
+    });
+    this._emit('latency', this.latency);
+  }
+
   _setStatus(status, detail, delayMs) {
     const changed = status !== this.status || detail !== this.statusDetail;
     this.status = status;
@@ -999,6 +1069,22 @@ const FRAME_HANDLERS = {
     this._log('price', message.instrument_key, data.last_price, 'seq', data.seq);
     const feedDown = this.feed !== null && this.feed.status !== 'connected';
     this._accept(message.instrument_key, data, this.epoch, data.stale === true || feedDown);
+    if (typeof data.received_at === 'string') {
+      this._recordLatency(message.instrument_key, data);
+    }
+    return true;
+  },
+  warning(message) {
+    if (message.code === 'slow_consumer') {
+      const intervalMs = typeof message.interval_ms === 'number' ? message.interval_ms : null;
+      this._setSlow({ message: message.message ?? '', intervalMs, since: this._now() }, message.message ?? '');
+    }
+    return true;
+  },
+  warning_cleared(message) {
+    if (message.code === 'slow_consumer') {
+      this._setSlow(null, message.message ?? '');
+    }
     return true;
   },
   status(message) {

@@ -11,6 +11,8 @@ export declare const usePrice: PriceHooks['usePrice'];
 export declare const usePrices: PriceHooks['usePrices'];
 export declare const useConnectionStatus: PriceHooks['useConnectionStatus'];
 export declare const useFeedStatus: PriceHooks['useFeedStatus'];
+export declare const useSlowConnection: PriceHooks['useSlowConnection'];
+export declare const useLatency: PriceHooks['useLatency'];
 export declare const usePriceWebSocket: PriceHooks['usePriceWebSocket'];
 export declare const useTopic: PriceHooks['useTopic'];
 export declare const useDepth: PriceHooks['useDepth'];

@@ -16,6 +16,8 @@ export const {
   usePrices,
   useConnectionStatus,
   useFeedStatus,
+  useSlowConnection,
+  useLatency,
   usePriceWebSocket,
   useTopic,
   useDepth,
