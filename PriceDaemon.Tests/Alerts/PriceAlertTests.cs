@@ -273,5 +273,19 @@ public sealed class PriceAlertTests
         Assert.That(alert.GetProperty("fired_price").GetDouble(), Is.EqualTo(1010));
     }
 
+    [Test]
+    public async Task SyntheticAlerts_ForLoadRuns_AreArmed_AndFireToNoUser()
+    {
+        await using var daemon = await TestDaemon.StartAsync(Settings(("Alerts:SyntheticAlerts", "1000")));
+        var book = daemon.Services.GetRequiredService<AlertBook>();
+        Assert.That(book.Held, Is.EqualTo(1000));
+        var reference = daemon.Instruments[daemon.Id(A)].ReferencePrice;
+        await daemon.TickAsync(A, reference);
+        await daemon.TickAsync(A, reference * 1.5 + 1); // past every upward line of A: those fire (to no one)
+        using var http = daemon.Http();
+        await Eventually.TrueAsync(() => Volatile.Read(ref book.Fired) > 0, "the upward synthetic alerts of A fired");
+        Assert.That(await AlertApi.ListAsync(http, "alice"), Is.Empty, "synthetic alerts belong to no user");
+    }
+
     private static double Round(double price) => Math.Round(price, 2);
 }

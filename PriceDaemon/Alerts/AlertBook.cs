@@ -193,6 +193,24 @@ internal sealed partial class AlertBook : ITickObserver
         return null;
     }
 
+    /// <summary>Arms <see cref="AlertOptions.SyntheticAlerts"/> alerts of no user, for load runs (see there).</summary>
+    public void ArmSynthetic()
+    {
+        var count = _options.SyntheticAlerts;
+        var random = new Random(18);
+        for (var i = 0; i < count; i++)
+        {
+            var instrument = _instruments[i % _instruments.Count];
+            var upward = random.Next(2) == 0;
+            var distance = 0.05 + (random.NextDouble() * 0.45);
+            var price = Math.Round(instrument.ReferencePrice * (upward ? 1 + distance : 1 - distance), 2);
+            // Owned by a "connection" of no socket: not stored, delivered nowhere; one owner per MaxPerUser alerts keeps the limit.
+            var alert = new Alert($"synthetic-{i}", $"synthetic:{i / _options.MaxPerUser}", ownedByConnection: true, instrument.Id, instrument.Key,
+                upward ? AlertCondition.Above : AlertCondition.Below, price, repeat: false, "", _time.GetUtcNow());
+            _ = TryAdd(alert, out _);
+        }
+    }
+
     /// <summary>Puts back an alert read from the file at start, in the state it was stored with.</summary>
     public void Load(Alert alert)
     {

@@ -41,6 +41,14 @@ public sealed class AlertOptions
     [Range(0, 2000)]
     public int MaxNoteLength { get; set; } = 200;
 
+    /// <summary>
+    /// Load runs only: this many alerts armed at start on the instruments in turn, 5-50 % away from each reference
+    /// price (so the run's prices seldom reach them), belonging to no user and never stored. Default 0. For measuring
+    /// what armed alerts cost the tick path (<c>e2e --alerts 100000</c>).
+    /// </summary>
+    [Range(0, 10_000_000)]
+    public int SyntheticAlerts { get; set; }
+
     /// <summary>Unusual-volume alerts.</summary>
     public VolumeAlertOptions Volume { get; set; } = new();
 }
