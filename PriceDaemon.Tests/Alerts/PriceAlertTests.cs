@@ -194,6 +194,27 @@ public sealed class PriceAlertTests
         await AlertApi.CreateAsync(http, "bob", A, "above", 1);
     }
 
+    [Test]
+    public async Task CreatesAndDeletes_AreRateLimitedPerUser_AcrossSocketAndHttp_ListingIsNot()
+    {
+        await using var daemon = await TestDaemon.StartAsync(Settings(("Alerts:ChangesPerMinute", "2")));
+        using var http = daemon.Http();
+        await AlertApi.CreateAsync(http, "alice", A, "above", 5000);
+        await using var alice = await Publisher.ConnectAsync(daemon.WebSocketUri, "alice");
+        await alice.SendAsync($$"""{"action":"alert_create","instrument_key":"{{A}}","condition":"below","price":10}""");
+        await alice.NextAsync("alert_created");
+
+        await alice.SendAsync($$"""{"action":"alert_create","instrument_key":"{{A}}","condition":"below","price":11}""");
+        var refused = await alice.NextAsync("error");
+        Assert.That(refused.GetProperty("code").GetString(), Is.EqualTo("rate_limited"));
+        Assert.That(refused.GetProperty("retry_after_ms").GetInt64(), Is.GreaterThan(0));
+        var (status, body) = await AlertApi.SendAsync(http, HttpMethod.Delete, "/api/alerts/al-none", "alice");
+        Assert.That(status, Is.EqualTo(HttpStatusCode.TooManyRequests));
+        Assert.That(body.GetProperty("code").GetString(), Is.EqualTo("rate_limited"));
+        Assert.That(await AlertApi.ListAsync(http, "alice"), Has.Count.EqualTo(2), "listing is not limited");
+        await AlertApi.CreateAsync(http, "bob", A, "above", 1); // another user's budget
+    }
+
     [TestCase("""{"action":"alert_create","instrument_key":"NSE_EQ|INE002A01018","condition":"sideways","price":1}""", "invalid_message")]
     [TestCase("""{"action":"alert_create","instrument_key":"NSE_EQ|INE002A01018","condition":"above"}""", "invalid_message")]
     [TestCase("""{"action":"alert_create","instrument_key":"NSE_EQ|INE002A01018","condition":"change_pct_above","price":1}""", "invalid_message")]

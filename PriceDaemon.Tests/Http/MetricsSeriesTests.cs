@@ -25,6 +25,10 @@ public sealed partial class MetricsSeriesTests
     [
         $"pricedaemon_send_latency_seconds histogram {Buckets}",
         $"pricedaemon_nats_hop_latency_seconds histogram {Buckets}",
+        "pricedaemon_alerts_count gauge",
+        "pricedaemon_alerts_deferred_total counter",
+        "pricedaemon_alerts_fired_total counter",
+        "pricedaemon_alerts_notified_total counter",
         "pricedaemon_client_errors_total counter",
         "pricedaemon_feed_auth_failures_total counter",
         "pricedaemon_feed_connected gauge",

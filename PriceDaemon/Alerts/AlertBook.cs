@@ -30,6 +30,7 @@ internal sealed partial class AlertBook : ITickObserver
     private readonly double[] _last; // last traded price per instrument seen here; 0 none yet
     private readonly ConcurrentDictionary<string, List<Alert>> _owners = new(StringComparer.Ordinal);
     private readonly Channel<AlertWork> _work;
+    private readonly ConcurrentDictionary<string, RateWindow> _rates = new(StringComparer.Ordinal);
 
     // Counters for /metrics and tests.
     internal long Fired;
@@ -193,6 +194,36 @@ internal sealed partial class AlertBook : ITickObserver
         return null;
     }
 
+    /// <summary>
+    /// Counts one create or delete of <paramref name="owner"/> against <see cref="AlertOptions.ChangesPerMinute"/>;
+    /// false, and when the window reopens, past it.
+    /// </summary>
+    public bool TryChange(string owner, out TimeSpan retryAfter)
+    {
+        retryAfter = TimeSpan.Zero;
+        var limit = _options.ChangesPerMinute;
+        if (limit == 0)
+        {
+            return true;
+        }
+
+        var window = _rates.GetOrAdd(owner, static _ => new RateWindow());
+        lock (window)
+        {
+            var now = _time.GetTimestamp();
+            var elapsed = _time.GetElapsedTime(window.Start, now);
+            if (window.Count == 0 || elapsed >= TimeSpan.FromMinutes(1))
+            {
+                window.Start = now;
+                window.Count = 0;
+                elapsed = TimeSpan.Zero;
+            }
+
+            retryAfter = TimeSpan.FromMinutes(1) - elapsed;
+            return ++window.Count <= limit;
+        }
+    }
+
     /// <summary>Arms <see cref="AlertOptions.SyntheticAlerts"/> alerts of no user, for load runs (see there).</summary>
     public void ArmSynthetic()
     {
@@ -270,6 +301,7 @@ internal sealed partial class AlertBook : ITickObserver
     /// <summary>Deletes every alert of <paramref name="owner"/> (an anonymous connection's, when it closes).</summary>
     public void DeleteAll(string owner)
     {
+        _rates.TryRemove(owner, out _);
         if (!_owners.TryRemove(owner, out var list))
         {
             return;
@@ -445,6 +477,12 @@ internal sealed partial class AlertBook : ITickObserver
 
         Interlocked.CompareExchange(ref _buckets[id], new Bucket(), null);
         return _buckets[id]!;
+    }
+
+    private sealed class RateWindow
+    {
+        public long Start;
+        public int Count;
     }
 
     private sealed class Bucket
