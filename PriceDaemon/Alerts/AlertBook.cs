@@ -384,12 +384,27 @@ internal sealed partial class AlertBook : ITickObserver
                 }
                 else
                 {
-                    stored = _work.Writer.WriteAsync(new AlertWork(AlertWorkKind.Deleted, Snapshot(alert), done)).AsTask().ContinueWith(_ => done.Task).Unwrap();
+                    stored = DeleteLaterAsync(new AlertWork(AlertWorkKind.Deleted, Snapshot(alert), done));
                 }
             }
         }
 
         Interlocked.Decrement(ref Held);
+    }
+
+    /// <summary>Waits for room in the writer's queue; at a stop (the queue closed) the delete stays in memory only.</summary>
+    private async Task DeleteLaterAsync(AlertWork work)
+    {
+        try
+        {
+            await _work.Writer.WriteAsync(work).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException)
+        {
+            return;
+        }
+
+        await work.Done!.Task.ConfigureAwait(false);
     }
 
     private static void RemoveFromLines(Bucket bucket, Alert alert)
