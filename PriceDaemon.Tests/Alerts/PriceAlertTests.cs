@@ -179,10 +179,7 @@ public sealed class PriceAlertTests
     {
         await using var daemon = await TestDaemon.StartAsync(Settings(("Alerts:MaxPerUser", "2")));
         using var http = daemon.Http();
-        await AlertApi.CreateAsync(http, "alice", A, "above", 5000);
-        await using var alice = await Publisher.ConnectAsync(daemon.WebSocketUri, "alice");
-        await alice.SendAsync($$"""{"action":"alert_create","instrument_key":"{{A}}","condition":"below","price":10}""");
-        Assert.That(AlertApi.State((await alice.NextAsync("alert_created")).GetProperty("alert")), Is.EqualTo("armed"));
+        await using var alice = await OneAlertEachWayAsync(daemon, http);
 
         await alice.SendAsync($$"""{"action":"alert_create","instrument_key":"{{A}}","condition":"below","price":11}""");
         Assert.That((await alice.NextAsync("error")).GetProperty("code").GetString(), Is.EqualTo("alert_limit"));
@@ -199,10 +196,7 @@ public sealed class PriceAlertTests
     {
         await using var daemon = await TestDaemon.StartAsync(Settings(("Alerts:ChangesPerMinute", "2")));
         using var http = daemon.Http();
-        await AlertApi.CreateAsync(http, "alice", A, "above", 5000);
-        await using var alice = await Publisher.ConnectAsync(daemon.WebSocketUri, "alice");
-        await alice.SendAsync($$"""{"action":"alert_create","instrument_key":"{{A}}","condition":"below","price":10}""");
-        await alice.NextAsync("alert_created");
+        await using var alice = await OneAlertEachWayAsync(daemon, http);
 
         await alice.SendAsync($$"""{"action":"alert_create","instrument_key":"{{A}}","condition":"below","price":11}""");
         var refused = await alice.NextAsync("error");
@@ -306,6 +300,52 @@ public sealed class PriceAlertTests
         using var http = daemon.Http();
         await Eventually.TrueAsync(() => Volatile.Read(ref book.Fired) > 0, "the upward synthetic alerts of A fired");
         Assert.That(await AlertApi.ListAsync(http, "alice"), Is.Empty, "synthetic alerts belong to no user");
+    }
+
+    [Test]
+    public async Task Alerts_SurviveSigkill_AndSigterm()
+    {
+        var args = Publisher.Args("--Feed:Source=None");
+        string killed, stopped;
+        var daemon = await DaemonProcess.StartAsync(_folder, args);
+        await using (daemon)
+        {
+            using var http = daemon.Http();
+            // 201 is sent once the alert is committed: a kill right after loses nothing.
+            killed = await AlertApi.CreateAsync(http, "alice", A, "above", 5000, note: "before the kill");
+            daemon.Signal(DaemonProcess.SigKill);
+            await daemon.WaitForExitAsync(TimeSpan.FromSeconds(15));
+        }
+
+        daemon = await DaemonProcess.StartAsync(_folder, args);
+        await using (daemon)
+        {
+            using var http = daemon.Http();
+            var listed = await AlertApi.ListAsync(http, "alice");
+            Assert.That(AlertApi.Find(listed, killed).GetProperty("note").GetString(), Is.EqualTo("before the kill"));
+            Assert.That(AlertApi.State(AlertApi.Find(listed, killed)), Is.EqualTo("armed"));
+            stopped = await AlertApi.CreateAsync(http, "alice", A, "below", 10, repeat: true);
+            var (status, _) = await AlertApi.SendAsync(http, HttpMethod.Delete, $"/api/alerts/{killed}", "alice");
+            Assert.That(status, Is.EqualTo(HttpStatusCode.OK));
+            daemon.Signal(DaemonProcess.SigTerm);
+            Assert.That(await daemon.WaitForExitAsync(TimeSpan.FromSeconds(15)), Is.EqualTo(0));
+        }
+
+        await using var again = await DaemonProcess.StartAsync(_folder, args);
+        using var client = again.Http();
+        var after = await AlertApi.ListAsync(client, "alice");
+        Assert.That(after.Select(a => a.GetProperty("id").GetString()), Is.EqualTo(new[] { stopped }), "the deleted one stays deleted");
+        Assert.That(after[0].GetProperty("repeat").GetBoolean(), Is.True);
+    }
+
+    /// <summary>Alice's first alert over HTTP, her second on a socket of hers (returned, reading).</summary>
+    private static async Task<TestClient> OneAlertEachWayAsync(TestDaemon daemon, HttpClient http)
+    {
+        await AlertApi.CreateAsync(http, "alice", A, "above", 5000);
+        var alice = await Publisher.ConnectAsync(daemon.WebSocketUri, "alice");
+        await alice.SendAsync($$"""{"action":"alert_create","instrument_key":"{{A}}","condition":"below","price":10}""");
+        Assert.That(AlertApi.State((await alice.NextAsync("alert_created")).GetProperty("alert")), Is.EqualTo("armed"));
+        return alice;
     }
 
     private static double Round(double price) => Math.Round(price, 2);
