@@ -5,7 +5,7 @@ using System.Text.Json;
 namespace PriceDaemon.Benchmarks.EndToEnd;
 
 /// <summary>
-/// <c>e2e [--scenario NAME|all] [--budgets PATH] [--out DIR] [--daemon PATH] [--measure-seconds N] [--no-compare]</c>:
+/// <c>e2e [--scenario NAME|all] [--budgets PATH] [--out DIR] [--daemon PATH] [--measure-seconds N] [--no-compare] [--alerts N]</c>:
 /// runs each scenario against the real daemon process (and, where the scenario asks, the baseline server
 /// and the raw ceiling), prints the table, writes JSON and Markdown reports, and exits 1 when a budget is missed.
 /// </summary>
@@ -39,6 +39,8 @@ internal static class E2eCommand
         var compare = !args.Contains("--no-compare");
         // Clients on an edge fed over NATS by an ingest daemon: the difference to a plain run is the NATS hop.
         var viaNats = args.Contains("--via-nats");
+        // Price alerts armed in the daemon for the run (Alerts:SyntheticAlerts): run with 100000 and without, alternated.
+        _alerts = Option(args, "--alerts") is { } a ? int.Parse(a, CultureInfo.InvariantCulture) : 0;
 
         var file = ScenarioFile.Parse(await File.ReadAllTextAsync(budgetsPath).ConfigureAwait(false));
         var scenarios = file.Scenarios.Where(s => selected == "all" || s.Name == selected).ToList();
@@ -184,8 +186,11 @@ internal static class E2eCommand
         throw new InvalidOperationException($"nats-server did not listen on port {port}");
     }
 
+    private static int _alerts;
+
     private static string[] DaemonArgs(Scenario s) =>
         [
+            $"--Alerts:SyntheticAlerts={_alerts}",
             "--Feed:MicrosecondTimestamps=true",
             "--Feed:Simulated:Seed=1",
             $"--Feed:Simulated:SyntheticInstruments={s.SyntheticInstruments}",

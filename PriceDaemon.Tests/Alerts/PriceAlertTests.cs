@@ -179,10 +179,7 @@ public sealed class PriceAlertTests
     {
         await using var daemon = await TestDaemon.StartAsync(Settings(("Alerts:MaxPerUser", "2")));
         using var http = daemon.Http();
-        await AlertApi.CreateAsync(http, "alice", A, "above", 5000);
-        await using var alice = await Publisher.ConnectAsync(daemon.WebSocketUri, "alice");
-        await alice.SendAsync($$"""{"action":"alert_create","instrument_key":"{{A}}","condition":"below","price":10}""");
-        Assert.That(AlertApi.State((await alice.NextAsync("alert_created")).GetProperty("alert")), Is.EqualTo("armed"));
+        await using var alice = await OneAlertEachWayAsync(daemon, http);
 
         await alice.SendAsync($$"""{"action":"alert_create","instrument_key":"{{A}}","condition":"below","price":11}""");
         Assert.That((await alice.NextAsync("error")).GetProperty("code").GetString(), Is.EqualTo("alert_limit"));
@@ -192,6 +189,24 @@ public sealed class PriceAlertTests
         Assert.That(await AlertApi.ListAsync(http, "alice"), Has.Count.EqualTo(2));
         Assert.That(await AlertApi.ListAsync(http, "bob"), Is.Empty, "the limit is per user");
         await AlertApi.CreateAsync(http, "bob", A, "above", 1);
+    }
+
+    [Test]
+    public async Task CreatesAndDeletes_AreRateLimitedPerUser_AcrossSocketAndHttp_ListingIsNot()
+    {
+        await using var daemon = await TestDaemon.StartAsync(Settings(("Alerts:ChangesPerMinute", "2")));
+        using var http = daemon.Http();
+        await using var alice = await OneAlertEachWayAsync(daemon, http);
+
+        await alice.SendAsync($$"""{"action":"alert_create","instrument_key":"{{A}}","condition":"below","price":11}""");
+        var refused = await alice.NextAsync("error");
+        Assert.That(refused.GetProperty("code").GetString(), Is.EqualTo("rate_limited"));
+        Assert.That(refused.GetProperty("retry_after_ms").GetInt64(), Is.GreaterThan(0));
+        var (status, body) = await AlertApi.SendAsync(http, HttpMethod.Delete, "/api/alerts/al-none", "alice");
+        Assert.That(status, Is.EqualTo(HttpStatusCode.TooManyRequests));
+        Assert.That(body.GetProperty("code").GetString(), Is.EqualTo("rate_limited"));
+        Assert.That(await AlertApi.ListAsync(http, "alice"), Has.Count.EqualTo(2), "listing is not limited");
+        await AlertApi.CreateAsync(http, "bob", A, "above", 1); // another user's budget
     }
 
     [TestCase("""{"action":"alert_create","instrument_key":"NSE_EQ|INE002A01018","condition":"sideways","price":1}""", "invalid_message")]
@@ -271,6 +286,66 @@ public sealed class PriceAlertTests
         var alert = AlertApi.Find([.. frames[^1].GetProperty("alerts").EnumerateArray()], id);
         Assert.That(AlertApi.FireCount(alert), Is.EqualTo(1));
         Assert.That(alert.GetProperty("fired_price").GetDouble(), Is.EqualTo(1010));
+    }
+
+    [Test]
+    public async Task SyntheticAlerts_ForLoadRuns_AreArmed_AndFireToNoUser()
+    {
+        await using var daemon = await TestDaemon.StartAsync(Settings(("Alerts:SyntheticAlerts", "1000")));
+        var book = daemon.Services.GetRequiredService<AlertBook>();
+        Assert.That(book.Held, Is.EqualTo(1000));
+        var reference = daemon.Instruments[daemon.Id(A)].ReferencePrice;
+        await daemon.TickAsync(A, reference);
+        await daemon.TickAsync(A, reference * 1.5 + 1); // past every upward line of A: those fire (to no one)
+        using var http = daemon.Http();
+        await Eventually.TrueAsync(() => Volatile.Read(ref book.Fired) > 0, "the upward synthetic alerts of A fired");
+        Assert.That(await AlertApi.ListAsync(http, "alice"), Is.Empty, "synthetic alerts belong to no user");
+    }
+
+    [Test]
+    public async Task Alerts_SurviveSigkill_AndSigterm()
+    {
+        var args = Publisher.Args("--Feed:Source=None");
+        string killed, stopped;
+        var daemon = await DaemonProcess.StartAsync(_folder, args);
+        await using (daemon)
+        {
+            using var http = daemon.Http();
+            // 201 is sent once the alert is committed: a kill right after loses nothing.
+            killed = await AlertApi.CreateAsync(http, "alice", A, "above", 5000, note: "before the kill");
+            daemon.Signal(DaemonProcess.SigKill);
+            await daemon.WaitForExitAsync(TimeSpan.FromSeconds(15));
+        }
+
+        daemon = await DaemonProcess.StartAsync(_folder, args);
+        await using (daemon)
+        {
+            using var http = daemon.Http();
+            var listed = await AlertApi.ListAsync(http, "alice");
+            Assert.That(AlertApi.Find(listed, killed).GetProperty("note").GetString(), Is.EqualTo("before the kill"));
+            Assert.That(AlertApi.State(AlertApi.Find(listed, killed)), Is.EqualTo("armed"));
+            stopped = await AlertApi.CreateAsync(http, "alice", A, "below", 10, repeat: true);
+            var (status, _) = await AlertApi.SendAsync(http, HttpMethod.Delete, $"/api/alerts/{killed}", "alice");
+            Assert.That(status, Is.EqualTo(HttpStatusCode.OK));
+            daemon.Signal(DaemonProcess.SigTerm);
+            Assert.That(await daemon.WaitForExitAsync(TimeSpan.FromSeconds(15)), Is.EqualTo(0));
+        }
+
+        await using var again = await DaemonProcess.StartAsync(_folder, args);
+        using var client = again.Http();
+        var after = await AlertApi.ListAsync(client, "alice");
+        Assert.That(after.Select(a => a.GetProperty("id").GetString()), Is.EqualTo(new[] { stopped }), "the deleted one stays deleted");
+        Assert.That(after[0].GetProperty("repeat").GetBoolean(), Is.True);
+    }
+
+    /// <summary>Alice's first alert over HTTP, her second on a socket of hers (returned, reading).</summary>
+    private static async Task<TestClient> OneAlertEachWayAsync(TestDaemon daemon, HttpClient http)
+    {
+        await AlertApi.CreateAsync(http, "alice", A, "above", 5000);
+        var alice = await Publisher.ConnectAsync(daemon.WebSocketUri, "alice");
+        await alice.SendAsync($$"""{"action":"alert_create","instrument_key":"{{A}}","condition":"below","price":10}""");
+        Assert.That(AlertApi.State((await alice.NextAsync("alert_created")).GetProperty("alert")), Is.EqualTo("armed"));
+        return alice;
     }
 
     private static double Round(double price) => Math.Round(price, 2);

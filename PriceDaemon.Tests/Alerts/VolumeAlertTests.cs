@@ -1,5 +1,8 @@
+using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
 using PriceDaemon.Alerts;
+using PriceDaemon.Feeds.Replay;
+using PriceDaemon.Pipeline;
 using PriceDaemon.Tests.Support;
 
 namespace PriceDaemon.Tests.Alerts;
@@ -90,5 +93,42 @@ public sealed class VolumeAlertTests
         await client.NextPriceAsync(A, last);
         Assert.That(daemon.Services.GetRequiredService<VolumeWatch>().Fired, Is.Zero);
         Assert.That(client.PricesOf(A), Is.Not.Empty);
+    }
+
+    [TestCase(true, 1)]
+    [TestCase(false, 0)]
+    public async Task AReplayedFile_FiresOnItsBurst_AndNotOnASteadyDay(bool burst, long expected)
+    {
+        // Twelve minutes of 2,000-2,600 shares a minute in four ticks; with the burst, 30,000 more in minute ten.
+        var folder = Directory.CreateTempSubdirectory("pricedaemon-volume-").FullName;
+        try
+        {
+            var lines = new List<string> { TickFile.CsvHeader };
+            var volume = 500_000L;
+            var random = new Random(3);
+            for (var minute = 0; minute < 12; minute++)
+            {
+                for (var i = 0; i < 4; i++)
+                {
+                    volume += random.Next(500, 650) + (burst && minute == 10 && i == 2 ? 30_000 : 0);
+                    var time = DateTimeOffset.FromUnixTimeMilliseconds(Start + (minute * 60_000) + (i * 10_000) + 1);
+                    lines.Add(string.Create(CultureInfo.InvariantCulture, $"{A},{time:yyyy-MM-ddTHH:mm:ss.fffZ},{1000 + i},{volume}"));
+                }
+            }
+
+            var file = Path.Combine(folder, "day.csv");
+            await File.WriteAllLinesAsync(file, lines);
+            await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string>(Settings)
+            {
+                ["Feed:Source"] = "Replay", ["Feed:Replay:Path"] = file, ["Feed:Replay:Speed"] = "0",
+            });
+            var metrics = daemon.Services.GetRequiredService<PipelineMetrics>();
+            await Eventually.TrueAsync(() => Volatile.Read(ref metrics.TicksReceived) == lines.Count - 1, "every tick of the file through the throttle");
+            Assert.That(daemon.Services.GetRequiredService<VolumeWatch>().Fired, Is.EqualTo(expected));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 }

@@ -239,6 +239,7 @@ public sealed partial class BoardTests
         await Expect(toast).ToBeVisibleAsync();
         await Expect(toast).ToContainTextAsync("RELIANCE at or below");
         await Expect(toast).ToContainTextAsync("bell test");
+        await Expect(_page.Locator("#alert-editor")).ToBeHiddenAsync();
         var fired = _page.Locator("#alerts-list li[data-state='fired']");
         await Expect(fired).ToHaveCountAsync(1);
         await Expect(fired).ToContainTextAsync("fired at");

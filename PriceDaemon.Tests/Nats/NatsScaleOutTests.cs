@@ -14,7 +14,7 @@ namespace PriceDaemon.Tests.Nats;
 /// convergence, a NATS outage, warm start from the key-value bucket, and subject subsets.
 /// </summary>
 [NonParallelizable]
-public sealed class NatsScaleOutTests
+public sealed partial class NatsScaleOutTests
 {
     private const string Reliance = "NSE_EQ|INE002A01018";
     private const string Tcs = "NSE_EQ|INE467B01029";

@@ -30,6 +30,7 @@ internal sealed partial class AlertBook : ITickObserver
     private readonly double[] _last; // last traded price per instrument seen here; 0 none yet
     private readonly ConcurrentDictionary<string, List<Alert>> _owners = new(StringComparer.Ordinal);
     private readonly Channel<AlertWork> _work;
+    private readonly ConcurrentDictionary<string, RateWindow> _rates = new(StringComparer.Ordinal);
 
     // Counters for /metrics and tests.
     internal long Fired;
@@ -193,6 +194,54 @@ internal sealed partial class AlertBook : ITickObserver
         return null;
     }
 
+    /// <summary>
+    /// Counts one create or delete of <paramref name="owner"/> against <see cref="AlertOptions.ChangesPerMinute"/>;
+    /// false, and when the window reopens, past it.
+    /// </summary>
+    public bool TryChange(string owner, out TimeSpan retryAfter)
+    {
+        retryAfter = TimeSpan.Zero;
+        var limit = _options.ChangesPerMinute;
+        if (limit == 0)
+        {
+            return true;
+        }
+
+        var window = _rates.GetOrAdd(owner, static _ => new RateWindow());
+        lock (window)
+        {
+            var now = _time.GetTimestamp();
+            var elapsed = _time.GetElapsedTime(window.Start, now);
+            if (window.Count == 0 || elapsed >= TimeSpan.FromMinutes(1))
+            {
+                window.Start = now;
+                window.Count = 0;
+                elapsed = TimeSpan.Zero;
+            }
+
+            retryAfter = TimeSpan.FromMinutes(1) - elapsed;
+            return ++window.Count <= limit;
+        }
+    }
+
+    /// <summary>Arms <see cref="AlertOptions.SyntheticAlerts"/> alerts of no user, for load runs (see there).</summary>
+    public void ArmSynthetic()
+    {
+        var count = _options.SyntheticAlerts;
+        var random = new Random(18);
+        for (var i = 0; i < count; i++)
+        {
+            var instrument = _instruments[i % _instruments.Count];
+            var upward = random.Next(2) == 0;
+            var distance = 0.05 + (random.NextDouble() * 0.45);
+            var price = Math.Round(instrument.ReferencePrice * (upward ? 1 + distance : 1 - distance), 2);
+            // Owned by a "connection" of no socket: not stored, delivered nowhere; one owner per MaxPerUser alerts keeps the limit.
+            var alert = new Alert($"synthetic-{i}", $"synthetic:{i / _options.MaxPerUser}", ownedByConnection: true, instrument.Id, instrument.Key,
+                upward ? AlertCondition.Above : AlertCondition.Below, price, repeat: false, "", _time.GetUtcNow());
+            _ = TryAdd(alert, out _);
+        }
+    }
+
     /// <summary>Puts back an alert read from the file at start, in the state it was stored with.</summary>
     public void Load(Alert alert)
     {
@@ -252,6 +301,7 @@ internal sealed partial class AlertBook : ITickObserver
     /// <summary>Deletes every alert of <paramref name="owner"/> (an anonymous connection's, when it closes).</summary>
     public void DeleteAll(string owner)
     {
+        _rates.TryRemove(owner, out _);
         if (!_owners.TryRemove(owner, out var list))
         {
             return;
@@ -334,12 +384,27 @@ internal sealed partial class AlertBook : ITickObserver
                 }
                 else
                 {
-                    stored = _work.Writer.WriteAsync(new AlertWork(AlertWorkKind.Deleted, Snapshot(alert), done)).AsTask().ContinueWith(_ => done.Task).Unwrap();
+                    stored = DeleteLaterAsync(new AlertWork(AlertWorkKind.Deleted, Snapshot(alert), done));
                 }
             }
         }
 
         Interlocked.Decrement(ref Held);
+    }
+
+    /// <summary>Waits for room in the writer's queue; at a stop (the queue closed) the delete stays in memory only.</summary>
+    private async Task DeleteLaterAsync(AlertWork work)
+    {
+        try
+        {
+            await _work.Writer.WriteAsync(work).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException)
+        {
+            return;
+        }
+
+        await work.Done!.Task.ConfigureAwait(false);
     }
 
     private static void RemoveFromLines(Bucket bucket, Alert alert)
@@ -427,6 +492,12 @@ internal sealed partial class AlertBook : ITickObserver
 
         Interlocked.CompareExchange(ref _buckets[id], new Bucket(), null);
         return _buckets[id]!;
+    }
+
+    private sealed class RateWindow
+    {
+        public long Start;
+        public int Count;
     }
 
     private sealed class Bucket

@@ -35,6 +35,11 @@ internal static class AlertEndpoints
             return failure;
         }
 
+        if (!book.TryChange(user!, out var retryAfter))
+        {
+            return RateLimited(book, retryAfter);
+        }
+
         if (context.Request.ContentType is not { } type || !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
         {
             return Error(StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type", "send the body as Content-Type: application/json");
@@ -85,6 +90,11 @@ internal static class AlertEndpoints
             return failure;
         }
 
+        if (!book.TryChange(user!, out var retryAfter))
+        {
+            return RateLimited(book, retryAfter);
+        }
+
         if (!book.TryDelete(user!, id, out var stored))
         {
             return Error(StatusCodes.Status404NotFound, ErrorCodes.UnknownAlert, "no alert with that id is yours");
@@ -112,6 +122,13 @@ internal static class AlertEndpoints
 
         return (subject, null);
     }
+
+    private static IResult RateLimited(AlertBook book, TimeSpan retryAfter) => Json(StatusCodes.Status429TooManyRequests, ControlFrames.Write(w =>
+    {
+        w.WriteString("code", ErrorCodes.RateLimited);
+        w.WriteString("message", $"at most {book.Options.ChangesPerMinute} alert creates and deletes a minute (Alerts:ChangesPerMinute)");
+        w.WriteNumber("retry_after_ms", (long)Math.Ceiling(retryAfter.TotalMilliseconds));
+    }));
 
     private static IResult Json(int status, byte[] body) =>
         Results.Text(System.Text.Encoding.UTF8.GetString(body), "application/json", System.Text.Encoding.UTF8, status);

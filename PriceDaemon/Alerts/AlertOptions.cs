@@ -37,9 +37,25 @@ public sealed class AlertOptions
     [Range(16, 1_000_000)]
     public int QueueCapacity { get; set; } = 10_000;
 
+    /// <summary>
+    /// Creates and deletes per user (or anonymous connection) per minute, socket and HTTP together (default 60); past
+    /// it the request is refused with <c>rate_limited</c>. Each one is a write: this keeps one client from filling the
+    /// writer's queue that every user's fires go through. Listing is free. 0 = no limit.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int ChangesPerMinute { get; set; } = 60;
+
     /// <summary>The note's longest length in characters (default 200).</summary>
     [Range(0, 2000)]
     public int MaxNoteLength { get; set; } = 200;
+
+    /// <summary>
+    /// Load runs only: this many alerts armed at start on the instruments in turn, 5-50 % away from each reference
+    /// price (so the run's prices seldom reach them), belonging to no user and never stored. Default 0. For measuring
+    /// what armed alerts cost the tick path (<c>e2e --alerts 100000</c>).
+    /// </summary>
+    [Range(0, 10_000_000)]
+    public int SyntheticAlerts { get; set; }
 
     /// <summary>Unusual-volume alerts.</summary>
     public VolumeAlertOptions Volume { get; set; } = new();

@@ -86,6 +86,7 @@ internal sealed partial class AlertWriter : BackgroundService
             }
 
             _db = db;
+            _book.ArmSynthetic();
             LogOpened(Path, loaded);
         }
         catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException or InvalidCastException)

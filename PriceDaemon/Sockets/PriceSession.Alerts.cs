@@ -29,6 +29,13 @@ internal sealed partial class PriceSession
             return;
         }
 
+        if (!book.TryChange(AlertOwner, out var retryAfter))
+        {
+            Interlocked.Increment(ref _services.Metrics.ClientErrors);
+            EnqueueControl(RateLimitedFrame(retryAfter, $"at most {book.Options.ChangesPerMinute} alert creates and deletes a minute (Alerts:ChangesPerMinute)"));
+            return;
+        }
+
         var request = AlertRequest.Parse(message, action == ClientAction.AlertCreate, book.Options.MaxNoteLength, out var problem);
         if (request is null)
         {

@@ -163,6 +163,13 @@ internal sealed partial class PriceSession
             return;
         }
 
+        // Not subscription changes: bounded by Alerts:MaxPerUser and the alert writer's queue instead.
+        if (action is ClientAction.AlertCreate or ClientAction.AlertList or ClientAction.AlertDelete)
+        {
+            HandleAlert(action, message);
+            return;
+        }
+
         // Counted per user, not per connection: opening more sockets buys no more changes.
         if (!_client.User.TryChangeSubscriptions(out var retryAfter))
         {
@@ -174,12 +181,6 @@ internal sealed partial class PriceSession
         if (action is ClientAction.SubscribeVolumeAlerts or ClientAction.UnsubscribeVolumeAlerts)
         {
             HandleVolumeAlerts(action == ClientAction.SubscribeVolumeAlerts);
-            return;
-        }
-
-        if (action is ClientAction.AlertCreate or ClientAction.AlertList or ClientAction.AlertDelete)
-        {
-            HandleAlert(action, message);
             return;
         }
 

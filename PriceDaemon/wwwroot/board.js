@@ -371,7 +371,8 @@ function bellButton(key) {
   const bell = document.createElement('button');
   bell.type = 'button';
   bell.className = 'bell';
-  bell.textContent = '🔔';
+  // Drawn, not an emoji: a machine without an emoji font would show a box.
+  bell.innerHTML = '<svg viewBox="0 0 24 24" width="14" height="14" aria-hidden="true"><path fill="currentColor" d="M12 22a2 2 0 0 0 2-2h-4a2 2 0 0 0 2 2zm6-6v-5a6 6 0 0 0-5-5.9V4a1 1 0 0 0-2 0v1.1A6 6 0 0 0 6 11v5l-2 2v1h16v-1z"/></svg>';
   bell.title = 'Set a price alert';
   bell.setAttribute('aria-label', `Set a price alert for ${instruments.get(key)?.symbol ?? key}`);
   bell.addEventListener('click', () => openAlertEditor(key));

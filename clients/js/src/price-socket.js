@@ -1296,7 +1296,7 @@ function depthChannel(options) {
 // Self-contained: the methods below are added to PriceSocket, the frames to FRAME_HANDLERS.
 
 /** Error codes that answer an alert request (the oldest one waiting is refused with it). */
-const ALERT_ERRORS = new Set(['alert_limit', 'unknown_alert', 'alerts_unavailable', 'invalid_message', 'unknown_instrument']);
+const ALERT_ERRORS = new Set(['alert_limit', 'unknown_alert', 'alerts_unavailable', 'invalid_message', 'unknown_instrument', 'rate_limited']);
 
 function alertState(socket) {
   if (!socket._alerts) {

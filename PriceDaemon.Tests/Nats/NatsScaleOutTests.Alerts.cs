@@ -1,47 +1,21 @@
 using System.Text.RegularExpressions;
+using PriceDaemon.Tests.Alerts;
 using PriceDaemon.Tests.Push;
 using PriceDaemon.Tests.Support;
 
-namespace PriceDaemon.Tests.Alerts;
+namespace PriceDaemon.Tests.Nats;
 
 /// <summary>
-/// Alerts in a NATS deployment: one ingest, two edges, each its own process, through a real <c>nats-server -js</c>.
-/// Every edge sees every tick, but an alert is stored and evaluated only by the edge that took it: it fires once.
+/// Alerts in a NATS deployment, on this fixture's ingest and edges: every edge sees every tick, but an alert is stored
+/// and evaluated only by the edge that took it, so it fires once.
 /// </summary>
-[NonParallelizable]
-public sealed partial class AlertScaleOutTests
+public sealed partial class NatsScaleOutTests
 {
-    private const string Reliance = "NSE_EQ|INE002A01018";
-
-    private string _folder = null!;
-    private NatsServer _nats = null!;
-    private readonly List<DaemonProcess> _daemons = [];
-
-    [SetUp]
-    public async Task SetUp()
-    {
-        _folder = Directory.CreateTempSubdirectory("pricedaemon-alerts-nats-").FullName;
-        _nats = await NatsServer.StartAsync(_folder);
-    }
-
-    [TearDown]
-    public async Task TearDown()
-    {
-        foreach (var daemon in _daemons)
-        {
-            await daemon.DisposeAsync();
-        }
-
-        _daemons.Clear();
-        await _nats.DisposeAsync();
-        Directory.Delete(_folder, recursive: true);
-    }
-
     [Test]
     public async Task AnAlert_FiresExactlyOnce_WithTwoEdges()
     {
-        var edgeA = await StartAsync("edge-a", "--Feed:Source=Nats");
-        var edgeB = await StartAsync("edge-b", "--Feed:Source=Nats");
+        var edgeA = await StartEdgeAsync("edge-a", Publisher.Args());
+        var edgeB = await StartEdgeAsync("edge-b", Publisher.Args());
         using var httpA = edgeA.Http();
         using var httpB = edgeB.Http();
         await using var aliceA = await Publisher.ConnectAsync(edgeA.WebSocketUri, "alice");
@@ -50,8 +24,7 @@ public sealed partial class AlertScaleOutTests
 
         // Far above the market: the first RELIANCE tick from the ingest fires it, on every edge that holds it.
         var id = await AlertApi.CreateAsync(httpA, "alice", Reliance, "below", 99_999);
-        var ingest = await StartAsync("ingest", "--Feed:Source=Simulated", "--Feed:Simulated:MinIntervalMs=20", "--Feed:Simulated:MaxIntervalMs=40",
-            "--Feed:Simulated:Seed=7", "--Nats:Publish=true", "--Nats:KvFlushIntervalMs=100");
+        var ingest = await StartIngestAsync("ingest", Publisher.Args());
 
         var fired = await aliceA.NextAsync("notification", f => Publisher.Id(f) == $"{id}-1");
         Assert.That(fired.GetProperty("kind").GetString(), Is.EqualTo("price_alert"));
@@ -84,14 +57,4 @@ public sealed partial class AlertScaleOutTests
 
     [GeneratedRegex(@"^pricedaemon_alerts_fired_total (\d+)$", RegexOptions.Multiline)]
     private static partial Regex FiredLine();
-
-    private async Task<DaemonProcess> StartAsync(string name, params string[] args)
-    {
-        var folder = Path.Combine(_folder, name);
-        Directory.CreateDirectory(folder);
-        string[] common = [$"--Nats:Url={_nats.Url}", "--Nats:ReconnectMinMs=50", "--Nats:ReconnectMaxMs=200", "--Throttle:MinIntervalMs=50"];
-        var daemon = await DaemonProcess.StartAsync(folder, Publisher.Args([.. common, .. args]));
-        _daemons.Add(daemon);
-        return daemon;
-    }
 }
