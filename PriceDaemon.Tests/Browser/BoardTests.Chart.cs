@@ -58,8 +58,10 @@ public sealed partial class BoardTests
         await Expect(_page.Locator("#ladder")).ToHaveAttributeAsync("data-state", "live");
         await Expect(_page.Locator("#ladder-body tr.ask")).ToHaveCountAsync(5);
         await Expect(_page.Locator("#ladder-body tr.bid")).ToHaveCountAsync(5);
-        var bestBid = double.Parse(await _page.Locator("#ladder-body tr.bid td.price").First.InnerTextAsync(), NumberStyles.Any, CultureInfo.InvariantCulture);
-        var bestAsk = double.Parse(await _page.Locator("#ladder-body tr.ask td.price").Last.InnerTextAsync(), NumberStyles.Any, CultureInfo.InvariantCulture);
+        // Both read in one go: the book moves on while the page is watched.
+        var best = await _page.EvaluateAsync<string[]>("() => [document.querySelector('#ladder-body tr.bid td.price').textContent, [...document.querySelectorAll('#ladder-body tr.ask td.price')].at(-1).textContent]");
+        var bestBid = double.Parse(best[0], NumberStyles.Any, CultureInfo.InvariantCulture);
+        var bestAsk = double.Parse(best[1], NumberStyles.Any, CultureInfo.InvariantCulture);
         Assert.That(bestBid, Is.LessThan(bestAsk), "best bid below best ask");
 
         var screenshot = await SaveScreenshotAsync("board-chart.png", "the chart and depth ladder of a selected instrument");
