@@ -277,15 +277,26 @@ const latencyBox = $('#latency');
 const msFormat = new Intl.NumberFormat('en-IN', { maximumFractionDigits: 1 });
 let latencyShownAt = 0;
 
+// Milliseconds up to 10 s; beyond that (a replayed day's trade times) seconds, minutes or hours, so it stays readable.
+function duration(ms) {
+  const abs = Math.abs(ms);
+  if (abs < 10_000) {
+    return `${msFormat.format(ms)} ms`;
+  }
+  if (abs < 600_000) {
+    return `${msFormat.format(ms / 1000)} s`;
+  }
+  return abs < 36_000_000 ? `${msFormat.format(ms / 60_000)} min` : `${msFormat.format(ms / 3_600_000)} h`;
+}
+
 function showLatency(sample) {
   // A few times a second is live enough, and keeps the figure readable.
   if (sample.at - latencyShownAt < 250) {
     return;
   }
   latencyShownAt = sample.at;
-  const feed = sample.exchangeToDaemonMs === null ? '–' : `${msFormat.format(sample.exchangeToDaemonMs)} ms`;
-  latencyBox.querySelector('[data-leg="feed"]').textContent = feed;
-  latencyBox.querySelector('[data-leg="page"]').textContent = `${msFormat.format(sample.daemonToClientMs)} ms`;
+  latencyBox.querySelector('[data-leg="feed"]').textContent = sample.exchangeToDaemonMs === null ? '–' : duration(sample.exchangeToDaemonMs);
+  latencyBox.querySelector('[data-leg="page"]').textContent = duration(sample.daemonToClientMs);
   latencyBox.hidden = false;
 }
 
