@@ -42,6 +42,11 @@ internal sealed partial class CandleService : BackgroundService
     private readonly Lock _lock = new();
     private readonly List<(string Key, int Interval, Bar Bar)> _unwritten = [];
     private CandleStore? _store;
+    private readonly Bar[] _flushCopy = new Bar[CandleIntervals.Count];
+    private byte[] _pack = new byte[16 * 1024];
+
+    // Until the first write after opening: instrument ids may have moved between chunks since the file was written.
+    private bool _rewriteAll = true;
     private long _lastFlush;
     private long _lastPrune = long.MinValue;
 
@@ -97,6 +102,7 @@ internal sealed partial class CandleService : BackgroundService
             }
 
             _store = store;
+            Array.Fill(_unwrittenInstrument, true); // the first flush rewrites every chunk by today's instrument ids
             _lastFlush = _time.GetTimestamp();
             LogOpened(Path, restored);
         }
@@ -298,18 +304,31 @@ internal sealed partial class CandleService : BackgroundService
             closed = [.. _unwritten];
         }
 
-        var newest = new List<(string Key, Bar[] Bars, long CumulativeVolume, int VolumeDay)>();
-        for (var id = 0; id < _unwrittenInstrument.Length; id++)
+        // Whole chunks of instruments, rewritten in place: the few documents LiteDB writes are what a flush costs.
+        List<(int Chunk, byte[] Packed)>? forming = null;
+        var count = _unwrittenInstrument.Length;
+        for (var first = 0; first < count; first += CandleStore.FormingChunk)
         {
-            if (_unwrittenInstrument[id])
+            var last = Math.Min(count, first + CandleStore.FormingChunk);
+            if (Array.IndexOf(_unwrittenInstrument, true, first, last - first) < 0)
             {
-                var bars = new Bar[CandleIntervals.Count];
-                _book.Read(id, bars, out var cumulative, out var day);
-                newest.Add((_book.Instruments[id].Key, bars, cumulative, day));
+                continue;
             }
+
+            var length = 0;
+            for (var id = first; id < last; id++)
+            {
+                _book.Read(id, _flushCopy, out var cumulative, out var day);
+                if (cumulative != 0 || Array.Exists(_flushCopy, static b => b.Exists))
+                {
+                    CandleStore.AppendForming(ref _pack, ref length, _book.Instruments[id].Key, _flushCopy, cumulative, day);
+                }
+            }
+
+            (forming ??= []).Add((first / CandleStore.FormingChunk, _pack.AsSpan(0, length).ToArray()));
         }
 
-        if (closed.Count == 0 && newest.Count == 0)
+        if (closed.Count == 0 && forming is null)
         {
             return;
         }
@@ -318,11 +337,13 @@ internal sealed partial class CandleService : BackgroundService
         {
             lock (_lock)
             {
-                store.Write(closed, newest);
+                // After a restart every chunk is rewritten (all instruments start unwritten), so chunks past the last one go.
+                store.Write(closed, forming ?? [], _rewriteAll ? (count + CandleStore.FormingChunk - 1) / CandleStore.FormingChunk : -1);
                 _unwritten.RemoveRange(0, closed.Count);
             }
 
             Array.Clear(_unwrittenInstrument);
+            _rewriteAll = false;
         }
         catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException)
         {

@@ -6,7 +6,9 @@ namespace PriceDaemon.Candles;
 
 /// <summary>
 /// The LiteDB file of bars: closed bars in one collection per interval (<c>bars_1m</c>, ...), one document per bar,
-/// and each instrument's newest bars with its volume baseline in <c>forming</c>, so a restart resumes the forming bar.
+/// and each instrument's newest bars with its volume baseline packed into a few <c>forming</c> documents of
+/// <see cref="FormingChunk"/> instruments each (LiteDB costs about 7 KB of allocation per document written, so one per
+/// instrument a second was most of the daemon's allocation), so a restart resumes the forming bar.
 /// A bar's id is its instrument key's UTF-8, a zero byte and its start as a big-endian number: ids sort by
 /// instrument, then time, so an instrument's range is one walk of the primary index. Thread-safe as LiteDB is:
 /// the service writes, sessions and REST read.
@@ -46,29 +48,121 @@ internal sealed class CandleStore : IDisposable
         return new CandleStore(full, db);
     }
 
+    /// <summary>Instruments per <c>forming</c> document: a flush rewrites whole chunks, a few documents, not one per instrument.</summary>
+    public const int FormingChunk = 64;
+
     /// <summary>Each instrument's newest bars (forming or just closed) and volume baseline, as the last flush left them.</summary>
     public IEnumerable<(string Key, Bar[] Bars, long CumulativeVolume, int VolumeDay)> LoadForming()
     {
         foreach (var doc in _db.GetCollection(FormingCollection).FindAll())
         {
-            var bars = new Bar[CandleIntervals.Count];
-            foreach (var item in doc["b"].AsArray)
+            var packed = doc["p"].AsBinary ?? throw new InvalidCastException("a forming document without its packed bars");
+            var read = 0;
+            while (read < packed.Length)
             {
-                var interval = item["i"].AsInt32;
-                if ((uint)interval < CandleIntervals.Count)
-                {
-                    bars[interval] = ToBar(item.AsDocument);
-                    bars[interval].EndUs = item["e"].AsInt64;
-                    bars[interval].Forming = item["f"].AsBoolean;
-                }
+                yield return ReadForming(packed, ref read);
             }
-
-            yield return (doc["_id"].AsString, bars, doc["cv"].AsInt64, doc["d"].AsInt32);
         }
     }
 
-    /// <summary>Writes closed bars and instruments' newest bars in one transaction; throws on failure (nothing is committed).</summary>
-    public void Write(IReadOnlyList<(string Key, int Interval, Bar Bar)> closed, IReadOnlyList<(string Key, Bar[] Bars, long CumulativeVolume, int VolumeDay)> newest)
+    /// <summary>
+    /// Appends one instrument's forming state to <paramref name="buffer"/> (grown when needed): the key's UTF-8 with a
+    /// two-byte length, cumulative volume, volume day, a mask of the intervals that have a bar, then each such bar
+    /// (start, end, open, high, low, close, volume, forming). Little-endian.
+    /// </summary>
+    public static void AppendForming(ref byte[] buffer, ref int length, string key, ReadOnlySpan<Bar> bars, long cumulativeVolume, int volumeDay)
+    {
+        var keyBytes = Encoding.UTF8.GetByteCount(key);
+        var needed = length + 2 + keyBytes + 8 + 4 + 1 + (bars.Length * BarBytes);
+        if (buffer.Length < needed)
+        {
+            Array.Resize(ref buffer, Math.Max(needed, buffer.Length * 2));
+        }
+
+        var span = buffer.AsSpan(length);
+        BinaryPrimitives.WriteUInt16LittleEndian(span, (ushort)keyBytes);
+        Encoding.UTF8.GetBytes(key, span[2..]);
+        var w = 2 + keyBytes;
+        BinaryPrimitives.WriteInt64LittleEndian(span[w..], cumulativeVolume);
+        BinaryPrimitives.WriteInt32LittleEndian(span[(w + 8)..], volumeDay);
+        var maskAt = w + 12;
+        w += 13;
+        byte mask = 0;
+        for (var interval = 0; interval < bars.Length; interval++)
+        {
+            ref readonly var bar = ref bars[interval];
+            if (!bar.Exists)
+            {
+                continue;
+            }
+
+            mask |= (byte)(1 << interval);
+            var b = span[w..];
+            BinaryPrimitives.WriteInt64LittleEndian(b, bar.StartUs);
+            BinaryPrimitives.WriteInt64LittleEndian(b[8..], bar.EndUs);
+            BinaryPrimitives.WriteDoubleLittleEndian(b[16..], bar.Open);
+            BinaryPrimitives.WriteDoubleLittleEndian(b[24..], bar.High);
+            BinaryPrimitives.WriteDoubleLittleEndian(b[32..], bar.Low);
+            BinaryPrimitives.WriteDoubleLittleEndian(b[40..], bar.Close);
+            BinaryPrimitives.WriteInt64LittleEndian(b[48..], bar.Volume);
+            b[56] = bar.Forming ? (byte)1 : (byte)0;
+            w += BarBytes;
+        }
+
+        span[maskAt] = mask;
+        length += w;
+    }
+
+    private const int BarBytes = 57;
+
+    private static (string Key, Bar[] Bars, long CumulativeVolume, int VolumeDay) ReadForming(byte[] packed, ref int read)
+    {
+        var span = packed.AsSpan(read);
+        var keyBytes = BinaryPrimitives.ReadUInt16LittleEndian(span);
+        var key = Encoding.UTF8.GetString(span.Slice(2, keyBytes));
+        var r = 2 + keyBytes;
+        var cumulative = BinaryPrimitives.ReadInt64LittleEndian(span[r..]);
+        var day = BinaryPrimitives.ReadInt32LittleEndian(span[(r + 8)..]);
+        var mask = span[r + 12];
+        r += 13;
+        var bars = new Bar[CandleIntervals.Count];
+        for (var interval = 0; interval < 8; interval++)
+        {
+            if ((mask & (1 << interval)) == 0)
+            {
+                continue;
+            }
+
+            var b = span[r..];
+            var bar = new Bar
+            {
+                StartUs = BinaryPrimitives.ReadInt64LittleEndian(b),
+                EndUs = BinaryPrimitives.ReadInt64LittleEndian(b[8..]),
+                Open = BinaryPrimitives.ReadDoubleLittleEndian(b[16..]),
+                High = BinaryPrimitives.ReadDoubleLittleEndian(b[24..]),
+                Low = BinaryPrimitives.ReadDoubleLittleEndian(b[32..]),
+                Close = BinaryPrimitives.ReadDoubleLittleEndian(b[40..]),
+                Volume = BinaryPrimitives.ReadInt64LittleEndian(b[48..]),
+                Forming = b[56] != 0,
+            };
+            if (interval < bars.Length)
+            {
+                bars[interval] = bar;
+            }
+
+            r += BarBytes;
+        }
+
+        read += r;
+        return (key, bars, cumulative, day);
+    }
+
+    /// <summary>
+    /// Writes closed bars and whole chunks of forming state (<see cref="AppendForming"/>, by chunk index) in one
+    /// transaction; forming chunks at or past <paramref name="formingChunks"/> are deleted (the instrument list shrank).
+    /// Throws on failure (nothing is committed).
+    /// </summary>
+    public void Write(IReadOnlyList<(string Key, int Interval, Bar Bar)> closed, IReadOnlyList<(int Chunk, byte[] Packed)> forming, int formingChunks = -1)
     {
         _db.BeginTrans();
         try
@@ -80,23 +174,15 @@ internal sealed class CandleStore : IDisposable
                 _db.GetCollection(Collection(interval)).Upsert(doc);
             }
 
-            var forming = _db.GetCollection(FormingCollection);
-            foreach (var (key, bars, cumulative, day) in newest)
+            var documents = _db.GetCollection(FormingCollection);
+            foreach (var (chunk, packed) in forming)
             {
-                var array = new BsonArray();
-                for (var interval = 0; interval < bars.Length; interval++)
-                {
-                    if (bars[interval].Exists)
-                    {
-                        var item = ToDocument(bars[interval]);
-                        item["i"] = interval;
-                        item["e"] = bars[interval].EndUs;
-                        item["f"] = bars[interval].Forming;
-                        array.Add(item);
-                    }
-                }
+                documents.Upsert(new BsonDocument { ["_id"] = chunk, ["p"] = packed });
+            }
 
-                forming.Upsert(new BsonDocument { ["_id"] = key, ["cv"] = cumulative, ["d"] = day, ["b"] = array });
+            if (formingChunks >= 0)
+            {
+                documents.DeleteMany(Query.GTE("_id", formingChunks));
             }
 
             _db.Commit();
