@@ -33,8 +33,9 @@ public sealed class DepthChannel : IFrameSource
     internal void Publish(DepthFrame frame)
     {
         var id = frame.InstrumentId;
-        Volatile.Write(ref _latest[id], frame);
-        // Read after the frame is published: a subscriber added since either is in this array or reads the frame itself.
+        // A full fence (not a release store): the subscriber array is read after the frame is visible, so a subscriber
+        // added since either is in this array or reads the frame itself. A plain store could pass the load below.
+        Interlocked.Exchange(ref _latest[id], frame);
         foreach (var subscription in Volatile.Read(ref _subscribers[id]))
         {
             subscription.Offer(frame);

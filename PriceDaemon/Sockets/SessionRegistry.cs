@@ -29,6 +29,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
     private readonly long _idleTicks; // 0: no idle timeout
     private ITimer? _sweeper;
     private long _nextId;
+    private int _sweeping; // 1 while a sweep runs: the timer does not wait for one to end
     private volatile bool _stopping; // new sockets are refused
     private volatile bool _closed; // every session has been asked to close
 
@@ -155,29 +156,43 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
 
     private void Sweep()
     {
-        var now = _time.GetTimestamp();
-        // The dictionary's own enumerator, not Values: Values copies every session into a new list, which at
-        // 20,000 sockets is a 160 KB large-object allocation every second.
-        foreach (var (_, session) in _sessions)
+        // The timer does not wait for a sweep to end: under load one can take over a second. Overlapping sweeps would
+        // run each socket's flow-control state machine on two threads at once, so a late one is skipped.
+        if (Interlocked.Exchange(ref _sweeping, 1) != 0)
         {
-            if (!session.IsClosing && session.IsStalled(now, _slowConsumerTicks))
-            {
-                Interlocked.Increment(ref _metrics.SlowConsumersClosed);
-                LogSlowConsumer(session.Id, session.Remote, _slowConsumerTicks / _time.TimestampFrequency);
-                // It is not reading, so a close frame would never arrive: cut the connection.
-                session.Abort();
-            }
-            else
-            {
-                session.CheckFlow(now);
-            }
+            return;
+        }
 
-            if (_idleTicks > 0 && !session.IsClosing && session.IsIdle(now, _idleTicks))
+        try
+        {
+            var now = _time.GetTimestamp();
+            // The dictionary's own enumerator, not Values: Values copies every session into a new list, which at
+            // 20,000 sockets is a 160 KB large-object allocation every second.
+            foreach (var (_, session) in _sessions)
             {
-                LogIdle(session.Id, session.Remote, _idleTicks / _time.TimestampFrequency);
-                // It still reads, so it gets a proper close: a client that was just quiet reconnects cleanly.
-                session.BeginClose(WebSocketCloseStatus.NormalClosure, "idle timeout");
+                if (!session.IsClosing && session.IsStalled(now, _slowConsumerTicks))
+                {
+                    Interlocked.Increment(ref _metrics.SlowConsumersClosed);
+                    LogSlowConsumer(session.Id, session.Remote, _slowConsumerTicks / _time.TimestampFrequency);
+                    // It is not reading, so a close frame would never arrive: cut the connection.
+                    session.Abort();
+                }
+                else
+                {
+                    session.CheckFlow(now);
+                }
+
+                if (_idleTicks > 0 && !session.IsClosing && session.IsIdle(now, _idleTicks))
+                {
+                    LogIdle(session.Id, session.Remote, _idleTicks / _time.TimestampFrequency);
+                    // It still reads, so it gets a proper close: a client that was just quiet reconnects cleanly.
+                    session.BeginClose(WebSocketCloseStatus.NormalClosure, "idle timeout");
+                }
             }
+        }
+        finally
+        {
+            Volatile.Write(ref _sweeping, 0);
         }
     }
 

@@ -72,6 +72,7 @@ internal sealed partial class SocketSender
     {
         roundAt = 0;
         _pricesDeferred = false;
+        Volatile.Write(ref _roundFired, 0);
         if (!_downsampled || Volatile.Read(ref _close) is not null)
         {
             return true;
@@ -91,7 +92,7 @@ internal sealed partial class SocketSender
 
     /// <summary>Pass only, at its end: marked prices that a pass could write now (not held for a later round).</summary>
     private bool PricesWaiting() =>
-        _ready.Any() && (!_pricesDeferred || !_downsampled || _services.Time.GetTimestamp() >= _nextRoundAt);
+        _ready.Any() && (!_pricesDeferred || !_downsampled || Volatile.Read(ref _roundFired) != 0 || _services.Time.GetTimestamp() >= _nextRoundAt);
 
     /// <summary>One-shot, re-armed by every early pass: a timer that fires early only costs one more early pass.</summary>
     private void ArmRoundTimer(long ticks)
@@ -108,8 +109,13 @@ internal sealed partial class SocketSender
         }
     }
 
+    /// <summary>
+    /// The timer may fire a little early (it rounds to milliseconds), even while the early pass that armed it is still
+    /// running and so cannot be scheduled again: the flag makes that pass's end see the wake-up and schedule one more.
+    /// </summary>
     private void OnRoundDue()
     {
+        Interlocked.Exchange(ref _roundFired, 1);
         if (_ready.Any())
         {
             ScheduleSend();

@@ -71,6 +71,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     private long _nextRoundAt;
     private bool _pricesDeferred;
     private ITimer? _roundTimer;
+    private int _roundFired; // set by the round timer, cleared by the pass that reads it (SocketSender.Flow.cs)
     private volatile bool _timing;
 
     // The bytes of one write. The pass appends to _buffer without a lock; the WebSocket's own frames written
