@@ -68,7 +68,7 @@ internal sealed class TopicCache : IFrameSource
         {
             var seq = ++_seq[id];
             frame = new TopicFrame(seq, PushFrames.Topic(_names[id], seq, data));
-            Volatile.Write(ref _latest[id], frame);
+            Interlocked.Exchange(ref _latest[id], frame); // a full fence before OfferToSubscribers reads the array
         }
 
         OfferToSubscribers(id, frame);
@@ -101,7 +101,7 @@ internal sealed class TopicCache : IFrameSource
 
             _seq[id] = seq;
             frame = new TopicFrame(seq, PushFrames.Topic(_names[id], seq, data));
-            Volatile.Write(ref _latest[id], frame);
+            Interlocked.Exchange(ref _latest[id], frame); // a full fence before OfferToSubscribers reads the array
         }
 
         OfferToSubscribers(id, frame);
