@@ -349,28 +349,48 @@ function showAnnouncements() {
   }));
 }
 
-// A toast per notification; shown, then acked by the client when this handler returns.
-function showNotification(notification) {
-  const toast = document.createElement('div');
-  toast.className = 'toast';
-  toast.dataset.id = notification.id;
-  toast.setAttribute('role', 'status');
+// A toast: a kind line and a detail line, gone after TOAST_MS.
+function toast(kindText, detailText, id) {
+  const box = document.createElement('div');
+  box.className = 'toast';
+  box.dataset.id = id;
+  box.setAttribute('role', 'status');
   const kind = document.createElement('div');
   kind.className = 'kind';
-  kind.textContent = notification.kind.replaceAll('_', ' ') + (notification.replayed ? ' (while you were away)' : '');
+  kind.textContent = kindText;
   const detail = document.createElement('div');
   detail.className = 'detail';
-  detail.textContent = notification.kind === 'price_alert' ? describeFired(notification.data)
-    : typeof notification.data === 'object' && notification.data !== null
-    ? Object.entries(notification.data).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' · ')
-    : String(notification.data ?? '');
-  toast.append(kind, detail);
-  toasts.append(toast);
-  setTimeout(() => toast.remove(), TOAST_MS);
+  detail.textContent = detailText;
+  box.append(kind, detail);
+  toasts.append(box);
+  setTimeout(() => box.remove(), TOAST_MS);
+}
+
+// A toast per notification; shown, then acked by the client when this handler returns.
+function showNotification(notification) {
+  toast(
+    notification.kind.replaceAll('_', ' ') + (notification.replayed ? ' (while you were away)' : ''),
+    notification.kind === 'price_alert' ? describeFired(notification.data)
+      : typeof notification.data === 'object' && notification.data !== null
+      ? Object.entries(notification.data).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' · ')
+      : String(notification.data ?? ''),
+    notification.id);
+}
+
+// Unusual volume (the volume_alerts channel) on the instruments this board shows.
+function showVolumeAlert(key, data) {
+  if (!rows.has(key)) {
+    return;
+  }
+  const symbol = instruments.get(key)?.symbol ?? key.split('|').pop();
+  toast('unusual volume',
+    `${symbol}: ${volumeFormat.format(data.volume_1m)} traded in a minute, ${data.ratio.toFixed(1)}× the usual ${volumeFormat.format(data.baseline)}`,
+    `volume-${key}-${data.timestamp}`);
 }
 
 socket.onAnnouncement(showAnnouncements);
 socket.onNotification(showNotification);
+socket.subscribeVolumeAlerts(null, showVolumeAlert);
 
 // ---- price alerts: a bell on each row, the user's alerts beside the board ----------------------------------
 
