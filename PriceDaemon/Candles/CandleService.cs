@@ -36,6 +36,7 @@ internal sealed partial class CandleService : BackgroundService
     private readonly long[] _seq;
     private readonly bool[] _closedThisPass;
     private readonly List<int> _closedKeys = [];
+    private readonly List<int> _changed = [];
     private readonly bool[] _unwrittenInstrument;
 
     // Closed bars not yet in the file: history reads them with the file, under the lock, so none is missed or doubled.
@@ -174,13 +175,14 @@ internal sealed partial class CandleService : BackgroundService
     private async Task RunAsync(CancellationToken stoppingToken)
     {
         var flushEvery = TimeSpan.FromMilliseconds(_options.FlushIntervalMs);
+        using var delay = new ReusableDelay(_time, stoppingToken);
         try
         {
             while (!stoppingToken.IsCancellationRequested)
             {
                 try
                 {
-                    await Task.Delay(_pass, _time, stoppingToken);
+                    await delay.WaitAsync(_pass);
                 }
                 catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
                 {
@@ -214,7 +216,8 @@ internal sealed partial class CandleService : BackgroundService
     {
         var closeBefore = _book.ExchangeNowUs() is { } now ? now - (_options.CloseGraceMs * 1000L) : long.MinValue;
         var instruments = _book.Instruments;
-        var changed = new List<int>();
+        var changed = _changed;
+        changed.Clear();
         for (var id = 0; id < instruments.Count; id++)
         {
             if (_book.TakeChanged(id, _copy, closeBefore, force: false))

@@ -87,7 +87,7 @@ internal sealed partial class SimulatedFeed : IFeedSource
             return;
         }
 
-        using var delay = new ReusableDelay(_time, stoppingToken);
+        using var delay = new Pipeline.ReusableDelay(_time, stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             if (ElapsedMs() >= nextOutage)
@@ -133,7 +133,7 @@ internal sealed partial class SimulatedFeed : IFeedSource
         var max = Math.Min(_options.InstrumentsPerMessageMax, count);
         var periodTicks = _time.TimestampFrequency / _options.MessagesPerSecond;
         var next = _time.GetTimestamp();
-        using var delay = new ReusableDelay(_time, stoppingToken);
+        using var delay = new Pipeline.ReusableDelay(_time, stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             next += periodTicks;

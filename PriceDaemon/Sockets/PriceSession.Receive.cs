@@ -284,9 +284,8 @@ internal sealed partial class PriceSession
             }
             else
             {
-                // The cached frame is pooled and must not be held: marking the slot is enough, since the pass
-                // reads the cache, which has this frame or a newer one.
-                subscription.Offer(snapshot);
+                // The cached frame is pooled and must not be held: the pass reads it (or a newer one) from the cache.
+                subscription.OfferCachedSnapshot(snapshot);
             }
         }
     }

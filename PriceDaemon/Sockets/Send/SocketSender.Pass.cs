@@ -129,11 +129,19 @@ internal sealed partial class SocketSender
         // Prices, the hot path, read the cache directly: a field read and a null check, no interface call.
         var frame = item.Source is null ? _services.Cache.Get(item.InstrumentId) : item.Source.Latest(item.InstrumentId);
         var fromSnapshot = false;
-        if (item.TakeSnapshot() is { } snapshot && (frame is null || snapshot.Seq >= frame.Seq))
+        if (item.TakeSnapshot() is { } snapshot)
         {
-            // The same price labelled stale while the feed is down; or a cache that was just replaced.
-            frame = snapshot;
-            fromSnapshot = true;
+            if (ReferenceEquals(snapshot, Subscription.CachedSnapshot))
+            {
+                // The cached price was the snapshot (a pooled frame is not held): the cache has it or a newer one.
+                fromSnapshot = true;
+            }
+            else if (frame is null || snapshot.Seq >= frame.Seq)
+            {
+                // The same price labelled stale while the feed is down; or a cache that was just replaced.
+                frame = snapshot;
+                fromSnapshot = true;
+            }
         }
 
         if (frame is null || frame.Seq <= sent.Seq)

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Time.Testing;
-using PriceDaemon.Feeds;
+using PriceDaemon.Pipeline;
 
-namespace PriceDaemon.Tests.Feeds;
+namespace PriceDaemon.Tests.Pipeline;
 
 /// <summary>The simulated feed's allocation-free delay, on a <see cref="FakeTimeProvider"/>: it waits as long as asked, again and again, and ends at the stop.</summary>
 public sealed class ReusableDelayTests

@@ -1,9 +1,10 @@
 using System.Threading.Tasks.Sources;
 
-namespace PriceDaemon.Feeds;
+namespace PriceDaemon.Pipeline;
 
 /// <summary>
-/// A delay that allocates nothing per wait, for a loop that sleeps between tick batches: one timer of the injected
+/// A delay that allocates nothing per wait, for a loop that sleeps between passes (the simulated feed's tick
+/// batches, the candle pass): one timer of the injected
 /// <see cref="TimeProvider"/>, moved for each wait, completes one reusable value-task source. <c>Task.Delay</c>
 /// with a time provider and a token allocates a promise, a timer and a token registration every time (~32 KB/s in
 /// campus-peak). Waits vary in length, so a <see cref="PeriodicTimer"/> does not fit. One waiter at a time.
