@@ -4,7 +4,7 @@ namespace PriceDaemon.Pipeline;
 
 /// <summary>
 /// A delay that allocates nothing per wait, for a loop that sleeps between passes (the simulated feed's tick
-/// batches, the candle pass): one timer of the injected
+/// batches, the candle pass, the storage flush): one timer of the injected
 /// <see cref="TimeProvider"/>, moved for each wait, completes one reusable value-task source. <c>Task.Delay</c>
 /// with a time provider and a token allocates a promise, a timer and a token registration every time (~32 KB/s in
 /// campus-peak). Waits vary in length, so a <see cref="PeriodicTimer"/> does not fit. One waiter at a time.

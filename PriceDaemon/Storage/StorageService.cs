@@ -210,11 +210,12 @@ internal sealed partial class StorageService : BackgroundService
         try
         {
             var delay = _interval;
+            using var timer = new ReusableDelay(_time, stoppingToken);
             while (true)
             {
                 try
                 {
-                    await Task.Delay(delay, _time, stoppingToken);
+                    await timer.WaitAsync(delay);
                 }
                 catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
                 {
