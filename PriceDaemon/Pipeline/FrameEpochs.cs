@@ -40,7 +40,7 @@ public sealed class FrameEpochs
     public FrameReadScope Enter()
     {
         var start = Environment.CurrentManagedThreadId;
-        var spins = 0;
+        var spinner = default(SpinWait);
         while (true)
         {
             // Read the epoch first: announcing an older one than the current is only more careful.
@@ -61,8 +61,8 @@ public sealed class FrameEpochs
                 }
             }
 
-            // Every slot busy: more readers than slots at this instant. Their scopes are short.
-            Thread.SpinWait(++spins);
+            // Every slot busy: more readers than slots at this instant. Their scopes are short; spin, then yield.
+            spinner.SpinOnce();
         }
     }
 
