@@ -30,10 +30,12 @@ public sealed partial class ReactHooksTests
             new { component = "AlertList", props = new { id = "alerts" } },
             new { component = "VolumeFeed", props = new { id = "volume", keys = new[] { Infosys } } });
 
-        // The user's list, as the daemon has it, rendered; StrictMode's double mount asked for it once.
+        // The user's list, as the daemon has it, rendered; StrictMode's double mount asked for it once, and for the
+        // volume channel once.
         await WaitForAsync($"() => document.querySelector('[data-id=alerts] [data-alert-id=\"{listed}\"]')?.dataset.state === 'armed'");
-        var sent = (await StateAsync()).GetProperty("sent").EnumerateArray().Select(m => m.GetProperty("action").GetString()).ToList();
-        Assert.That(sent.Count(a => a == "alert_list"), Is.EqualTo(1), string.Join(", ", sent));
+        var sent = (await StateAsync()).GetProperty("sent").EnumerateArray()
+            .Select(m => m.GetProperty("action").GetString() + (m.TryGetProperty("channel", out var c) ? $" {c.GetString()}" : "")).ToList();
+        Assert.That(sent, Is.EqualTo(new[] { "alert_list", "subscribe volume_alerts" }), string.Join(", ", sent));
 
         // Two creates at once; the second is over the limit of 2. The refusal comes at once, the first's answer only once
         // the alert is stored: answers matched by order would give each call the other's.

@@ -887,25 +887,41 @@ test('alert requests in flight reject when the socket drops or is closed; a requ
   await assert.rejects(pending, (error) => error.code === 'connection_closed');
 });
 
-test('volume alert subscriptions are counted per key: the daemon hears of first and last references only', () => {
+test('volume alert subscriptions are counted per key and told to the daemon once per task, as a difference', async () => {
   const { client, last } = harness();
   last().open();
+  const task = () => new Promise((resolve) => setImmediate(resolve));
   const one = client.subscribeVolumeAlerts([RELIANCE], () => {});
   const two = client.subscribeVolumeAlerts([RELIANCE, TCS], () => {});
+  assert.deepEqual(last().sent, [], 'sent at the end of the task');
+  await task();
+  assert.deepEqual(last().sent.splice(0), [{ action: 'subscribe', channel: 'volume_alerts', instruments: [RELIANCE, TCS] }]);
+
   const all = client.subscribeVolumeAlerts(null, () => {});
+  await task();
+  assert.deepEqual(last().sent.splice(0), [{ action: 'subscribe', channel: 'volume_alerts', instruments: ['*'] }]);
   one();
   one();
+  await task();
+  assert.deepEqual(last().sent.splice(0), [], 'RELIANCE is still held by the second subscriber');
+
   all();
-  two();
-  assert.deepEqual(last().sent, [
-    { action: 'subscribe', channel: 'volume_alerts', instruments: [RELIANCE] },
-    { action: 'subscribe', channel: 'volume_alerts', instruments: [TCS] },
-    { action: 'subscribe', channel: 'volume_alerts', instruments: ['*'] },
-    // All released while keys are held: the daemon's "all" goes, with the keys, which are asked for again.
+  await task();
+  // All released while keys are held: the daemon's "all" goes, with the keys, which are asked for again.
+  assert.deepEqual(last().sent.splice(0), [
     { action: 'unsubscribe', channel: 'volume_alerts' },
     { action: 'subscribe', channel: 'volume_alerts', instruments: [RELIANCE, TCS] },
-    { action: 'unsubscribe', channel: 'volume_alerts', instruments: [RELIANCE, TCS] },
   ]);
+
+  // StrictMode's mount, unmount and mount again, in one task: nothing changes for the daemon.
+  client.subscribeVolumeAlerts([TCS], () => {})();
+  const again = client.subscribeVolumeAlerts([TCS], () => {});
+  two();
+  await task();
+  assert.deepEqual(last().sent.splice(0), [{ action: 'unsubscribe', channel: 'volume_alerts', instruments: [RELIANCE] }]);
+  again();
+  await task();
+  assert.deepEqual(last().sent.splice(0), [{ action: 'unsubscribe', channel: 'volume_alerts', instruments: [TCS] }]);
 });
 
 test('watchAlerts lists once however often it is held, and again after a reconnect', async () => {

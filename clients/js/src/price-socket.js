@@ -188,7 +188,8 @@ export class PriceSocket {
     this.alertList = [];
     /** The same with whether a list has come and why the last one failed: { alerts, loaded, error }, replaced on every change. */
     this.alertsView = Object.freeze({ alerts: this.alertList, loaded: false, error: null });
-    this._volume = { all: 0, keys: new Map(), entries: new Set() }; // volume_alerts: '*' references, key -> references, listeners
+    // volume_alerts: references to all ('*') and per key, the listeners, and what the daemon was last told it holds.
+    this._volume = { all: 0, keys: new Map(), entries: new Set(), sent: { all: false, keys: new Set() }, queued: false };
     this._socket = null;
     this._retryTimer = null;
     this._resyncTimer = null;
@@ -483,8 +484,9 @@ export class PriceSocket {
 
   /**
    * Hears unusual-volume alerts for `keys` (null or omitted: every instrument): `callback(key, data)` with data
-   * { volume_1m, baseline, ratio, timestamp }. Reference counted per key like prices (the daemon hears of a key's first
-   * and last reference only) and held across reconnects; returns a function that stops.
+   * { volume_1m, baseline, ratio, timestamp }. Reference counted per key like prices, and told to the daemon at the
+   * end of the task as the difference from what it holds (StrictMode's mount, unmount and mount again send one
+   * subscribe); held across reconnects. Returns a function that stops.
    */
   subscribeVolumeAlerts(keys, callback) {
     const volume = this._volume;
@@ -492,45 +494,23 @@ export class PriceSocket {
     const list = all ? [] : normalizeKeys(keys);
     const entry = { all, keys: new Set(list), callback };
     volume.entries.add(entry);
-    if (all) {
-      volume.all += 1;
-      if (volume.all === 1) {
-        this._send({ action: 'subscribe', channel: 'volume_alerts', instruments: ['*'] });
-      }
-    } else {
-      const added = list.filter((key) => {
-        volume.keys.set(key, (volume.keys.get(key) ?? 0) + 1);
-        return volume.keys.get(key) === 1;
-      });
-      if (added.length > 0) {
-        this._send({ action: 'subscribe', channel: 'volume_alerts', instruments: added });
-      }
+    volume.all += all ? 1 : 0;
+    for (const key of list) {
+      volume.keys.set(key, (volume.keys.get(key) ?? 0) + 1);
     }
+    this._queueVolumeSync();
     return once(() => {
       volume.entries.delete(entry);
-      if (all) {
-        volume.all -= 1;
-        if (volume.all === 0) {
-          // The daemon's unsubscribe of all drops named instruments too: those still held are asked for again.
-          this._send({ action: 'unsubscribe', channel: 'volume_alerts' });
-          if (volume.keys.size > 0) {
-            this._send({ action: 'subscribe', channel: 'volume_alerts', instruments: [...volume.keys.keys()] });
-          }
-        }
-        return;
-      }
-      const gone = list.filter((key) => {
+      volume.all -= all ? 1 : 0;
+      for (const key of list) {
         const count = (volume.keys.get(key) ?? 1) - 1;
         if (count > 0) {
           volume.keys.set(key, count);
-          return false;
+        } else {
+          volume.keys.delete(key);
         }
-        volume.keys.delete(key);
-        return true;
-      });
-      if (gone.length > 0) {
-        this._send({ action: 'unsubscribe', channel: 'volume_alerts', instruments: gone });
       }
+      this._queueVolumeSync();
     });
   }
 
@@ -621,11 +601,53 @@ export class PriceSocket {
     }
   }
 
-  // What the daemon is asked for on the volume_alerts channel, again (after a reconnect or a rate limit).
+  // Everything held on the volume_alerts channel, asked for again (a new connection holds nothing; after a rate limit
+  // what was applied is unknown, and subscribing again is harmless).
   _resubscribeVolume() {
+    this._volume.sent = { all: false, keys: new Set() };
+    this._syncVolume();
+  }
+
+  _queueVolumeSync() {
+    if (!this._volume.queued) {
+      this._volume.queued = true;
+      queueMicrotask(() => {
+        this._volume.queued = false;
+        this._syncVolume();
+      });
+    }
+  }
+
+  // Tells the daemon the difference between what the page holds on the volume_alerts channel and what it was told.
+  // While every instrument is held, named ones need no message of their own.
+  _syncVolume() {
+    if (!this._isOpen()) {
+      return; // the next connection is told everything
+    }
     const volume = this._volume;
-    if (volume.all > 0 || volume.keys.size > 0) {
-      this._send({ action: 'subscribe', channel: 'volume_alerts', instruments: volume.all > 0 ? ['*'] : [...volume.keys.keys()] });
+    const sent = volume.sent;
+    if (volume.all > 0) {
+      if (!sent.all) {
+        this._send({ action: 'subscribe', channel: 'volume_alerts', instruments: ['*'] });
+        sent.all = true;
+      }
+      return;
+    }
+    if (sent.all) {
+      // The daemon's unsubscribe of all drops named instruments too: those still held are asked for again below.
+      this._send({ action: 'unsubscribe', channel: 'volume_alerts' });
+      volume.sent = { all: false, keys: new Set() };
+    }
+    const told = volume.sent.keys;
+    const gone = [...told].filter((key) => !volume.keys.has(key));
+    if (gone.length > 0) {
+      this._send({ action: 'unsubscribe', channel: 'volume_alerts', instruments: gone });
+      gone.forEach((key) => told.delete(key));
+    }
+    const added = [...volume.keys.keys()].filter((key) => !told.has(key));
+    if (added.length > 0) {
+      this._send({ action: 'subscribe', channel: 'volume_alerts', instruments: added });
+      added.forEach((key) => told.add(key));
     }
   }
 
