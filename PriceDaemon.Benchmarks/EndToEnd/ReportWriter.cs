@@ -61,6 +61,7 @@ internal static class ReportWriter
         Row(md, "frames per socket write", d.Counters?.FramesPerWrite is { } fpw ? F2(fpw) : None, b is null ? None : "1", one is null ? None : N0(one.FramesPerWrite), batched is null ? None : N0(batched.FramesPerWrite), None);
         Row(md, "in-daemon latency, oldest frame per write, mean (ms)", d.Counters?.MeanSendLatencyMs is { } inside ? F3(inside) : None, None, None, None, None);
         Row(md, "GC collections gen0 / gen1 / gen2", d.Counters?.Gc is { } gc ? Inv($"{gc.Gen0:0} / {gc.Gen1:0} / {gc.Gen2:0}") : None, None, None, None, None);
+        Row(md, "JIT compiling in the window (ms, share of the daemon's CPU)", d.Counters?.JitSeconds is { } jit && d.CpuSeconds > 0 ? Inv($"{jit * 1000:F0}, {jit / d.CpuSeconds:P0}") : None, None, None, None, None);
         Row(md, "allocated (MB/s), GC pause (ms)", d.Counters?.Gc is { } alloc && d.MeasuredSeconds > 0 ? Inv($"{alloc.AllocatedBytes / d.MeasuredSeconds / 1e6:F2}, {alloc.PauseSeconds * 1000:F1}") : None, None, None, None, None);
         Row(md, "load generator CPU (cores)", F2(d.ClientCores), b is null ? None : F2(b.ClientCores), None, None, None);
         Row(md, "frames per CPU-second", N0(d.FramesPerCpuSecond), b is null ? None : N0(b.FramesPerCpuSecond), one is null ? None : N0(one.FramesPerCpuSecond), batched is null ? None : N0(batched.FramesPerCpuSecond), None);
