@@ -10,6 +10,35 @@ internal static class ProcFs
     public static TimeSpan CpuTime(int pid) =>
         TimeSpan.FromSeconds((double)ParseCpuTicks(File.ReadAllText($"/proc/{pid}/stat")) / _clockTicksPerSecond);
 
+    /// <summary>
+    /// CPU time of the process's threads whose name starts with <paramref name="threadName"/> (Linux truncates names to
+    /// 15 characters), e.g. the runtime's background JIT thread, <c>.NET Tiered Com</c>; zero when none exists.
+    /// </summary>
+    public static TimeSpan ThreadCpuTime(int pid, string threadName)
+    {
+        long ticks = 0;
+        foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+        {
+            string stat;
+            try
+            {
+                stat = File.ReadAllText(Path.Combine(task, "stat"));
+            }
+            catch (IOException)
+            {
+                continue; // the thread ended meanwhile
+            }
+
+            var open = stat.IndexOf('(', StringComparison.Ordinal);
+            if (stat.AsSpan(open + 1).StartsWith(threadName, StringComparison.Ordinal))
+            {
+                ticks += ParseCpuTicks(stat);
+            }
+        }
+
+        return TimeSpan.FromSeconds((double)ticks / _clockTicksPerSecond);
+    }
+
     public static long RssBytes(int pid) => ParseRssKiB(File.ReadAllText($"/proc/{pid}/status")) * 1024;
 
     /// <summary>utime + stime (fields 14 and 15) of a /proc/PID/stat line, in clock ticks.</summary>

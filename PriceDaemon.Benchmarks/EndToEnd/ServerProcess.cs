@@ -27,6 +27,9 @@ internal sealed partial class ServerProcess : IAsyncDisposable
 
     public TimeSpan CpuTime => ProcFs.CpuTime(Pid);
 
+    /// <summary>CPU of the runtime's background tier-1 JIT thread: start-up work, not any frame's.</summary>
+    public TimeSpan JitThreadCpuTime => ProcFs.ThreadCpuTime(Pid, ".NET Tiered Com");
+
     public long RssBytes => ProcFs.RssBytes(Pid);
 
     public static async Task<ServerProcess> StartAsync(string dll, string workingDirectory, IEnumerable<string> args)

@@ -87,6 +87,35 @@ public sealed class HarnessInputsTests
     }
 
     [Test]
+    public void ProcFs_ThreadCpuTime_CountsOnlyTheNamedThreads()
+    {
+        using var stop = new ManualResetEventSlim();
+        var spinner = new Thread(() =>
+        {
+            while (!stop.IsSet)
+            {
+                Thread.SpinWait(1000);
+            }
+        })
+        { IsBackground = true, Name = "procfs-spin-test" };
+        spinner.Start();
+        try
+        {
+            var pid = Environment.ProcessId;
+            // The kernel accounts CPU in clock ticks: spin until the named thread has at least one.
+            SpinWait.SpinUntil(() => ProcFs.ThreadCpuTime(pid, "procfs-spin") > TimeSpan.Zero, TimeSpan.FromSeconds(30));
+            Assert.That(ProcFs.ThreadCpuTime(pid, "procfs-spin"), Is.GreaterThan(TimeSpan.Zero));
+            Assert.That(ProcFs.ThreadCpuTime(pid, "procfs-spin"), Is.LessThanOrEqualTo(ProcFs.CpuTime(pid)));
+            Assert.That(ProcFs.ThreadCpuTime(pid, "no-thread-is-called-this"), Is.EqualTo(TimeSpan.Zero));
+        }
+        finally
+        {
+            stop.Set();
+            spinner.Join();
+        }
+    }
+
+    [Test]
     public void ProcFs_ParsesVmRss()
     {
         const string status = "Name:\tdotnet\nVmPeak:\t  300000 kB\nVmRSS:\t   96832 kB\nThreads:\t20\n";
