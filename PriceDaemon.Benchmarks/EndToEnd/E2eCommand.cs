@@ -26,11 +26,13 @@ internal static class E2eCommand
     private static readonly TimeSpan MaxConsistencyGrace = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan CeilingDuration = TimeSpan.FromSeconds(5);
 
-    // The window starts once the runtime's background JIT thread has gone quiet (below this much CPU in a second), or
-    // this long after the scenario's warm-up at the latest: tiered re-compilation went on 20-30 s after connect in
-    // market-open on the AMD machine, up to a fifth of the daemon's CPU in a window that began 8 s in.
-    private static readonly TimeSpan JitQuiet = TimeSpan.FromMilliseconds(5);
-    private static readonly TimeSpan MaxJitSettle = TimeSpan.FromSeconds(30);
+    // The window starts once the runtime's background JIT thread has gone quiet (below JitQuiet of CPU over JitQuietFor;
+    // it compiles in bursts, so one quiet second says little), or MaxJitSettle after the scenario's warm-up at the latest:
+    // tiered re-compilation went on 20-30 s after connect in market-open on the AMD machine, a fifth to a quarter of the
+    // daemon's CPU in a window that began 8 s in.
+    private static readonly TimeSpan JitQuiet = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan JitQuietFor = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan MaxJitSettle = TimeSpan.FromSeconds(40);
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -303,21 +305,27 @@ internal static class E2eCommand
         };
     }
 
-    /// <summary>Returns once the server's background JIT thread used less than <see cref="JitQuiet"/> in a second, or after <see cref="MaxJitSettle"/>.</summary>
+    /// <summary>Returns once the server's background JIT thread used less than <see cref="JitQuiet"/> over the last <see cref="JitQuietFor"/>, or after <see cref="MaxJitSettle"/>.</summary>
     private static async Task JitSettledAsync(ServerProcess server)
     {
         var deadline = Stopwatch.StartNew();
-        var before = server.JitThreadCpuTime;
+        // One reading a second; the quiet span is the last JitQuietFor of them.
+        var readings = new Queue<TimeSpan>();
+        readings.Enqueue(server.JitThreadCpuTime);
         while (deadline.Elapsed < MaxJitSettle)
         {
             await Task.Delay(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
             var now = server.JitThreadCpuTime;
-            if (now - before < JitQuiet)
+            readings.Enqueue(now);
+            if (readings.Count > JitQuietFor.TotalSeconds + 1)
+            {
+                readings.Dequeue();
+            }
+
+            if (readings.Count > JitQuietFor.TotalSeconds && now - readings.Peek() < JitQuiet)
             {
                 return;
             }
-
-            before = now;
         }
     }
 

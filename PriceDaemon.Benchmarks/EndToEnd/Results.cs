@@ -46,6 +46,9 @@ internal sealed record LoadResult
 
     public double CpuUsPerFrame => FramesDelivered > 0 ? CpuSeconds * 1e6 / FramesDelivered : 0;
 
+    /// <summary>The same without the background JIT thread's CPU: what frames cost once compiling is done.</summary>
+    public double CpuUsPerFrameWithoutJit => FramesDelivered > 0 ? (CpuSeconds - JitCpuSeconds) * 1e6 / FramesDelivered : 0;
+
     public double FramesPerCpuSecond => CpuSeconds > 0 ? FramesDelivered / CpuSeconds : 0;
 
     public double RssMiB { get; init; }
