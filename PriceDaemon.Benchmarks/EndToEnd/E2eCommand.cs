@@ -247,7 +247,7 @@ internal static class E2eCommand
         var warmupSeconds = warmup.Elapsed.TotalSeconds;
         // Scraped outside the CPU window, so the scrape is not billed to the frames.
         var countersBefore = await DaemonCounters.ScrapeAsync(http, server.BaseUri).ConfigureAwait(false);
-        var jitBefore = server.JitThreadCpuTime;
+        var jitBefore = server.JitThreadCpuTimes;
         var cpuBefore = server.CpuTime;
         var clientCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         var clock = Stopwatch.StartNew();
@@ -256,7 +256,7 @@ internal static class E2eCommand
         run.StopMeasuring();
         var measured = clock.Elapsed.TotalSeconds;
         var cpu = (server.CpuTime - cpuBefore).TotalSeconds;
-        var jit = (server.JitThreadCpuTime - jitBefore).TotalSeconds;
+        var jit = ProcFs.ThreadCpuSince(jitBefore, server.JitThreadCpuTimes).TotalSeconds;
         var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalSeconds;
         var rss = server.RssBytes;
         var countersAfter = await DaemonCounters.ScrapeAsync(http, server.BaseUri).ConfigureAwait(false);
@@ -310,19 +310,19 @@ internal static class E2eCommand
     {
         var deadline = Stopwatch.StartNew();
         // One reading a second; the quiet span is the last JitQuietFor of them.
-        var readings = new Queue<TimeSpan>();
-        readings.Enqueue(server.JitThreadCpuTime);
+        var readings = new Queue<Dictionary<int, TimeSpan>>();
+        readings.Enqueue(server.JitThreadCpuTimes);
         while (deadline.Elapsed < MaxJitSettle)
         {
             await Task.Delay(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
-            var now = server.JitThreadCpuTime;
+            var now = server.JitThreadCpuTimes;
             readings.Enqueue(now);
             if (readings.Count > JitQuietFor.TotalSeconds + 1)
             {
                 readings.Dequeue();
             }
 
-            if (readings.Count > JitQuietFor.TotalSeconds && now - readings.Peek() < JitQuiet)
+            if (readings.Count > JitQuietFor.TotalSeconds && ProcFs.ThreadCpuSince(readings.Peek(), now) < JitQuiet)
             {
                 return;
             }

@@ -102,11 +102,19 @@ public sealed class HarnessInputsTests
         try
         {
             var pid = Environment.ProcessId;
-            // The kernel accounts CPU in clock ticks: spin until the named thread has at least one.
-            SpinWait.SpinUntil(() => ProcFs.ThreadCpuTime(pid, "procfs-spin") > TimeSpan.Zero, TimeSpan.FromSeconds(30));
-            Assert.That(ProcFs.ThreadCpuTime(pid, "procfs-spin"), Is.GreaterThan(TimeSpan.Zero));
-            Assert.That(ProcFs.ThreadCpuTime(pid, "procfs-spin"), Is.LessThanOrEqualTo(ProcFs.CpuTime(pid)));
-            Assert.That(ProcFs.ThreadCpuTime(pid, "no-thread-is-called-this"), Is.EqualTo(TimeSpan.Zero));
+            var start = ProcFs.ThreadCpuTimes(pid, "procfs-spin");
+            Assert.That(start.Keys, Has.Count.EqualTo(1), "one thread of that name");
+            // The kernel accounts CPU in clock ticks: spin until the named thread has one more.
+            SpinWait.SpinUntil(() => ProcFs.ThreadCpuSince(start, ProcFs.ThreadCpuTimes(pid, "procfs-spin")) > TimeSpan.Zero, TimeSpan.FromSeconds(30));
+            var later = ProcFs.ThreadCpuTimes(pid, "procfs-spin");
+            Assert.That(ProcFs.ThreadCpuSince(start, later), Is.GreaterThan(TimeSpan.Zero));
+            Assert.That(later.Values.Single(), Is.LessThanOrEqualTo(ProcFs.CpuTime(pid)));
+            Assert.That(ProcFs.ThreadCpuTimes(pid, "no-thread-is-called-this"), Is.Empty);
+
+            // A thread that ended between two readings counts nothing (not minus what it had); a new one counts whole.
+            var ended = new Dictionary<int, TimeSpan> { [1] = TimeSpan.FromSeconds(3) };
+            var started = new Dictionary<int, TimeSpan> { [2] = TimeSpan.FromMilliseconds(40) };
+            Assert.That(ProcFs.ThreadCpuSince(ended, started), Is.EqualTo(TimeSpan.FromMilliseconds(40)));
         }
         finally
         {
