@@ -23,6 +23,9 @@ public sealed class HarnessInputsTests
 
         Assert.That(variables, Does.Contain(new KeyValuePair<string, string>("DOTNET_GCgen0size", "0x1000000")));
         Assert.That(variables, Does.Contain(new KeyValuePair<string, string>("DOTNET_NOLOGO", "1")));
+        Assert.That(variables, Does.Contain(new KeyValuePair<string, string>("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit", "0")));
+        var supervisor = File.ReadAllText(Path.Combine(RepositoryRoot(), "config", "supervisor", "pricedaemon.conf"));
+        Assert.That(supervisor, Does.Contain("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=\"0\""), "both service files set the same runtime settings");
         Assert.That(DeployedRuntime.Parse("# Environment=A=1\nEnvironment=B=2 C=x=y\n"), Is.EqualTo(new[] { KeyValuePair.Create("B", "2"), KeyValuePair.Create("C", "x=y") }));
         Assert.Throws<FormatException>(() => DeployedRuntime.Parse("Environment=NOVALUE\n"));
     }
