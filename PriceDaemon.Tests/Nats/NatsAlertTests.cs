@@ -4,6 +4,7 @@ using NATS.Client.Core;
 using NATS.Net;
 using PriceDaemon.Alerts;
 using PriceDaemon.Nats;
+using PriceDaemon.Push;
 using PriceDaemon.Tests.Alerts;
 using PriceDaemon.Tests.Push;
 using PriceDaemon.Tests.Security;
@@ -190,6 +191,47 @@ public sealed class NatsAlertTests
         Assert.That(await BucketKeysAsync(), Has.Count.EqualTo(1), "the refused create never reached the bucket");
         Assert.That((await AlertApi.ListAsync(httpB, "alice")).Select(a => a.GetProperty("id").GetString()), Is.EqualTo(new[] { kept }));
         Assert.That((await AlertApi.SendAsync(httpA, HttpMethod.Delete, $"/api/alerts/{kept}", "alice")).Status, Is.EqualTo(HttpStatusCode.OK), "the retried delete, with NATS back");
+    }
+
+    [Test]
+    public async Task Fire_OverARevisionThatADeleteReplaced_IsRefused()
+    {
+        var ingest = await StartAsync(edge: false);
+        var replica = ingest.Services.GetRequiredService<IAlertReplica>();
+        var instrument = ingest.Instruments[ingest.Id(Reliance)];
+        var alert = new Alert("al-raced", "alice", ownedByConnection: false, instrument.Id, Reliance, AlertCondition.Above, 1500, repeat: false, "", DateTimeOffset.UtcNow);
+        var (created, revision) = await replica.CreateAsync(AlertBook.Snapshot(alert), CancellationToken.None);
+        Assert.That((created, revision), Is.EqualTo((ReplicaWrite.Written, revision)));
+        Assert.That(revision, Is.GreaterThan(0UL));
+
+        // An edge deletes it while the evaluator's fire is on its way: the fire, written over the revision it knew, loses.
+        Assert.That(await replica.DeleteAsync(alert, CancellationToken.None), Is.EqualTo(ReplicaWrite.Written));
+        var fired = new AlertSnapshot(alert, AlertState.Fired, 1, 1510, 1);
+        Assert.That((await replica.UpdateAsync(fired, revision, CancellationToken.None)).Result, Is.EqualTo(ReplicaWrite.Duplicate));
+        Assert.That(await BucketKeysAsync(), Is.Empty, "the delete stands");
+    }
+
+    [Test]
+    public async Task TwoIngests_BothEvaluating_NotifyACrossingOnce()
+    {
+        var (first, second) = (await StartAsync(edge: false), await StartAsync(edge: false));
+        var edge = await StartAsync(edge: true);
+        using var http = edge.Http();
+        await using var alice = await Publisher.ConnectAsync(edge.WebSocketUri, "alice");
+        var id = await AlertApi.CreateAsync(http, "alice", Reliance, "above", 1500);
+        await Armed(first, "alice", 1);
+        await Armed(second, "alice", 1);
+
+        // The same crossing reaches both (two ingests of one feed): one write of the fire wins, the other is refused
+        // (or the winner's state reached it first and it had nothing left to fire); the notification id is created once.
+        await Task.WhenAll(first.TickAsync(Reliance, 1510).AsTask(), second.TickAsync(Reliance, 1510).AsTask());
+        Assert.That(Publisher.Id(await alice.NextAsync("notification")), Is.EqualTo($"{id}-1"));
+        var marker = await AlertApi.CreateAsync(http, "alice", Tcs, "above", 5000);
+        await Armed(first, "alice", 2);
+        await first.TickAsync(Tcs, 5001);
+        var frames = await alice.CollectUntilAsync(f => f.GetProperty("type").GetString() == "notification" && Publisher.Id(f) == $"{marker}-1");
+        Assert.That(frames.Count(f => f.GetProperty("type").GetString() == "notification"), Is.EqualTo(1), "only the marker after the first fire");
+        Assert.That(AlertApi.FireCount(AlertApi.Find(await AlertApi.ListAsync(http, "alice"), id)), Is.EqualTo(1));
     }
 
     private async Task<TestDaemon> StartAsync(bool edge, params (string Key, string Value)[] extra)
