@@ -328,6 +328,12 @@ internal sealed partial class AlertBook : ITickObserver
             list.Add(alert);
         }
 
+        Insert(alert);
+    }
+
+    /// <summary>An alert now in its owner's list goes into its instrument's bucket, on its line, in the state it holds.</summary>
+    private void Insert(Alert alert)
+    {
         var bucket = BucketOf(alert.InstrumentId);
         lock (bucket)
         {
@@ -366,15 +372,7 @@ internal sealed partial class AlertBook : ITickObserver
         {
             _ownerOf[incoming.Id] = incoming.Owner;
             incoming.Revision = revision;
-            var added = BucketOf(incoming.InstrumentId);
-            lock (added)
-            {
-                added.Count++;
-                Place(added, incoming);
-                added.Refresh();
-            }
-
-            Interlocked.Increment(ref Held);
+            Insert(incoming);
             return;
         }
 
