@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using System.Threading.Channels;
 using LiteDB;
 using Microsoft.Extensions.Options;
 using PriceDaemon.Instruments;
@@ -26,6 +27,7 @@ internal sealed partial class AlertWriter : BackgroundService
 {
     private const string Collection = "alerts";
     private const int MaxBatch = 1024;
+    private const int SharedWrites = 64; // NATS writes in flight at once (shared store): different alerts' changes
     private static readonly TimeSpan FinalWriteTimeout = TimeSpan.FromSeconds(3);
 
     private readonly AlertBook _book;
@@ -166,11 +168,19 @@ internal sealed partial class AlertWriter : BackgroundService
 
                 if (_replica is not null)
                 {
-                    foreach (var work in batch)
-                    {
-                        await ShareAsync(work, _replica, reader).ConfigureAwait(true);
-                    }
-
+                    // Each alert's changes in order; different alerts' at once, so a market-wide crossing is not
+                    // notified one NATS round trip after another.
+                    var replica = _replica;
+                    await Parallel.ForEachAsync(
+                        batch.GroupBy(static w => w.Snapshot.Alert),
+                        new ParallelOptions { MaxDegreeOfParallelism = SharedWrites },
+                        async (changes, _) =>
+                        {
+                            foreach (var work in changes)
+                            {
+                                await ShareAsync(work, replica, reader).ConfigureAwait(false);
+                            }
+                        }).ConfigureAwait(true);
                     batch.Clear();
                     continue;
                 }
@@ -254,7 +264,7 @@ internal sealed partial class AlertWriter : BackgroundService
     /// One change of a shared store: a user's fire or re-arm written over the revision the book holds, then a fire's
     /// notification; a connection's alert only delivered. NATS away: retried (a stop ends the retries).
     /// </summary>
-    private async Task ShareAsync(AlertWork work, IAlertReplica replica, System.Threading.Channels.ChannelReader<AlertWork> reader)
+    private async Task ShareAsync(AlertWork work, IAlertReplica replica, ChannelReader<AlertWork> reader)
     {
         var alert = work.Snapshot.Alert;
         if (alert.OwnedByConnection || work.Kind is not (AlertWorkKind.Fired or AlertWorkKind.Changed))
@@ -265,13 +275,13 @@ internal sealed partial class AlertWriter : BackgroundService
 
         while (!alert.Deleted)
         {
-            var (result, revision) = await replica.UpdateAsync(work.Snapshot, _book.RevisionOf(alert), CancellationToken.None).ConfigureAwait(true);
+            var (result, revision) = await replica.UpdateAsync(work.Snapshot, _book.RevisionOf(alert), CancellationToken.None).ConfigureAwait(false);
             if (result == ReplicaWrite.Written)
             {
                 _book.Stored(alert, revision);
                 if (work.Kind == AlertWorkKind.Fired)
                 {
-                    await DeliverSharedAsync(work.Snapshot, reader).ConfigureAwait(true);
+                    await DeliverSharedAsync(work.Snapshot, reader).ConfigureAwait(false);
                 }
 
                 return;
@@ -290,12 +300,12 @@ internal sealed partial class AlertWriter : BackgroundService
                 return;
             }
 
-            await Task.Delay(TimeSpan.FromSeconds(1), _time).ConfigureAwait(true);
+            await Task.Delay(TimeSpan.FromSeconds(1), _time).ConfigureAwait(false);
         }
     }
 
     /// <summary>A user's fire into the shared inbox (created once, whoever tries), then to this daemon's sockets of the user.</summary>
-    private async Task DeliverSharedAsync(AlertSnapshot fired, System.Threading.Channels.ChannelReader<AlertWork> reader)
+    private async Task DeliverSharedAsync(AlertSnapshot fired, ChannelReader<AlertWork> reader)
     {
         if (_pushes is null || _inbox is null)
         {
@@ -307,7 +317,7 @@ internal sealed partial class AlertWriter : BackgroundService
             AlertFrames.NotificationData(fired, _instruments[alert.InstrumentId].Symbol));
         while (true)
         {
-            switch (await _pushes.CreateNotificationAsync(entry, CancellationToken.None).ConfigureAwait(true))
+            switch (await _pushes.CreateNotificationAsync(entry, CancellationToken.None).ConfigureAwait(false))
             {
                 case ReplicaWrite.Written:
                     // Not New when this daemon's inbox watch brought it back first and delivered it: the same sockets, once.
@@ -328,7 +338,7 @@ internal sealed partial class AlertWriter : BackgroundService
                 return;
             }
 
-            await Task.Delay(TimeSpan.FromSeconds(1), _time).ConfigureAwait(true);
+            await Task.Delay(TimeSpan.FromSeconds(1), _time).ConfigureAwait(false);
         }
     }
 
