@@ -119,6 +119,33 @@ public sealed class NatsAlertTests
     }
 
     [Test]
+    public async Task RepeatAlert_FiresReArmsAndFiresAgain_ThroughTheBucket_AndTheIngestsOwnSocketsGetItToo()
+    {
+        var ingest = await StartAsync(edge: false);
+        var edge = await StartAsync(edge: true);
+        using var http = edge.Http();
+        await using var onEdge = await Publisher.ConnectAsync(edge.WebSocketUri, "alice");
+        await using var onIngest = await Publisher.ConnectAsync(ingest.WebSocketUri, "alice");
+        var id = await AlertApi.CreateAsync(http, "alice", Reliance, "above", 1500, repeat: true);
+        await Armed(ingest, "alice", 1);
+
+        // Fires, re-arms past the 0.5 % band (below 1492.5), fires again: each state written over the last one's revision.
+        await ingest.TickAsync(Reliance, 1501);
+        Assert.That(Publisher.Id(await onEdge.NextAsync("notification")), Is.EqualTo($"{id}-1"));
+        await ingest.TickAsync(Reliance, 1490);
+        await ingest.TickAsync(Reliance, 1502);
+        Assert.That(Publisher.Id(await onEdge.NextAsync("notification")), Is.EqualTo($"{id}-2"));
+        var onIngestIds = new[] { await onIngest.NextAsync("notification"), await onIngest.NextAsync("notification") }.Select(Publisher.Id);
+        Assert.That(onIngestIds, Is.EqualTo(new[] { $"{id}-1", $"{id}-2" }), "the ingest's own socket of the user");
+
+        var listed = await Eventually.ValueAsync(
+            async () => (await AlertApi.ListAsync(http, "alice")).Where(a => AlertApi.FireCount(a) == 2).ToList() is { Count: 1 } a ? a : null,
+            "the edge to list the second fire");
+        Assert.That((AlertApi.State(listed[0]), listed[0].GetProperty("fired_price").GetDouble()), Is.EqualTo(("resetting", 1502.0)));
+        Assert.That(ingest.Services.GetRequiredService<AlertWriter>().Conflicts, Is.Zero, "each write went over the revision of the one before");
+    }
+
+    [Test]
     public async Task IngestRestart_DoesNotFireAFiredOneShotAgain()
     {
         var edge = await StartAsync(edge: true);
