@@ -92,7 +92,8 @@ public sealed class NatsAlertTests
         await ingest.TickAsync(Reliance, 1520);
         await ingest.TickAsync(Reliance, 1480);
         await ingest.TickAsync(Reliance, 1530);
-        await Eventually.TrueAsync(() => Volatile.Read(ref ingest.Services.GetRequiredService<AlertBook>().Fired) == 1, "the ingest to fire the RELIANCE alert");
+        // Notified first: different alerts' fires are written at once, so two in one batch may be notified in either order.
+        await Eventually.TrueAsync(() => Volatile.Read(ref ingest.Services.GetRequiredService<AlertWriter>().Notified) == 1, "the ingest to notify the RELIANCE alert");
         await ingest.TickAsync(Tcs, 5001);
 
         foreach (var alice in new[] { aliceA, aliceB })
@@ -197,7 +198,6 @@ public sealed class NatsAlertTests
     {
         var (edgeA, edgeB) = (await StartAsync(edge: true), await StartAsync(edge: true));
         using var httpA = edgeA.Http();
-        using var httpB = edgeB.Http();
         var kept = await AlertApi.CreateAsync(httpA, "alice", Reliance, "above", 90_000);
         await using var alice = await Publisher.ConnectAsync(edgeA.WebSocketUri, "alice");
         await alice.NextAsync("status");
@@ -215,9 +215,12 @@ public sealed class NatsAlertTests
 
         await _nats.StartAsync();
         await Eventually.TrueAsync(() => link.IsOpen, "edge A to reconnect");
-        Assert.That(await BucketKeysAsync(), Has.Count.EqualTo(1), "the refused create never reached the bucket");
-        Assert.That((await AlertApi.ListAsync(httpB, "alice")).Select(a => a.GetProperty("id").GetString()), Is.EqualTo(new[] { kept }));
-        Assert.That((await AlertApi.SendAsync(httpA, HttpMethod.Delete, $"/api/alerts/{kept}", "alice")).Status, Is.EqualTo(HttpStatusCode.OK), "the retried delete, with NATS back");
+        // JetStream may take a moment after the server is back: the delete is retried as a client would.
+        await Eventually.ValueAsync(
+            async () => (await AlertApi.SendAsync(httpA, HttpMethod.Delete, $"/api/alerts/{kept}", "alice")).Status == HttpStatusCode.OK ? this : null,
+            "the retried delete to be taken with NATS back");
+        Assert.That(await BucketKeysAsync(), Is.Empty, "the refused create never reached the bucket, and the retried delete did");
+        await Eventually.TrueAsync(() => edgeB.Services.GetRequiredService<AlertBook>().List("alice").Count == 0, "edge B to drop it");
     }
 
     [Test]
