@@ -56,7 +56,7 @@ internal sealed partial class PriceSession
             }
 
             var id = request.Id!;
-            _ = deleted.ContinueWith(_ => Answer(AlertFrames.Deleted(id)), TaskScheduler.Default);
+            _ = deleted.ContinueWith(t => Answer(Refusal(t) ?? AlertFrames.Deleted(id)), TaskScheduler.Default);
             return;
         }
 
@@ -82,9 +82,15 @@ internal sealed partial class PriceSession
         }
 
         _hasConnectionAlerts |= anonymous;
-        // Answered once stored: an alert_created means it survives a crash from then on.
-        _ = stored.ContinueWith(_ => Answer(AlertFrames.Created(book.Current(alert))), TaskScheduler.Default);
+        // Answered once stored: an alert_created means it survives a crash from then on (and, with NATS, is on every daemon).
+        _ = stored.ContinueWith(t => Answer(Refusal(t) ?? AlertFrames.Created(book.Current(alert))), TaskScheduler.Default);
     }
+
+    /// <summary>The error frame of a create or delete the shared store (NATS) did not take; null when it was stored.</summary>
+    private static byte[]? Refusal(Task<string?> stored) =>
+        stored.IsCompletedSuccessfully && stored.Result is null
+            ? null
+            : ControlFrames.Error(ErrorCodes.AlertsUnavailable, "NATS did not store the change within Nats:PushTimeoutMs; nothing was changed. Try again");
 
     /// <summary>
     /// The <c>volume_alerts</c> channel: <c>volume_alert</c> frames for the named instruments, or for all when none (or
