@@ -18,9 +18,16 @@ internal sealed record DaemonCounters(double FramesSent, double SocketWrites, do
     private const string CollectionsName = "dotnet_gc_collections_total";
     private const string AllocatedName = "dotnet_gc_heap_total_allocated_bytes_total";
     private const string PauseName = "dotnet_gc_pause_time_seconds_total";
+    private const string JitName = "dotnet_jit_compilation_time_seconds_total";
 
     /// <summary>The runtime's own GC counters (System.Runtime meter); null where the daemon did not export them.</summary>
     public GcCounters? Gc { get; init; }
+
+    /// <summary>
+    /// Time the runtime spent compiling methods (tiered re-compilation goes on for a while after start): CPU in the
+    /// window that is no frame's, so a report can tell start-up work from per-frame work.
+    /// </summary>
+    public double? JitSeconds { get; init; }
 
     public double? FramesPerWrite => SocketWrites > 0 ? FramesSent / SocketWrites : null;
 
@@ -33,6 +40,7 @@ internal sealed record DaemonCounters(double FramesSent, double SocketWrites, do
         SendLatencyCount - earlier.SendLatencyCount)
     {
         Gc = Gc is { } now && earlier.Gc is { } then ? now.Since(then) : null,
+        JitSeconds = JitSeconds is { } jit && earlier.JitSeconds is { } before ? jit - before : null,
     };
 
     /// <summary>Null when the server has no metrics endpoint (the baseline) or lacks the send counters.</summary>
@@ -54,7 +62,7 @@ internal sealed record DaemonCounters(double FramesSent, double SocketWrites, do
     public static DaemonCounters? Parse(string exposition)
     {
         double? frames = null, writes = null, latencySum = null, latencyCount = null;
-        double? gen0 = null, gen1 = null, gen2 = null, allocated = null, pause = null;
+        double? gen0 = null, gen1 = null, gen2 = null, allocated = null, pause = null, jit = null;
         foreach (var line in exposition.AsSpan().EnumerateLines())
         {
             if (line.IsEmpty || line[0] == '#')
@@ -77,6 +85,7 @@ internal sealed record DaemonCounters(double FramesSent, double SocketWrites, do
                 case LatencyCountName: latencyCount = value; break;
                 case AllocatedName: allocated = value; break;
                 case PauseName: pause = value; break;
+                case JitName: jit = value; break;
                 case var name when name.StartsWith(CollectionsName + "{", StringComparison.Ordinal):
                     if (name.Contains("\"gen0\"", StringComparison.Ordinal))
                     {
@@ -104,6 +113,7 @@ internal sealed record DaemonCounters(double FramesSent, double SocketWrites, do
         return new DaemonCounters(f, w, s, c)
         {
             Gc = allocated is { } bytes ? new GcCounters(gen0 ?? 0, gen1 ?? 0, gen2 ?? 0, bytes, pause ?? 0) : null,
+            JitSeconds = jit,
         };
     }
 }

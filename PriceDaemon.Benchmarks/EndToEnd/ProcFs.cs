@@ -10,6 +10,43 @@ internal static class ProcFs
     public static TimeSpan CpuTime(int pid) =>
         TimeSpan.FromSeconds((double)ParseCpuTicks(File.ReadAllText($"/proc/{pid}/stat")) / _clockTicksPerSecond);
 
+    /// <summary>
+    /// CPU time of each of the process's threads whose name starts with <paramref name="threadName"/> (Linux truncates
+    /// names to 15 characters), by thread id: e.g. the runtime's background JIT thread, <c>.NET Tiered Com</c>, which
+    /// ends when idle and is started again, so only per-thread differences make sense.
+    /// </summary>
+    public static Dictionary<int, TimeSpan> ThreadCpuTimes(int pid, string threadName)
+    {
+        var times = new Dictionary<int, TimeSpan>();
+        foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+        {
+            string stat;
+            try
+            {
+                stat = File.ReadAllText(Path.Combine(task, "stat"));
+            }
+            catch (IOException)
+            {
+                continue; // the thread ended meanwhile
+            }
+
+            var open = stat.IndexOf('(', StringComparison.Ordinal);
+            if (stat.AsSpan(open + 1).StartsWith(threadName, StringComparison.Ordinal))
+            {
+                times[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] = TimeSpan.FromSeconds((double)ParseCpuTicks(stat) / _clockTicksPerSecond);
+            }
+        }
+
+        return times;
+    }
+
+    /// <summary>
+    /// CPU the named threads used between two readings of <see cref="ThreadCpuTimes"/>: a thread seen only in the later
+    /// one counts whole; one that ended in between counts nothing after the earlier reading (never a negative figure).
+    /// </summary>
+    public static TimeSpan ThreadCpuSince(Dictionary<int, TimeSpan> earlier, Dictionary<int, TimeSpan> later) =>
+        later.Aggregate(TimeSpan.Zero, (sum, t) => sum + t.Value - earlier.GetValueOrDefault(t.Key));
+
     public static long RssBytes(int pid) => ParseRssKiB(File.ReadAllText($"/proc/{pid}/status")) * 1024;
 
     /// <summary>utime + stime (fields 14 and 15) of a /proc/PID/stat line, in clock ticks.</summary>

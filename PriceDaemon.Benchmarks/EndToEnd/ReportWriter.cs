@@ -58,9 +58,13 @@ internal static class ReportWriter
         Row(md, "latency p99.9 (ms)", F3(d.P999Ms), b is null ? None : F3(b.P999Ms), None, None, None);
         Row(md, "latency max (ms)", F3(d.MaxMs), b is null ? None : F3(b.MaxMs), None, None, None);
         Row(md, "server CPU per delivered frame (µs)", F3(d.CpuUsPerFrame), b is null ? None : F3(b.CpuUsPerFrame), one is null ? None : F3(one.CpuUsPerFrame), batched is null ? None : F3(batched.CpuUsPerFrame), Budget(s.Budgets.CpuUsPerFrame, "<="));
+        Row(md, "server CPU per delivered frame without the JIT thread (µs)", F3(d.CpuUsPerFrameWithoutJit), b is null ? None : F3(b.CpuUsPerFrameWithoutJit), None, None, None);
         Row(md, "frames per socket write", d.Counters?.FramesPerWrite is { } fpw ? F2(fpw) : None, b is null ? None : "1", one is null ? None : N0(one.FramesPerWrite), batched is null ? None : N0(batched.FramesPerWrite), None);
         Row(md, "in-daemon latency, oldest frame per write, mean (ms)", d.Counters?.MeanSendLatencyMs is { } inside ? F3(inside) : None, None, None, None, None);
         Row(md, "GC collections gen0 / gen1 / gen2", d.Counters?.Gc is { } gc ? Inv($"{gc.Gen0:0} / {gc.Gen1:0} / {gc.Gen2:0}") : None, None, None, None, None);
+        Row(md, "warm-up before the window (s)", F1(d.WarmupSeconds), b is null ? None : F1(b.WarmupSeconds), None, None, None);
+        Row(md, "background JIT thread CPU in the window (ms, share of the server's)", d.CpuSeconds > 0 ? Inv($"{d.JitCpuSeconds * 1000:F0}, {d.JitCpuSeconds / d.CpuSeconds:P0}") : None, b is { CpuSeconds: > 0 } bj ? Inv($"{bj.JitCpuSeconds * 1000:F0}, {bj.JitCpuSeconds / bj.CpuSeconds:P0}") : None, None, None, None);
+        Row(md, "JIT compiling in the window (ms of wall clock, any thread)", d.Counters?.JitSeconds is { } jit ? Inv($"{jit * 1000:F0}") : None, None, None, None, None);
         Row(md, "allocated (MB/s), GC pause (ms)", d.Counters?.Gc is { } alloc && d.MeasuredSeconds > 0 ? Inv($"{alloc.AllocatedBytes / d.MeasuredSeconds / 1e6:F2}, {alloc.PauseSeconds * 1000:F1}") : None, None, None, None, None);
         Row(md, "load generator CPU (cores)", F2(d.ClientCores), b is null ? None : F2(b.ClientCores), None, None, None);
         Row(md, "frames per CPU-second", N0(d.FramesPerCpuSecond), b is null ? None : N0(b.FramesPerCpuSecond), one is null ? None : N0(one.FramesPerCpuSecond), batched is null ? None : N0(batched.FramesPerCpuSecond), None);

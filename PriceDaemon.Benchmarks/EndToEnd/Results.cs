@@ -33,12 +33,21 @@ internal sealed record LoadResult
     /// <summary>The server's user + system CPU over the measured window.</summary>
     public double CpuSeconds { get; init; }
 
+    /// <summary>Of <see cref="CpuSeconds"/>, the runtime's background JIT thread's (tiered re-compilation after start).</summary>
+    public double JitCpuSeconds { get; init; }
+
+    /// <summary>Seconds from connected to the window's start: the scenario's warm-up, plus waiting for that JIT thread to go quiet.</summary>
+    public double WarmupSeconds { get; init; }
+
     /// <summary>The load generator's own CPU over the same window: when it nears the cores left over, latency is partly the client's.</summary>
     public double ClientCpuSeconds { get; init; }
 
     public double ClientCores => MeasuredSeconds > 0 ? ClientCpuSeconds / MeasuredSeconds : 0;
 
     public double CpuUsPerFrame => FramesDelivered > 0 ? CpuSeconds * 1e6 / FramesDelivered : 0;
+
+    /// <summary>The same without the background JIT thread's CPU: what frames cost once compiling is done.</summary>
+    public double CpuUsPerFrameWithoutJit => FramesDelivered > 0 ? (CpuSeconds - JitCpuSeconds) * 1e6 / FramesDelivered : 0;
 
     public double FramesPerCpuSecond => CpuSeconds > 0 ? FramesDelivered / CpuSeconds : 0;
 

@@ -27,6 +27,9 @@ internal sealed partial class ServerProcess : IAsyncDisposable
 
     public TimeSpan CpuTime => ProcFs.CpuTime(Pid);
 
+    /// <summary>CPU of the runtime's background tier-1 JIT thread(s) by thread id: start-up work, not any frame's.</summary>
+    public Dictionary<int, TimeSpan> JitThreadCpuTimes => ProcFs.ThreadCpuTimes(Pid, ".NET Tiered Com");
+
     public long RssBytes => ProcFs.RssBytes(Pid);
 
     public static async Task<ServerProcess> StartAsync(string dll, string workingDirectory, IEnumerable<string> args)

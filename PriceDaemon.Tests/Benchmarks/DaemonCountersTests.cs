@@ -70,4 +70,14 @@ public sealed class DaemonCountersTests
         Assert.That(window.Gc.PauseSeconds, Is.EqualTo(0.012).Within(1e-9));
         Assert.That(DaemonCounters.Parse(Exposition)!.Gc, Is.Null, "no runtime counters exported: no GC figures, not zeros");
     }
+
+    [Test]
+    public void Parse_ReadsTheJitTime_AndSinceGivesTheWindowsShare()
+    {
+        var before = DaemonCounters.Parse(Exposition + "\ndotnet_jit_compilation_time_seconds_total 3.5")!;
+        var after = DaemonCounters.Parse(Exposition + "\ndotnet_jit_compilation_time_seconds_total 3.75")!;
+        Assert.That(after.Since(before).JitSeconds, Is.EqualTo(0.25).Within(1e-9));
+        Assert.That(DaemonCounters.Parse(Exposition)!.JitSeconds, Is.Null, "no runtime counters: no JIT figure, not a zero");
+        Assert.That(after.Since(DaemonCounters.Parse(Exposition)!).JitSeconds, Is.Null);
+    }
 }

@@ -23,6 +23,9 @@ public sealed class HarnessInputsTests
 
         Assert.That(variables, Does.Contain(new KeyValuePair<string, string>("DOTNET_GCgen0size", "0x1000000")));
         Assert.That(variables, Does.Contain(new KeyValuePair<string, string>("DOTNET_NOLOGO", "1")));
+        Assert.That(variables, Does.Contain(new KeyValuePair<string, string>("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit", "0")));
+        var supervisor = File.ReadAllText(Path.Combine(RepositoryRoot(), "config", "supervisor", "pricedaemon.conf"));
+        Assert.That(supervisor, Does.Contain("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=\"0\""), "both service files set the same runtime settings");
         Assert.That(DeployedRuntime.Parse("# Environment=A=1\nEnvironment=B=2 C=x=y\n"), Is.EqualTo(new[] { KeyValuePair.Create("B", "2"), KeyValuePair.Create("C", "x=y") }));
         Assert.Throws<FormatException>(() => DeployedRuntime.Parse("Environment=NOVALUE\n"));
     }
@@ -84,6 +87,43 @@ public sealed class HarnessInputsTests
     {
         const string stat = "4242 (dotnet (x) y) S 1 4242 4242 0 -1 4194560 1000 0 0 0 1234 567 0 0 20 0 30 0 100 300000000 20000 18446744073709551615";
         Assert.That(ProcFs.ParseCpuTicks(stat), Is.EqualTo(1234 + 567));
+    }
+
+    [Test]
+    public void ProcFs_ThreadCpuTime_CountsOnlyTheNamedThreads()
+    {
+        using var stop = new ManualResetEventSlim();
+        var spinner = new Thread(() =>
+        {
+            while (!stop.IsSet)
+            {
+                Thread.SpinWait(1000);
+            }
+        })
+        { IsBackground = true, Name = "procfs-spin-test" };
+        spinner.Start();
+        try
+        {
+            var pid = Environment.ProcessId;
+            var start = ProcFs.ThreadCpuTimes(pid, "procfs-spin");
+            Assert.That(start.Keys, Has.Count.EqualTo(1), "one thread of that name");
+            // The kernel accounts CPU in clock ticks: spin until the named thread has one more.
+            SpinWait.SpinUntil(() => ProcFs.ThreadCpuSince(start, ProcFs.ThreadCpuTimes(pid, "procfs-spin")) > TimeSpan.Zero, TimeSpan.FromSeconds(30));
+            var later = ProcFs.ThreadCpuTimes(pid, "procfs-spin");
+            Assert.That(ProcFs.ThreadCpuSince(start, later), Is.GreaterThan(TimeSpan.Zero));
+            Assert.That(later.Values.Single(), Is.LessThanOrEqualTo(ProcFs.CpuTime(pid)));
+            Assert.That(ProcFs.ThreadCpuTimes(pid, "no-thread-is-called-this"), Is.Empty);
+
+            // A thread that ended between two readings counts nothing (not minus what it had); a new one counts whole.
+            var ended = new Dictionary<int, TimeSpan> { [1] = TimeSpan.FromSeconds(3) };
+            var started = new Dictionary<int, TimeSpan> { [2] = TimeSpan.FromMilliseconds(40) };
+            Assert.That(ProcFs.ThreadCpuSince(ended, started), Is.EqualTo(TimeSpan.FromMilliseconds(40)));
+        }
+        finally
+        {
+            stop.Set();
+            spinner.Join();
+        }
     }
 
     [Test]

@@ -13,7 +13,7 @@ public sealed class ReportWriterTests
             new ScenarioReport
             {
                 Scenario = new Scenario { Name = "campus-peak", Description = "1,000 clients", SubscriptionsPerClient = 50, TickMinMs = 150, TickMaxMs = 250, ThrottleMs = 100, LatencyNote = "total", Budgets = new ScenarioBudgets { P99Ms = 5 } },
-                Daemon = new LoadResult { Connections = 1000, Instruments = 500, MeasuredSeconds = 10, FramesDelivered = 2_500_000, CpuSeconds = 5, P99Ms = 6.5, Consistency = new ConsistencyResult(50_000, 49_000, 1_000, 0, 0, []), Counters = new DaemonCounters(2_500_000, 1_000_000, 2_000, 1_000_000) },
+                Daemon = new LoadResult { Connections = 1000, Instruments = 500, MeasuredSeconds = 10, FramesDelivered = 2_500_000, CpuSeconds = 5, JitCpuSeconds = 1, WarmupSeconds = 14.5, P99Ms = 6.5, Consistency = new ConsistencyResult(50_000, 49_000, 1_000, 0, 0, []), Counters = new DaemonCounters(2_500_000, 1_000_000, 2_000, 1_000_000) },
                 Baseline = new LoadResult { MeasuredSeconds = 10, FramesDelivered = 400_000, CpuSeconds = 8 },
                 Ceiling = [new CeilingResult("one frame per write", 1, 1000, 2_000_000, 5, 4), new CeilingResult("batched", 16, 1000, 16_000_000, 5, 2)],
                 Checks = [new BudgetCheck("p99 latency (ms)", 6.5, "<=", 5, false), new BudgetCheck("lost last values", 0, "<=", 0, true)],
@@ -31,6 +31,9 @@ public sealed class ReportWriterTests
         Assert.That(markdown, Does.Contain("| latency p99 (ms) | 6.500 | 0.000 | – | – | <= 5 |"));
         Assert.That(markdown, Does.Contain("| lost last values | 0 of 50,000 |"));
         Assert.That(markdown, Does.Contain("| frames per socket write | 2.50 | 1 | 1 | 16 | – |"));
+        Assert.That(markdown, Does.Contain("| server CPU per delivered frame without the JIT thread (µs) | 1.600 |"));
+        Assert.That(markdown, Does.Contain("| background JIT thread CPU in the window (ms, share of the server's) | 1000, 20 % | 0, 0 % |"));
+        Assert.That(markdown, Does.Contain("| warm-up before the window (s) | 14.5 |"));
         Assert.That(markdown, Does.Contain("| in-daemon latency, oldest frame per write, mean (ms) | 2.000 | – | – | – | – |"));
         Assert.That(markdown, Does.Contain("Frames per CPU-second: 10.0x the baseline's."));
         Assert.That(markdown, Does.Contain("Frames per CPU-second: 6.3% of the raw batched ceiling, 100% of one frame per write."));

@@ -9,7 +9,7 @@ namespace PriceDaemon.Tests.Browser;
 /// in development mode, so StrictMode double-mounts) in headless Chromium, against the real daemon: the test
 /// app (clients/js/test-app) is served from the daemon's own origin and drives a live socket.
 /// </summary>
-public sealed class ReactHooksTests
+public sealed partial class ReactHooksTests
 {
     private static readonly string[] _keys = [.. Enumerable.Range(1, 24).Select(i => $"NSE_EQ|SYN{i:D7}")];
 
@@ -152,12 +152,15 @@ public sealed class ReactHooksTests
         Assert.That(await _page.EvaluateAsync<int>("() => window.testApp.socket.subscriptions.length"), Is.Zero);
     }
 
-    private async Task OpenAppAsync(DaemonProcess daemon)
+    private Task OpenAppAsync(DaemonProcess daemon) => OpenAppAsync(daemon.BaseUri);
+
+    /// <param name="query">The page address's query: <c>?token=...</c> signs its socket in.</param>
+    private async Task OpenAppAsync(Uri daemon, string query = "")
     {
         // The app is served from the daemon's origin (the daemon's origin policy admits its own pages).
-        var appUrl = new Uri(daemon.BaseUri, "react-test/index.html").ToString();
+        var appUrl = new Uri(daemon, "react-test/index.html" + query).ToString();
         var html = await File.ReadAllTextAsync(Path.Combine(JsPackage.Directory, "test-app", "index.html"));
-        await _page.RouteAsync(new Uri(daemon.BaseUri, "react-test/**").ToString(), route => route.Request.Url.EndsWith("/app.js", StringComparison.Ordinal)
+        await _page.RouteAsync(new Uri(daemon, "react-test/**").ToString(), route => route.Request.Url.EndsWith("/app.js", StringComparison.Ordinal)
             ? route.FulfillAsync(new RouteFulfillOptions { ContentType = "text/javascript", Body = _bundle })
             : route.FulfillAsync(new RouteFulfillOptions { ContentType = "text/html", Body = html }));
         await _page.GotoAsync(appUrl);

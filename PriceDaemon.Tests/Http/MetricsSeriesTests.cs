@@ -28,6 +28,7 @@ public sealed partial class MetricsSeriesTests
         "pricedaemon_candles_closed_total counter",
         "pricedaemon_candles_late_ticks_total counter",
         "pricedaemon_candles_published_total counter",
+        "pricedaemon_alerts_conflicts_total counter",
         "pricedaemon_alerts_count gauge",
         "pricedaemon_alerts_deferred_total counter",
         "pricedaemon_alerts_fired_total counter",

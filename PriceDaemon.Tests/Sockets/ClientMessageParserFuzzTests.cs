@@ -32,6 +32,8 @@ public sealed class ClientMessageParserFuzzTests
         """{"action":"subscribe","channel":"volume_alerts","instruments":["A|1"]}""",
         """{"channel":"volume_alerts","action":"unsubscribe"}""",
         """{"action":"subscribe","instruments":["A|1"],"timing":true}""",
+        """{"req":"c-1","action":"alert_create","instrument_key":"A|1","condition":"above","price":1}""",
+        """{"action":"alert_list","req":"l-2"}""",
     ];
 
     // Where a string's content goes ('§'): the two fields the parser reads, property names, and what it skips.
@@ -48,6 +50,8 @@ public sealed class ClientMessageParserFuzzTests
         """{"action":"ack","ids":["n-1","§"],"instruments":[]}""",
         """{"action":"subscribe","channel":"§","topics":[],"instruments":[]}""",
         """{"action":"unsubscribe","channel":"topic","topics":["§"]}""",
+        """{"action":"alert_list","req":"§"}""",
+        """{"req":"§","action":"subscribe","instruments":[]}""",
     ];
 
     // Where a whole value goes ('§'): each field, an instrument, a skipped field, the root.
@@ -68,6 +72,8 @@ public sealed class ClientMessageParserFuzzTests
         """{"action":"subscribe","channel":"topic","topics":§}""",
         """{"action":"subscribe","channel":"topic","topics":[§]}""",
         """{"action":"subscribe","instruments":[],"timing":§}""",
+        """{"action":"alert_delete","id":"al-1","req":§}""",
+        """{"action":"unsubscribe","instruments":[],"req":§}""",
     ];
 
     // Every escape JSON has, escapes it has not, and every arrangement of UTF-16 surrogates.
@@ -103,7 +109,7 @@ public sealed class ClientMessageParserFuzzTests
     private static readonly string[] Tokens =
     [
         "{", "}", "[", "]", ",", ":", "\"", "\\", "\\u", "\\uD800", "\\uDC00", "\\uD83D\\uDE00", "null", "true", "1e999", "-0",
-        "\"action\"", "\"instruments\"", "\"ids\"", "\"ack\"", "\"channel\"", "\"topic\"", "\"depth\"", "\"book\"", "\"topics\"", "\"timing\"", "\"subscribe\"", "\"unsubscribe\"", "\"NSE_EQ|A\"", " ", "\u0000", "/*", "//",
+        "\"action\"", "\"instruments\"", "\"ids\"", "\"ack\"", "\"channel\"", "\"topic\"", "\"depth\"", "\"book\"", "\"topics\"", "\"timing\"", "\"req\"", "\"alert_list\"", "\"subscribe\"", "\"unsubscribe\"", "\"NSE_EQ|A\"", " ", "\u0000", "/*", "//",
     ];
 
     private enum Expected
@@ -169,14 +175,15 @@ public sealed class ClientMessageParserFuzzTests
     /// <summary>Null when the parser's answer is the expected one; otherwise what went wrong.</summary>
     private static string? Problem(byte[] input)
     {
-        var expected = Reference(input, out var expectedKeys, out var expectedTiming);
+        var expected = Reference(input, out var expectedKeys, out var expectedTiming, out var expectedReq);
         var keys = new List<string>();
         ClientMessageParser.Error? error;
         ClientAction action;
         bool? timing;
+        string? req;
         try
         {
-            error = ClientMessageParser.Parse(input, out action, keys, out timing);
+            error = ClientMessageParser.Parse(input, out action, keys, out timing, out _, out req);
         }
         catch (Exception ex)
         {
@@ -224,6 +231,11 @@ public sealed class ClientMessageParserFuzzTests
             return $"timing {timing}, expected {expectedTiming}";
         }
 
+        if (req != expectedReq)
+        {
+            return $"req '{req}', expected '{expectedReq}'";
+        }
+
         return keys.SequenceEqual(expectedKeys) ? null : $"parsed [{string.Join(", ", keys)}], expected [{string.Join(", ", expectedKeys)}]";
     }
 
@@ -232,10 +244,11 @@ public sealed class ClientMessageParserFuzzTests
     /// <c>instruments</c> an array of strings wherever they appear (the last of a repeated field counts); other fields
     /// skipped unread; every property name, and each string the parser reads, must decode (no lone surrogate, valid UTF-8); depth at most 8.
     /// </summary>
-    private static Expected Reference(byte[] input, out List<string> keys, out bool? timing)
+    private static Expected Reference(byte[] input, out List<string> keys, out bool? timing, out string? req)
     {
         keys = [];
         timing = null;
+        req = null;
         JsonDocument document;
         try
         {
@@ -259,6 +272,7 @@ public sealed class ClientMessageParserFuzzTests
             List<string>? topics = null;
             string? channel = null;
             bool? timingField = null;
+            var reqValid = true;
             foreach (var property in document.RootElement.EnumerateObject())
             {
                 if (Name(property) is not { } propertyName)
@@ -330,6 +344,13 @@ public sealed class ClientMessageParserFuzzTests
 
                     timingField = property.Value.ValueKind == JsonValueKind.True;
                 }
+                else if (propertyName == "req")
+                {
+                    // Any action's, the last one counting; only an alert_* action refuses one that is not a short string.
+                    req = property.Value.ValueKind == JsonValueKind.String ? Decode(property.Value) : null;
+                    reqValid = req is { Length: <= ClientMessageParser.MaxReqLength };
+                    req = reqValid ? req : null;
+                }
                 else if (propertyName == "ids")
                 {
                     // As instruments, whatever the action; an ack names at most MaxAckIds.
@@ -358,7 +379,7 @@ public sealed class ClientMessageParserFuzzTests
             return action switch
             {
                 null => Expected.InvalidMessage,
-                _ when alertAction => Expected.Alert,
+                _ when alertAction => reqValid ? Expected.Alert : Expected.InvalidMessage,
                 "subscribe" or "unsubscribe" when channel == "volume_alerts" => Expected.VolumeAlerts,
                 "subscribe" or "unsubscribe" when topicChannel =>
                     topics is null ? Expected.InvalidMessage : action == "subscribe" ? Expected.SubscribeTopics : Expected.UnsubscribeTopics,

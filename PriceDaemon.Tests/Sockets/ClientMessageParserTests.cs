@@ -126,6 +126,60 @@ public sealed class ClientMessageParserTests
         Assert.That(action.ToString(), Is.EqualTo(expected));
     }
 
+    [TestCase("{\"action\":\"alert_create\",\"req\":\"c-1\",\"instrument_key\":\"A|1\",\"condition\":\"above\",\"price\":1}", "c-1")]
+    [TestCase("{\"req\":\"l\\u00e9\",\"action\":\"alert_list\"}", "l\u00e9")]
+    [TestCase("{\"action\":\"alert_delete\",\"id\":\"al-1\",\"req\":\"\"}", "")]
+    [TestCase("{\"action\":\"alert_list\",\"req\":[1],\"req\":\"last\"}", "last")]
+    [TestCase("{\"action\":\"alert_list\"}", null)]
+    public void Parse_AlertActions_ReadTheRequestIdToEcho(string message, string? expected)
+    {
+        var error = ClientMessageParser.Parse(Encoding.UTF8.GetBytes(message), out _, [], out _, out _, out var req);
+        Assert.That(error, Is.Null);
+        Assert.That(req, Is.EqualTo(expected));
+    }
+
+    [TestCase("{\"action\":\"alert_list\",\"req\":7}")]
+    [TestCase("{\"action\":\"alert_create\",\"req\":null}")]
+    [TestCase("{\"req\":{\"a\":1},\"action\":\"alert_delete\",\"id\":\"al-1\"}")]
+    [TestCase("{\"action\":\"alert_list\",\"req\":\"\\uD800\"}")]
+    [TestCase("{\"action\":\"alert_list\",\"req\":\"12345678901234567890123456789012345678901234567890123456789012345\"}")]
+    [TestCase("{\"action\":\"alert_list\",\"req\":\"ok\",\"req\":false}")]
+    public void Parse_AlertActions_RefuseARequestIdThatIsNotAShortString(string message)
+    {
+        var error = ClientMessageParser.Parse(Encoding.UTF8.GetBytes(message), out _, [], out _, out _, out var req);
+        Assert.That(error?.Code, Is.EqualTo("invalid_message"));
+        Assert.That(error?.Message, Does.Contain("'req'"));
+        Assert.That(req, Is.Null);
+    }
+
+    [TestCase("{\"action\":\"subscribe\",\"instruments\":[\"A|1\"],\"req\":7}", "Subscribe")]
+    [TestCase("{\"action\":\"subscribe\",\"channel\":\"volume_alerts\",\"req\":\"12345678901234567890123456789012345678901234567890123456789012345\"}", "SubscribeVolumeAlerts")]
+    public void Parse_OtherActions_SkipABadRequestId_AsBefore(string message, string expected)
+    {
+        var error = ClientMessageParser.Parse(Encoding.UTF8.GetBytes(message), out var action, [], out _, out _, out _);
+        Assert.That(error, Is.Null);
+        Assert.That(action.ToString(), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void Parse_AnErrorAfterTheRequestId_StillNamesIt()
+    {
+        var error = ClientMessageParser.Parse("{\"action\":\"alert_list\",\"req\":\"r-9\",\"instruments\":5}"u8, out _, [], out _, out _, out var req);
+        Assert.That(error?.Code, Is.EqualTo("invalid_message"));
+        Assert.That(req, Is.EqualTo("r-9"));
+    }
+
+    [TestCase(null, "{\"type\":\"error\",\"code\":\"x\",\"message\":\"m\"}")]
+    [TestCase("r-1", "{\"type\":\"error\",\"code\":\"x\",\"message\":\"m\",\"req\":\"r-1\"}")]
+    [TestCase("a\"b\\c\u00e9\n", "{\"type\":\"error\",\"code\":\"x\",\"message\":\"m\",\"req\":\"a\\\"b\\\\c\u00e9\\n\"}")]
+    public void WithReq_AddsTheRequestId_AsTheLastFieldOfTheFrame(string? req, string expected)
+    {
+        var frame = ControlFrames.WithReq(ControlFrames.Error("x", "m"), req);
+        Assert.That(Encoding.UTF8.GetString(frame), Is.EqualTo(expected));
+        using var document = System.Text.Json.JsonDocument.Parse(frame);
+        Assert.That(document.RootElement.TryGetProperty("req", out var echoed) ? echoed.GetString() : null, Is.EqualTo(req));
+    }
+
     [Test]
     public void AlertRequest_ReadsEveryField_AndNamesWhatIsWrong()
     {

@@ -3,7 +3,7 @@
 // The socket, timers, fetch, storage and randomness are injected fakes: no network, no sleeping.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PriceSocket, backoffDelay, parseTimeMs } from '../../clients/js/src/price-socket.js';
+import { PriceSocket, RequestError, backoffDelay, parseTimeMs } from '../../clients/js/src/price-socket.js';
 import { createUsePriceWebSocket } from '../../clients/js/src/use-price-websocket.js';
 import { createPriceHooks } from '../../clients/js/src/price-hooks.js';
 
@@ -794,39 +794,158 @@ test('createAlert resolves with the stored alert, a refusal rejects with the dae
   const { client, last } = harness();
   last().open();
   const created = client.createAlert({ instrument_key: RELIANCE, condition: 'above', price: 1500, note: 'tp' });
-  assert.deepEqual(last().sent.at(-1), { action: 'alert_create', instrument_key: RELIANCE, condition: 'above', price: 1500, note: 'tp' });
+  assert.deepEqual(last().sent.at(-1), { action: 'alert_create', instrument_key: RELIANCE, condition: 'above', price: 1500, note: 'tp', req: 'r1' });
   const alert = { id: 'al-1', instrument_key: RELIANCE, condition: 'above', price: 1500, repeat: false, note: 'tp', owner: 'user', state: 'armed', fire_count: 0 };
-  last().receive({ type: 'alert_created', alert });
+  last().receive({ type: 'alert_created', alert, req: 'r1' });
   assert.equal((await created).id, 'al-1');
   assert.deepEqual(client.alertList.map((a) => a.state), ['armed']);
 
   const refused = client.createAlert({ instrument_key: RELIANCE, condition: 'below', price: 1 });
-  last().receive({ type: 'error', code: 'alert_limit', message: 'at most 1' });
-  await assert.rejects(refused, (error) => error.code === 'alert_limit');
+  last().receive({ type: 'error', code: 'alert_limit', message: 'at most 1', req: 'r2' });
+  await assert.rejects(refused, (error) => error instanceof RequestError && error.code === 'alert_limit' && error.req === 'r2');
 
   last().receive({ type: 'notification', id: 'al-1-1', kind: 'price_alert', created_at: '', data: { alert_id: 'al-1', fire_count: 1, last_price: 1500.5, fired_at: 't' } });
   assert.deepEqual(client.alertList.map((a) => [a.state, a.fired_price]), [['fired', 1500.5]]);
 
   const deleted = client.deleteAlert('al-1');
-  last().receive({ type: 'alert_deleted', id: 'al-1' });
+  assert.deepEqual(last().sent.at(-1), { action: 'alert_delete', id: 'al-1', req: 'r3' });
+  last().receive({ type: 'alert_deleted', id: 'al-1', req: 'r3' });
   assert.equal(await deleted, 'al-1');
   assert.deepEqual(client.alertList, []);
 });
 
-test('an alert request in flight is refused when the socket drops; volume alerts are asked for again on reconnect', async () => {
+test('concurrent alert requests are matched by the echoed req, not by the order of the answers', async () => {
+  const { client, last, clock } = harness();
+  last().open();
+  const first = client.createAlert({ instrument_key: RELIANCE, condition: 'above', price: 1500 });
+  const second = client.createAlert({ instrument_key: RELIANCE, condition: 'below', price: 1000 });
+  const listing = client.listAlerts();
+  assert.deepEqual(last().sent.map((m) => m.req), ['r1', 'r2', 'r3']);
+  // What the daemon does: the second create is refused at once (the limit), the first answered once stored; an error of
+  // a price subscribe (no req) in between answers no request; nor does a rate limit of an alert request resync prices.
+  last().receive({ type: 'error', code: 'unknown_instrument', message: 'unknown', instruments: ['X|1'] });
+  last().receive({ type: 'error', code: 'alert_limit', message: 'at most 1', req: 'r2' });
+  last().receive({ type: 'alerts', alerts: [], req: 'r3' });
+  last().receive({ type: 'alert_created', alert: { id: 'al-1', instrument_key: RELIANCE, condition: 'above', price: 1500, state: 'armed', fire_count: 0 }, req: 'r1' });
+  const [a, b, c] = await Promise.allSettled([first, second, listing]);
+  assert.equal(a.status, 'fulfilled');
+  assert.equal(a.value.price, 1500, 'the first call got its own alert');
+  assert.equal(b.status, 'rejected');
+  assert.equal(b.reason.code, 'alert_limit', 'the second call got its own refusal');
+  assert.deepEqual(c.value, [], 'the list as it was when the daemon answered');
+  assert.deepEqual(client.alertList.map((x) => x.id), ['al-1'], 'the create that came after the list is in it');
+
+  const limited = client.deleteAlert('al-1');
+  last().receive({ type: 'error', code: 'rate_limited', message: 'too many', retry_after_ms: 100, req: 'r4' });
+  await assert.rejects(limited, (error) => error.code === 'rate_limited');
+  assert.equal(clock.next, undefined, 'an alert rate limit does not resend the price subscriptions');
+});
+
+test('an alert request rejects after the timeout; its late answer still updates the list', async () => {
+  const { client, last, clock } = harness({ requestTimeoutMs: 5000 });
+  last().open();
+  const slow = client.createAlert({ instrument_key: RELIANCE, condition: 'above', price: 1500 });
+  const patient = client.listAlerts({ timeoutMs: 0 });
+  clock.advance(4999);
+  const early = await Promise.race([slow.then(() => 'settled', () => 'settled'), Promise.resolve('waiting')]);
+  assert.equal(early, 'waiting');
+  clock.advance(1);
+  await assert.rejects(slow, (error) => error.code === 'timeout' && error.req === 'r1');
+  last().receive({ type: 'alert_created', alert: { id: 'al-1', state: 'armed', fire_count: 0 }, req: 'r1' });
+  assert.deepEqual(client.alertList.map((a) => a.id), ['al-1']);
+  clock.advance(60_000);
+  last().receive({ type: 'alerts', alerts: [{ id: 'al-1', state: 'armed', fire_count: 0 }], req: 'r2' });
+  assert.equal((await patient).length, 1, 'timeoutMs: 0 waits as long as the connection lasts');
+});
+
+test('alert requests in flight reject when the socket drops or is closed; a request while disconnected rejects at once', async () => {
   const { client, last, clock } = harness();
   last().open();
   const heard = [];
   client.subscribeVolumeAlerts([RELIANCE], (key, data) => heard.push([key, data.ratio]));
   const listing = client.listAlerts();
+  const creating = client.createAlert({ instrument_key: RELIANCE, condition: 'above', price: 1500 });
   last().drop();
-  await assert.rejects(listing);
+  await assert.rejects(listing, (error) => error.code === 'connection_closed');
+  await assert.rejects(creating, (error) => error.code === 'connection_closed' && /may or may not/.test(error.message));
+  await assert.rejects(client.deleteAlert('al-1'), (error) => error.code === 'not_connected');
+  assert.equal(clock.next, 3000, 'only the reconnect is waiting: the requests\' timers are gone');
+
   clock.advance(3000);
   last().open();
-  assert.deepEqual(last().sent, [{ action: 'subscribe', channel: 'volume_alerts', instruments: [RELIANCE] }]);
+  // The volume channel is asked for again, and the list too (the page listed its alerts once).
+  assert.deepEqual(last().sent, [
+    { action: 'subscribe', channel: 'volume_alerts', instruments: [RELIANCE] },
+    { action: 'alert_list', req: 'r3' },
+  ]);
   last().receive({ type: 'volume_alert', instrument_key: RELIANCE, data: { volume_1m: 50, baseline: 10, ratio: 5, timestamp: '' } });
   last().receive({ type: 'volume_alert', instrument_key: TCS, data: { volume_1m: 50, baseline: 10, ratio: 5, timestamp: '' } });
   assert.deepEqual(heard, [[RELIANCE, 5]]);
+
+  const pending = client.createAlert({ instrument_key: RELIANCE, condition: 'above', price: 1500 });
+  client.close();
+  await assert.rejects(pending, (error) => error.code === 'connection_closed');
+});
+
+test('volume alert subscriptions are counted per key and told to the daemon once per task, as a difference', async () => {
+  const { client, last } = harness();
+  last().open();
+  const task = () => new Promise((resolve) => setImmediate(resolve));
+  const one = client.subscribeVolumeAlerts([RELIANCE], () => {});
+  const two = client.subscribeVolumeAlerts([RELIANCE, TCS], () => {});
+  assert.deepEqual(last().sent, [], 'sent at the end of the task');
+  await task();
+  assert.deepEqual(last().sent.splice(0), [{ action: 'subscribe', channel: 'volume_alerts', instruments: [RELIANCE, TCS] }]);
+
+  const all = client.subscribeVolumeAlerts(null, () => {});
+  await task();
+  assert.deepEqual(last().sent.splice(0), [{ action: 'subscribe', channel: 'volume_alerts', instruments: ['*'] }]);
+  one();
+  one();
+  await task();
+  assert.deepEqual(last().sent.splice(0), [], 'RELIANCE is still held by the second subscriber');
+
+  all();
+  await task();
+  // All released while keys are held: the daemon's "all" goes, with the keys, which are asked for again.
+  assert.deepEqual(last().sent.splice(0), [
+    { action: 'unsubscribe', channel: 'volume_alerts' },
+    { action: 'subscribe', channel: 'volume_alerts', instruments: [RELIANCE, TCS] },
+  ]);
+
+  // StrictMode's mount, unmount and mount again, in one task: nothing changes for the daemon.
+  client.subscribeVolumeAlerts([TCS], () => {})();
+  const again = client.subscribeVolumeAlerts([TCS], () => {});
+  two();
+  await task();
+  assert.deepEqual(last().sent.splice(0), [{ action: 'unsubscribe', channel: 'volume_alerts', instruments: [RELIANCE] }]);
+  again();
+  await task();
+  assert.deepEqual(last().sent.splice(0), [{ action: 'unsubscribe', channel: 'volume_alerts', instruments: [TCS] }]);
+});
+
+test('watchAlerts lists once however often it is held, and again after a reconnect', async () => {
+  const { client, last, clock } = harness();
+  const views = [];
+  client.on('alerts', () => views.push(client.alertsView));
+  const release = client.watchAlerts();
+  last().open();
+  const again = client.watchAlerts(); // StrictMode's second mount, before the answer
+  assert.deepEqual(last().sent, [{ action: 'alert_list', req: 'r1' }]);
+  last().receive({ type: 'error', code: 'alerts_unavailable', message: 'alerts are off', req: 'r1' });
+  await Promise.resolve();
+  assert.equal(client.alertsView.error.code, 'alerts_unavailable');
+  assert.equal(client.alertsView.loaded, false);
+  release();
+  last().drop();
+  clock.advance(3000);
+  last().open();
+  assert.deepEqual(last().sent, [{ action: 'alert_list', req: 'r2' }]);
+  last().receive({ type: 'alerts', alerts: [{ id: 'al-9', state: 'armed', fire_count: 0 }], req: 'r2' });
+  assert.deepEqual(client.alertsView, { alerts: client.alertList, loaded: true, error: null });
+  assert.ok(Object.isFrozen(client.alertsView));
+  assert.notEqual(views[0], views.at(-1), 'a new snapshot on every change');
+  again();
 });
 
 // ---- slow connection and latency ------------------------------------------------------------------------

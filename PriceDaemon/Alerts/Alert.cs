@@ -73,6 +73,12 @@ internal sealed class Alert
 
     /// <summary>The price line it fires at, or resets past; set by the book (percent alerts: from the close).</summary>
     public double Level;
+
+    /// <summary>
+    /// In a NATS deployment, the alerts bucket's revision of the state this daemon holds (under the instrument's lock):
+    /// a fire is written only over this revision, so a delete or another evaluator's write made meanwhile wins. 0 alone.
+    /// </summary>
+    public ulong Revision;
 }
 
 /// <summary>A copy of an alert's state, taken under its lock, for a list or a write.</summary>

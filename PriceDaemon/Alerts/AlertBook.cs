@@ -28,7 +28,11 @@ internal sealed partial class AlertBook : ITickObserver
     private readonly Bucket?[] _buckets;
     private readonly double[] _close; // previous close per instrument, for the change conditions; 0 not known yet
     private readonly double[] _last; // last traded price per instrument seen here; 0 none yet
-    private readonly ConcurrentDictionary<string, List<Alert>> _owners = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, OwnerList> _owners = new(StringComparer.Ordinal);
+    private readonly IAlertReplica? _replica; // a NATS deployment: users' alerts live in the shared bucket
+    private readonly bool _evaluatesUsers; // false on a NATS edge: users' alerts are listed here, evaluated by the ingest
+    private readonly ConcurrentDictionary<string, byte> _deleted = new(StringComparer.Ordinal); // deleted here, until the bucket's delete comes back
+    private readonly ConcurrentDictionary<string, string> _ownerOf = new(StringComparer.Ordinal); // shared alerts: id to owner (a bucket delete names only the key)
     private readonly Channel<AlertWork> _work;
     private readonly ConcurrentDictionary<string, RateWindow> _rates = new(StringComparer.Ordinal);
 
@@ -37,8 +41,10 @@ internal sealed partial class AlertBook : ITickObserver
     internal long Deferred; // fires put off because the writer's queue was full
     internal long Held; // alerts in the book, any state
 
-    public AlertBook(InstrumentRegistry instruments, PriceCache cache, IOptions<AlertOptions> options, TimeProvider time, ILogger<AlertBook> logger)
+    public AlertBook(InstrumentRegistry instruments, PriceCache cache, IOptions<AlertOptions> options, TimeProvider time, ILogger<AlertBook> logger, IAlertReplica? replica = null)
     {
+        _replica = replica;
+        _evaluatesUsers = replica?.Evaluates ?? true;
         _instruments = instruments;
         _cache = cache;
         _options = options.Value;
@@ -137,12 +143,35 @@ internal sealed partial class AlertBook : ITickObserver
 
     /// <summary>
     /// Adds an alert: armed on its line, or for a crossing alert created on its firing side, waiting for the price to
-    /// come back first. Null and an error code when refused. <paramref name="stored"/> completes once it is stored.
+    /// come back first. Null and an error code when refused. <paramref name="stored"/> completes once it is stored,
+    /// with null, or with <see cref="AlertErrors.Unavailable"/> when a shared store did not take it (nothing was kept).
     /// </summary>
-    public string? TryAdd(Alert alert, out Task stored)
+    public string? TryAdd(Alert alert, out Task<string?> stored)
     {
-        stored = Task.CompletedTask;
-        var list = _owners.GetOrAdd(alert.Owner, static _ => []);
+        stored = NotStored;
+        var list = _owners.GetOrAdd(alert.Owner, static _ => new OwnerList());
+        if (_replica is not null && !alert.OwnedByConnection)
+        {
+            lock (list)
+            {
+                // Counted from this daemon's copy of the bucket and its own creates in flight (see README: the limit).
+                if (list.Count + list.Creating >= _options.MaxPerUser)
+                {
+                    return AlertErrors.Limit;
+                }
+
+                list.Creating++;
+            }
+
+            lock (BucketOf(alert.InstrumentId))
+            {
+                Initial(alert);
+            }
+
+            stored = CreateSharedAsync(list, alert, _replica);
+            return null;
+        }
+
         lock (list)
         {
             if (list.Count >= _options.MaxPerUser)
@@ -153,23 +182,8 @@ internal sealed partial class AlertBook : ITickObserver
             var bucket = BucketOf(alert.InstrumentId);
             lock (bucket)
             {
-                var threshold = Threshold(alert);
-                var last = LastPrice(alert.InstrumentId);
-                var upward = AlertConditions.IsUpward(alert.Condition);
-                var onFiringSide = last > 0 && (upward ? last >= threshold : last <= threshold);
-                if (AlertConditions.IsCrossing(alert.Condition) && onFiringSide)
-                {
-                    alert.State = AlertState.Resetting;
-                    alert.Level = threshold;
-                    ResetLine(bucket, alert).Add(alert, threshold);
-                }
-                else
-                {
-                    alert.State = AlertState.Armed;
-                    alert.Level = threshold;
-                    Line(bucket, alert).Add(alert, threshold);
-                }
-
+                Initial(alert);
+                Place(bucket, alert);
                 if (!alert.OwnedByConnection)
                 {
                     // Queued under the lock: a fire of this alert can only queue after its creation.
@@ -180,7 +194,7 @@ internal sealed partial class AlertBook : ITickObserver
                         return AlertErrors.Busy;
                     }
 
-                    stored = done.Task;
+                    stored = Stored(done.Task);
                 }
 
                 bucket.Count++;
@@ -192,6 +206,69 @@ internal sealed partial class AlertBook : ITickObserver
 
         Interlocked.Increment(ref Held);
         return null;
+    }
+
+    /// <summary>Its state at creation: armed, or for a crossing alert created on its firing side, resetting. Under the lock.</summary>
+    private void Initial(Alert alert)
+    {
+        var threshold = Threshold(alert);
+        var last = LastPrice(alert.InstrumentId);
+        var upward = AlertConditions.IsUpward(alert.Condition);
+        var onFiringSide = last > 0 && (upward ? last >= threshold : last <= threshold);
+        alert.State = AlertConditions.IsCrossing(alert.Condition) && onFiringSide ? AlertState.Resetting : AlertState.Armed;
+        alert.Level = threshold;
+    }
+
+    /// <summary>On the line its state waits on, at its level; a user's alert only where this daemon evaluates them.</summary>
+    private void Place(Bucket bucket, Alert alert)
+    {
+        if (!alert.OwnedByConnection && !_evaluatesUsers)
+        {
+            return;
+        }
+
+        switch (alert.State)
+        {
+            case AlertState.Armed:
+                alert.Level = Threshold(alert);
+                Line(bucket, alert).Add(alert, alert.Level);
+                break;
+            case AlertState.Resetting:
+                alert.Level = ResetLevel(alert);
+                ResetLine(bucket, alert).Add(alert, alert.Level);
+                break;
+        }
+    }
+
+    private static readonly Task<string?> NotStored = Task.FromResult<string?>(null);
+
+    private static async Task<string?> Stored(Task done)
+    {
+        await done.ConfigureAwait(false);
+        return null;
+    }
+
+    /// <summary>A user's alert in a NATS deployment: in the bucket first, then in this book (as the watch would put it).</summary>
+    private async Task<string?> CreateSharedAsync(OwnerList list, Alert alert, IAlertReplica replica)
+    {
+        try
+        {
+            var (result, revision) = await replica.CreateAsync(Snapshot(alert), CancellationToken.None).ConfigureAwait(false);
+            if (result != Push.ReplicaWrite.Written)
+            {
+                return AlertErrors.Unavailable;
+            }
+
+            Apply(alert, revision);
+            return null;
+        }
+        finally
+        {
+            lock (list)
+            {
+                list.Creating--;
+            }
+        }
     }
 
     /// <summary>
@@ -245,38 +322,133 @@ internal sealed partial class AlertBook : ITickObserver
     /// <summary>Puts back an alert read from the file at start, in the state it was stored with.</summary>
     public void Load(Alert alert)
     {
-        var list = _owners.GetOrAdd(alert.Owner, static _ => []);
+        var list = _owners.GetOrAdd(alert.Owner, static _ => new OwnerList());
         lock (list)
         {
             list.Add(alert);
         }
 
+        Insert(alert);
+    }
+
+    /// <summary>An alert now in its owner's list goes into its instrument's bucket, on its line, in the state it holds.</summary>
+    private void Insert(Alert alert)
+    {
         var bucket = BucketOf(alert.InstrumentId);
         lock (bucket)
         {
             bucket.Count++;
-            switch (alert.State)
-            {
-                case AlertState.Armed:
-                    alert.Level = Threshold(alert);
-                    Line(bucket, alert).Add(alert, alert.Level);
-                    break;
-                case AlertState.Resetting:
-                    alert.Level = ResetLevel(alert);
-                    ResetLine(bucket, alert).Add(alert, alert.Level);
-                    break;
-            }
-
+            Place(bucket, alert);
             bucket.Refresh();
         }
 
         Interlocked.Increment(ref Held);
     }
 
-    /// <summary>Deletes <paramref name="owner"/>'s alert <paramref name="id"/>; false when that owner has no such alert.</summary>
-    public bool TryDelete(string owner, string id, out Task stored)
+    /// <summary>
+    /// A NATS deployment: an alert as the shared bucket holds it at <paramref name="revision"/> (the watch's, or this
+    /// daemon's own create). New here: added. Known: where this daemon evaluates, its own state stands unless another
+    /// evaluator fired it further; elsewhere the bucket's state is taken. An alert deleted here stays deleted.
+    /// </summary>
+    public void Apply(Alert incoming, ulong revision)
     {
-        stored = Task.CompletedTask;
+        if (_deleted.ContainsKey(incoming.Id))
+        {
+            return;
+        }
+
+        var list = _owners.GetOrAdd(incoming.Owner, static _ => new OwnerList());
+        Alert? held;
+        lock (list)
+        {
+            held = list.Find(a => a.Id == incoming.Id);
+            if (held is null)
+            {
+                list.Add(incoming);
+            }
+        }
+
+        if (held is null)
+        {
+            _ownerOf[incoming.Id] = incoming.Owner;
+            incoming.Revision = revision;
+            Insert(incoming);
+            return;
+        }
+
+        var bucket = BucketOf(held.InstrumentId);
+        lock (bucket)
+        {
+            if (revision <= held.Revision || held.Deleted)
+            {
+                return;
+            }
+
+            held.Revision = revision;
+            if (_evaluatesUsers && incoming.FireCount <= held.FireCount)
+            {
+                return; // this daemon's own write coming back, or older than what the tick path did since
+            }
+
+            RemoveFromLines(bucket, held);
+            held.State = incoming.State;
+            held.FiredAtUs = incoming.FiredAtUs;
+            held.FiredPrice = incoming.FiredPrice;
+            held.FireCount = incoming.FireCount;
+            Place(bucket, held);
+            bucket.Refresh();
+        }
+    }
+
+    /// <summary>A NATS deployment: the bucket no longer holds alert <paramref name="id"/> (deleted on some daemon).</summary>
+    public void Removed(string id)
+    {
+        _deleted.TryRemove(id, out _);
+        if (_ownerOf.TryRemove(id, out var owner) && _owners.TryGetValue(owner, out var list) && Take(list, id) is { } alert)
+        {
+            Remove(alert, out _);
+        }
+    }
+
+    /// <summary>The writer stored <paramref name="alert"/>'s state at <paramref name="revision"/> in the shared bucket.</summary>
+    public void Stored(Alert alert, ulong revision)
+    {
+        lock (BucketOf(alert.InstrumentId))
+        {
+            alert.Revision = Math.Max(alert.Revision, revision);
+        }
+    }
+
+    /// <summary>The revision a write of <paramref name="alert"/>'s state goes over.</summary>
+    public ulong RevisionOf(Alert alert)
+    {
+        lock (BucketOf(alert.InstrumentId))
+        {
+            return alert.Revision;
+        }
+    }
+
+    private static Alert? Take(OwnerList list, string id)
+    {
+        lock (list)
+        {
+            var alert = list.Find(a => a.Id == id);
+            if (alert is not null)
+            {
+                list.Remove(alert);
+            }
+
+            return alert;
+        }
+    }
+
+    /// <summary>
+    /// Deletes <paramref name="owner"/>'s alert <paramref name="id"/>; false when that owner has no such alert.
+    /// <paramref name="stored"/> as for <see cref="TryAdd"/>: with a shared store, the alert stays until the store took the delete.
+    /// </summary>
+    public bool TryDelete(string owner, string id, out Task<string?> stored)
+    {
+        stored = NotStored;
         if (!_owners.TryGetValue(owner, out var list))
         {
             return false;
@@ -286,16 +458,45 @@ internal sealed partial class AlertBook : ITickObserver
         lock (list)
         {
             alert = list.Find(a => a.Id == id);
-            if (alert is null)
-            {
-                return false;
-            }
-
-            list.Remove(alert);
         }
 
-        Remove(alert, out stored);
+        if (alert is null)
+        {
+            return false;
+        }
+
+        if (_replica is not null && !alert.OwnedByConnection)
+        {
+            stored = DeleteSharedAsync(list, alert, _replica);
+            return true;
+        }
+
+        if (Take(list, id) is null)
+        {
+            return false; // deleted meanwhile by another request
+        }
+
+        Remove(alert, out var removed);
+        stored = Stored(removed);
         return true;
+    }
+
+    private async Task<string?> DeleteSharedAsync(OwnerList list, Alert alert, IAlertReplica replica)
+    {
+        if (await replica.DeleteAsync(alert, CancellationToken.None).ConfigureAwait(false) != Push.ReplicaWrite.Written)
+        {
+            return AlertErrors.Unavailable;
+        }
+
+        // Until the bucket's delete comes back through the watch, an older write of it coming back does not restore it.
+        _deleted[alert.Id] = 0;
+        _ownerOf.TryRemove(alert.Id, out _);
+        if (Take(list, alert.Id) is not null)
+        {
+            Remove(alert, out _);
+        }
+
+        return null;
     }
 
     /// <summary>Deletes every alert of <paramref name="owner"/> (an anonymous connection's, when it closes).</summary>
@@ -373,7 +574,7 @@ internal sealed partial class AlertBook : ITickObserver
             bucket.Refresh();
             alert.Deleted = true;
             bucket.Count--;
-            if (!alert.OwnedByConnection)
+            if (!alert.OwnedByConnection && _replica is null)
             {
                 var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 // A delete that finds the queue full is still done in memory; the file catches up at the next start
@@ -494,6 +695,12 @@ internal sealed partial class AlertBook : ITickObserver
         return _buckets[id]!;
     }
 
+    /// <summary>One owner's alerts, and (shared store) how many of their creates are on their way to it.</summary>
+    private sealed class OwnerList : List<Alert>
+    {
+        public int Creating;
+    }
+
     private sealed class RateWindow
     {
         public long Start;
@@ -533,4 +740,7 @@ internal static class AlertErrors
 {
     public const string Limit = "alert_limit";
     public const string Busy = "alerts_busy";
+
+    /// <summary>A shared store (NATS) did not take the change in time: nothing was kept (<c>alerts_unavailable</c>, HTTP 503).</summary>
+    public const string Unavailable = "alerts_unavailable";
 }

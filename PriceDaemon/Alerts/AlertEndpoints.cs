@@ -78,8 +78,9 @@ internal static class AlertEndpoints
                 return Error(StatusCodes.Status503ServiceUnavailable, ErrorCodes.AlertsUnavailable, "alerts are busy; try again in a moment");
         }
 
-        await stored.ConfigureAwait(false);
-        return Json(StatusCodes.Status201Created, AlertFrames.Body(book.Current(alert)));
+        return await stored.ConfigureAwait(false) is null
+            ? Json(StatusCodes.Status201Created, AlertFrames.Body(book.Current(alert)))
+            : Unavailable();
     }
 
     private static async Task<IResult> DeleteAsync(string id, HttpContext context, ClientAuthenticator authenticator, AlertBook book)
@@ -100,8 +101,7 @@ internal static class AlertEndpoints
             return Error(StatusCodes.Status404NotFound, ErrorCodes.UnknownAlert, "no alert with that id is yours");
         }
 
-        await stored.ConfigureAwait(false);
-        return Json(StatusCodes.Status200OK, AlertFrames.Deleted(id));
+        return await stored.ConfigureAwait(false) is null ? Json(StatusCodes.Status200OK, AlertFrames.Deleted(id)) : Unavailable();
     }
 
     /// <summary>The token's <c>sub</c>; alerts over HTTP need a user, so <c>Auth:Mode=None</c> answers 409.</summary>
@@ -129,6 +129,10 @@ internal static class AlertEndpoints
         w.WriteString("message", $"at most {book.Options.ChangesPerMinute} alert creates and deletes a minute (Alerts:ChangesPerMinute)");
         w.WriteNumber("retry_after_ms", (long)Math.Ceiling(retryAfter.TotalMilliseconds));
     }));
+
+    /// <summary>A NATS deployment whose NATS did not take the change in time: nothing was changed, on any daemon.</summary>
+    private static IResult Unavailable() => Error(StatusCodes.Status503ServiceUnavailable, ErrorCodes.AlertsUnavailable,
+        "NATS did not store the change within Nats:PushTimeoutMs; nothing was changed. Try again");
 
     private static IResult Json(int status, byte[] body) =>
         Results.Text(System.Text.Encoding.UTF8.GetString(body), "application/json", System.Text.Encoding.UTF8, status);

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using System.Threading.Channels;
 using LiteDB;
 using Microsoft.Extensions.Options;
 using PriceDaemon.Instruments;
@@ -16,10 +17,17 @@ namespace PriceDaemon.Alerts;
 /// again; a fire whose notification was still in the inbox's write-behind when the process died is lost with it
 /// (at most <see cref="PushOptions.FlushIntervalMs"/>), but its state in <c>alert_list</c> still says it fired.
 /// </summary>
+/// <remarks>
+/// In a NATS deployment (<see cref="IAlertReplica"/>) there is no file: users' alerts live in the shared bucket, and
+/// this writer, on the evaluator, writes each fire's state over the revision the book holds (a delete or another
+/// evaluator's write made meanwhile wins, and the fire is dropped), then creates the notification in the shared inbox
+/// (its id is the alert's and the fire's number: created once, whoever tries). NATS away: retried, in order.
+/// </remarks>
 internal sealed partial class AlertWriter : BackgroundService
 {
     private const string Collection = "alerts";
     private const int MaxBatch = 1024;
+    private const int SharedWrites = 64; // NATS writes in flight at once (shared store): different alerts' changes
     private static readonly TimeSpan FinalWriteTimeout = TimeSpan.FromSeconds(3);
 
     private readonly AlertBook _book;
@@ -28,9 +36,13 @@ internal sealed partial class AlertWriter : BackgroundService
     private readonly SessionRegistry _sessions;
     private readonly TimeProvider _time;
     private readonly ILogger<AlertWriter> _logger;
+    private readonly IAlertReplica? _replica;
+    private readonly IPushReplica? _pushes;
     private LiteDatabase? _db;
+    private bool _opened;
 
     internal long Notified;
+    internal long Conflicts; // fires the shared bucket refused: the alert was deleted or changed meanwhile
 
     public AlertWriter(
         AlertBook book,
@@ -41,9 +53,13 @@ internal sealed partial class AlertWriter : BackgroundService
         TimeProvider time,
         ILogger<AlertWriter> logger,
         IMeterFactory meterFactory,
-        NotificationInbox? inbox = null)
+        NotificationInbox? inbox = null,
+        IAlertReplica? replica = null,
+        IPushReplica? pushes = null)
     {
         _book = book;
+        _replica = replica;
+        _pushes = pushes;
         _instruments = instruments;
         _sessions = sessions;
         _inbox = inbox;
@@ -57,6 +73,7 @@ internal sealed partial class AlertWriter : BackgroundService
         meter.CreateObservableCounter("pricedaemon.alerts.fired", () => Volatile.Read(ref book.Fired), "{alert}", "Price alerts fired on the tick path");
         meter.CreateObservableCounter("pricedaemon.alerts.deferred", () => Volatile.Read(ref book.Deferred), "{alert}", "Fires put off to a later tick because the alert writer's queue was full");
         meter.CreateObservableCounter("pricedaemon.alerts.notified", () => Volatile.Read(ref Notified), "{notification}", "price_alert notifications handed to the inbox or to a connection");
+        meter.CreateObservableCounter("pricedaemon.alerts.conflicts", () => Volatile.Read(ref Conflicts), "{alert}", "Fires the shared alerts bucket refused because the alert was deleted or written by another evaluator meanwhile (NATS)");
         meter.CreateObservableUpDownCounter("pricedaemon.alerts.count", () => Volatile.Read(ref book.Held), "{alert}", "Alerts held, armed or fired");
     }
 
@@ -66,8 +83,17 @@ internal sealed partial class AlertWriter : BackgroundService
     /// <summary>Opens the file and puts every stored alert back in the book; idempotent. Before the first tick.</summary>
     public void Open()
     {
-        if (_db is not null)
+        if (_db is not null || _opened)
         {
+            return;
+        }
+
+        if (_replica is not null)
+        {
+            // The bucket is the store: the watch fills the book (Nats/NatsPushes.Alerts.cs).
+            _opened = true;
+            _book.ArmSynthetic();
+            LogShared(_replica.Evaluates);
             return;
         }
 
@@ -138,6 +164,25 @@ internal sealed partial class AlertWriter : BackgroundService
                 while (batch.Count < MaxBatch && reader.TryRead(out var work))
                 {
                     batch.Add(work);
+                }
+
+                if (_replica is not null)
+                {
+                    // Each alert's changes in order; different alerts' at once, so a market-wide crossing is not
+                    // notified one NATS round trip after another.
+                    var replica = _replica;
+                    await Parallel.ForEachAsync(
+                        batch.GroupBy(static w => w.Snapshot.Alert),
+                        new ParallelOptions { MaxDegreeOfParallelism = SharedWrites },
+                        async (changes, _) =>
+                        {
+                            foreach (var work in changes)
+                            {
+                                await ShareAsync(work, replica, reader).ConfigureAwait(false);
+                            }
+                        }).ConfigureAwait(true);
+                    batch.Clear();
+                    continue;
                 }
 
                 // Stored first, then told: a failed write is retried, and nothing of the batch goes out before it lands.
@@ -212,6 +257,88 @@ internal sealed partial class AlertWriter : BackgroundService
 
             LogWriteFailed(Path, ex.Message);
             return false;
+        }
+    }
+
+    /// <summary>
+    /// One change of a shared store: a user's fire or re-arm written over the revision the book holds, then a fire's
+    /// notification; a connection's alert only delivered. NATS away: retried (a stop ends the retries).
+    /// </summary>
+    private async Task ShareAsync(AlertWork work, IAlertReplica replica, ChannelReader<AlertWork> reader)
+    {
+        var alert = work.Snapshot.Alert;
+        if (alert.OwnedByConnection || work.Kind is not (AlertWorkKind.Fired or AlertWorkKind.Changed))
+        {
+            Finish(work);
+            return;
+        }
+
+        while (!alert.Deleted)
+        {
+            var (result, revision) = await replica.UpdateAsync(work.Snapshot, _book.RevisionOf(alert), CancellationToken.None).ConfigureAwait(false);
+            if (result == ReplicaWrite.Written)
+            {
+                _book.Stored(alert, revision);
+                if (work.Kind == AlertWorkKind.Fired)
+                {
+                    await DeliverSharedAsync(work.Snapshot, reader).ConfigureAwait(false);
+                }
+
+                return;
+            }
+
+            if (result == ReplicaWrite.Duplicate)
+            {
+                Interlocked.Increment(ref Conflicts);
+                LogConflict(alert.Id, work.Snapshot.FireCount);
+                return;
+            }
+
+            if (reader.Completion.IsCompleted)
+            {
+                LogUnshared(alert.Id);
+                return;
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(1), _time).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A user's fire into the shared inbox (created once, whoever tries), then to this daemon's sockets of the user.</summary>
+    private async Task DeliverSharedAsync(AlertSnapshot fired, ChannelReader<AlertWork> reader)
+    {
+        if (_pushes is null || _inbox is null)
+        {
+            return;
+        }
+
+        var alert = fired.Alert;
+        var entry = new InboxEntry(alert.Owner, AlertFrames.NotificationId(fired), AlertFrames.NotificationKind, _time.GetUtcNow(),
+            AlertFrames.NotificationData(fired, _instruments[alert.InstrumentId].Symbol));
+        while (true)
+        {
+            switch (await _pushes.CreateNotificationAsync(entry, CancellationToken.None).ConfigureAwait(false))
+            {
+                case ReplicaWrite.Written:
+                    // Not New when this daemon's inbox watch brought it back first and delivered it: the same sockets, once.
+                    if (_inbox.Apply(entry, origin: true) == InboxChange.New)
+                    {
+                        PushDelivery.ToUser(_sessions, _inbox, entry);
+                    }
+
+                    Interlocked.Increment(ref Notified);
+                    return;
+                case ReplicaWrite.Duplicate:
+                    return; // this fire was notified already (by an evaluator before a restart, or another one)
+            }
+
+            if (reader.Completion.IsCompleted)
+            {
+                LogUnnotified(entry.Id);
+                return;
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(1), _time).ConfigureAwait(false);
         }
     }
 
@@ -301,6 +428,18 @@ internal sealed partial class AlertWriter : BackgroundService
 
     [LoggerMessage(EventId = 382, Level = LogLevel.Warning, Message = "Alert {Id} is for instrument {Key}, which is not in the instrument list: kept in the file, not armed")]
     private partial void LogSkipped(string id, string key);
+
+    [LoggerMessage(EventId = 388, Level = LogLevel.Information, Message = "Alerts shared through NATS: no alerts file; the key-value bucket is their store (evaluated here: {Evaluates})")]
+    private partial void LogShared(bool evaluates);
+
+    [LoggerMessage(EventId = 389, Level = LogLevel.Information, Message = "Alert {Id}: fire {FireCount} dropped, the alert was deleted or changed in the shared bucket meanwhile")]
+    private partial void LogConflict(string id, int fireCount);
+
+    [LoggerMessage(EventId = 390, Level = LogLevel.Warning, Message = "Alert {Id}: its new state was not written to NATS before the stop")]
+    private partial void LogUnshared(string id);
+
+    [LoggerMessage(EventId = 391, Level = LogLevel.Warning, Message = "Notification {Id} was not written to NATS before the stop: the alert lists as fired, the notification is lost")]
+    private partial void LogUnnotified(string id);
 
     [LoggerMessage(EventId = 383, Level = LogLevel.Warning, Message = "Alerts {Path}: the last writes did not finish within the stop bound")]
     private partial void LogStopTimeout(string path);

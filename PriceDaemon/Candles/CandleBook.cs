@@ -32,6 +32,10 @@ internal sealed class CandleBook : ITickObserver, IFrameSource
     private readonly State[] _state;
     private readonly ConcurrentQueue<ClosedBar> _closed = new();
 
+    // One bit per instrument whose bars changed since the service last took it, set when its Dirty flag goes from
+    // false to true (once per pass, not per tick): the service's pass walks these words, not every instrument.
+    private readonly long[] _changed;
+
     // The candle channel, by key. Latest and subscribers are read by send passes and sessions; written by the service.
     private readonly CandleFrame?[] _latest;
     private readonly Subscription[][] _subscribers;
@@ -57,8 +61,10 @@ internal sealed class CandleBook : ITickObserver, IFrameSource
         _state = new State[instruments.Count];
         for (var i = 0; i < _state.Length; i++)
         {
-            _state[i] = new State();
+            _state[i] = new State(i);
         }
+
+        _changed = new long[(instruments.Count + 63) / 64];
 
         _latest = new CandleFrame?[instruments.Count * CandleIntervals.Count];
         _subscribers = new Subscription[_latest.Length][];
@@ -98,7 +104,7 @@ internal sealed class CandleBook : ITickObserver, IFrameSource
                     }
                 }
 
-                state.Dirty = true;
+                MarkDirty(state);
                 return;
             }
 
@@ -139,7 +145,17 @@ internal sealed class CandleBook : ITickObserver, IFrameSource
                 }
             }
 
+            MarkDirty(state);
+        }
+    }
+
+    /// <summary>Under the instrument's lock: its bars changed; the first change since the service took them marks its bit.</summary>
+    private void MarkDirty(State state)
+    {
+        if (!state.Dirty)
+        {
             state.Dirty = true;
+            Interlocked.Or(ref _changed[state.Id >> 6], 1L << state.Id);
         }
     }
 
@@ -195,27 +211,60 @@ internal sealed class CandleBook : ITickObserver, IFrameSource
     }
 
     /// <summary>
-    /// The service: copies <paramref name="instrumentId"/>'s bars into <paramref name="bars"/> if a tick changed them
-    /// since the last call (or <paramref name="force"/>), closing first every forming bar that ended before
-    /// <paramref name="closeBeforeUs"/> with no later trade.
+    /// The service: the instruments marked changed since its last call, into <paramref name="ids"/> (appended, ascending).
+    /// Each word's bits are taken before any of its instruments is read, so a change made after that marks again.
     /// </summary>
-    public bool TakeChanged(int instrumentId, Span<Bar> bars, long closeBeforeUs, bool force)
+    public void TakeChangedInstruments(List<int> ids)
+    {
+        for (var word = 0; word < _changed.Length; word++)
+        {
+            if (Volatile.Read(ref _changed[word]) == 0)
+            {
+                continue;
+            }
+
+            var bits = Interlocked.Exchange(ref _changed[word], 0);
+            while (bits != 0)
+            {
+                ids.Add((word << 6) + System.Numerics.BitOperations.TrailingZeroCount(bits));
+                bits &= bits - 1;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The service: copies <paramref name="instrumentId"/>'s bars into <paramref name="bars"/> if a tick changed them
+    /// since the last call, closing first every forming bar that ended before <paramref name="closeBeforeUs"/> with no
+    /// later trade. <paramref name="formingEndUs"/> is the earliest end of a bar still forming (long.MaxValue when none):
+    /// until the clock passes it, this instrument has nothing to close by time unless a tick changes it first.
+    /// </summary>
+    public bool TakeChanged(int instrumentId, Span<Bar> bars, long closeBeforeUs, out long formingEndUs)
     {
         var state = _state[instrumentId];
+        formingEndUs = long.MaxValue;
         lock (state.Gate)
         {
             for (var interval = 0; interval < CandleIntervals.Count; interval++)
             {
                 ref var bar = ref state.Bars[interval];
-                if (bar.Forming && bar.EndUs <= closeBeforeUs)
+                if (!bar.Forming)
+                {
+                    continue;
+                }
+
+                if (bar.EndUs <= closeBeforeUs)
                 {
                     bar.Forming = false;
                     _closed.Enqueue(new ClosedBar(instrumentId, interval, bar));
                     state.Dirty = true;
                 }
+                else if (bar.EndUs < formingEndUs)
+                {
+                    formingEndUs = bar.EndUs;
+                }
             }
 
-            if (!state.Dirty && !force)
+            if (!state.Dirty)
             {
                 return false;
             }
@@ -247,7 +296,7 @@ internal sealed class CandleBook : ITickObserver, IFrameSource
             bars.CopyTo(state.Bars);
             state.CumulativeVolume = cumulativeVolume;
             state.VolumeDay = volumeDay;
-            state.Dirty = true;
+            MarkDirty(state);
         }
     }
 
@@ -257,7 +306,7 @@ internal sealed class CandleBook : ITickObserver, IFrameSource
         var state = _state[instrumentId];
         lock (state.Gate)
         {
-            state.Dirty = true;
+            MarkDirty(state);
         }
     }
 
@@ -310,8 +359,9 @@ internal sealed class CandleBook : ITickObserver, IFrameSource
         }
     }
 
-    private sealed class State
+    private sealed class State(int id)
     {
+        public readonly int Id = id;
         public readonly Lock Gate = new();
         public readonly Bar[] Bars = new Bar[CandleIntervals.Count];
         public long CumulativeVolume;

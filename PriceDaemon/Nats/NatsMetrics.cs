@@ -35,7 +35,7 @@ internal sealed class NatsMetrics
         meter.CreateObservableCounter("pricedaemon.nats.kv_applied", () => Volatile.Read(ref KvApplied), "{tick}", "Last values taken from the bucket because they were newer than what the edge had");
         meter.CreateObservableCounter("pricedaemon.nats.connects", () => Volatile.Read(ref Connects), "{connect}", "NATS connections opened");
         meter.CreateObservableCounter("pricedaemon.nats.disconnects", () => Volatile.Read(ref Disconnects), "{disconnect}", "NATS connections lost");
-        meter.CreateObservableCounter("pricedaemon.nats.push_published", () => ByKind(PushPublished), "{change}", "Push changes this daemon wrote to the push buckets, by kind (notification, ack, expire, topic, announcement, announcement_removed)");
+        meter.CreateObservableCounter("pricedaemon.nats.push_published", () => ByKind(PushPublished), "{change}", "Push changes this daemon wrote to the push buckets, by kind (notification, ack, expire, topic, announcement, announcement_removed, alert, alert_deleted, alert_state)");
         meter.CreateObservableCounter("pricedaemon.nats.push_received", () => ByKind(PushReceived), "{change}", "Push changes from the buckets that were new to this daemon (another daemon's publish, or one not yet applied here), by kind");
         meter.CreateObservableCounter("pricedaemon.nats.push_deduped", () => ByKind(PushDeduped), "{change}", "Push changes not delivered again: a bucket change this daemon had already applied (its own publish coming back), or a publish whose id another daemon had stored, by kind");
         meter.CreateObservableCounter("pricedaemon.nats.push_unavailable", () => Volatile.Read(ref PushUnavailable), "{publish}", "Publishes answered 503 because NATS did not store them in Nats:PushTimeoutMs (nothing was delivered)");
@@ -58,6 +58,9 @@ internal static class PushKinds
     public const int Topic = 3;
     public const int Announcement = 4;
     public const int AnnouncementRemoved = 5;
-    public static readonly string[] Names = ["notification", "ack", "expire", "topic", "announcement", "announcement_removed"];
+    public const int Alert = 6; // a user's alert created
+    public const int AlertDeleted = 7;
+    public const int AlertState = 8; // a fire or re-arm written by the evaluator
+    public static readonly string[] Names = ["notification", "ack", "expire", "topic", "announcement", "announcement_removed", "alert", "alert_deleted", "alert_state"];
     public static int Count => Names.Length;
 }

@@ -20,8 +20,11 @@ namespace PriceDaemon.Nats;
 /// notifications from its copy, and an ack is written back (queued, retried while NATS is away) so every daemon
 /// stops replaying it. Its max age is <c>Push:InboxMaxAgeMinutes</c>; the per-user count is kept by each daemon
 /// applying the same rule, and the publishing daemon deletes what the count expired so a later daemon never loads it.
+/// With users' alerts on (<c>Auth:Mode=Jwt</c>) a fourth bucket holds them (<c>NatsPushes.Alerts.cs</c>); the inbox is
+/// then shared even without a publisher key, so that fired alerts reach every daemon. Topics and announcements are
+/// watched only where the publish API is on.
 /// </remarks>
-internal sealed partial class NatsPushes : IPushReplica, IHostedService
+internal sealed partial class NatsPushes : IPushReplica, Alerts.IAlertReplica, IHostedService
 {
     private static readonly TimeSpan RetryMin = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan RetryMax = TimeSpan.FromSeconds(5);
@@ -44,6 +47,8 @@ internal sealed partial class NatsPushes : IPushReplica, IHostedService
     private AnnouncementBoard _board = null!;
     private TopicCache _topics = null!;
     private SessionRegistry _sessions = null!;
+    private Alerts.AlertBook? _alerts; // users' alerts shared here (Auth:Mode=Jwt, alerts on)
+    private Instruments.InstrumentRegistry _instruments = null!;
 
     public NatsPushes(
         NatsLink link, IOptions<NatsOptions> options, IOptions<PushOptions> push, NatsMetrics metrics, TimeProvider time, IServiceProvider services, ILogger<NatsPushes> logger)
@@ -63,6 +68,8 @@ internal sealed partial class NatsPushes : IPushReplica, IHostedService
 
     private string AnnouncementsBucket => _options.PushBucketPrefix + "-announcements";
 
+    private string AlertsBucket => _options.PushBucketPrefix + "-alerts";
+
     /// <summary>
     /// Loads the three buckets before the daemon listens (as the price warm start does), so a socket that connects to
     /// a daemon just started gets the unacked notifications and the announcements in force. NATS that does not answer
@@ -71,14 +78,32 @@ internal sealed partial class NatsPushes : IPushReplica, IHostedService
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         _inbox = _services.GetRequiredService<NotificationInbox>();
-        _board = _services.GetRequiredService<AnnouncementBoard>();
-        _topics = _services.GetRequiredService<TopicCache>();
         _sessions = _services.GetRequiredService<SessionRegistry>();
-        var loaded = new[] { new TaskCompletionSource(), new TaskCompletionSource(), new TaskCompletionSource() };
+        _instruments = _services.GetRequiredService<Instruments.InstrumentRegistry>();
+        _alerts = _services.GetService<Alerts.IAlertReplica>() is null ? null : _services.GetRequiredService<Alerts.AlertBook>();
+        var loaded = new List<TaskCompletionSource>();
         var ct = _stopping.Token;
-        _loops.Add(WatchAsync(InboxBucket, ignoreDeletes: true, ApplyNotification, loaded[0], ct));
-        _loops.Add(WatchAsync(TopicsBucket, ignoreDeletes: true, ApplyTopic, loaded[1], ct));
-        _loops.Add(WatchAsync(AnnouncementsBucket, ignoreDeletes: false, ApplyAnnouncement, loaded[2], ct));
+        void Watch(string bucket, bool ignoreDeletes, Action<NatsKVEntry<ReadOnlyMemory<byte>>> apply)
+        {
+            var done = new TaskCompletionSource();
+            loaded.Add(done);
+            _loops.Add(WatchAsync(bucket, ignoreDeletes, apply, done, ct));
+        }
+
+        Watch(InboxBucket, ignoreDeletes: true, ApplyNotification);
+        // Topics and announcements come only through the publish API: without a publisher key there are none.
+        if (_services.GetService<AnnouncementBoard>() is { } board && _services.GetService<TopicCache>() is { } topics)
+        {
+            (_board, _topics) = (board, topics);
+            Watch(TopicsBucket, ignoreDeletes: true, ApplyTopic);
+            Watch(AnnouncementsBucket, ignoreDeletes: false, ApplyAnnouncement);
+        }
+
+        if (_alerts is not null)
+        {
+            Watch(AlertsBucket, ignoreDeletes: false, ApplyAlert);
+        }
+
         _loops.Add(WriteLoopAsync(ct));
         try
         {
@@ -235,7 +260,7 @@ internal sealed partial class NatsPushes : IPushReplica, IHostedService
             History = 1,
             Storage = NatsKVStorageType.File,
             MaxAge = name == InboxBucket ? TimeSpan.FromMinutes(_push.InboxMaxAgeMinutes) : TimeSpan.Zero,
-            Description = "PriceDaemon pushes (README: Pushes across edges)",
+            Description = name == AlertsBucket ? "PriceDaemon users' price alerts (README: Price alerts, Scale-out)" : "PriceDaemon pushes (README: Pushes across edges)",
         }, timeout.Token).ConfigureAwait(false);
     }
 

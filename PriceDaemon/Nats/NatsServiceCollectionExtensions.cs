@@ -26,12 +26,22 @@ public static class NatsServiceCollectionExtensions
         services.TryAddSingleton<NatsMetrics>();
         services.TryAddSingleton<NatsLink>();
         services.AddHealthChecks().AddCheck<NatsHealthCheck>("nats", tags: ["ready"]);
-        if (Push.PushServiceCollectionExtensions.IsEnabled(configuration))
+        // Users' alerts are shared too (a bucket of their own, evaluated where the feed is published), and their fires
+        // go through the shared inbox, which is then there even without a publisher key.
+        var sharedAlerts = Alerts.AlertsServiceCollectionExtensions.IsEnabled(configuration)
+            && OptionsBinding.Read<Security.AuthOptions>(configuration, Security.AuthOptions.Section).Mode == Security.AuthMode.Jwt;
+        if (Push.PushServiceCollectionExtensions.IsEnabled(configuration) || sharedAlerts)
         {
             // Pushes are shared by every daemon of the deployment: the buckets replace the inbox file (NatsPushes).
             services.AddSingleton<NatsPushes>();
             services.AddSingleton<Push.IPushReplica>(static sp => sp.GetRequiredService<NatsPushes>());
             services.AddHostedService(static sp => sp.GetRequiredService<NatsPushes>());
+        }
+
+        if (sharedAlerts)
+        {
+            // The alerts bucket replaces alerts.db (NatsPushes.Alerts.cs).
+            services.AddSingleton<Alerts.IAlertReplica>(static sp => sp.GetRequiredService<NatsPushes>());
         }
         if (edge)
         {

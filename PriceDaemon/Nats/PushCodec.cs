@@ -18,7 +18,10 @@ internal static class PushCodec
     // named by its hash instead. Values carry the user and the id, so nothing is read back from a key.
     private const int MaxTokenLength = 200;
 
-    public static string NotificationKey(string user, string id) => $"{Token(user)}.{Token(id)}";
+    public static string NotificationKey(string user, string id) => UserKey(user, id);
+
+    /// <summary><c>&lt;user&gt;.&lt;id&gt;</c>: one of a user's things (a notification, an alert), under the user's prefix.</summary>
+    public static string UserKey(string user, string id) => $"{Token(user)}.{Token(id)}";
 
     public static string Key(string name) => NatsSubjects.Escape(name);
 

@@ -95,8 +95,14 @@ internal static class ClientMessageParser
     private static readonly Error _unreadableText = new(
         ErrorCodes.InvalidMessage, "a string holds invalid UTF-8 or an escaped lone surrogate (a \\uD800-\\uDFFF escape without its pair)");
 
+    private static readonly Error _badReq = new(
+        ErrorCodes.InvalidMessage, $"'req' must be a string of at most {MaxReqLength} characters (the request id the answer echoes)");
+
     /// <summary>Most ids one ack may name: a user's inbox holds at most 200 (Push:InboxMaxPerUser).</summary>
     public const int MaxAckIds = 200;
+
+    /// <summary>Longest <c>"req"</c>: a client's request id is a counter or a short uuid, echoed back as it came.</summary>
+    public const int MaxReqLength = 64;
 
     /// <summary>Most closed bars a candles subscribe may ask for; <c>Candles:MaxHistory</c> may lower it.</summary>
     public const int MaxCandleHistory = 1000;
@@ -114,8 +120,19 @@ internal static class ClientMessageParser
         Parse(utf8, out action, instruments, out timing, out _);
 
     /// <summary>As above; a candles message also fills <paramref name="candles"/>.</summary>
-    public static Error? Parse(ReadOnlySpan<byte> utf8, out ClientAction action, List<string> instruments, out bool? timing, out CandleRequest candles)
+    public static Error? Parse(ReadOnlySpan<byte> utf8, out ClientAction action, List<string> instruments, out bool? timing, out CandleRequest candles) =>
+        Parse(utf8, out action, instruments, out timing, out candles, out _);
+
+    /// <summary>
+    /// As above, with the client's request id: <paramref name="req"/> is the message's <c>"req"</c> string when it had one
+    /// the reader reached (it may be set with an error), so the answer, or the error, can name the request it is about.
+    /// On alert_* a <c>req</c> that is not a string of at most <see cref="MaxReqLength"/> characters is invalid_message;
+    /// on other actions it is skipped, as every unknown field was before.
+    /// </summary>
+    public static Error? Parse(ReadOnlySpan<byte> utf8, out ClientAction action, List<string> instruments, out bool? timing, out CandleRequest candles, out string? req)
     {
+        req = null;
+        Error? reqProblem = null;
         candles = default;
         string? interval = null;
         var history = 0;
@@ -250,6 +267,22 @@ internal static class ClientMessageParser
                         return new Error(ErrorCodes.InvalidHistory, $"'history' must be a whole number of closed bars from 0 to {MaxCandleHistory}");
                     }
                 }
+                else if (reader.ValueTextEquals("req"u8))
+                {
+                    // Read whatever the action (it may come first), judged only for alert_* below; the last one counts.
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.String && TryGetString(ref reader, out var value) && value.Length <= MaxReqLength)
+                    {
+                        req = value;
+                        reqProblem = null;
+                    }
+                    else
+                    {
+                        req = null;
+                        reqProblem = _badReq;
+                        reader.Skip();
+                    }
+                }
                 else if (reader.ValueTextEquals("ids"u8))
                 {
                     reader.Read();
@@ -310,19 +343,16 @@ internal static class ClientMessageParser
 
                 instruments.AddRange(ids);
                 return null;
-            case "alert_create":
+            case "alert_create" or "alert_list" or "alert_delete":
                 // The alert's own fields are read by Alerts.AlertRequest from the same bytes: the price path reads none of them.
-                action = ClientAction.AlertCreate;
+                action = actionName switch
+                {
+                    "alert_create" => ClientAction.AlertCreate,
+                    "alert_list" => ClientAction.AlertList,
+                    _ => ClientAction.AlertDelete,
+                };
                 instruments.Clear();
-                return null;
-            case "alert_list":
-                action = ClientAction.AlertList;
-                instruments.Clear();
-                return null;
-            case "alert_delete":
-                action = ClientAction.AlertDelete;
-                instruments.Clear();
-                return null;
+                return reqProblem;
             case "subscribe" or "unsubscribe" when channel == "volume_alerts":
                 // Without instruments (or with "*"): every instrument.
                 action = actionName == "subscribe" ? ClientAction.SubscribeVolumeAlerts : ClientAction.UnsubscribeVolumeAlerts;

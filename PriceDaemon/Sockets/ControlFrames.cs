@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using PriceDaemon.Feeds;
@@ -99,6 +100,34 @@ internal static class ControlFrames
 
         w.WriteEndArray();
     });
+
+    /// <summary>
+    /// <paramref name="frame"/> with <c>"req":</c> the client's request id added as its last field (the frame itself when
+    /// there is none), so a client with several requests in flight matches each answer or error to its request, not by
+    /// order. The frame stays the one its builder wrote: the alert frames are shared with HTTP, where there is no req.
+    /// </summary>
+    public static byte[] WithReq(byte[] frame, string? req)
+    {
+        if (req is null)
+        {
+            return frame;
+        }
+
+        // Every control frame is one object with at least its type, so the field goes before the closing brace after a comma.
+        Debug.Assert(frame.Length > 2 && frame[^1] == (byte)'}', "a control frame is a non-empty JSON object");
+        var value = JsonEncodedText.Encode(req, _options.Encoder).EncodedUtf8Bytes;
+        var field = ",\"req\":\""u8;
+        var result = new byte[frame.Length - 1 + field.Length + value.Length + 2];
+        frame.AsSpan(0, frame.Length - 1).CopyTo(result);
+        var at = frame.Length - 1;
+        field.CopyTo(result.AsSpan(at));
+        at += field.Length;
+        value.CopyTo(result.AsSpan(at));
+        at += value.Length;
+        result[at] = (byte)'"';
+        result[at + 1] = (byte)'}';
+        return result;
+    }
 
     /// <summary>One JSON object, written by <paramref name="body"/>, with the daemon's relaxed escaping: every control frame.</summary>
     internal static byte[] Write(Action<Utf8JsonWriter> body)

@@ -15,24 +15,27 @@ internal sealed partial class PriceSession
     /// <summary>Whose alerts this socket reads and writes: the user's <c>sub</c>, else this connection's own key.</summary>
     private string AlertOwner => _client.Subject ?? $"connection:{Id}";
 
-    private void HandleAlert(ClientAction action, ReadOnlySpan<byte> message)
+    /// <param name="req">The client's request id, echoed in the answer and in any error, so concurrent requests are matched by id.</param>
+    private void HandleAlert(ClientAction action, ReadOnlySpan<byte> message, string? req)
     {
+        void Answer(byte[] frame) => EnqueueControl(ControlFrames.WithReq(frame, req));
+
         if (_services.Alerts is not { } book)
         {
-            EnqueueControl(ControlFrames.Error(ErrorCodes.AlertsUnavailable, "alerts are off on this daemon (Alerts:Enabled=false)"));
+            Answer(ControlFrames.Error(ErrorCodes.AlertsUnavailable, "alerts are off on this daemon (Alerts:Enabled=false)"));
             return;
         }
 
         if (action == ClientAction.AlertList)
         {
-            EnqueueControl(AlertFrames.List(book.List(AlertOwner)));
+            Answer(AlertFrames.List(book.List(AlertOwner)));
             return;
         }
 
         if (!book.TryChange(AlertOwner, out var retryAfter))
         {
             Interlocked.Increment(ref _services.Metrics.ClientErrors);
-            EnqueueControl(RateLimitedFrame(retryAfter, $"at most {book.Options.ChangesPerMinute} alert creates and deletes a minute (Alerts:ChangesPerMinute)"));
+            Answer(RateLimitedFrame(retryAfter, $"at most {book.Options.ChangesPerMinute} alert creates and deletes a minute (Alerts:ChangesPerMinute)"));
             return;
         }
 
@@ -40,7 +43,7 @@ internal sealed partial class PriceSession
         if (request is null)
         {
             Interlocked.Increment(ref _services.Metrics.ClientErrors);
-            EnqueueControl(ControlFrames.Error(ErrorCodes.InvalidMessage, problem));
+            Answer(ControlFrames.Error(ErrorCodes.InvalidMessage, problem));
             return;
         }
 
@@ -48,18 +51,18 @@ internal sealed partial class PriceSession
         {
             if (!book.TryDelete(AlertOwner, request.Id!, out var deleted))
             {
-                EnqueueControl(ControlFrames.Error(ErrorCodes.UnknownAlert, $"no alert '{request.Id}' is yours"));
+                Answer(ControlFrames.Error(ErrorCodes.UnknownAlert, $"no alert '{request.Id}' is yours"));
                 return;
             }
 
             var id = request.Id!;
-            _ = deleted.ContinueWith(_ => EnqueueControl(AlertFrames.Deleted(id)), TaskScheduler.Default);
+            _ = deleted.ContinueWith(t => Answer(Refusal(t) ?? AlertFrames.Deleted(id)), TaskScheduler.Default);
             return;
         }
 
         if (!_services.Instruments.TryGet(request.InstrumentKey!, out var instrument))
         {
-            EnqueueControl(ControlFrames.Error(ErrorCodes.UnknownInstrument, "unknown instrument key", [request.InstrumentKey!]));
+            Answer(ControlFrames.Error(ErrorCodes.UnknownInstrument, "unknown instrument key", [request.InstrumentKey!]));
             return;
         }
 
@@ -72,16 +75,22 @@ internal sealed partial class PriceSession
         var refused = book.TryAdd(alert, out var stored);
         if (refused is not null)
         {
-            EnqueueControl(refused == AlertErrors.Limit
+            Answer(refused == AlertErrors.Limit
                 ? ControlFrames.Error(ErrorCodes.AlertLimit, $"at most {book.MaxPerOwner} alerts per user; delete one first (Alerts:MaxPerUser)")
                 : ControlFrames.Error(ErrorCodes.AlertsUnavailable, "alerts are busy; try again in a moment"));
             return;
         }
 
         _hasConnectionAlerts |= anonymous;
-        // Answered once stored: an alert_created means it survives a crash from then on.
-        _ = stored.ContinueWith(_ => EnqueueControl(AlertFrames.Created(book.Current(alert))), TaskScheduler.Default);
+        // Answered once stored: an alert_created means it survives a crash from then on (and, with NATS, is on every daemon).
+        _ = stored.ContinueWith(t => Answer(Refusal(t) ?? AlertFrames.Created(book.Current(alert))), TaskScheduler.Default);
     }
+
+    /// <summary>The error frame of a create or delete the shared store (NATS) did not take; null when it was stored.</summary>
+    private static byte[]? Refusal(Task<string?> stored) =>
+        stored.IsCompletedSuccessfully && stored.Result is null
+            ? null
+            : ControlFrames.Error(ErrorCodes.AlertsUnavailable, "NATS did not store the change within Nats:PushTimeoutMs; nothing was changed. Try again");
 
     /// <summary>
     /// The <c>volume_alerts</c> channel: <c>volume_alert</c> frames for the named instruments, or for all when none (or

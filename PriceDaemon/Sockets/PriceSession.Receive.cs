@@ -124,9 +124,10 @@ internal sealed partial class PriceSession
         ClientMessageParser.Error? error;
         ClientAction action;
         bool? timing = null;
+        string? req = null;
         try
         {
-            error = ClientMessageParser.Parse(message, out action, _keys, out timing, out _candleRequest);
+            error = ClientMessageParser.Parse(message, out action, _keys, out timing, out _candleRequest, out req);
         }
         catch (Exception ex)
         {
@@ -147,7 +148,7 @@ internal sealed partial class PriceSession
         if (error is { } e)
         {
             Interlocked.Increment(ref _services.Metrics.ClientErrors);
-            EnqueueControl(ControlFrames.Error(e.Code, e.Message));
+            EnqueueControl(ControlFrames.WithReq(ControlFrames.Error(e.Code, e.Message), req));
             if (OverBadMessageBudget())
             {
                 LogTooManyBadMessages(Id, Remote, _services.Limits.MaxBadMessagesPerMinute);
@@ -166,7 +167,7 @@ internal sealed partial class PriceSession
         // Not subscription changes: bounded by Alerts:MaxPerUser and the alert writer's queue instead.
         if (action is ClientAction.AlertCreate or ClientAction.AlertList or ClientAction.AlertDelete)
         {
-            HandleAlert(action, message);
+            HandleAlert(action, message, req);
             return;
         }
 

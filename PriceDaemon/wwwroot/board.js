@@ -476,11 +476,7 @@ function showAlerts(list) {
 }
 
 socket.on('alerts', showAlerts);
-socket.on('status', ({ status }) => {
-  if (status === 'connected') {
-    socket.listAlerts().catch(() => {}); // alerts off on this daemon: no list
-  }
-});
+socket.watchAlerts(); // lists now and after every reconnect; a daemon with alerts off leaves the list empty
 
 // ---- search -----------------------------------------------------------------------------------------
 

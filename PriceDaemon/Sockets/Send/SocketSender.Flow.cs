@@ -46,19 +46,27 @@ internal sealed partial class SocketSender
     }
 
     /// <summary>
-    /// All the time writes were pending, the one pending now included. Read as a pair with the pending write's start,
-    /// again if that changed meanwhile, so a write that ends between the two reads is not counted twice.
+    /// All the time writes were pending, the one pending now included. The pending write's start and the total are read
+    /// as one pair (a seqlock with <see cref="EndPass"/>), so a write that ends meanwhile is neither missed nor counted
+    /// twice. A write that starts meanwhile is seen at its start or not at all: either way it has been pending ~0.
     /// </summary>
     private long BusyTicks(long now)
     {
+        var spin = new SpinWait();
         while (true)
         {
-            var started = Volatile.Read(ref _writeStartedAt);
-            var busy = Volatile.Read(ref _busyTicks);
-            if (Volatile.Read(ref _writeStartedAt) == started)
+            var version = Volatile.Read(ref _busyVersion);
+            if ((version & 1) == 0)
             {
-                return busy + (started == 0 ? 0 : Math.Max(0, now - started));
+                var started = Volatile.Read(ref _writeStartedAt);
+                var busy = Volatile.Read(ref _busyTicks);
+                if (Volatile.Read(ref _busyVersion) == version)
+                {
+                    return busy + (started == 0 ? 0 : Math.Max(0, now - started));
+                }
             }
+
+            spin.SpinOnce();
         }
     }
 

@@ -62,10 +62,11 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     private SentState[] _sent = [];
 
     // Flow control (FlowControl.cs). _busyTicks: how long writes were pending in all, added by the pass as each
-    // pending write ends, read by the sweeper with _writeStartedAt. _flow: the sweeper's state machine; it sets
+    // pending write ends, read by the sweeper with _writeStartedAt under _busyVersion. _flow: the sweeper's state machine; it sets
     // _downsampled, which a pass reads once. While downsampled a pass writes prices only once per interval
     // (_nextRoundAt, pass only); one that is too early leaves the marks and arms _roundTimer for the due time.
     private long _busyTicks;
+    private int _busyVersion; // odd while the pass moves a finished write's time into _busyTicks
     private FlowControl _flow;
     private volatile bool _downsampled;
     private long _nextRoundAt;
@@ -284,9 +285,12 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     {
         if (_writeStartedAt is var started and not 0)
         {
-            // Cleared before the total grows: a sweeper that sees the write still pending has not counted it yet.
+            // A seqlock: the sweeper reads the pair only between two equal, even versions, so a write that ends
+            // while it reads is neither missed nor counted twice. The odd bump is a full fence.
+            Interlocked.Increment(ref _busyVersion);
             Volatile.Write(ref _writeStartedAt, 0);
             Volatile.Write(ref _busyTicks, _busyTicks + Math.Max(0, _services.Time.GetTimestamp() - started));
+            Volatile.Write(ref _busyVersion, _busyVersion + 1);
         }
 
         if (_ended)

@@ -8,6 +8,7 @@ import {
   getPriceSocket,
   parseTimeMs,
   PriceSocket,
+  RequestError,
   type AckMessage,
   type AckedFrame,
   type AlertCondition,
@@ -18,6 +19,11 @@ import {
   type AlertInput,
   type AlertListMessage,
   type AlertsFrame,
+  type AlertsView,
+  type RequestErrorCode,
+  type RequestFields,
+  type RequestOptions,
+  type VolumeAlert,
   type PriceAlert,
   type PriceAlertFired,
   type VolumeAlertData,
@@ -110,7 +116,7 @@ const messages: ClientMessage[] = [
   { action: 'ack', ids: ['trade-1'] } satisfies AckMessage,
   { action: 'alert_create', instrument_key: key, condition: 'above', price: 1 } satisfies AlertCreateMessage,
   { action: 'alert_create', instrument_key: key, condition: 'change_pct_below' satisfies AlertCondition, percent: -2, repeat: true, note: 'dip' } satisfies AlertCreateMessage,
-  { action: 'alert_list' } satisfies AlertListMessage,
+  { action: 'alert_list', req: 'l-1' } satisfies AlertListMessage & RequestFields,
   { action: 'alert_delete', id: 'al-1' } satisfies AlertDeleteMessage,
 ];
 const alertInput: AlertInput = { instrument_key: key, condition: 'below', price: 1 };
@@ -136,6 +142,25 @@ const sample: ServerFrame[] = [
 ];
 const topicAck: TopicsSubscribedFrame = { type: 'subscribed', action: 'subscribe', channel: 'topic', topics: ['leaderboard'], rejected: [{ topic: 'secret', code: 'topic_forbidden' }] };
 const described = sample.map(describe).length + messages.length + topicAck.topics.length;
+
+// Alert calls settle with their own answers (matched by the echoed request id), or a RequestError.
+const requestOptions: RequestOptions = { timeoutMs: 5000 };
+async function setAlert(on: PriceSocket): Promise<string> {
+  try {
+    const created: PriceAlert = await on.createAlert(alertInput, requestOptions);
+    await on.deleteAlert(created.id);
+    return (await on.listAlerts()).map((a: PriceAlert) => a.state).join(',');
+  } catch (error) {
+    if (error instanceof RequestError) {
+      const code: ErrorCode | RequestErrorCode | (string & {}) = error.code;
+      return `${code} ${error.req ?? ''}`;
+    }
+    throw error;
+  }
+}
+void setAlert;
+const volumeAlert: VolumeAlert = { instrument_key: key, volume_1m: 5, baseline: 1, ratio: 5, timestamp: '' };
+void volumeAlert;
 
 const storage: PriceStorage | null = null;
 const backoff: BackoffOptions = { baseMs: 100, maxMs: 1000 };
@@ -168,6 +193,9 @@ const offs: Release[] = [
   socket.subscribeVolumeAlerts(null, (k: string, data: VolumeAlertData) => void `${k}${data.ratio}`),
   socket.subscribeTopic<{ top: string }>('leaderboard', (topic: string, data: { top: string }, seq: number) => void `${topic}${data.top}${seq}`),
   socket.subscribeCandles(key, '5m', { history: 100 }, (event: CandleEvent) => void (event.type === 'history' ? event.bars.length : event.bar?.c)),
+  socket.watchAlerts(),
+  socket.on('alerts', (alerts: PriceAlert[]) => void (alerts.length + (socket.alertsView satisfies AlertsView).alerts.length)),
+  socket.on('server-error', (event: PriceSocketEventMap['server-error']) => void event.req),
   socket.onFrame('status', (frame: StatusFrame) => void frame.epoch),
   socket.onFrame('subscribed', (frame: SubscribedFrame) => void frame.instruments),
   socket.onFrame('price_update', (frame: PriceUpdateFrame) => {

@@ -22,12 +22,17 @@ import {
   useTopic,
   useDepth,
   useCandles,
+  useAlerts,
+  useVolumeAlerts,
+  RequestError,
   type PriceHooks,
   type PriceSocketProviderProps,
+  type UseAlertsResult,
   type UsePriceWebSocketResult,
+  type UseVolumeAlertsOptions,
 } from '@pricedaemon/client/react';
 import * as React from 'react';
-import type { AnnouncementFrame, CandleView, DepthData, LatencySample, Notification, Price, SlowState } from '@pricedaemon/client';
+import type { AnnouncementFrame, CandleView, DepthData, LatencySample, Notification, Price, PriceAlert, SlowState, VolumeAlert } from '@pricedaemon/client';
 import { createUsePriceWebSocket, type LegacyUsePriceWebSocketResult } from '@pricedaemon/client/use-price-websocket';
 
 function Quote({ instrument }: { instrument: string }): ReactElement {
@@ -82,6 +87,26 @@ function Bars({ instrument }: { instrument: string }): ReactElement {
 }
 void Bars;
 
+// The user's alerts, a bell that sets one, and the unusual volume of the shown instruments.
+function Alerts({ instrument }: { instrument: string }): ReactElement {
+  const { alerts, loaded, error, createAlert, deleteAlert }: UseAlertsResult = useAlerts();
+  const options: UseVolumeAlertsOptions = { limit: 5 };
+  const bursts: VolumeAlert[] = useVolumeAlerts([instrument], options);
+  const bell = (): void => {
+    createAlert({ instrument_key: instrument, condition: 'above', price: 2500, note: 'take profit' })
+      .then((alert: PriceAlert) => console.log('set', alert.id))
+      .catch((e: unknown) => console.log(e instanceof RequestError && e.code === 'alert_limit' ? 'delete one first' : e));
+  };
+  return (
+    <section>
+      {error && <p>{error.code}</p>}
+      <button onClick={bell}>🔔</button>
+      <ul>{loaded && alerts.map((a) => <li key={a.id} onClick={() => void deleteAlert(a.id)}>{a.condition} {a.price} {a.state} {a.fired_price}</li>)}</ul>
+      <ol>{bursts.map((b) => <li key={b.timestamp}>{b.instrument_key} {b.ratio.toFixed(1)}×</li>)}</ol>
+    </section>
+  );
+}
+
 const hooks: PriceHooks = createPriceHooks(React);
 const useLegacy: () => LegacyUsePriceWebSocketResult = createUsePriceWebSocket(React, { url: 'ws://127.0.0.1:8080/api/ws/prices' });
 void hooks;
@@ -100,6 +125,7 @@ createRoot(document.getElementById('root')!).render(
       <Watchlist keys={keys} />
       <GuidePage keys={keys} />
       <Pushes />
+      <Alerts instrument={keys[0]!} />
     </PriceSocketProvider>
   </StrictMode>,
 );

@@ -1,5 +1,5 @@
 import type { Context, FunctionComponent, ReactNode } from 'react';
-import type { AnnouncementEvent, AnnouncementFrame, CandleInterval, CandleView, ConnectionStatusValue, DepthData, DepthOptions, FeedState, InstrumentKey, LatencySample, Notification, Price, PriceSocket, Release, SlowState } from './price-socket.js';
+import type { AlertInput, AlertsView, AnnouncementEvent, AnnouncementFrame, CandleInterval, CandleView, ConnectionStatusValue, DepthData, DepthOptions, FeedState, InstrumentKey, LatencySample, Notification, Price, PriceAlert, PriceSocket, Release, RequestOptions, SlowState, VolumeAlert } from './price-socket.js';
 
 export interface UsePriceWebSocketResult {
   /** the prices of the keys this component subscribed */
@@ -14,6 +14,20 @@ export interface UsePriceWebSocketResult {
   onAnnouncement(callback: (event: AnnouncementEvent) => void): Release;
   subscribeTopic: PriceSocket['subscribeTopic'];
   subscribeCandles: PriceSocket['subscribeCandles'];
+}
+
+/** What useAlerts returns: the socket's AlertsView and the calls that change it. */
+export interface UseAlertsResult extends AlertsView {
+  /** resolves with the stored alert; rejects with a RequestError (code alert_limit, ..., timeout, connection_closed) */
+  createAlert(alert: AlertInput, options?: RequestOptions): Promise<PriceAlert>;
+  deleteAlert(id: string, options?: RequestOptions): Promise<string>;
+  /** lists the alerts again */
+  refresh(options?: RequestOptions): Promise<PriceAlert[]>;
+}
+
+export interface UseVolumeAlertsOptions {
+  /** most alerts kept, newest first (default 20) */
+  limit?: number;
 }
 
 export interface PriceSocketProviderProps {
@@ -44,6 +58,10 @@ export interface PriceHooks {
   useNotifications<T = unknown>(handler: (notification: Notification<T>) => void | Promise<void>): void;
   /** the announcements in force */
   useAnnouncements(): AnnouncementFrame[];
+  /** the user's price alerts, kept current while mounted, with create and delete */
+  useAlerts(): UseAlertsResult;
+  /** the unusual-volume alerts of `keys` (null: every instrument) heard while mounted, newest first */
+  useVolumeAlerts(keys: readonly InstrumentKey[] | null | undefined, options?: UseVolumeAlertsOptions): VolumeAlert[];
 }
 
 /** Binds the hooks to a React (18 or later). */

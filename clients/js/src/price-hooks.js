@@ -17,6 +17,8 @@
 import { getPriceSocket } from './price-socket.js';
 
 const SEPARATOR = '\u0000';
+const ALL = '\u0000*'; // useVolumeAlerts(null): every instrument (no key list joins to this)
+const NONE = Object.freeze([]);
 
 function keyList(keys) {
   const list = typeof keys === 'string' ? [keys] : [...(keys ?? [])];
@@ -24,7 +26,7 @@ function keyList(keys) {
 }
 
 export function createPriceHooks(React) {
-  const { createContext, createElement, useCallback, useContext, useEffect, useRef, useState, useSyncExternalStore } = React;
+  const { createContext, createElement, useCallback, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore } = React;
   if (typeof useSyncExternalStore !== 'function') {
     throw new Error('@pricedaemon/client: React 18 or later is required (useSyncExternalStore)');
   }
@@ -249,6 +251,49 @@ export function createPriceHooks(React) {
     return useSyncExternalStore(subscribe, snapshot, snapshot);
   }
 
+  /**
+   * The user's price alerts, kept current while the component is mounted: `{ alerts, loaded, error, createAlert,
+   * deleteAlert, refresh }`. The list is loaded on mount (once per socket, however many components use it) and again
+   * after every reconnect; creates, deletes and fired alerts (price_alert notifications) update it without asking
+   * again. `error` is the RequestError of the last list that failed (e.g. alerts_unavailable), null after one that
+   * worked. createAlert and deleteAlert return the socket's promises: each settles with its own answer.
+   */
+  function useAlerts() {
+    const socket = usePriceSocket();
+    useEffect(() => socket.watchAlerts(), [socket]);
+    const subscribe = useCallback((onChange) => socket.on('alerts', onChange), [socket]);
+    const snapshot = useCallback(() => socket.alertsView, [socket]);
+    const view = useSyncExternalStore(subscribe, snapshot, snapshot);
+    const createAlert = useCallback((alert, options) => socket.createAlert(alert, options), [socket]);
+    const deleteAlert = useCallback((id, options) => socket.deleteAlert(id, options), [socket]);
+    const refresh = useCallback((options) => socket.listAlerts(options), [socket]);
+    return useMemo(() => ({ ...view, createAlert, deleteAlert, refresh }), [view, createAlert, deleteAlert, refresh]);
+  }
+
+  /**
+   * The unusual-volume alerts of `keys` (null: every instrument; [] or undefined: none) heard while the component is
+   * mounted, newest first, at most `limit` (20): `[{ instrument_key, volume_1m, baseline, ratio, timestamp }]`. The
+   * same array until the next alert. Alerts are events: those before the mount are not replayed.
+   */
+  function useVolumeAlerts(keys, { limit = 20 } = {}) {
+    const socket = usePriceSocket();
+    const id = keys === null ? ALL : keyList(keys).join(SEPARATOR);
+    const bound = Math.max(1, Math.floor(limit));
+    // One store per (socket, keys): a change of keys starts from nothing, as those keys' alerts are new.
+    const store = useMemo(() => ({ events: NONE }), [socket, id]);
+    const subscribe = useCallback((onChange) => {
+      if (id === '') {
+        return () => {};
+      }
+      return socket.subscribeVolumeAlerts(id === ALL ? null : id.split(SEPARATOR), (key, data) => {
+        store.events = [{ ...data, instrument_key: key }, ...store.events].slice(0, bound);
+        onChange();
+      });
+    }, [socket, store, id, bound]);
+    const snapshot = useCallback(() => store.events, [store]);
+    return useSyncExternalStore(subscribe, snapshot, snapshot);
+  }
+
   return {
     PriceSocketContext,
     PriceSocketProvider,
@@ -265,5 +310,7 @@ export function createPriceHooks(React) {
     useCandles,
     useNotifications,
     useAnnouncements,
+    useAlerts,
+    useVolumeAlerts,
   };
 }

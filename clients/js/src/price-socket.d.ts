@@ -39,14 +39,19 @@ export interface AckMessage {
   ids: string[];
 }
 
-/** A price alert: see AlertInput for the fields. */
-export type AlertCreateMessage = { action: 'alert_create' } & AlertInput;
+/** A request id (at most 64 characters) the daemon echoes as `req` on the answer and on any error: see RequestFields. */
+export interface RequestFields {
+  req?: string;
+}
 
-export interface AlertListMessage {
+/** A price alert: see AlertInput for the fields. */
+export type AlertCreateMessage = { action: 'alert_create' } & AlertInput & RequestFields;
+
+export interface AlertListMessage extends RequestFields {
   action: 'alert_list';
 }
 
-export interface AlertDeleteMessage {
+export interface AlertDeleteMessage extends RequestFields {
   action: 'alert_delete';
   id: string;
 }
@@ -124,6 +129,8 @@ export interface ErrorFrame {
   instruments?: InstrumentKey[];
   /** with rate_limited */
   retry_after_ms?: number;
+  /** the request id of the alert_* message that caused it */
+  req?: string;
 }
 
 // ---- server to client: DESIGN.md "Beyond prices" -------------------------------------------------------
@@ -226,17 +233,21 @@ export interface TopicsSubscribedFrame {
 export interface AlertCreatedFrame {
   type: 'alert_created';
   alert: PriceAlert;
+  /** the request id of the alert_create, when it had one */
+  req?: string;
 }
 
 /** The answer to alert_list. */
 export interface AlertsFrame {
   type: 'alerts';
   alerts: PriceAlert[];
+  req?: string;
 }
 
 export interface AlertDeletedFrame {
   type: 'alert_deleted';
   id: string;
+  req?: string;
 }
 
 /** A notification as a handler gets it: replayed is true when it is delivered again on a later connect. */
@@ -313,7 +324,9 @@ export interface PriceSocketEventMap {
   price: { key: InstrumentKey; data: Price; stale: boolean; changed: boolean };
   subscribed: { action?: string; instruments: InstrumentKey[]; rejected: RejectedInstrument[] } | { action: string; channel: 'topic'; topics: string[]; rejected: TopicsSubscribedFrame['rejected'] };
   announcement: AnnouncementEvent;
-  'server-error': { code: ErrorFrame['code']; message: string; instruments: InstrumentKey[] };
+  'server-error': { code: ErrorFrame['code']; message: string; instruments: InstrumentKey[]; req?: string };
+  /** the user's alerts changed (listed, created, deleted or fired); also when a list failed (see alertsView.error) */
+  alerts: PriceAlert[];
   slow: ({ slow: true } & SlowState) | { slow: false; message: string };
   latency: LatencySample;
 }
@@ -369,6 +382,8 @@ export interface PriceSocketOptions {
   connect?: boolean;
   /** ask for the daemon's receive time on every price (default false); fills `latency` */
   timing?: boolean;
+  /** how long createAlert, listAlerts and deleteAlert wait for an answer before rejecting with 'timeout' (default 10000; 0: no limit) */
+  requestTimeoutMs?: number;
   WebSocket?: new (url: string) => WebSocket;
   fetch?: typeof fetch;
   setTimeout?: (callback: () => void, ms: number) => unknown;
@@ -454,13 +469,20 @@ export declare class PriceSocket {
   /** the held bars of an instrument at an interval */
   candles(key: InstrumentKey, interval: CandleInterval): CandleView | undefined;
 
-  /** sets a price alert; resolves once the daemon stored it, rejects with an Error carrying the daemon's `code` */
-  createAlert(alert: AlertInput): Promise<PriceAlert>;
+  /**
+   * sets a price alert; resolves once the daemon stored it, rejects with a RequestError carrying the daemon's `code`
+   * (or not_connected, connection_closed, timeout). Answers are matched to calls by the echoed request id.
+   */
+  createAlert(alert: AlertInput, options?: RequestOptions): Promise<PriceAlert>;
   /** the user's alerts and their state; also kept in `alertList` (event 'alerts' on every change) */
-  listAlerts(): Promise<PriceAlert[]>;
-  deleteAlert(id: string): Promise<string>;
+  listAlerts(options?: RequestOptions): Promise<PriceAlert[]>;
+  deleteAlert(id: string, options?: RequestOptions): Promise<string>;
   /** the user's alerts as last heard of (after listAlerts, creates, deletes and fired price_alert notifications) */
-  alertList?: PriceAlert[];
+  readonly alertList: PriceAlert[];
+  /** the same, whether a list has come, and why the last one failed; a new frozen object on every change */
+  readonly alertsView: AlertsView;
+  /** keeps `alertList` current (lists now or on connect, and after every reconnect) until released */
+  watchAlerts(): Release;
   /** unusual-volume alerts for `keys` (null: every instrument), held across reconnects */
   subscribeVolumeAlerts(keys: string | Iterable<string> | null, callback: (key: string, data: VolumeAlertData) => void): Release;
 
@@ -531,6 +553,34 @@ export interface VolumeAlertData {
   baseline: number;
   ratio: number;
   timestamp: string;
+}
+
+/** One unusual-volume alert as useVolumeAlerts keeps it. */
+export type VolumeAlert = VolumeAlertData & { instrument_key: InstrumentKey };
+
+/** The user's alerts with whether a list has come and why the last one failed. */
+export interface AlertsView {
+  alerts: PriceAlert[];
+  /** false until the first list arrives */
+  loaded: boolean;
+  /** the last list's failure (e.g. code alerts_unavailable), null after one that worked */
+  error: RequestError | null;
+}
+
+export interface RequestOptions {
+  /** overrides the socket's requestTimeoutMs for this call (0: no limit) */
+  timeoutMs?: number;
+}
+
+/** Client-side codes of RequestError, beside the daemon's ErrorCode. */
+export type RequestErrorCode = 'not_connected' | 'connection_closed' | 'timeout' | 'unexpected_answer';
+
+/** Why createAlert, listAlerts or deleteAlert failed. */
+export declare class RequestError extends Error {
+  constructor(code: string, message: string, req?: string);
+  readonly code: ErrorCode | RequestErrorCode | (string & {});
+  /** the request id sent (and echoed by the daemon), when one was sent */
+  readonly req?: string;
 }
 
 export declare function getPriceSocket(options?: PriceSocketOptions): PriceSocket;

@@ -64,6 +64,21 @@ export function parseTimeMs(text) {
   return Date.parse(`${match[1]}Z`) + (match[2] ? Number(`0.${match[2]}`) * 1000 : 0);
 }
 
+/**
+ * Why a request to the daemon (createAlert, listAlerts, deleteAlert) failed: `code` is the daemon's error code
+ * (alert_limit, unknown_alert, unknown_instrument, invalid_message, rate_limited, alerts_unavailable) or the client's
+ * own: 'not_connected' (nothing was sent), 'connection_closed' (sent, but the socket closed before the answer: the
+ * change may or may not have been made; listAlerts tells), 'timeout' (no answer within the request timeout).
+ */
+export class RequestError extends Error {
+  constructor(code, message, req = undefined) {
+    super(message);
+    this.name = 'RequestError';
+    this.code = code;
+    this.req = req;
+  }
+}
+
 function httpBase(wsUrl) {
   const url = new URL(wsUrl);
   url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
@@ -91,6 +106,8 @@ function defaultStorage() {
  * - storage: where last prices persist between page loads (default localStorage; null for none).
  * - debug: log to the console; default localStorage.ws_debug === 'true'.
  * - connect (true): connect in the constructor.
+ * - requestTimeoutMs (10000): how long createAlert, listAlerts and deleteAlert wait for the daemon's answer before
+ *   rejecting with code 'timeout' (0: no timeout); each call may pass its own { timeoutMs }.
  * - timing (false): ask the daemon for its receive time on every price ("timing": true on subscribe); the
  *   client then keeps `latency` (exchange -> daemon and daemon -> client) and emits 'latency'.
  * - notify ('frame'): when onKey listeners (the React hooks) hear of a price change: 'frame', batched once
@@ -160,6 +177,19 @@ export class PriceSocket {
     this._topics = new Map(); // topic -> { refs, seq, data, callbacks: Set }
     this._books = { depth: new Map(), book: new Map() }; // channel -> instrument key -> { refs, seq, data, callbacks: Set }
     this._candles = new Map(); // `${interval} ${key}` -> { key, interval, history, refs, seq, bars, forming, view, callbacks: Set }
+    // Alerts and requests: see "alerts" below.
+    this._requestTimeoutMs = options.requestTimeoutMs ?? 10000;
+    this._requests = new Map(); // req id -> { answer, resolve, reject, timer }: requests the daemon has not answered yet
+    this._requestSeq = 0;
+    this._alertsById = new Map();
+    this._alertWatchers = 0; // useAlerts components mounted: the list is loaded on every connect while there are any
+    this._alertsWanted = false; // the page listed its alerts once: they are listed again after a reconnect
+    /** The user's alerts as last heard of (after listAlerts, creates, deletes and fired price_alert notifications). */
+    this.alertList = [];
+    /** The same with whether a list has come and why the last one failed: { alerts, loaded, error }, replaced on every change. */
+    this.alertsView = Object.freeze({ alerts: this.alertList, loaded: false, error: null });
+    // volume_alerts: references to all ('*') and per key, the listeners, and what the daemon was last told it holds.
+    this._volume = { all: 0, keys: new Map(), entries: new Set(), sent: { all: false, keys: new Set() }, queued: false };
     this._socket = null;
     this._retryTimer = null;
     this._resyncTimer = null;
@@ -405,6 +435,219 @@ export class PriceSocket {
       } catch (error) {
         this._console?.error?.(error);
       }
+    }
+  }
+
+  // ---- alerts ----
+
+  /**
+   * Sets a price alert: { instrument_key, condition, price | percent, repeat?, note? } with condition one of above,
+   * below, crosses_up, crosses_down (price) or change_pct_above, change_pct_below (percent). Resolves with the alert
+   * once the daemon stored it; rejects with a RequestError whose `code` is the daemon's (alert_limit, ...) or the
+   * client's (not_connected, connection_closed, timeout). Answers are matched by a request id the daemon echoes
+   * ("req"), so concurrent calls each get their own answer whatever order they come in.
+   */
+  createAlert(alert, options = undefined) {
+    return this._request({ ...alert, action: 'alert_create' }, 'alert_created', options);
+  }
+
+  /** The user's alerts with their state (armed, resetting, fired; fired_at, fired_price); also kept in `alertList`. */
+  listAlerts(options = undefined) {
+    this._alertsWanted = true;
+    const listing = this._request({ action: 'alert_list' }, 'alerts', options);
+    listing.catch((error) => {
+      if (error.code !== 'connection_closed' && error.code !== 'not_connected') {
+        this._alertsChanged(error); // e.g. alerts_unavailable: the page can say so (listed again on the next connect)
+      }
+    });
+    return listing;
+  }
+
+  /** Deletes one of the user's alerts; resolves with its id. */
+  deleteAlert(id, options = undefined) {
+    return this._request({ action: 'alert_delete', id }, 'alert_deleted', options);
+  }
+
+  /**
+   * Keeps `alertList` current while held (what useAlerts does): lists the alerts now (or on connect) unless they are
+   * here already, and again after every reconnect. Returns a function that releases it.
+   */
+  watchAlerts() {
+    this._alertWatchers += 1;
+    if (!this.alertsView.loaded && this._isOpen()) {
+      this._refreshAlerts();
+    }
+    return once(() => {
+      this._alertWatchers -= 1;
+    });
+  }
+
+  /**
+   * Hears unusual-volume alerts for `keys` (null or omitted: every instrument): `callback(key, data)` with data
+   * { volume_1m, baseline, ratio, timestamp }. Reference counted per key like prices, and told to the daemon at the
+   * end of the task as the difference from what it holds (StrictMode's mount, unmount and mount again send one
+   * subscribe); held across reconnects. Returns a function that stops.
+   */
+  subscribeVolumeAlerts(keys, callback) {
+    const volume = this._volume;
+    const all = keys === null || keys === undefined;
+    const list = all ? [] : normalizeKeys(keys);
+    const entry = { all, keys: new Set(list), callback };
+    volume.entries.add(entry);
+    volume.all += all ? 1 : 0;
+    for (const key of list) {
+      volume.keys.set(key, (volume.keys.get(key) ?? 0) + 1);
+    }
+    this._queueVolumeSync();
+    return once(() => {
+      volume.entries.delete(entry);
+      volume.all -= all ? 1 : 0;
+      for (const key of list) {
+        const count = (volume.keys.get(key) ?? 1) - 1;
+        if (count > 0) {
+          volume.keys.set(key, count);
+        } else {
+          volume.keys.delete(key);
+        }
+      }
+      this._queueVolumeSync();
+    });
+  }
+
+  // Sends an alert_* message with a fresh request id; settled by the answer or error that echoes it, by the socket's
+  // close, or by the timeout. Nothing is queued while disconnected: the caller hears not_connected at once.
+  _request(message, answer, { timeoutMs = this._requestTimeoutMs } = {}) {
+    if (!this._isOpen()) {
+      return Promise.reject(new RequestError('not_connected', 'not connected to the daemon; try again once connected'));
+    }
+    const req = `r${++this._requestSeq}`;
+    return new Promise((resolve, reject) => {
+      const request = { answer, resolve, reject, timer: null };
+      if (Number.isFinite(timeoutMs) && timeoutMs > 0) {
+        request.timer = this._setTimeout(() => {
+          if (this._requests.get(req) === request) {
+            this._requests.delete(req);
+            reject(new RequestError('timeout', `the daemon did not answer ${message.action} within ${timeoutMs} ms`, req));
+          }
+        }, timeoutMs);
+      }
+      this._requests.set(req, request);
+      this._send({ ...message, req });
+    });
+  }
+
+  // The request `frame.req` names, taken out of those waiting (undefined: not ours, or already settled).
+  _takeRequest(frame) {
+    const request = typeof frame.req === 'string' ? this._requests.get(frame.req) : undefined;
+    if (request) {
+      this._requests.delete(frame.req);
+      if (request.timer !== null) {
+        this._clearTimeout(request.timer);
+      }
+    }
+    return request;
+  }
+
+  _answer(frame, value) {
+    const request = this._takeRequest(frame);
+    if (!request) {
+      return;
+    }
+    if (request.answer === frame.type) {
+      request.resolve(value);
+    } else {
+      request.reject(new RequestError('unexpected_answer', `expected ${request.answer}, got ${frame.type}`, frame.req));
+    }
+  }
+
+  _rejectRequests(code, message) {
+    const waiting = [...this._requests];
+    this._requests.clear();
+    for (const [req, request] of waiting) {
+      if (request.timer !== null) {
+        this._clearTimeout(request.timer);
+      }
+      request.reject(new RequestError(code, message, req));
+    }
+  }
+
+  // One alert_list in flight at a time: StrictMode's double mount, or a watcher and a reconnect together, ask once.
+  _refreshAlerts() {
+    const listing = [...this._requests.values()].some((request) => request.answer === 'alerts');
+    if (!listing && this._isOpen()) {
+      this.listAlerts().catch((error) => this._log('could not list alerts', error.code, error.message));
+    }
+  }
+
+  _alertsChanged(error = this.alertsView.error) {
+    this.alertList = [...this._alertsById.values()];
+    this.alertsView = Object.freeze({ alerts: this.alertList, loaded: this.alertsView.loaded, error });
+    this._emit('alerts', this.alertList);
+  }
+
+  _setAlerts(alerts) {
+    this._alertsById = new Map(alerts.filter((alert) => typeof alert?.id === 'string').map((alert) => [alert.id, alert]));
+    this.alertsView = Object.freeze({ ...this.alertsView, loaded: true });
+    this._alertsChanged(null);
+  }
+
+  // A fired alert arrives as a price_alert notification: the list shows it fired without asking again.
+  _alertFired(message) {
+    const data = message.data;
+    const alert = message.kind === 'price_alert' && data ? this._alertsById.get(data.alert_id) : undefined;
+    if (alert && (data.fire_count ?? 0) > (alert.fire_count ?? 0)) {
+      this._alertsById.set(alert.id, { ...alert, state: alert.repeat ? 'resetting' : 'fired', fire_count: data.fire_count, fired_at: data.fired_at, fired_price: data.last_price });
+      this._alertsChanged();
+    }
+  }
+
+  // Everything held on the volume_alerts channel, asked for again (a new connection holds nothing; after a rate limit
+  // what was applied is unknown, and subscribing again is harmless).
+  _resubscribeVolume() {
+    this._volume.sent = { all: false, keys: new Set() };
+    this._syncVolume();
+  }
+
+  _queueVolumeSync() {
+    if (!this._volume.queued) {
+      this._volume.queued = true;
+      queueMicrotask(() => {
+        this._volume.queued = false;
+        this._syncVolume();
+      });
+    }
+  }
+
+  // Tells the daemon the difference between what the page holds on the volume_alerts channel and what it was told.
+  // While every instrument is held, named ones need no message of their own.
+  _syncVolume() {
+    if (!this._isOpen()) {
+      return; // the next connection is told everything
+    }
+    const volume = this._volume;
+    const sent = volume.sent;
+    if (volume.all > 0) {
+      if (!sent.all) {
+        this._send({ action: 'subscribe', channel: 'volume_alerts', instruments: ['*'] });
+        sent.all = true;
+      }
+      return;
+    }
+    if (sent.all) {
+      // The daemon's unsubscribe of all drops named instruments too: those still held are asked for again below.
+      this._send({ action: 'unsubscribe', channel: 'volume_alerts' });
+      volume.sent = { all: false, keys: new Set() };
+    }
+    const told = volume.sent.keys;
+    const gone = [...told].filter((key) => !volume.keys.has(key));
+    if (gone.length > 0) {
+      this._send({ action: 'unsubscribe', channel: 'volume_alerts', instruments: gone });
+      gone.forEach((key) => told.delete(key));
+    }
+    const added = [...volume.keys.keys()].filter((key) => !told.has(key));
+    if (added.length > 0) {
+      this._send({ action: 'subscribe', channel: 'volume_alerts', instruments: added });
+      added.forEach((key) => told.add(key));
     }
   }
 
@@ -856,6 +1099,7 @@ export class PriceSocket {
     }
     const socket = this._socket;
     this._socket = null;
+    this._rejectRequests('connection_closed', 'the socket was closed before the daemon answered');
     if (socket) {
       socket.onclose = null;
       socket.onmessage = null;
@@ -901,6 +1145,7 @@ export class PriceSocket {
       for (const entry of this._candles.values()) {
         this._send(candlesMessage('subscribe', entry));
       }
+      this._resubscribeVolume();
     }, Math.max(0, ms) + 50);
   }
 
@@ -932,6 +1177,11 @@ export class PriceSocket {
       // sent again replaces what was held, so bars closed while disconnected are not missing.
       entry.seq = -1;
       this._send(candlesMessage('subscribe', entry));
+    }
+    this._resubscribeVolume();
+    if (this._alertWatchers > 0 || this._alertsWanted) {
+      // A user's alerts may have fired meanwhile, and a connection's own alerts went with the old connection.
+      this._refreshAlerts();
     }
     if (this.announcements.size > 0) {
       this.announcements.clear(); // the daemon sends those in force again on every connect
@@ -971,6 +1221,7 @@ export class PriceSocket {
       return;
     }
     this._socket = null;
+    this._rejectRequests('connection_closed', 'the connection closed before the daemon answered; the change may or may not have been made');
     this._markAllStale();
     if (this._closed) {
       return;
@@ -1104,6 +1355,7 @@ const FRAME_HANDLERS = {
       this._log('ignoring a notification without an id', message);
       return false;
     }
+    this._alertFired(message);
     this._handleNotification(message);
     return true;
   },
@@ -1219,10 +1471,53 @@ const FRAME_HANDLERS = {
     return true;
   },
   error(message) {
-    this._log('server error', message.code, message.message);
-    this._emit('server-error', { code: message.code, message: message.message, instruments: message.instruments ?? [] });
-    if (message.code === 'rate_limited') {
-      this._resyncAfter(message.retry_after_ms ?? 1000);
+    this._log('server error', message.code, message.message, message.req ?? '');
+    // An error that names a request (an alert_* message's "req") answers that request and no other.
+    const request = this._takeRequest(message);
+    request?.reject(new RequestError(message.code, message.message, message.req));
+    this._emit('server-error', { code: message.code, message: message.message, instruments: message.instruments ?? [], req: message.req });
+    if (message.code === 'rate_limited' && typeof message.req !== 'string') {
+      this._resyncAfter(message.retry_after_ms ?? 1000); // a subscription change was refused, not an alert request
+    }
+    return true;
+  },
+  alert_created(message) {
+    const alert = message.alert;
+    if (!alert || typeof alert.id !== 'string') {
+      return false;
+    }
+    this._alertsById.set(alert.id, alert);
+    this._alertsChanged();
+    this._answer(message, alert);
+    return true;
+  },
+  alerts(message) {
+    if (!Array.isArray(message.alerts)) {
+      return false;
+    }
+    this._setAlerts(message.alerts);
+    this._answer(message, this.alertList);
+    return true;
+  },
+  alert_deleted(message) {
+    if (this._alertsById.delete(message.id)) {
+      this._alertsChanged();
+    }
+    this._answer(message, message.id);
+    return true;
+  },
+  volume_alert(message) {
+    if (typeof message.instrument_key !== 'string' || !message.data) {
+      return false;
+    }
+    for (const entry of [...this._volume.entries]) {
+      if (entry.all || entry.keys.has(message.instrument_key)) {
+        try {
+          entry.callback?.(message.instrument_key, message.data);
+        } catch (error) {
+          this._console?.error?.(error);
+        }
+      }
     }
     return true;
   },
@@ -1291,166 +1586,6 @@ function candlesMessage(action, entry) {
 function depthChannel(options) {
   return options?.book === true || (options?.levels ?? 5) > 5 ? 'book' : 'depth';
 }
-
-// ---- alerts (price alerts and the volume_alerts channel) -----------------------------------------------------
-// Self-contained: the methods below are added to PriceSocket, the frames to FRAME_HANDLERS.
-
-/** Error codes that answer an alert request (the oldest one waiting is refused with it). */
-const ALERT_ERRORS = new Set(['alert_limit', 'unknown_alert', 'alerts_unavailable', 'invalid_message', 'unknown_instrument', 'rate_limited']);
-
-function alertState(socket) {
-  if (!socket._alerts) {
-    socket._alerts = { pending: [], byId: new Map(), volume: null };
-    socket.alertList = [];
-    // A fired alert arrives as a price_alert notification: the list shows it fired without asking again.
-    socket.onFrame('notification', (message) => {
-      const data = message.data;
-      const alert = message.kind === 'price_alert' && data ? socket._alerts.byId.get(data.alert_id) : undefined;
-      if (alert && (data.fire_count ?? 0) > (alert.fire_count ?? 0)) {
-        updateAlert(socket, { ...alert, state: alert.repeat ? 'resetting' : 'fired', fire_count: data.fire_count, fired_at: data.fired_at, fired_price: data.last_price });
-      }
-    });
-    // Requests in flight when the socket drops are refused; the volume channel is asked for again on every connect.
-    socket.on('status', (event) => {
-      if (event.status === ConnectionStatus.connected) {
-        const volume = socket._alerts.volume;
-        if (volume && (volume.all || volume.keys.size > 0)) {
-          socket._send({ action: 'subscribe', channel: 'volume_alerts', instruments: volume.all ? ['*'] : [...volume.keys] });
-        }
-        return;
-      }
-      for (const request of socket._alerts.pending.splice(0)) {
-        request.reject(new Error('the connection closed before the daemon answered'));
-      }
-    });
-  }
-  return socket._alerts;
-}
-
-function updateAlert(socket, alert, removed = false) {
-  const state = alertState(socket);
-  if (removed) {
-    state.byId.delete(alert.id);
-  } else {
-    state.byId.set(alert.id, alert);
-  }
-  socket.alertList = [...state.byId.values()];
-  socket._emit('alerts', socket.alertList);
-}
-
-function alertRequest(socket, message, answer) {
-  const state = alertState(socket);
-  if (!socket._isOpen()) {
-    return Promise.reject(new Error('not connected'));
-  }
-  return new Promise((resolve, reject) => {
-    state.pending.push({ answer, resolve, reject });
-    socket._send(message);
-  });
-}
-
-function answerAlert(socket, type, value) {
-  const pending = socket._alerts?.pending;
-  const index = pending ? pending.findIndex((request) => request.answer === type) : -1;
-  if (index >= 0) {
-    pending.splice(index, 1)[0].resolve(value);
-  }
-}
-
-Object.assign(PriceSocket.prototype, {
-  /**
-   * Sets a price alert: { instrument_key, condition, price | percent, repeat?, note? } with condition one of above,
-   * below, crosses_up, crosses_down (price) or change_pct_above, change_pct_below (percent). Resolves with the alert
-   * once the daemon stored it; rejects with an Error whose `code` is the daemon's (alert_limit, ...).
-   */
-  createAlert(alert) {
-    return alertRequest(this, { action: 'alert_create', ...alert }, 'alert_created');
-  },
-
-  /** The user's alerts with their state (armed, resetting, fired; fired_at, fired_price); also kept in `alertList`. */
-  listAlerts() {
-    return alertRequest(this, { action: 'alert_list' }, 'alerts');
-  },
-
-  /** Deletes one of the user's alerts; resolves with its id. */
-  deleteAlert(id) {
-    return alertRequest(this, { action: 'alert_delete', id }, 'alert_deleted');
-  },
-
-  /**
-   * Hears unusual-volume alerts for `keys` (null or omitted: every instrument): `callback(key, data)` with data
-   * { volume_1m, baseline, ratio, timestamp }. Held across reconnects; returns a function that stops.
-   */
-  subscribeVolumeAlerts(keys, callback) {
-    const state = alertState(this);
-    state.volume ??= { all: false, keys: new Set(), callbacks: new Set() };
-    const volume = state.volume;
-    const all = keys === null || keys === undefined;
-    const list = all ? [] : normalizeKeys(keys);
-    const entry = { all, keys: new Set(list), callback };
-    volume.callbacks.add(entry);
-    volume.all ||= all;
-    list.forEach((key) => volume.keys.add(key));
-    this._send({ action: 'subscribe', channel: 'volume_alerts', instruments: all ? ['*'] : list });
-    return () => {
-      if (!volume.callbacks.delete(entry)) {
-        return;
-      }
-      const entries = [...volume.callbacks];
-      volume.all = entries.some((e) => e.all);
-      volume.keys = new Set(entries.flatMap((e) => [...e.keys]));
-      if (!volume.all && volume.keys.size === 0) {
-        this._send({ action: 'unsubscribe', channel: 'volume_alerts' });
-      } else if (!volume.all) {
-        this._send({ action: 'unsubscribe', channel: 'volume_alerts', instruments: ['*'] });
-        this._send({ action: 'subscribe', channel: 'volume_alerts', instruments: [...volume.keys] });
-      }
-    };
-  },
-});
-
-const errorHandler = FRAME_HANDLERS.error;
-Object.assign(FRAME_HANDLERS, {
-  alert_created(message) {
-    updateAlert(this, message.alert);
-    answerAlert(this, 'alert_created', message.alert);
-    return true;
-  },
-  alerts(message) {
-    const state = alertState(this);
-    state.byId = new Map((message.alerts ?? []).map((alert) => [alert.id, alert]));
-    this.alertList = [...state.byId.values()];
-    this._emit('alerts', this.alertList);
-    answerAlert(this, 'alerts', this.alertList);
-    return true;
-  },
-  alert_deleted(message) {
-    updateAlert(this, { id: message.id }, true);
-    answerAlert(this, 'alert_deleted', message.id);
-    return true;
-  },
-  volume_alert(message) {
-    const volume = this._alerts?.volume;
-    for (const entry of volume ? [...volume.callbacks] : []) {
-      if (entry.all || entry.keys.has(message.instrument_key)) {
-        try {
-          entry.callback?.(message.instrument_key, message.data);
-        } catch (error) {
-          this._console?.error?.(error);
-        }
-      }
-    }
-    return true;
-  },
-  error(message) {
-    const pending = this._alerts?.pending;
-    if (pending?.length > 0 && ALERT_ERRORS.has(message.code)) {
-      const error = Object.assign(new Error(message.message), { code: message.code });
-      pending.shift().reject(error);
-    }
-    return errorHandler.call(this, message);
-  },
-});
 
 function normalizeKeys(keys) {
   const list = typeof keys === 'string' ? [keys] : [...(keys ?? [])];

@@ -1,8 +1,8 @@
 import type { PriceHooks } from './price-hooks.js';
 
-export type { PriceHooks, PriceSocketProviderProps, UsePriceWebSocketResult } from './price-hooks.js';
+export type { PriceHooks, PriceSocketProviderProps, UseAlertsResult, UsePriceWebSocketResult, UseVolumeAlertsOptions } from './price-hooks.js';
 export { createPriceHooks } from './price-hooks.js';
-export { getPriceSocket, PriceSocket, ConnectionStatus } from './price-socket.js';
+export { getPriceSocket, PriceSocket, ConnectionStatus, RequestError } from './price-socket.js';
 
 export declare const PriceSocketContext: PriceHooks['PriceSocketContext'];
 export declare const PriceSocketProvider: PriceHooks['PriceSocketProvider'];
@@ -19,3 +19,5 @@ export declare const useDepth: PriceHooks['useDepth'];
 export declare const useCandles: PriceHooks['useCandles'];
 export declare const useNotifications: PriceHooks['useNotifications'];
 export declare const useAnnouncements: PriceHooks['useAnnouncements'];
+export declare const useAlerts: PriceHooks['useAlerts'];
+export declare const useVolumeAlerts: PriceHooks['useVolumeAlerts'];

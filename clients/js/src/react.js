@@ -6,7 +6,7 @@ import * as React from 'react';
 import { createPriceHooks } from './price-hooks.js';
 
 export { createPriceHooks } from './price-hooks.js';
-export { getPriceSocket, PriceSocket, ConnectionStatus } from './price-socket.js';
+export { getPriceSocket, PriceSocket, ConnectionStatus, RequestError } from './price-socket.js';
 
 export const {
   PriceSocketContext,
@@ -24,4 +24,6 @@ export const {
   useCandles,
   useNotifications,
   useAnnouncements,
+  useAlerts,
+  useVolumeAlerts,
 } = createPriceHooks(React);

@@ -6,11 +6,13 @@ import * as React from 'react';
 import { StrictMode, useEffect } from 'react';
 import { createRoot } from 'react-dom/client';
 import { getPriceSocket } from '../src/price-socket.js';
-import { PriceSocketProvider, usePrice, usePrices, usePriceWebSocket } from '../src/react.js';
+import { PriceSocketProvider, useAlerts, usePrice, usePrices, usePriceWebSocket, useVolumeAlerts } from '../src/react.js';
 import { createUsePriceWebSocket } from '../src/use-price-websocket.js';
 
-// The page's shared socket, so the old hook (which always takes the shared one) reads the same prices.
-const socket = getPriceSocket({ storage: null, reconnectDelayMs: 200 });
+// The page's shared socket, so the old hook (which always takes the shared one) reads the same prices; signed in
+// when the page's address has ?token=.
+const token = new URLSearchParams(location.search).get('token');
+const socket = getPriceSocket({ storage: null, reconnectDelayMs: 200, token });
 const useOldPriceWebSocket = createUsePriceWebSocket(React, {});
 
 // What the page sees, for the tests to read.
@@ -22,7 +24,9 @@ const state = {
   acks: [], // every 'subscribed' frame, in order
   ticks: {}, // instrument key -> price events seen by the socket
   tickCount: 0,
+  alertFrames: [], // the type (and req) of every alert answer and error, in the order they came
 };
+const hooks = {}; // what the alert hooks returned in the last render, for the tests to call
 
 const send = socket._send.bind(socket);
 socket._send = (message) => {
@@ -30,6 +34,9 @@ socket._send = (message) => {
   send(message);
 };
 socket.onFrame('subscribed', (frame) => state.acks.push(frame));
+for (const type of ['alert_created', 'alerts', 'alert_deleted', 'error']) {
+  socket.onFrame(type, (frame) => state.alertFrames.push({ type, req: frame.req, code: frame.code }));
+}
 socket.on('price', ({ key }) => {
   state.ticks[key] = (state.ticks[key] ?? 0) + 1;
   state.tickCount++;
@@ -81,13 +88,33 @@ function QuoteBoard({ keys }) {
   return <div>{keys.map((key) => <Quote key={key} id={`row:${key}`} instrument={key} />)}</div>;
 }
 
-const COMPONENTS = { Quote, Watchlist, NewGuidePage, OldGuidePage, QuoteBoard };
+/** The user's alerts through useAlerts. */
+function AlertList({ id }) {
+  const { alerts, loaded, error, createAlert, deleteAlert } = useAlerts();
+  Object.assign(hooks, { createAlert, deleteAlert });
+  rendered(id, alerts);
+  return (
+    <ul data-id={id} data-loaded={String(loaded)} data-error={error?.code ?? ''}>
+      {alerts.map((a) => <li key={a.id} data-alert-id={a.id} data-state={a.state} data-fired-price={a.fired_price ?? ''}>{a.note}</li>)}
+    </ul>
+  );
+}
+
+/** Unusual volume of some keys through useVolumeAlerts. */
+function VolumeFeed({ id, keys }) {
+  const bursts = useVolumeAlerts(keys, { limit: 3 });
+  rendered(id, bursts);
+  return <ol data-id={id}>{bursts.map((b) => <li key={`${b.instrument_key} ${b.timestamp}`} data-key={b.instrument_key} data-ratio={b.ratio}>{b.volume_1m}</li>)}</ol>;
+}
+
+const COMPONENTS = { Quote, Watchlist, NewGuidePage, OldGuidePage, QuoteBoard, AlertList, VolumeFeed };
 
 let root = null;
 
 window.testApp = {
   state,
   socket,
+  hooks,
   /** Mounts [{ component, props }] (props.keys frozen so effects see stable arrays), optionally in StrictMode. */
   mount(items, { strict = false } = {}) {
     const children = items.map(({ component, props }, i) => {
