@@ -44,6 +44,14 @@ public sealed class LimitsOptions
     [Range(1, 1_000_000)]
     public int MaxConnections { get; set; } = 50_000;
 
+    /// <summary>
+    /// Price sockets gained since the last time that make a connection storm: once the count stops growing, the
+    /// sweep runs one aggressive, compacting collection that gives the storm's garbage back to the operating
+    /// system (Sockets/StormCompaction.cs; at most once a minute). 0 turns it off.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int CompactAfterConnections { get; set; } = 1000;
+
     /// <summary>Open sockets one user may hold (tabs, devices); one more gets HTTP 429.</summary>
     [Range(1, 1_000_000)]
     public int MaxConnectionsPerUser { get; set; } = 20;

@@ -27,6 +27,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
     private readonly ILogger<SessionRegistry> _logger;
     private readonly long _slowConsumerTicks;
     private readonly long _idleTicks; // 0: no idle timeout
+    private readonly StormCompaction _compaction; // sweeper only
     private ITimer? _sweeper;
     private long _nextId;
     private int _sweeping; // 1 while a sweep runs: the timer does not wait for one to end
@@ -48,6 +49,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
         _logger = logger;
         _slowConsumerTicks = limits.Value.SlowConsumerSeconds * time.TimestampFrequency;
         _idleTicks = limits.Value.IdleTimeoutSeconds * time.TimestampFrequency;
+        _compaction = new StormCompaction(limits.Value.CompactAfterConnections, time.TimestampFrequency);
     }
 
     /// <summary>New price sockets are refused (503): the daemon is stopping.</summary>
@@ -189,12 +191,21 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
                     session.BeginClose(WebSocketCloseStatus.NormalClosure, "idle timeout");
                 }
             }
+
+            if (_compaction.ShouldCollect(_sessions.Count, now))
+            {
+                LogCompacting(_sessions.Count);
+                StormCompaction.Collect();
+            }
         }
         finally
         {
             Volatile.Write(ref _sweeping, 0);
         }
     }
+
+    [LoggerMessage(EventId = 313, Level = LogLevel.Information, Message = "Connection storm over ({Count} WebSocket connections): compacting the heap once")]
+    private partial void LogCompacting(int count);
 
     [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "Closing {Count} WebSocket connections: server shutting down")]
     private partial void LogClosingAll(int count);
