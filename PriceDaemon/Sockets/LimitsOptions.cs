@@ -75,11 +75,6 @@ public sealed class LimitsOptions
     [Range(0, 3600)]
     public int KeepAliveSeconds { get; set; } = 30;
 
-    /// <summary>The WebSocket's ping interval; zero turns pings off.</summary>
-    internal TimeSpan KeepAliveInterval => TimeSpan.FromSeconds(KeepAliveSeconds);
-
-    /// <summary>How long an unanswered ping is waited for before the connection is cut: one interval.</summary>
-    internal TimeSpan KeepAliveTimeout => KeepAliveSeconds == 0 ? Timeout.InfiniteTimeSpan : KeepAliveInterval;
 
     /// <summary>
     /// A socket whose write has not completed for this long is cut as a slow consumer (it stopped reading). A socket

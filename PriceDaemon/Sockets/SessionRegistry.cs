@@ -27,6 +27,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
     private readonly ILogger<SessionRegistry> _logger;
     private readonly long _slowConsumerTicks;
     private readonly long _idleTicks; // 0: no idle timeout
+    private readonly int _keepAliveSeconds; // 0: no pings
     private readonly StormCompaction _compaction; // sweeper only
     private ITimer? _sweeper;
     private long _nextId;
@@ -49,6 +50,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
         _logger = logger;
         _slowConsumerTicks = limits.Value.SlowConsumerSeconds * time.TimestampFrequency;
         _idleTicks = limits.Value.IdleTimeoutSeconds * time.TimestampFrequency;
+        _keepAliveSeconds = limits.Value.KeepAliveSeconds;
         _compaction = new StormCompaction(limits.Value.CompactAfterConnections, time.TimestampFrequency);
     }
 
@@ -182,6 +184,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
                 else
                 {
                     session.CheckFlow(now);
+                    session.KeepAlive(_keepAliveSeconds);
                 }
 
                 if (_idleTicks > 0 && !session.IsClosing && session.IsIdle(now, _idleTicks))
