@@ -27,7 +27,7 @@ internal sealed partial class PriceSession
     private readonly ClientIdentity _client;
 
     // Owned by the receive loop (see remarks).
-    private readonly Dictionary<int, Subscription> _subscriptions = [];
+    private readonly PriceSubscriptions _subscriptions = new();
     private Dictionary<int, Subscription>? _topics; // by topic id; made on the first topic subscribe
     private Dictionary<int, Subscription>? _depth; // depth channel, by instrument id; made on the first depth subscribe
     private Dictionary<int, Subscription>? _book; // book channel, by instrument id
