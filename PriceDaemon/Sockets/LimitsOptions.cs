@@ -45,9 +45,9 @@ public sealed class LimitsOptions
     public int MaxConnections { get; set; } = 50_000;
 
     /// <summary>
-    /// Price sockets gained since the last time that make a connection storm: once the count stops growing, the
+    /// Price sockets gained since the last time that make a connection storm: once the count stops growing fast, the
     /// sweep runs one aggressive, compacting collection that gives the storm's garbage back to the operating
-    /// system (Sockets/StormCompaction.cs; at most once a minute). 0 turns it off.
+    /// system (Sockets/StormCompaction.cs; a steady stream of connections never does). 0 turns it off.
     /// </summary>
     [Range(0, 1_000_000)]
     public int CompactAfterConnections { get; set; } = 1000;

@@ -3,7 +3,7 @@ using System.Runtime;
 namespace PriceDaemon.Sockets;
 
 /// <summary>
-/// After a connection storm settles (many sockets opened, and the count stopped growing fast), one aggressive,
+/// After a connection storm settles (many sockets opened fast, and the count stopped growing fast), one aggressive,
 /// compacting gen2 collection that gives the storm's garbage back to the operating system.
 /// </summary>
 /// <remarks>
@@ -12,19 +12,22 @@ namespace PriceDaemon.Sockets;
 /// survives is a few kilobytes per socket, but the heap grew to hold all of it, and a workstation GC keeps that
 /// memory committed, so the daemon's resident size stays at its storm peak for hours of quiet. One blocking
 /// collection returns it, at the one moment it is both large and cheap to pay for: the storm itself already
-/// held every socket's first frames back, and right after it the pipeline is quiet. It never runs more often
-/// than <see cref="MinIntervalSeconds"/>, and only after at least <c>Limits:CompactAfterConnections</c> new
-/// sockets, so a steady trickle of connections never triggers it.
+/// held every socket's first frames back, and right after it the pipeline is quiet. Only a storm triggers it: at
+/// least <c>Limits:CompactAfterConnections</c> new sockets since the last one, some second of them arriving at a
+/// storm's rate (more than a tenth of that a second); a steady stream of connections, however long, never does,
+/// its garbage is the ordinary collections' work. A storm that pauses and resumes may be compacted twice, never
+/// twice within <see cref="MinIntervalSeconds"/>.
 /// </remarks>
 internal sealed class StormCompaction
 {
-    /// <summary>A storm that ends within this of the last collection waits for the next sweep after it.</summary>
-    internal const int MinIntervalSeconds = 60;
+    /// <summary>The shortest time between two collections: bounds the pauses of a storm that stops and starts.</summary>
+    internal const int MinIntervalSeconds = 10;
 
     private readonly int _threshold;
     private readonly long _minIntervalTicks;
     private int _baseline; // the count after the last collection (or at start): growth is measured from here
     private int _lastCount = -1; // the count at the previous sweep
+    private bool _stormSeen; // some sweep since the last collection saw sockets arrive at a storm's rate
     private long _lastCollectedAt = long.MinValue;
 
     /// <param name="threshold">Sockets gained since the last collection that make a storm; 0 turns this off.</param>
@@ -37,8 +40,8 @@ internal sealed class StormCompaction
 
     /// <summary>
     /// Sweeper, once a second: whether a collection is due now (the caller then runs <see cref="Collect"/>). Due when
-    /// the count grew by the threshold since the last one, grew by at most a tenth of it since the previous sweep (the
-    /// storm is over), and the last collection is long enough ago.
+    /// the count grew by the threshold since the last one, at a storm's rate for at least one sweep, grew by at most a
+    /// tenth of the threshold since the previous sweep (the storm is over), and the last collection is long enough ago.
     /// </summary>
     public bool ShouldCollect(int count, long now)
     {
@@ -50,15 +53,22 @@ internal sealed class StormCompaction
             _baseline = count;
         }
 
-        // Settled: the last second brought at most a tenth of a storm. Not "no growth at all": a busy daemon always has
-        // some clients connecting, and a storm's tail trickles.
-        if (_threshold == 0 || previous < 0 || count - previous > _threshold / 10 || count - _baseline < _threshold
+        if (_threshold == 0 || previous < 0)
+        {
+            return false;
+        }
+
+        // Not "no growth at all" for settled: a busy daemon always has some clients connecting, and a storm's tail trickles.
+        var settled = count - previous <= _threshold / 10;
+        _stormSeen |= !settled;
+        if (!settled || !_stormSeen || count - _baseline < _threshold
             || (_lastCollectedAt != long.MinValue && now - _lastCollectedAt < _minIntervalTicks))
         {
             return false;
         }
 
         _baseline = count;
+        _stormSeen = false;
         _lastCollectedAt = now;
         return true;
     }
