@@ -197,8 +197,8 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
 
             if (_compaction.ShouldCollect(_sessions.Count, now))
             {
-                LogCompacting(_sessions.Count);
-                StormCompaction.Collect();
+                var (pause, committedBefore, committedAfter) = StormCompaction.Collect();
+                LogCompacted(_sessions.Count, (long)pause.TotalMilliseconds, committedBefore >> 20, committedAfter >> 20);
             }
         }
         finally
@@ -207,8 +207,8 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
         }
     }
 
-    [LoggerMessage(EventId = 313, Level = LogLevel.Information, Message = "Connection storm over ({Count} WebSocket connections): compacting the heap once")]
-    private partial void LogCompacting(int count);
+    [LoggerMessage(EventId = 313, Level = LogLevel.Information, Message = "Connection storm over ({Count} WebSocket connections): heap compacted in {PauseMs} ms, committed {BeforeMiB} -> {AfterMiB} MiB")]
+    private partial void LogCompacted(int count, long pauseMs, long beforeMiB, long afterMiB);
 
     [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "Closing {Count} WebSocket connections: server shutting down")]
     private partial void LogClosingAll(int count);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime;
 
 namespace PriceDaemon.Sockets;
@@ -73,10 +74,16 @@ internal sealed class StormCompaction
         return true;
     }
 
-    /// <summary>One blocking, compacting collection of every generation, large objects too, that decommits what it frees.</summary>
-    public static void Collect()
+    /// <summary>
+    /// One blocking, compacting collection of every generation, large objects too, that decommits what it frees; how
+    /// long it took and the GC's committed bytes before and after, for the log line that says what it cost and gave.
+    /// </summary>
+    public static (TimeSpan Pause, long CommittedBefore, long CommittedAfter) Collect()
     {
+        var before = GC.GetGCMemoryInfo().TotalCommittedBytes;
+        var started = Stopwatch.GetTimestamp();
         GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        return (Stopwatch.GetElapsedTime(started), before, GC.GetGCMemoryInfo().TotalCommittedBytes);
     }
 }
