@@ -274,6 +274,65 @@ public sealed class SocketSenderTests
         await Eventually.TrueAsync(() => fixture.Sink.LastSeq(0) == 9, () => $"instrument 0 at {fixture.Sink.LastSeq(0)}");
     }
 
+    [Test]
+    public async Task KeepAlive_PingsAQuietPeer_AndFindsOneThatLeavesThePingUnanswered()
+    {
+        using var fixture = new Fixture(sendThreads: 1);
+        var input = new Pipe();
+        var stream = fixture.Sender.CreateStream(input.Reader.AsStream(), static () => { });
+        var interval = 30 * fixture.Time.TimestampFrequency;
+        var read = new byte[16];
+        _ = await ReadOnceAsync(stream, input, read); // the peer sent its subscribe: heard now
+
+        fixture.Time.Advance(TimeSpan.FromSeconds(29));
+        Assert.That(fixture.Sender.KeepAlive(fixture.Time.GetTimestamp(), interval), Is.EqualTo(KeepAliveVerdict.None), "quiet 29 s of 30");
+        fixture.Time.Advance(TimeSpan.FromSeconds(1));
+        Assert.That(fixture.Sender.KeepAlive(fixture.Time.GetTimestamp(), interval), Is.EqualTo(KeepAliveVerdict.Pinged));
+        await Eventually.TrueAsync(() => fixture.Sink.Opcodes.Count == 1, () => "the ping's write");
+        Assert.That(fixture.Sink.Opcodes, Is.EqualTo(new[] { 0x9 }));
+
+        fixture.Time.Advance(TimeSpan.FromSeconds(29));
+        Assert.That(fixture.Sender.KeepAlive(fixture.Time.GetTimestamp(), interval), Is.EqualTo(KeepAliveVerdict.None), "one ping at a time; 29 s of 30 to answer it");
+        fixture.Time.Advance(TimeSpan.FromSeconds(1));
+        Assert.That(fixture.Sender.KeepAlive(fixture.Time.GetTimestamp(), interval), Is.EqualTo(KeepAliveVerdict.Unanswered));
+        Assert.That(fixture.Sink.Opcodes, Has.Count.EqualTo(1), "no second ping");
+    }
+
+    [Test]
+    public async Task KeepAlive_AnAnsweredPing_OrAPeerThatTalks_IsAlive_AndPingedOnlyAfterAnotherQuietInterval()
+    {
+        using var fixture = new Fixture(sendThreads: 1);
+        var input = new Pipe();
+        var stream = fixture.Sender.CreateStream(input.Reader.AsStream(), static () => { });
+        var interval = 10 * fixture.Time.TimestampFrequency;
+        var read = new byte[16];
+        var pending = stream.ReadAsync(read).AsTask(); // the WebSocket waits for the next frame
+
+        fixture.Time.Advance(TimeSpan.FromSeconds(10));
+        Assert.That(fixture.Sender.KeepAlive(fixture.Time.GetTimestamp(), interval), Is.EqualTo(KeepAliveVerdict.Pinged));
+        fixture.Time.Advance(TimeSpan.FromSeconds(3));
+        await input.Writer.WriteAsync(new byte[] { 0x8A, 0x80, 1, 2, 3, 4 }); // the masked pong
+        Assert.That(await pending, Is.GreaterThan(0));
+        pending = stream.ReadAsync(read).AsTask(); // and the WebSocket asks for more: the pong was heard
+
+        fixture.Time.Advance(TimeSpan.FromSeconds(7));
+        Assert.That(fixture.Sender.KeepAlive(fixture.Time.GetTimestamp(), interval), Is.EqualTo(KeepAliveVerdict.None), "answered; quiet only 7 s since");
+        fixture.Time.Advance(TimeSpan.FromSeconds(3));
+        Assert.That(fixture.Sender.KeepAlive(fixture.Time.GetTimestamp(), interval), Is.EqualTo(KeepAliveVerdict.Pinged), "quiet 10 s since the pong");
+        Assert.That(fixture.Sender.KeepAlive(fixture.Time.GetTimestamp(), 0), Is.EqualTo(KeepAliveVerdict.None), "0 turns pings off");
+        input.Writer.Complete();
+        await pending;
+    }
+
+    private static async Task<int> ReadOnceAsync(Stream stream, Pipe input, byte[] buffer)
+    {
+        var read = stream.ReadAsync(buffer).AsTask();
+        await input.Writer.WriteAsync(new byte[] { 0x81, 0x80, 1, 2, 3, 4 });
+        var count = await read;
+        _ = stream.ReadAsync(buffer); // the next frame is waited for
+        return count;
+    }
+
     private static byte[] Filled(int length, char c) => Enumerable.Repeat((byte)c, length).ToArray();
 
     private sealed class Fixture : IDisposable
@@ -290,7 +349,10 @@ public sealed class SocketSenderTests
             _pump = new SendPump(sendThreads);
             var services = new SessionServices(
                 _instruments, new SubscriptionIndex(_instruments), Cache, new FeedStatus(), Metrics,
-                Options.Create(limits ?? new LimitsOptions()), Time, NullLoggerFactory.Instance, new NoUpstreamInterest(), _pump);
+                Options.Create(limits ?? new LimitsOptions()), Time, NullLoggerFactory.Instance, new NoUpstreamInterest(), _pump)
+            {
+                KeepAliveTime = Time,
+            };
             Sender = new SocketSender(1, "test", Sink, abort ?? (static () => { }), services);
         }
 

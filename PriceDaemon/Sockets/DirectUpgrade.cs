@@ -160,8 +160,8 @@ internal sealed class DirectUpgrade
             {
                 IsServer = true,
                 SubProtocol = client.Subprotocol,
-                KeepAliveInterval = parts.Services.Limits.KeepAliveInterval,
-                KeepAliveTimeout = parts.Services.Limits.KeepAliveTimeout,
+                // Pings come from the session sweep (SocketSender.KeepAlive.cs), not from a timer per socket.
+                KeepAliveInterval = TimeSpan.Zero,
             });
             return new Handshake(false, (socket, sender, client));
         }

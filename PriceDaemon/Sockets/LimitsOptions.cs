@@ -44,6 +44,14 @@ public sealed class LimitsOptions
     [Range(1, 1_000_000)]
     public int MaxConnections { get; set; } = 50_000;
 
+    /// <summary>
+    /// Price sockets gained since the last time that make a connection storm: once the count stops growing fast, the
+    /// sweep runs one aggressive, compacting collection that gives the storm's garbage back to the operating
+    /// system (Sockets/StormCompaction.cs; a steady stream of connections never does). 0 turns it off.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int CompactAfterConnections { get; set; } = 1000;
+
     /// <summary>Open sockets one user may hold (tabs, devices); one more gets HTTP 429.</summary>
     [Range(1, 1_000_000)]
     public int MaxConnectionsPerUser { get; set; } = 20;
@@ -67,11 +75,6 @@ public sealed class LimitsOptions
     [Range(0, 3600)]
     public int KeepAliveSeconds { get; set; } = 30;
 
-    /// <summary>The WebSocket's ping interval; zero turns pings off.</summary>
-    internal TimeSpan KeepAliveInterval => TimeSpan.FromSeconds(KeepAliveSeconds);
-
-    /// <summary>How long an unanswered ping is waited for before the connection is cut: one interval.</summary>
-    internal TimeSpan KeepAliveTimeout => KeepAliveSeconds == 0 ? Timeout.InfiniteTimeSpan : KeepAliveInterval;
 
     /// <summary>
     /// A socket whose write has not completed for this long is cut as a slow consumer (it stopped reading). A socket

@@ -12,7 +12,7 @@ namespace PriceDaemon.Sockets;
 /// <remarks>
 /// Ownership: the receive loop owns the subscriptions (<see cref="_subscriptions"/>, the bad-message window)
 /// from its first read to the end of its <c>finally</c>, which hands every subscription back (index, user
-/// limits, upstream interest). Nothing else touches them, not even <see cref="RunAsync"/> when the loop
+/// limits, upstream interest). Nothing else touches them, not even <see cref="RunAsync(SessionRegistry?, Security.ConnectionGate?)"/> when the loop
 /// outlives its close timeout: the loop then gives them back whenever its pending read finally ends.
 /// </remarks>
 internal sealed partial class PriceSession
@@ -27,7 +27,7 @@ internal sealed partial class PriceSession
     private readonly ClientIdentity _client;
 
     // Owned by the receive loop (see remarks).
-    private readonly Dictionary<int, Subscription> _subscriptions = [];
+    private readonly PriceSubscriptions _subscriptions = new();
     private Dictionary<int, Subscription>? _topics; // by topic id; made on the first topic subscribe
     private Dictionary<int, Subscription>? _depth; // depth channel, by instrument id; made on the first depth subscribe
     private Dictionary<int, Subscription>? _book; // book channel, by instrument id
@@ -69,46 +69,62 @@ internal sealed partial class PriceSession
     public bool IsClosing => _sender.IsClosing;
 
     /// <summary>Runs the session until the socket closes. Never throws for socket faults.</summary>
-    public async Task RunAsync()
+    public Task RunAsync() => RunAsync(null, null);
+
+    /// <summary>
+    /// Runs the session until the socket closes, then, with a <paramref name="registry"/>, ends it there
+    /// (<see cref="PriceSocketEndpoint.SessionEnded"/>). Never throws for socket faults.
+    /// </summary>
+    public async Task RunAsync(SessionRegistry? registry, Security.ConnectionGate? gate)
     {
-        var (state, message) = _services.FeedStatus.Current;
-        EnqueueControl(ControlFrames.Status(state, message, _services.Cache.Epoch));
-        // The registry indexed this session before it runs, so a notification published from now on is queued
-        // here live; one published in between is both live and replayed, which its id lets the client see.
-        _services.Announcements?.SendActive(EnqueueControl);
-
-        if (_client.Subject is { } subject && _services.Inbox is { } inbox)
-        {
-            foreach (var frame in inbox.PendingFrames(subject))
-            {
-                EnqueueControl(frame);
-            }
-        }
-
-        using var expiry = StartExpiryTimer();
-        var send = _sender.Completion;
-        var receive = ReceiveLoopAsync();
-        await Task.WhenAny(send, receive).ConfigureAwait(false);
-
-        // The other side gets the close timeout to finish the handshake; then the connection is cut.
-        var timeout = TimeSpan.FromSeconds(_services.Limits.CloseTimeoutSeconds);
         try
         {
-            await Task.WhenAll(send, receive).WaitAsync(timeout, _services.Time).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            Abort();
+            var (state, message) = _services.FeedStatus.Current;
+            EnqueueControl(ControlFrames.Status(state, message, _services.Cache.Epoch));
+            // The registry indexed this session before it runs, so a notification published from now on is queued
+            // here live; one published in between is both live and replayed, which its id lets the client see.
+            _services.Announcements?.SendActive(EnqueueControl);
+
+            if (_client.Subject is { } subject && _services.Inbox is { } inbox)
+            {
+                foreach (var frame in inbox.PendingFrames(subject))
+                {
+                    EnqueueControl(frame);
+                }
+            }
+
+            using var expiry = StartExpiryTimer();
+            var send = _sender.Completion;
+            var receive = ReceiveLoopAsync();
+            await Task.WhenAny(send, receive).ConfigureAwait(false);
+
+            // The other side gets the close timeout to finish the handshake; then the connection is cut.
+            var timeout = TimeSpan.FromSeconds(_services.Limits.CloseTimeoutSeconds);
             try
             {
                 await Task.WhenAll(send, receive).WaitAsync(timeout, _services.Time).ConfigureAwait(false);
             }
             catch (TimeoutException)
             {
-                // An aborted connection always ends its pending I/O; if it ever does not, the session is
-                // still released rather than holding the host's shutdown. Its subscriptions stay with the
-                // receive loop, which gives them back when its read ends.
-                SocketLog.SocketError(_logger, Id, Remote, "close", "loops did not end after abort");
+                Abort();
+                try
+                {
+                    await Task.WhenAll(send, receive).WaitAsync(timeout, _services.Time).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    // An aborted connection always ends its pending I/O; if it ever does not, the session is
+                    // still released rather than holding the host's shutdown. Its subscriptions stay with the
+                    // receive loop, which gives them back when its read ends.
+                    SocketLog.SocketError(_logger, Id, Remote, "close", "loops did not end after abort");
+                }
+            }
+        }
+        finally
+        {
+            if (registry is not null)
+            {
+                PriceSocketEndpoint.SessionEnded(this, _socket, registry, _services, gate!, _client);
             }
         }
     }

@@ -68,8 +68,8 @@ internal static partial class PriceSocketEndpoint
             socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
             {
                 SubProtocol = client.Subprotocol,
-                KeepAliveInterval = services.Limits.KeepAliveInterval,
-                KeepAliveTimeout = services.Limits.KeepAliveTimeout,
+                // Pings come from the session sweep (SocketSender.KeepAlive.cs), not from a timer per socket.
+                KeepAliveInterval = TimeSpan.Zero,
             }).ConfigureAwait(false);
             sender = (context.Features.Get<IHttpUpgradeFeature>() as SenderUpgradeFeature)?.Sender
                 ?? (context.Features.Get<IHttpExtendedConnectFeature>() as SenderConnectFeature)?.Sender
@@ -86,51 +86,29 @@ internal static partial class PriceSocketEndpoint
         await RunSessionAsync(socket, sender, registry, services, gate, client).ConfigureAwait(false);
     }
 
-    /// <summary>Runs an accepted socket's session to its end and gives back its slots; both handshake paths end here.</summary>
-    public static async Task RunSessionAsync(
+    /// <summary>
+    /// Runs an accepted socket's session to its end and gives back its slots; both handshake paths end here. Not an
+    /// async method: the session's own run does the ending (<see cref="SessionEnded"/>), so no state machine of this
+    /// method lives as long as the socket (~0.2 KiB of an idle one).
+    /// </summary>
+    public static Task RunSessionAsync(
         WebSocket socket, SocketSender sender, SessionRegistry registry, SessionServices services, ConnectionGate gate, ClientIdentity client)
     {
         var session = new PriceSession(socket, sender, services, client);
-        var remote = session.Remote;
-        var logger = services.EndpointLogger;
-        // Every line logged for this socket, from either loop, carries these properties.
-        using var scope = logger.BeginScope(new LogScope(session.Id, remote));
+        // No log scope per socket: its objects (~0.2 KiB) would live as long as the socket, and every line logged for
+        // a socket names its connection and address in its own properties already.
         registry.Add(session);
-        LogConnected(logger, session.Id, remote);
-        try
-        {
-            await session.RunAsync().ConfigureAwait(false);
-        }
-        finally
-        {
-            registry.Remove(session);
-            gate.Release(client);
-            socket.Dispose();
-            LogDisconnected(logger, session.Id, remote, socket.CloseStatus ?? WebSocketCloseStatus.Empty);
-        }
+        LogConnected(services.EndpointLogger, session.Id, session.Remote);
+        return session.RunAsync(registry, gate);
     }
 
-    /// <summary>The scope properties of a socket's log lines: two fields instead of a dictionary per connection.</summary>
-    private sealed class LogScope(long connectionId, string remoteAddress) : IReadOnlyList<KeyValuePair<string, object>>
+    /// <summary>The end of a session run by <see cref="RunSessionAsync"/>: out of the registry, its slots back, the socket disposed.</summary>
+    internal static void SessionEnded(PriceSession session, WebSocket socket, SessionRegistry registry, SessionServices services, ConnectionGate gate, ClientIdentity client)
     {
-        public int Count => 2;
-
-        public KeyValuePair<string, object> this[int index] => index switch
-        {
-            0 => new("ConnectionId", connectionId),
-            1 => new("RemoteAddress", remoteAddress),
-            _ => throw new ArgumentOutOfRangeException(nameof(index)),
-        };
-
-        public IEnumerator<KeyValuePair<string, object>> GetEnumerator()
-        {
-            yield return this[0];
-            yield return this[1];
-        }
-
-        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
-
-        public override string ToString() => $"ConnectionId:{connectionId} RemoteAddress:{remoteAddress}";
+        registry.Remove(session);
+        gate.Release(client);
+        socket.Dispose();
+        LogDisconnected(services.EndpointLogger, session.Id, session.Remote, socket.CloseStatus ?? WebSocketCloseStatus.Empty);
     }
 
     [LoggerMessage(EventId = 320, Level = LogLevel.Information, Message = "WebSocket connected: connection {ConnectionId} from {RemoteAddress}")]

@@ -27,6 +27,8 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
     private readonly ILogger<SessionRegistry> _logger;
     private readonly long _slowConsumerTicks;
     private readonly long _idleTicks; // 0: no idle timeout
+    private readonly int _keepAliveSeconds; // 0: no pings
+    private readonly StormCompaction _compaction; // sweeper only
     private ITimer? _sweeper;
     private long _nextId;
     private int _sweeping; // 1 while a sweep runs: the timer does not wait for one to end
@@ -48,6 +50,8 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
         _logger = logger;
         _slowConsumerTicks = limits.Value.SlowConsumerSeconds * time.TimestampFrequency;
         _idleTicks = limits.Value.IdleTimeoutSeconds * time.TimestampFrequency;
+        _keepAliveSeconds = limits.Value.KeepAliveSeconds;
+        _compaction = new StormCompaction(limits.Value.CompactAfterConnections, time.TimestampFrequency);
     }
 
     /// <summary>New price sockets are refused (503): the daemon is stopping.</summary>
@@ -180,6 +184,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
                 else
                 {
                     session.CheckFlow(now);
+                    session.KeepAlive(_keepAliveSeconds);
                 }
 
                 if (_idleTicks > 0 && !session.IsClosing && session.IsIdle(now, _idleTicks))
@@ -189,12 +194,21 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
                     session.BeginClose(WebSocketCloseStatus.NormalClosure, "idle timeout");
                 }
             }
+
+            if (_compaction.ShouldCollect(_sessions.Count, now))
+            {
+                var (pause, committedBefore, committedAfter) = StormCompaction.Collect();
+                LogCompacted(_sessions.Count, (long)pause.TotalMilliseconds, committedBefore >> 20, committedAfter >> 20);
+            }
         }
         finally
         {
             Volatile.Write(ref _sweeping, 0);
         }
     }
+
+    [LoggerMessage(EventId = 313, Level = LogLevel.Information, Message = "Connection storm over ({Count} WebSocket connections): heap compacted in {PauseMs} ms, committed {BeforeMiB} -> {AfterMiB} MiB")]
+    private partial void LogCompacted(int count, long pauseMs, long beforeMiB, long afterMiB);
 
     [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "Closing {Count} WebSocket connections: server shutting down")]
     private partial void LogClosingAll(int count);

@@ -105,6 +105,13 @@ internal sealed class SessionServices
 
     public TimeProvider Time { get; }
 
+    /// <summary>
+    /// The keep-alive's clock (SocketSender.KeepAlive.cs): always the real one in the daemon, whatever <see cref="Time"/>
+    /// is. A ping is a question to a real peer over the real network; a test that moves a fake clock an hour on
+    /// cannot make a real client answer within it, and the keep-alive used to run on real timers too.
+    /// </summary>
+    public TimeProvider KeepAliveTime { get; init; } = TimeProvider.System;
+
     public ILogger Logger { get; }
 
     public ILogger EndpointLogger { get; }

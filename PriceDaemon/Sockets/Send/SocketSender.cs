@@ -95,6 +95,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
         _services = services;
         _ready = new ReadySlots(services.Limits.MaxSubscriptionsPerConnection);
         _flow = new FlowControl(services.Time.GetTimestamp());
+        _heardAt = services.KeepAliveTime.GetTimestamp();
     }
 
     /// <summary>The connection's id: in log lines, and the key that picks its send thread.</summary>
