@@ -27,7 +27,7 @@ internal static class RawCeiling
         var tick = new Tick(0, 2451.55, 15_000_123, LoadClient.UnixMicrosecondsNow(), 0, PriceSource.Simulated);
         var payload = new FrameEncoder(microseconds: true).Encode(instrument, tick, 42, 2450).Utf8;
         var frame = new byte[payload.Length + 4];
-        return frame[..WebSocketFrameParser.WriteServerFrame(frame, WebSocketOpcode.Text, payload)];
+        return frame[..WebSocketFrameParser.WriteServerFrame(frame, WebSocketOpcode.Text, payload.Span)];
     }
 
     public static async Task<CeilingResult> MeasureAsync(string benchmarksDll, int connections, int framesPerWrite, TimeSpan duration)

@@ -57,7 +57,7 @@ public class SendPassBenchmarks
     {
         var instruments = Universe.Create(Instruments);
         var encoder = new FrameEncoder();
-        _utf8 = Enumerable.Range(0, Instruments).Select(i => encoder.Encode(instruments[i], Universe.Tick(i, 2451.55, 15_000), 1, 2450).Utf8).ToArray();
+        _utf8 = Enumerable.Range(0, Instruments).Select(i => encoder.Encode(instruments[i], Universe.Tick(i, 2451.55, 15_000), 1, 2450).Utf8.ToArray()).ToArray();
         _cache = new PriceCache(instruments);
         _pump = new SendPump(1);
         _pump.Dispose(); // stopped: a scheduled pass runs at once on the caller's thread

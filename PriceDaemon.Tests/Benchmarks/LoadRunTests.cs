@@ -108,7 +108,7 @@ public sealed partial class LoadRunTests
     {
         var instrument = new Instrument(id, key, key[7..], key, price);
         var tick = new Tick(id, price, 100, LoadClient.UnixMicrosecondsNow(), 0, PriceSource.Live);
-        var json = new FrameEncoder(microseconds: true).Encode(instrument, tick, seq: 1, price).Utf8;
+        var json = new FrameEncoder(microseconds: true).Encode(instrument, tick, seq: 1, price).Utf8.ToArray();
         if (padding > 0)
         {
             // An extra field after the ones the client reads makes the frame as large as wanted.

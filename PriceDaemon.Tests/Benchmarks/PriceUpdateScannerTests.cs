@@ -15,8 +15,8 @@ public sealed class PriceUpdateScannerTests
         var timeUs = 1_768_818_600_123_456L;
         var frame = new FrameEncoder(microseconds: true).Encode(instrument, new Tick(0, 2451.55, 15_000, timeUs, 0, PriceSource.Simulated), 42, 2450);
 
-        Assert.That(PriceUpdateScanner.Classify(frame.Utf8), Is.EqualTo(ServerMessageKind.PriceUpdate));
-        Assert.That(PriceUpdateScanner.TryScan(frame.Utf8, out var update), Is.True);
+        Assert.That(PriceUpdateScanner.Classify(frame.Utf8.Span), Is.EqualTo(ServerMessageKind.PriceUpdate));
+        Assert.That(PriceUpdateScanner.TryScan(frame.Utf8.Span, out var update), Is.True);
         Assert.That(
             (Encoding.UTF8.GetString(update.InstrumentKey), update.LastPrice, update.TimestampUs, update.Seq),
             Is.EqualTo(("NSE_EQ|INE002A01018", 2451.55, timeUs, 42L)));
@@ -31,13 +31,13 @@ public sealed class PriceUpdateScannerTests
         var book = new DepthBook(0, [new DepthLevel(2451.45, 120, 3)], [new DepthLevel(2451.6, 80, 2)], timeUs, 0, PriceSource.Simulated);
         var frame = new DepthEncoder(microseconds: true).Encode(instrument, book, 7, full);
 
-        Assert.That(PriceUpdateScanner.Classify(frame.Utf8), Is.EqualTo(ServerMessageKind.PriceUpdate));
-        Assert.That(PriceUpdateScanner.TryScan(frame.Utf8, out var update), Is.True);
+        Assert.That(PriceUpdateScanner.Classify(frame.Utf8.Span), Is.EqualTo(ServerMessageKind.PriceUpdate));
+        Assert.That(PriceUpdateScanner.TryScan(frame.Utf8.Span, out var update), Is.True);
         Assert.That(
             (Encoding.UTF8.GetString(update.InstrumentKey), update.LastPrice, update.TimestampUs, update.Seq),
             Is.EqualTo(("NSE_EQ|INE002A01018", 2451.45, timeUs, 7L)));
         var empty = new DepthEncoder(microseconds: true).Encode(instrument, new DepthBook(0, [], [], timeUs, 0, PriceSource.Simulated), 8, full);
-        Assert.That(PriceUpdateScanner.TryScan(empty.Utf8, out var none), Is.True);
+        Assert.That(PriceUpdateScanner.TryScan(empty.Utf8.Span, out var none), Is.True);
         Assert.That((none.LastPrice, none.Seq), Is.EqualTo((0.0, 8L)), "an empty side scans as price 0");
     }
 

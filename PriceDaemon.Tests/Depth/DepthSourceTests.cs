@@ -51,10 +51,10 @@ public sealed class DepthSourceTests
             0,
             PriceSource.Live);
         var frame = new DepthEncoder().Encode(instrument, book, 17, full: false);
-        Assert.That(Encoding.UTF8.GetString(frame.Utf8), Is.EqualTo(
+        Assert.That(Encoding.UTF8.GetString(frame.Utf8.Span), Is.EqualTo(
             """{"type":"depth","instrument_key":"NSE_EQ|INE002A01018","data":{"bids":[[2451.45,120,3],[2451.4,5,1]],"asks":[[2451.6,80,2]],"timestamp":"2026-01-19T04:00:00.123Z","seq":17,"source":"live"}}"""));
-        Assert.That(Encoding.UTF8.GetString(frame.AsStale().Utf8), Does.EndWith("\"source\":\"live\",\"stale\":true}}"));
-        Assert.That(Encoding.UTF8.GetString(new DepthEncoder().Encode(instrument, book, 17, full: true).Utf8), Does.StartWith("{\"type\":\"book\","));
+        Assert.That(Encoding.UTF8.GetString(frame.AsStale().Utf8.Span), Does.EndWith("\"source\":\"live\",\"stale\":true}}"));
+        Assert.That(Encoding.UTF8.GetString(new DepthEncoder().Encode(instrument, book, 17, full: true).Utf8.Span), Does.StartWith("{\"type\":\"book\","));
         using var _ = JsonDocument.Parse(frame.AsStale().Utf8);
     }
 

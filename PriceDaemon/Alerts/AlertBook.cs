@@ -665,7 +665,7 @@ internal sealed partial class AlertBook : ITickObserver
             return close;
         }
 
-        close = _cache.Get(id)?.PreviousClose ?? 0;
+        close = _cache.TryGetValues(id, out var cached) ? cached.PreviousClose : 0;
         return close > 0 ? close : _instruments[id].ReferencePrice;
     }
 
@@ -673,7 +673,7 @@ internal sealed partial class AlertBook : ITickObserver
     public double LastPrice(int id)
     {
         var last = _last[id];
-        return last > 0 ? last : _cache.Get(id)?.LastPrice ?? 0;
+        return last > 0 ? last : _cache.TryGetValues(id, out var cached) ? cached.LastPrice : 0;
     }
 
     private static TriggerLine Line(Bucket bucket, Alert alert) =>

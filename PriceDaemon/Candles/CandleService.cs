@@ -52,6 +52,10 @@ internal sealed partial class CandleService : BackgroundService
     private CandleStore? _store;
     private readonly Bar[] _flushCopy = new Bar[CandleIntervals.Count];
     private byte[] _pack = new byte[16 * 1024];
+    // Each chunk's packed bytes from the last flush, refilled when the length is the same, which it is in steady state
+    // (a fixed width per instrument and bar): LiteDB copies them into its pages during the write and keeps no reference.
+    private readonly List<byte[]?> _chunkBytes = [];
+    private readonly List<(int Chunk, byte[] Packed)> _forming = [];
 
     // Until the first write after opening: instrument ids may have moved between chunks since the file was written.
     private bool _rewriteAll = true;
@@ -178,13 +182,14 @@ internal sealed partial class CandleService : BackgroundService
     private async Task RunAsync(CancellationToken stoppingToken)
     {
         var flushEvery = TimeSpan.FromMilliseconds(_options.FlushIntervalMs);
+        using var delay = new ReusableDelay(_time, stoppingToken);
         try
         {
             while (!stoppingToken.IsCancellationRequested)
             {
                 try
                 {
-                    await Task.Delay(_pass, _time, stoppingToken);
+                    await delay.WaitAsync(_pass);
                 }
                 catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
                 {
@@ -340,7 +345,7 @@ internal sealed partial class CandleService : BackgroundService
         }
 
         // Whole chunks of instruments, rewritten in place: the few documents LiteDB writes are what a flush costs.
-        List<(int Chunk, byte[] Packed)>? forming = null;
+        _forming.Clear();
         var count = _unwrittenInstrument.Length;
         for (var first = 0; first < count; first += CandleStore.FormingChunk)
         {
@@ -360,10 +365,10 @@ internal sealed partial class CandleService : BackgroundService
                 }
             }
 
-            (forming ??= []).Add((first / CandleStore.FormingChunk, _pack.AsSpan(0, length).ToArray()));
+            _forming.Add((first / CandleStore.FormingChunk, Packed(first / CandleStore.FormingChunk, length)));
         }
 
-        if (closed.Count == 0 && forming is null)
+        if (closed.Count == 0 && _forming.Count == 0)
         {
             return;
         }
@@ -373,7 +378,7 @@ internal sealed partial class CandleService : BackgroundService
             lock (_lock)
             {
                 // After a restart every chunk is rewritten (all instruments start unwritten), so chunks past the last one go.
-                store.Write(closed, forming ?? [], _rewriteAll ? (count + CandleStore.FormingChunk - 1) / CandleStore.FormingChunk : -1);
+                store.Write(closed, _forming, _rewriteAll ? (count + CandleStore.FormingChunk - 1) / CandleStore.FormingChunk : -1);
                 _unwritten.RemoveRange(0, closed.Count);
             }
 
@@ -385,6 +390,24 @@ internal sealed partial class CandleService : BackgroundService
             WriteFailures++;
             LogWriteFailed(Path, ex.Message);
         }
+    }
+
+    /// <summary>The first <paramref name="length"/> bytes of the pack buffer in the chunk's own array, reused when it fits exactly.</summary>
+    private byte[] Packed(int chunk, int length)
+    {
+        while (_chunkBytes.Count <= chunk)
+        {
+            _chunkBytes.Add(null);
+        }
+
+        if (_chunkBytes[chunk] is not { } bytes || bytes.Length != length)
+        {
+            bytes = new byte[length];
+            _chunkBytes[chunk] = bytes;
+        }
+
+        _pack.AsSpan(0, length).CopyTo(bytes);
+        return bytes;
     }
 
     /// <summary>Drops closed bars older than each interval's retention, counted in trading days back from today.</summary>

@@ -73,10 +73,10 @@ internal sealed partial class SimulatedFeed : IFeedSource
 
         for (var id = 0; id < count; id++)
         {
-            var cached = _cache.Get(id);
+            var known = _cache.TryGetValues(id, out var cached);
             var volume = random.Next(1_000, 100_000); // drawn either way: a seed gives the same walk with or without storage
-            prices[id] = cached?.LastPrice ?? _instruments[id].ReferencePrice;
-            volumes[id] = cached?.Volume ?? volume;
+            prices[id] = known ? cached.LastPrice : _instruments[id].ReferencePrice;
+            volumes[id] = known ? cached.Volume : volume;
             await WriteAsync(ticks, id, prices[id], volumes[id], stoppingToken).ConfigureAwait(false);
             due.Enqueue(id, NextInterval(random));
         }
@@ -87,13 +87,14 @@ internal sealed partial class SimulatedFeed : IFeedSource
             return;
         }
 
+        using var delay = new Pipeline.ReusableDelay(_time, stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             if (ElapsedMs() >= nextOutage)
             {
                 LogOutage(_options.OutageSeconds);
                 _status.Report(FeedState.Disconnected, FeedStatus.DisconnectedMessage);
-                await Task.Delay(TimeSpan.FromMilliseconds(outageMs), _time, stoppingToken).ConfigureAwait(false);
+                await delay.WaitAsync(TimeSpan.FromMilliseconds(outageMs)).ConfigureAwait(false);
                 pausedMs += outageMs;
                 nextOutage += outageEveryMs;
                 _status.Report(FeedState.Connected, ConnectedMessage);
@@ -113,7 +114,7 @@ internal sealed partial class SimulatedFeed : IFeedSource
                 var wait = Math.Min(next, nextOutage) - ElapsedMs();
                 if (wait > 0)
                 {
-                    await Task.Delay(TimeSpan.FromMilliseconds(wait), _time, stoppingToken).ConfigureAwait(false);
+                    await delay.WaitAsync(TimeSpan.FromMilliseconds(wait)).ConfigureAwait(false);
                 }
             }
         }
@@ -132,13 +133,14 @@ internal sealed partial class SimulatedFeed : IFeedSource
         var max = Math.Min(_options.InstrumentsPerMessageMax, count);
         var periodTicks = _time.TimestampFrequency / _options.MessagesPerSecond;
         var next = _time.GetTimestamp();
+        using var delay = new Pipeline.ReusableDelay(_time, stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             next += periodTicks;
             var wait = _time.GetElapsedTime(_time.GetTimestamp(), next);
             if (wait > TimeSpan.Zero)
             {
-                await Task.Delay(wait, _time, stoppingToken).ConfigureAwait(false);
+                await delay.WaitAsync(wait).ConfigureAwait(false);
             }
 
             // A partial shuffle picks the message's instruments without repeats.

@@ -21,11 +21,15 @@ internal static class PriceEndpoints
         {
             var connected = feed.IsConnected;
             var prices = new Dictionary<string, PriceData>(registry.Count, StringComparer.Ordinal);
-            foreach (var instrument in registry.All)
+            // Cached frames are pooled: their values are copied out inside the scope.
+            using (var scope = cache.Read())
             {
-                if (cache.Get(instrument.Id) is { } frame)
+                foreach (var instrument in registry.All)
                 {
-                    prices[instrument.Key] = PriceBodies.Data(frame, connected);
+                    if (cache.Get(instrument.Id) is { } frame)
+                    {
+                        prices[instrument.Key] = PriceBodies.Data(frame, connected);
+                    }
                 }
             }
 
@@ -43,7 +47,13 @@ internal static class PriceEndpoints
                     statusCode: StatusCodes.Status404NotFound);
             }
 
-            if (cache.Get(instrument.Id) is not { } frame)
+            PriceData? data;
+            using (var scope = cache.Read())
+            {
+                data = cache.Get(instrument.Id) is { } frame ? PriceBodies.Data(frame, feed.IsConnected) : null;
+            }
+
+            if (data is null)
             {
                 return TypedResults.Json(
                     new ErrorBody("no_price", $"no price is known yet for '{instrumentKey}'"),
@@ -51,7 +61,7 @@ internal static class PriceEndpoints
                     statusCode: StatusCodes.Status404NotFound);
             }
 
-            return TypedResults.Json(new PriceBody(instrument.Key, PriceBodies.Data(frame, feed.IsConnected)), DaemonJsonContext.Relaxed.PriceBody);
+            return TypedResults.Json(new PriceBody(instrument.Key, data), DaemonJsonContext.Relaxed.PriceBody);
         });
 
         return app;

@@ -67,7 +67,7 @@ internal sealed partial class NatsFeed : IFeedSource
         // What the edge already shows (storage, bucket warm start): a bucket value must be newer than this to count.
         for (var id = 0; id < _lastTimeUs.Length; id++)
         {
-            _lastTimeUs[id] = _cache.Get(id)?.TimestampUs ?? long.MinValue;
+            _lastTimeUs[id] = _cache.TryGetValues(id, out var cached) ? cached.TimestampUs : long.MinValue;
         }
 
         _link.StateChanged += OnStateChanged;

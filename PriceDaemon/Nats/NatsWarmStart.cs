@@ -82,7 +82,7 @@ internal sealed partial class NatsWarmStart : IHostedService
         {
             if (byKey.TryGetValue(entry.Key, out var id)
                 && TickCodec.TryRead(entry.Value.Span, out var wire)
-                && wire.ExchangeTimeUs > (_cache.Get(id)?.TimestampUs ?? long.MinValue))
+                && wire.ExchangeTimeUs > (_cache.TryGetValues(id, out var cached) ? cached.TimestampUs : long.MinValue))
             {
                 newer[id] = wire;
             }
@@ -99,10 +99,10 @@ internal sealed partial class NatsWarmStart : IHostedService
         var frames = new List<PriceFrame>(newer.Count);
         foreach (var (id, wire) in newer)
         {
-            var existing = _cache.Get(id);
-            var previousClose = wire.PreviousClose > 0 ? wire.PreviousClose : existing?.PreviousClose ?? _instruments[id].ReferencePrice;
+            var known = _cache.TryGetValues(id, out var existing);
+            var previousClose = wire.PreviousClose > 0 ? wire.PreviousClose : known ? existing.PreviousClose : _instruments[id].ReferencePrice;
             var tick = new Tick(id, wire.LastPrice, wire.Volume, wire.ExchangeTimeUs, 0, PriceSource.Stored);
-            frames.Add(_encoder.Encode(_instruments[id], tick, (existing?.Seq ?? 0) + 1, previousClose, stale: true));
+            frames.Add(_encoder.Encode(_instruments[id], tick, existing.Seq + 1, previousClose, stale: true));
         }
 
         _cache.Restore(_cache.Epoch, frames);

@@ -26,5 +26,5 @@ public sealed class DepthFrame : StreamFrame
     private DepthFrame? _stale;
 
     /// <summary>The same book labelled <c>"stale": true</c>, so a cached book never pretends to be live.</summary>
-    public DepthFrame AsStale() => Stale ? this : Volatile.Read(ref _stale) ?? (_stale = new DepthFrame(Book, Seq, true, FrameEncoder.StaleCopy(Utf8)));
+    public DepthFrame AsStale() => Stale ? this : Volatile.Read(ref _stale) ?? (_stale = new DepthFrame(Book, Seq, true, FrameEncoder.StaleCopy(Utf8.Span)));
 }

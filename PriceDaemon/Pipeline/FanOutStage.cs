@@ -21,6 +21,7 @@ public sealed partial class FanOutStage : BackgroundService
 
     private readonly SubscriptionIndex _index;
     private readonly ILogger<FanOutStage> _logger;
+    private long _fannedOut;
 
     public FanOutStage(SubscriptionIndex index, ILogger<FanOutStage> logger)
     {
@@ -30,6 +31,12 @@ public sealed partial class FanOutStage : BackgroundService
 
     public ChannelWriter<PriceFrame> Writer => _frames.Writer;
 
+    /// <summary>
+    /// Frames taken from the channel and published. The throttle's pool reuses a frame only once this has passed
+    /// its ticket: a frame waiting here is read outside any read scope.
+    /// </summary>
+    internal long FannedOut => Volatile.Read(ref _fannedOut);
+
     // Awaits below resume on the stage's own thread (see DedicatedThread), so no ConfigureAwait(false).
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         DedicatedThread.Run("pricedaemon-fan-out", () => RunAsync(stoppingToken));
@@ -37,13 +44,19 @@ public sealed partial class FanOutStage : BackgroundService
     private async Task RunAsync(CancellationToken stoppingToken)
     {
         var reader = _frames.Reader;
+        // The token is registered once (it completes the channel, which wakes the loop): waiting with a cancelable
+        // token allocates a waiter each time the loop goes idle; without one the channel reuses its own.
+        using var stop = stoppingToken.UnsafeRegister(static s => ((Channel<PriceFrame>)s!).Writer.TryComplete(), _frames);
         try
         {
-            while (await reader.WaitToReadAsync(stoppingToken))
+            while (await reader.WaitToReadAsync())
             {
+                stoppingToken.ThrowIfCancellationRequested();
                 while (reader.TryRead(out var frame))
                 {
                     Publish(frame);
+                    // Release: the reads of the frame above come before the pool may refill it.
+                    Volatile.Write(ref _fannedOut, _fannedOut + 1);
                 }
             }
         }

@@ -6,8 +6,9 @@ using PriceDaemon.Instruments;
 namespace PriceDaemon.Pipeline;
 
 /// <summary>
-/// Writes <c>price_update</c> frames by hand into a scratch buffer and copies them into one exact-size
-/// array: one allocation per emitted update, none per subscriber. Not thread-safe; the throttle stage owns one.
+/// Writes <c>price_update</c> frames by hand: straight into a pooled frame's buffer on the throttle's path
+/// (<see cref="EncodeInto"/>, no allocation once the pool is warm), or into a scratch buffer copied into one
+/// exact-size array for a frame of its own (<see cref="Encode"/>). Not thread-safe; the throttle stage owns one.
 /// </summary>
 public sealed class FrameEncoder
 {
@@ -34,12 +35,7 @@ public sealed class FrameEncoder
     /// <param name="stale">Label the price <c>"stale": true</c> (restored from storage).</param>
     public PriceFrame Encode(Instrument instrument, in Tick tick, long seq, double previousClose, bool stale = false)
     {
-        var change = previousClose > 0 ? Math.Round((tick.LastPrice - previousClose) / previousClose * 100, 2) : 0;
-        if (change == 0)
-        {
-            change = 0; // never "-0"
-        }
-
+        var change = ChangePercentOf(tick.LastPrice, previousClose);
         var needed = 256 + instrument.KeyJsonUtf8.Length;
         if (_scratch.Length < needed)
         {
@@ -52,10 +48,29 @@ public sealed class FrameEncoder
         return stale ? WithStale(frame) : frame;
     }
 
+    /// <summary>
+    /// Refills <paramref name="frame"/> (new from the pool, or past its grace period) with this update; its buffer is
+    /// kept and grows only for a longer instrument key than it held.
+    /// </summary>
+    internal void EncodeInto(PriceFrame frame, Instrument instrument, in Tick tick, long seq, double previousClose)
+    {
+        var change = ChangePercentOf(tick.LastPrice, previousClose);
+        var needed = 256 + instrument.KeyJsonUtf8.Length;
+        var buffer = frame.Buffer.Length >= needed ? frame.Buffer : new byte[needed];
+        var length = Write(buffer, instrument.KeyJsonUtf8, tick.LastPrice, tick.ExchangeTimeUs, _microseconds, change, tick.Volume, seq, tick.Source);
+        frame.Fill(instrument.Id, tick, seq, change, previousClose, buffer, length);
+    }
+
+    private static double ChangePercentOf(double price, double previousClose)
+    {
+        var change = previousClose > 0 ? Math.Round((price - previousClose) / previousClose * 100, 2) : 0;
+        return change == 0 ? 0 : change; // never "-0"
+    }
+
     /// <summary>A copy of <paramref name="frame"/> whose data ends with <c>"stale": true</c>; same seq, same price.</summary>
     internal static PriceFrame WithStale(PriceFrame frame)
     {
-        var utf8 = StaleCopy(frame.Utf8);
+        var utf8 = StaleCopy(frame.Utf8.Span);
         return new PriceFrame(
             frame.InstrumentId, frame.Seq, frame.LastPrice, frame.Volume, frame.TimestampUs, frame.ChangePercent,
             frame.PreviousClose, frame.Source, true, frame.ReceivedTimestamp, utf8);
@@ -68,7 +83,7 @@ public sealed class FrameEncoder
     internal static byte[] WithReceivedAt(PriceFrame frame, long receivedUnixUs)
     {
         // Every frame ends with the two closing braces of data and the root; the field goes just before them.
-        var body = frame.Utf8.AsSpan(0, frame.Utf8.Length - 2);
+        var body = frame.Utf8.Span[..^2];
         Span<byte> field = stackalloc byte[64];
         ReceivedAt.CopyTo(field);
         var w = ReceivedAt.Length;
@@ -85,9 +100,9 @@ public sealed class FrameEncoder
     /// A copy of a market-data frame (price, depth, book) with <c>"stale": true</c> added to its data. Every such frame
     /// ends with the two closing braces of data and the root; the label goes just before them.
     /// </summary>
-    internal static byte[] StaleCopy(byte[] frame)
+    internal static byte[] StaleCopy(ReadOnlySpan<byte> frame)
     {
-        var body = frame.AsSpan(0, frame.Length - 2);
+        var body = frame[..^2];
         var utf8 = new byte[body.Length + StaleEnd.Length];
         body.CopyTo(utf8);
         StaleEnd.CopyTo(utf8.AsSpan(body.Length));

@@ -66,8 +66,24 @@ public sealed class Subscription
         Owner.Offered(this, frame);
     }
 
+    /// <summary>
+    /// Subscribe path, for a live cached price: the cache's frame is the snapshot. Pooled frames must not be held, so
+    /// the subscription keeps <see cref="CachedSnapshot"/> in its place; the pass reads the cache, which has that frame
+    /// or a newer one, and leaves what it writes out of the latency histogram as it does for any snapshot.
+    /// </summary>
+    public void OfferCachedSnapshot(StreamFrame frame)
+    {
+        Volatile.Write(ref _snapshot, CachedSnapshot);
+        Owner.Offered(this, frame);
+    }
+
+    /// <summary>Stands for "the cache's frame" in a subscription's snapshot (see <see cref="OfferCachedSnapshot"/>).</summary>
+    internal static readonly StreamFrame CachedSnapshot = new Marker();
+
     /// <summary>Writer path: the snapshot offered since the last call, if any.</summary>
     internal StreamFrame? TakeSnapshot() => Volatile.Read(ref _snapshot) is null ? null : Interlocked.Exchange(ref _snapshot, null);
 
     internal void MarkRemoved() => Volatile.Write(ref _removed, true);
+
+    private sealed class Marker() : StreamFrame(0, 0, []);
 }

@@ -37,6 +37,10 @@ public sealed partial class ThrottleStage : BackgroundService
     private readonly ITickObserver[] _observers;
     private readonly PriorityQueue<int, long> _due;
     private readonly ILogger _logger;
+    // Null: every frame is its own object (tests that keep emitted frames, the comparison benchmarks).
+    private readonly PriceFramePool? _pool;
+    private readonly FanOutStage? _fanOut;
+    private long _tickets;
     // Fired FanOutDrainTimeout after the stop began; only a write waiting for room in fan-out observes it. Not
     // disposed: it owns no timer, and the deadline timer may still fire after the stage is gone.
     private readonly CancellationTokenSource _fanOutDeadline = new();
@@ -56,7 +60,7 @@ public sealed partial class ThrottleStage : BackgroundService
         TimeProvider time,
         ILogger<ThrottleStage> logger,
         IEnumerable<ITickObserver> observers)
-        : this(ingest, instruments, cache, fanOut.Writer, metrics, options, time, feed.Value.MicrosecondTimestamps, logger, observers)
+        : this(ingest, instruments, cache, fanOut.Writer, metrics, options, time, feed.Value.MicrosecondTimestamps, logger, observers, pooled: true, fanOut)
     {
     }
 
@@ -70,8 +74,12 @@ public sealed partial class ThrottleStage : BackgroundService
         TimeProvider time,
         bool microseconds = false,
         ILogger? logger = null,
-        IEnumerable<ITickObserver>? observers = null)
+        IEnumerable<ITickObserver>? observers = null,
+        bool pooled = false,
+        FanOutStage? fanOut = null)
     {
+        _pool = pooled ? new PriceFramePool(cache.Readers) : null;
+        _fanOut = fanOut;
         _observers = observers?.ToArray() ?? [];
         _ingest = ingest;
         _logger = logger ?? NullLogger.Instance;
@@ -123,11 +131,15 @@ public sealed partial class ThrottleStage : BackgroundService
         using var timer = _time.CreateTimer(static s => ((ThrottleStage)s!).Wake(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _timer = timer;
         using var writes = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, _fanOutDeadline.Token);
+        // The token is registered once (it completes the channel, which wakes the loop): waiting with a cancelable
+        // token allocates a waiter each time the loop goes idle; without one the channel reuses its own.
+        using var stop = stoppingToken.UnsafeRegister(static s => ((IngestChannel)s!).Writer.TryComplete(), _ingest);
         try
         {
             // Ends when StopAsync completes the channel and every tick in it has been read.
-            while (await reader.WaitToReadAsync(stoppingToken))
+            while (await reader.WaitToReadAsync())
             {
+                stoppingToken.ThrowIfCancellationRequested();
                 var drained = 0;
                 while (reader.TryRead(out var tick))
                 {
@@ -152,6 +164,7 @@ public sealed partial class ThrottleStage : BackgroundService
                 ArmTimer();
             }
 
+            stoppingToken.ThrowIfCancellationRequested();
             await EmitPendingAsync(writes.Token);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -257,12 +270,32 @@ public sealed partial class ThrottleStage : BackgroundService
         }
     }
 
+    /// <summary>Frames the pool has made since start; flat in steady state.</summary>
+    internal long PooledFrames => _pool?.Created ?? 0;
+
     private PriceFrame Emit(int id, ref State s, long now)
     {
         s.LastEmit = now;
         s.Seq++;
-        var frame = _encoder.Encode(_instruments[id], s.Pending, s.Seq, s.PreviousClose);
-        _cache.Set(frame);
+        PriceFrame frame;
+        if (_pool is null)
+        {
+            frame = _encoder.Encode(_instruments[id], s.Pending, s.Seq, s.PreviousClose);
+        }
+        else
+        {
+            // Without a fan-out stage nothing reads the output channel (the benchmarks): no frame waits there.
+            frame = _pool.Rent(_fanOut?.FannedOut ?? long.MaxValue);
+            _encoder.EncodeInto(frame, _instruments[id], s.Pending, s.Seq, s.PreviousClose);
+            // Emitted frames are written to fan-out in emission order, so the ticket is the frame's place there.
+            frame.Ticket = ++_tickets;
+        }
+
+        if (_cache.Set(frame) is { } replaced)
+        {
+            _pool?.Retire(replaced);
+        }
+
         _metrics.UpdatesEmitted++;
         return frame;
     }
@@ -299,6 +332,12 @@ public sealed partial class ThrottleStage : BackgroundService
         catch (OperationCanceledException) when (_fanOutDeadline.IsCancellationRequested)
         {
             // FanOutDrainTimeout into the stop and fan-out is still full. The frame is in the cache already.
+            _fanOutGivenUp = true;
+            _notFannedOut++;
+        }
+        catch (ChannelClosedException)
+        {
+            // Fan-out's host stop cut it short (it completes its channel when its token fires).
             _fanOutGivenUp = true;
             _notFannedOut++;
         }

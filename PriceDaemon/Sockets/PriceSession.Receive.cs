@@ -272,11 +272,23 @@ internal sealed partial class PriceSession
         LogSubscribed(Id, added.Count, _subscriptions.Count);
         // While the feed is down a cached price is last known, not live: the snapshot says so.
         var stale = !_services.FeedStatus.IsConnected;
+        using var scope = _services.Cache.Read();
         foreach (var subscription in added)
         {
-            if (_services.Cache.Get(subscription.InstrumentId) is { } snapshot)
+            if (_services.Cache.Get(subscription.InstrumentId) is not { } snapshot)
             {
-                subscription.OfferSnapshot(stale ? snapshot.AsStale() : snapshot);
+                continue;
+            }
+
+            if (stale)
+            {
+                // A copy of its own: the subscription may hold it until a pass runs.
+                subscription.OfferSnapshot(snapshot.AsStale());
+            }
+            else
+            {
+                // The cached frame is pooled and must not be held: the pass reads it (or a newer one) from the cache.
+                subscription.OfferCachedSnapshot(snapshot);
             }
         }
     }

@@ -32,6 +32,7 @@ internal sealed partial class StorageService : BackgroundService
     private readonly bool _microseconds;
     private readonly TimeSpan _interval;
     private readonly List<PriceFrame> _dirty = [];
+    private readonly List<int> _dirtyIds = [];
     private readonly List<StoredPrice> _batch = [];
     private PriceStore? _store;
     private int _failures;
@@ -148,19 +149,27 @@ internal sealed partial class StorageService : BackgroundService
     /// </summary>
     internal bool Flush()
     {
-        _dirty.Clear();
-        _cache.TakeDirty(_dirty);
-        if (_dirty.Count == 0)
+        _batch.Clear();
+        _dirtyIds.Clear();
+        // Cached frames are pooled: read them inside a scope and keep only copies of their values past it.
+        using (var scope = _cache.Read())
         {
-            return true;
+            _dirty.Clear();
+            _cache.TakeDirty(_dirty);
+            foreach (var frame in _dirty)
+            {
+                _dirtyIds.Add(frame.InstrumentId);
+                _batch.Add(new StoredPrice(
+                    _instruments[frame.InstrumentId].Key, frame.LastPrice, frame.Volume, frame.TimestampUs,
+                    frame.ChangePercent, frame.PreviousClose, frame.Seq, _sourceNames[(int)frame.Source]));
+            }
+
+            _dirty.Clear();
         }
 
-        _batch.Clear();
-        foreach (var frame in _dirty)
+        if (_batch.Count == 0)
         {
-            _batch.Add(new StoredPrice(
-                _instruments[frame.InstrumentId].Key, frame.LastPrice, frame.Volume, frame.TimestampUs,
-                frame.ChangePercent, frame.PreviousClose, frame.Seq, _sourceNames[(int)frame.Source]));
+            return true;
         }
 
         try
@@ -170,9 +179,9 @@ internal sealed partial class StorageService : BackgroundService
         }
         catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException)
         {
-            foreach (var frame in _dirty)
+            foreach (var id in _dirtyIds)
             {
-                _cache.MarkDirty(frame.InstrumentId);
+                _cache.MarkDirty(id);
             }
 
             OnFailure(ex);
@@ -201,11 +210,12 @@ internal sealed partial class StorageService : BackgroundService
         try
         {
             var delay = _interval;
+            using var timer = new ReusableDelay(_time, stoppingToken);
             while (true)
             {
                 try
                 {
-                    await Task.Delay(delay, _time, stoppingToken);
+                    await timer.WaitAsync(delay);
                 }
                 catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
                 {
@@ -287,7 +297,7 @@ internal sealed partial class StorageService : BackgroundService
         if (++_failures == 1)
         {
             _failingSince = _time.GetTimestamp();
-            LogWriteFailed(_store.Path, ex.Message, _dirty.Count);
+            LogWriteFailed(_store.Path, ex.Message, _dirtyIds.Count);
         }
         else
         {

@@ -68,7 +68,7 @@ internal sealed partial class UpstoxFeed : IFeedSource, IDisposable
         var volumes = new long[_instruments.Count];
         for (var id = 0; id < volumes.Length; id++)
         {
-            volumes[id] = _cache.Get(id)?.Volume ?? 0;
+            volumes[id] = _cache.TryGetValues(id, out var cached) ? cached.Volume : 0;
         }
 
         var decoder = new UpstoxDecoder(_instruments, _metrics, volumes, _time, _logger, _depth);

@@ -41,7 +41,14 @@ internal sealed partial class SocketSender
         long oldest = long.MaxValue;
         if (pricesToo && control is null && PricesDue(out var roundAt))
         {
-            if (AppendPrices(ref sent, ref oldest) && roundAt != 0 && sent > 0)
+            bool all;
+            // Cached price frames are pooled: their bytes are copied into the batch inside a read scope, before the write.
+            using (var scope = _services.Cache.Read())
+            {
+                all = AppendPrices(ref sent, ref oldest);
+            }
+
+            if (all && roundAt != 0 && sent > 0)
             {
                 // A downsampled socket's round is over: the next one is an interval away.
                 _nextRoundAt = roundAt + _services.Flow.IntervalTicks;
@@ -86,7 +93,7 @@ internal sealed partial class SocketSender
 
                 if (Price(slots, ReadySlots.Next(word, ref marks), ref oldest) is { } frame)
                 {
-                    AppendTextFrame(timing && frame is PriceFrame price ? price.TimedUtf8(_services.Time) : frame.Utf8);
+                    AppendTextFrame(timing && frame is PriceFrame price ? price.TimedUtf8(_services.Time).Span : frame.Utf8.Span);
                     sent++;
                 }
             }
@@ -122,11 +129,19 @@ internal sealed partial class SocketSender
         // Prices, the hot path, read the cache directly: a field read and a null check, no interface call.
         var frame = item.Source is null ? _services.Cache.Get(item.InstrumentId) : item.Source.Latest(item.InstrumentId);
         var fromSnapshot = false;
-        if (item.TakeSnapshot() is { } snapshot && (frame is null || snapshot.Seq >= frame.Seq))
+        if (item.TakeSnapshot() is { } snapshot)
         {
-            // The same price labelled stale while the feed is down; or a cache that was just replaced.
-            frame = snapshot;
-            fromSnapshot = true;
+            if (ReferenceEquals(snapshot, Subscription.CachedSnapshot))
+            {
+                // The cached price was the snapshot (a pooled frame is not held): the cache has it or a newer one.
+                fromSnapshot = true;
+            }
+            else if (frame is null || snapshot.Seq >= frame.Seq)
+            {
+                // The same price labelled stale while the feed is down; or a cache that was just replaced.
+                frame = snapshot;
+                fromSnapshot = true;
+            }
         }
 
         if (frame is null || frame.Seq <= sent.Seq)
