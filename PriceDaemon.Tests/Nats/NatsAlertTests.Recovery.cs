@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using NATS.Client.Core;
 using NATS.Net;
 using PriceDaemon.Alerts;
@@ -151,6 +152,15 @@ public sealed partial class NatsAlertTests
 
         Assert.That(await ingest.Services.GetRequiredService<NatsPushes>().PurgeAlertDeletesOnceAsync(TimeSpan.FromTicks(1), CancellationToken.None), Is.True);
         Assert.That(await MessagesAsync(), Is.Zero, "nothing left of the deleted alert");
+    }
+
+    [Test]
+    public async Task IngestWithoutUsersAlerts_SaysItEvaluatesNone()
+    {
+        var jwt = await StartAsync(edge: false);
+        await using var anonymous = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Nats:Url"] = _nats.Url, ["Nats:Publish"] = "true" });
+        Assert.That(anonymous.Services.GetServices<IHostedService>().OfType<NatsAlertsOffLog>().Count(), Is.EqualTo(1), "Auth:Mode=None: the start-up line");
+        Assert.That(jwt.Services.GetServices<IHostedService>().OfType<NatsAlertsOffLog>(), Is.Empty, "the evaluator says nothing");
     }
 
     private async Task<long> MessagesAsync()
