@@ -18,7 +18,7 @@ namespace PriceDaemon.Tests.Nats;
 /// any of them: alerts share the inbox without one. The alerts bucket is the store; the ingest alone evaluates.
 /// </summary>
 [NonParallelizable]
-public sealed class NatsAlertTests
+public sealed partial class NatsAlertTests
 {
     private const string Reliance = "NSE_EQ|INE002A01018";
     private const string Tcs = "NSE_EQ|INE467B01029";
@@ -144,6 +144,7 @@ public sealed class NatsAlertTests
             "the edge to list the second fire");
         Assert.That((AlertApi.State(listed[0]), listed[0].GetProperty("fired_price").GetDouble()), Is.EqualTo(("resetting", 1502.0)));
         Assert.That(ingest.Services.GetRequiredService<AlertWriter>().Conflicts, Is.Zero, "each write went over the revision of the one before");
+        Assert.That(ingest.Services.GetRequiredService<NatsMetrics>().PushReceived[PushKinds.AlertState], Is.Zero, "its own writes coming back are not counted as received");
     }
 
     [Test]
@@ -237,7 +238,7 @@ public sealed class NatsAlertTests
         // An edge deletes it while the evaluator's fire is on its way: the fire, written over the revision it knew, loses.
         Assert.That(await replica.DeleteAsync(alert, CancellationToken.None), Is.EqualTo(ReplicaWrite.Written));
         var fired = new AlertSnapshot(alert, AlertState.Fired, 1, 1510, 1);
-        Assert.That((await replica.UpdateAsync(fired, revision, CancellationToken.None)).Result, Is.EqualTo(ReplicaWrite.Duplicate));
+        Assert.That((await replica.UpdateAsync(fired, 0, revision, CancellationToken.None)).Result, Is.EqualTo(ReplicaWrite.Duplicate));
         Assert.That(await BucketKeysAsync(), Is.Empty, "the delete stands");
     }
 
@@ -262,13 +263,21 @@ public sealed class NatsAlertTests
         var frames = await alice.CollectUntilAsync(f => f.GetProperty("type").GetString() == "notification" && Publisher.Id(f) == $"{marker}-1");
         Assert.That(frames.Count(f => f.GetProperty("type").GetString() == "notification"), Is.EqualTo(1), "only the marker after the first fire");
         Assert.That(AlertApi.FireCount(AlertApi.Find(await AlertApi.ListAsync(http, "alice"), id)), Is.EqualTo(1));
+        var writers = new[] { first, second }.Select(d => d.Services.GetRequiredService<AlertWriter>()).ToList();
+        var books = new[] { first, second }.Select(d => d.Services.GetRequiredService<AlertBook>()).ToList();
+        // Two fires of the crossing (the marker is the third): one wrote the bucket, the other's write was refused, and
+        // the inbox's create-once id did not have to hold it to one; or one fire only (the winner's state came first).
+        Assert.That(writers.Sum(w => Volatile.Read(ref w.FiresStored)), Is.EqualTo(2), "the crossing's state written once, and the marker's");
+        Assert.That(books.Sum(b => Volatile.Read(ref b.Fired)) - 2, Is.EqualTo(writers.Sum(w => Volatile.Read(ref w.Conflicts))), "every other fire of the crossing was refused");
     }
 
-    private async Task<TestDaemon> StartAsync(bool edge, params (string Key, string Value)[] extra)
+    private Task<TestDaemon> StartAsync(bool edge, params (string Key, string Value)[] extra) => StartAsync(edge, null, extra);
+
+    private async Task<TestDaemon> StartAsync(bool edge, Action<IServiceCollection>? configure, params (string Key, string Value)[] extra)
     {
         (string, string)[] role = edge ? [("Feed:Source", "Nats")] : [("Nats:Publish", "true")];
         var daemon = await TestDaemon.StartAsync(Jwts.Settings(
-            [("Nats:Url", _nats.Url), ("Nats:ReconnectMinMs", "50"), ("Nats:ReconnectMaxMs", "200"), ("Nats:PushTimeoutMs", "1000"), .. role, .. extra]));
+            [("Nats:Url", _nats.Url), ("Nats:ReconnectMinMs", "50"), ("Nats:ReconnectMaxMs", "200"), ("Nats:PushTimeoutMs", "1000"), .. role, .. extra]), configure: configure);
         _daemons.Add(daemon);
         return daemon;
     }

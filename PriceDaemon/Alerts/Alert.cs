@@ -79,6 +79,13 @@ internal sealed class Alert
     /// a fire is written only over this revision, so a delete or another evaluator's write made meanwhile wins. 0 alone.
     /// </summary>
     public ulong Revision;
+
+    /// <summary>
+    /// In a NATS deployment, the fires whose notification is known to be in the shared inbox (<c>nf</c> in the bucket),
+    /// written after it was created: an evaluator that loads an alert with more fires than this creates the missing one
+    /// (a stop or SIGKILL fell between the fire's state and its notification). Written by the alert writer; 0 alone.
+    /// </summary>
+    public int Notified;
 }
 
 /// <summary>A copy of an alert's state, taken under its lock, for a list or a write.</summary>

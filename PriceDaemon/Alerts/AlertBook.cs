@@ -33,6 +33,8 @@ internal sealed partial class AlertBook : ITickObserver
     private readonly bool _evaluatesUsers; // false on a NATS edge: users' alerts are listed here, evaluated by the ingest
     private readonly ConcurrentDictionary<string, byte> _deleted = new(StringComparer.Ordinal); // deleted here, until the bucket's delete comes back
     private readonly ConcurrentDictionary<string, string> _ownerOf = new(StringComparer.Ordinal); // shared alerts: id to owner (a bucket delete names only the key)
+    private readonly ConcurrentDictionary<string, (ulong Revision, long At)> _gone = new(StringComparer.Ordinal); // bucket deletes seen lately: a late put of the alert is older
+    private bool _loaded; // shared alerts: the bucket's content is in this book (NatsPushes' first watch pass)
     private readonly Channel<AlertWork> _work;
     private readonly ConcurrentDictionary<string, RateWindow> _rates = new(StringComparer.Ordinal);
 
@@ -66,6 +68,16 @@ internal sealed partial class AlertBook : ITickObserver
     public int MaxPerOwner => _options.MaxPerUser;
 
     public AlertOptions Options => _options;
+
+    /// <summary>
+    /// False in a NATS deployment until the alerts bucket's content is in this book (its load can outlast
+    /// <c>Nats:WarmTimeoutMs</c>): users' alert requests are then answered <c>alerts_unavailable</c>, not with an empty
+    /// list and a limit counted against nothing.
+    /// </summary>
+    public bool Ready => _replica is null || Volatile.Read(ref _loaded);
+
+    /// <summary>The alerts bucket's content is in this book (<see cref="Ready"/>).</summary>
+    public void Loaded() => Volatile.Write(ref _loaded, true);
 
     /// <inheritdoc />
     public void Observe(in Tick tick)
@@ -152,6 +164,11 @@ internal sealed partial class AlertBook : ITickObserver
         var list = _owners.GetOrAdd(alert.Owner, static _ => new OwnerList());
         if (_replica is not null && !alert.OwnedByConnection)
         {
+            if (!Ready)
+            {
+                return AlertErrors.Unavailable;
+            }
+
             lock (list)
             {
                 // Counted from this daemon's copy of the bucket and its own creates in flight (see README: the limit).
@@ -347,14 +364,16 @@ internal sealed partial class AlertBook : ITickObserver
 
     /// <summary>
     /// A NATS deployment: an alert as the shared bucket holds it at <paramref name="revision"/> (the watch's, or this
-    /// daemon's own create). New here: added. Known: where this daemon evaluates, its own state stands unless another
-    /// evaluator fired it further; elsewhere the bucket's state is taken. An alert deleted here stays deleted.
+    /// daemon's own create). New here: added (where this daemon evaluates, a fire stored but not known notified is
+    /// queued to be notified). Known: where this daemon evaluates, its own state (and the revision it was written at)
+    /// stands unless another evaluator fired it further; elsewhere the bucket's state is taken. An alert deleted here,
+    /// or whose delete the bucket showed after this revision, stays deleted. False when nothing changed.
     /// </summary>
-    public void Apply(Alert incoming, ulong revision)
+    public bool Apply(Alert incoming, ulong revision)
     {
-        if (_deleted.ContainsKey(incoming.Id))
+        if (_deleted.ContainsKey(incoming.Id) || (_gone.TryGetValue(incoming.Id, out var gone) && gone.Revision > revision))
         {
-            return;
+            return false;
         }
 
         var list = _owners.GetOrAdd(incoming.Owner, static _ => new OwnerList());
@@ -373,7 +392,13 @@ internal sealed partial class AlertBook : ITickObserver
             _ownerOf[incoming.Id] = incoming.Owner;
             incoming.Revision = revision;
             Insert(incoming);
-            return;
+            if (_evaluatesUsers && incoming.FireCount > incoming.Notified)
+            {
+                // Its evaluator stopped between the fire's state and the notification: created now (once per fire id).
+                Queue(new AlertWork(AlertWorkKind.Unnotified, Current(incoming)));
+            }
+
+            return true;
         }
 
         var bucket = BucketOf(held.InstrumentId);
@@ -381,15 +406,18 @@ internal sealed partial class AlertBook : ITickObserver
         {
             if (revision <= held.Revision || held.Deleted)
             {
-                return;
+                return false;
+            }
+
+            held.Notified = Math.Max(held.Notified, incoming.Notified);
+            if (_evaluatesUsers && incoming.FireCount <= held.FireCount)
+            {
+                // This daemon's own write coming back, or another evaluator's of a fire this one made too: the revision
+                // stays that of the state held, so the writer's next write over it is refused and reads what is stored.
+                return false;
             }
 
             held.Revision = revision;
-            if (_evaluatesUsers && incoming.FireCount <= held.FireCount)
-            {
-                return; // this daemon's own write coming back, or older than what the tick path did since
-            }
-
             RemoveFromLines(bucket, held);
             held.State = incoming.State;
             held.FiredAtUs = incoming.FiredAtUs;
@@ -398,16 +426,38 @@ internal sealed partial class AlertBook : ITickObserver
             Place(bucket, held);
             bucket.Refresh();
         }
+
+        return true;
     }
 
-    /// <summary>A NATS deployment: the bucket no longer holds alert <paramref name="id"/> (deleted on some daemon).</summary>
-    public void Removed(string id)
+    /// <summary>
+    /// A NATS deployment: the bucket no longer holds alert <paramref name="id"/> (deleted on some daemon) since
+    /// <paramref name="revision"/>; remembered a minute, so a create of it still on its way here does not put it back.
+    /// False when it was not held here.
+    /// </summary>
+    public bool Removed(string id, ulong revision)
     {
+        var now = _time.GetTimestamp();
+        if (_gone.Count >= 1024)
+        {
+            foreach (var (key, seen) in _gone)
+            {
+                if (_time.GetElapsedTime(seen.At, now) > TimeSpan.FromMinutes(1))
+                {
+                    _gone.TryRemove(key, out _);
+                }
+            }
+        }
+
+        _gone[id] = (revision, now);
         _deleted.TryRemove(id, out _);
         if (_ownerOf.TryRemove(id, out var owner) && _owners.TryGetValue(owner, out var list) && Take(list, id) is { } alert)
         {
             Remove(alert, out _);
+            return true;
         }
+
+        return false;
     }
 
     /// <summary>The writer stored <paramref name="alert"/>'s state at <paramref name="revision"/> in the shared bucket.</summary>
@@ -483,13 +533,15 @@ internal sealed partial class AlertBook : ITickObserver
 
     private async Task<string?> DeleteSharedAsync(OwnerList list, Alert alert, IAlertReplica replica)
     {
+        // Until the bucket's delete comes back through the watch, an older write of it coming back does not restore it;
+        // set before the write, as the watch may bring the delete (and clear this) before the write's answer.
+        _deleted[alert.Id] = 0;
         if (await replica.DeleteAsync(alert, CancellationToken.None).ConfigureAwait(false) != Push.ReplicaWrite.Written)
         {
+            _deleted.TryRemove(alert.Id, out _);
             return AlertErrors.Unavailable;
         }
 
-        // Until the bucket's delete comes back through the watch, an older write of it coming back does not restore it.
-        _deleted[alert.Id] = 0;
         _ownerOf.TryRemove(alert.Id, out _);
         if (Take(list, alert.Id) is not null)
         {
@@ -593,6 +645,15 @@ internal sealed partial class AlertBook : ITickObserver
         Interlocked.Decrement(ref Held);
     }
 
+    /// <summary>Queues work off the tick path: waits for room if the queue is full; dropped at a stop (the queue closed).</summary>
+    private void Queue(AlertWork work)
+    {
+        if (!_work.Writer.TryWrite(work))
+        {
+            _ = DeleteLaterAsync(work);
+        }
+    }
+
     /// <summary>Waits for room in the writer's queue; at a stop (the queue closed) the delete stays in memory only.</summary>
     private async Task DeleteLaterAsync(AlertWork work)
     {
@@ -605,7 +666,10 @@ internal sealed partial class AlertBook : ITickObserver
             return;
         }
 
-        await work.Done!.Task.ConfigureAwait(false);
+        if (work.Done is { } done)
+        {
+            await done.Task.ConfigureAwait(false);
+        }
     }
 
     private static void RemoveFromLines(Bucket bucket, Alert alert)

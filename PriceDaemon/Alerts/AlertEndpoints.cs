@@ -24,15 +24,15 @@ internal static class AlertEndpoints
     private static async Task<IResult> ListAsync(HttpContext context, ClientAuthenticator authenticator, AlertBook book)
     {
         var (user, failure) = await UserAsync(context, authenticator).ConfigureAwait(false);
-        return failure ?? Json(StatusCodes.Status200OK, AlertFrames.List(book.List(user!)));
+        return failure ?? NotLoaded(book) ?? Json(StatusCodes.Status200OK, AlertFrames.List(book.List(user!)));
     }
 
     private static async Task<IResult> CreateAsync(HttpContext context, ClientAuthenticator authenticator, AlertBook book, InstrumentRegistry instruments, TimeProvider time)
     {
         var (user, failure) = await UserAsync(context, authenticator).ConfigureAwait(false);
-        if (failure is not null)
+        if ((failure ?? NotLoaded(book)) is { } refused)
         {
-            return failure;
+            return refused;
         }
 
         if (!book.TryChange(user!, out var retryAfter))
@@ -86,9 +86,9 @@ internal static class AlertEndpoints
     private static async Task<IResult> DeleteAsync(string id, HttpContext context, ClientAuthenticator authenticator, AlertBook book)
     {
         var (user, failure) = await UserAsync(context, authenticator).ConfigureAwait(false);
-        if (failure is not null)
+        if ((failure ?? NotLoaded(book)) is { } refused)
         {
-            return failure;
+            return refused;
         }
 
         if (!book.TryChange(user!, out var retryAfter))
@@ -130,9 +130,16 @@ internal static class AlertEndpoints
         w.WriteNumber("retry_after_ms", (long)Math.Ceiling(retryAfter.TotalMilliseconds));
     }));
 
-    /// <summary>A NATS deployment whose NATS did not take the change in time: nothing was changed, on any daemon.</summary>
-    private static IResult Unavailable() => Error(StatusCodes.Status503ServiceUnavailable, ErrorCodes.AlertsUnavailable,
-        "NATS did not store the change within Nats:PushTimeoutMs; nothing was changed. Try again");
+    /// <summary>
+    /// A NATS deployment whose NATS did not confirm the change in time: it may still have been stored (a timeout after
+    /// NATS took it), so the client lists before it tries again.
+    /// </summary>
+    private static IResult Unavailable() => Error(StatusCodes.Status503ServiceUnavailable, ErrorCodes.AlertsUnavailable, AlertFrames.UnconfirmedMessage);
+
+    /// <summary>A NATS deployment before the alerts bucket is loaded here: 503, not an empty list or an unenforced limit.</summary>
+    private static IResult? NotLoaded(AlertBook book) => book.Ready
+        ? null
+        : Error(StatusCodes.Status503ServiceUnavailable, ErrorCodes.AlertsUnavailable, AlertFrames.NotLoadedMessage);
 
     private static IResult Json(int status, byte[] body) =>
         Results.Text(System.Text.Encoding.UTF8.GetString(body), "application/json", System.Text.Encoding.UTF8, status);

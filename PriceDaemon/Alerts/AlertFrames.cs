@@ -7,6 +7,16 @@ namespace PriceDaemon.Alerts;
 /// <summary>The alert frames and bodies: one JSON shape of an alert, on the socket and over HTTP.</summary>
 internal static class AlertFrames
 {
+    /// <summary>
+    /// <c>alerts_unavailable</c> when NATS did not confirm a create or delete in time: a timeout can come after NATS
+    /// stored it, so it may have been; <c>alert_list</c> tells before trying again.
+    /// </summary>
+    public const string UnconfirmedMessage =
+        "NATS did not confirm the change within Nats:PushTimeoutMs: it may not have been stored (or may have been); list the alerts, then try again";
+
+    /// <summary><c>alerts_unavailable</c> before this daemon has loaded the alerts bucket from NATS.</summary>
+    public const string NotLoadedMessage = "this daemon has not loaded the alerts from NATS yet; try again in a moment";
+
     /// <summary><c>{"type":"alert_created","alert":{..}}</c>: the answer to <c>alert_create</c>, once the alert is stored.</summary>
     public static byte[] Created(AlertSnapshot alert) => ControlFrames.Write(w =>
     {

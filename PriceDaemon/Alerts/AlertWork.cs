@@ -13,6 +13,12 @@ internal enum AlertWorkKind : byte
 
     /// <summary>Deleted by its owner: removed from the file, then the owner is answered.</summary>
     Deleted,
+
+    /// <summary>
+    /// NATS: stored as fired by an evaluator that stopped before its notification was known to be created (the
+    /// bucket's fire count is past its notified count): created now (once per fire, whoever tries), then marked.
+    /// </summary>
+    Unnotified,
 }
 
 /// <summary>

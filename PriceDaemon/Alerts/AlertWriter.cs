@@ -42,7 +42,8 @@ internal sealed partial class AlertWriter : BackgroundService
     private bool _opened;
 
     internal long Notified;
-    internal long Conflicts; // fires the shared bucket refused: the alert was deleted or changed meanwhile
+    internal long Conflicts; // writes the shared bucket refused: the alert was deleted or written meanwhile (or the answer to an earlier attempt was lost)
+    internal long FiresStored; // fires this daemon wrote to the shared bucket (tests: two evaluators write a crossing once)
 
     public AlertWriter(
         AlertBook book,
@@ -73,7 +74,7 @@ internal sealed partial class AlertWriter : BackgroundService
         meter.CreateObservableCounter("pricedaemon.alerts.fired", () => Volatile.Read(ref book.Fired), "{alert}", "Price alerts fired on the tick path");
         meter.CreateObservableCounter("pricedaemon.alerts.deferred", () => Volatile.Read(ref book.Deferred), "{alert}", "Fires put off to a later tick because the alert writer's queue was full");
         meter.CreateObservableCounter("pricedaemon.alerts.notified", () => Volatile.Read(ref Notified), "{notification}", "price_alert notifications handed to the inbox or to a connection");
-        meter.CreateObservableCounter("pricedaemon.alerts.conflicts", () => Volatile.Read(ref Conflicts), "{alert}", "Fires the shared alerts bucket refused because the alert was deleted or written by another evaluator meanwhile (NATS)");
+        meter.CreateObservableCounter("pricedaemon.alerts.conflicts", () => Volatile.Read(ref Conflicts), "{alert}", "Alert writes the shared alerts bucket refused because the alert was deleted or written meanwhile, by another evaluator or by an earlier attempt whose answer was lost (NATS)");
         meter.CreateObservableUpDownCounter("pricedaemon.alerts.count", () => Volatile.Read(ref book.Held), "{alert}", "Alerts held, armed or fired");
     }
 
@@ -142,7 +143,7 @@ internal sealed partial class AlertWriter : BackgroundService
             }
             catch (TimeoutException)
             {
-                LogStopTimeout(Path);
+                LogStopTimeout(_replica is null ? Path : "NATS bucket");
             }
         }
 
@@ -168,11 +169,20 @@ internal sealed partial class AlertWriter : BackgroundService
 
                 if (_replica is not null)
                 {
+                    // A connection's alerts are not shared: delivered first, never behind NATS retries.
+                    foreach (var work in batch)
+                    {
+                        if (work.Snapshot.Alert.OwnedByConnection)
+                        {
+                            Finish(work);
+                        }
+                    }
+
                     // Each alert's changes in order; different alerts' at once, so a market-wide crossing is not
                     // notified one NATS round trip after another.
                     var replica = _replica;
                     await Parallel.ForEachAsync(
-                        batch.GroupBy(static w => w.Snapshot.Alert),
+                        batch.Where(static w => !w.Snapshot.Alert.OwnedByConnection).GroupBy(static w => w.Snapshot.Alert),
                         new ParallelOptions { MaxDegreeOfParallelism = SharedWrites },
                         async (changes, _) =>
                         {
@@ -261,27 +271,42 @@ internal sealed partial class AlertWriter : BackgroundService
     }
 
     /// <summary>
-    /// One change of a shared store: a user's fire or re-arm written over the revision the book holds, then a fire's
-    /// notification; a connection's alert only delivered. NATS away: retried (a stop ends the retries).
+    /// One change of a shared store: a user's fire or re-arm written over the revision of the state the book holds,
+    /// then a fire's notification, then the fire marked notified. NATS away: retried (a stop ends the retries).
     /// </summary>
+    /// <remarks>
+    /// A write refused because another revision holds the alert is not taken as lost: the stored value is read. Gone:
+    /// the delete wins. A fire with at least this fire's count: this writer's own earlier attempt whose answer was lost,
+    /// or another evaluator's write of the same crossing; it stands, and the notification is created (once per fire id,
+    /// whoever tries). Fewer: written again over the revision read.
+    /// </remarks>
     private async Task ShareAsync(AlertWork work, IAlertReplica replica, ChannelReader<AlertWork> reader)
     {
         var alert = work.Snapshot.Alert;
-        if (alert.OwnedByConnection || work.Kind is not (AlertWorkKind.Fired or AlertWorkKind.Changed))
+        if (work.Kind == AlertWorkKind.Unnotified)
+        {
+            await NotifySharedAsync(work.Snapshot, replica, reader).ConfigureAwait(false);
+            return;
+        }
+
+        if (work.Kind is not (AlertWorkKind.Fired or AlertWorkKind.Changed))
         {
             Finish(work);
             return;
         }
 
+        var ours = work.Snapshot;
+        var revision = _book.RevisionOf(alert);
         while (!alert.Deleted)
         {
-            var (result, revision) = await replica.UpdateAsync(work.Snapshot, _book.RevisionOf(alert), CancellationToken.None).ConfigureAwait(false);
+            var (result, written) = await replica.UpdateAsync(ours, Volatile.Read(ref alert.Notified), revision, CancellationToken.None).ConfigureAwait(false);
             if (result == ReplicaWrite.Written)
             {
-                _book.Stored(alert, revision);
+                _book.Stored(alert, written);
                 if (work.Kind == AlertWorkKind.Fired)
                 {
-                    await DeliverSharedAsync(work.Snapshot, reader).ConfigureAwait(false);
+                    Interlocked.Increment(ref FiresStored);
+                    await NotifySharedAsync(ours, replica, reader).ConfigureAwait(false);
                 }
 
                 return;
@@ -290,8 +315,35 @@ internal sealed partial class AlertWriter : BackgroundService
             if (result == ReplicaWrite.Duplicate)
             {
                 Interlocked.Increment(ref Conflicts);
-                LogConflict(alert.Id, work.Snapshot.FireCount);
-                return;
+                var (read, stored) = await replica.ReadAsync(alert, CancellationToken.None).ConfigureAwait(false);
+                if (read == ReplicaWrite.Written)
+                {
+                    if (stored is not { } held)
+                    {
+                        LogConflict(alert.Id, ours.FireCount);
+                        return; // deleted: the delete wins
+                    }
+
+                    if (held.FireCount > ours.FireCount || (held.FireCount == ours.FireCount && (work.Kind == AlertWorkKind.Fired || held.State == ours.State)))
+                    {
+                        // This state, or a later one, is stored: it stands; a fire still gets its notification.
+                        if (held.FireCount == ours.FireCount)
+                        {
+                            _book.Stored(alert, held.Revision);
+                        }
+
+                        LogStoredAlready(alert.Id, ours.FireCount, held.FireCount);
+                        if (work.Kind == AlertWorkKind.Fired)
+                        {
+                            await NotifySharedAsync(ours, replica, reader).ConfigureAwait(false);
+                        }
+
+                        return;
+                    }
+
+                    revision = held.Revision; // an older state: this one goes over it
+                    continue;
+                }
             }
 
             if (reader.Completion.IsCompleted)
@@ -304,12 +356,63 @@ internal sealed partial class AlertWriter : BackgroundService
         }
     }
 
-    /// <summary>A user's fire into the shared inbox (created once, whoever tries), then to this daemon's sockets of the user.</summary>
-    private async Task DeliverSharedAsync(AlertSnapshot fired, ChannelReader<AlertWork> reader)
+    /// <summary>
+    /// A stored fire's notification, then the fire marked notified in the bucket (<c>nf</c>): a stop or SIGKILL between
+    /// the two leaves the mark behind, and the evaluator's next start creates the notification (once per fire id).
+    /// </summary>
+    private async Task NotifySharedAsync(AlertSnapshot fired, IAlertReplica replica, ChannelReader<AlertWork> reader)
+    {
+        var alert = fired.Alert;
+        if (!await DeliverSharedAsync(fired, reader).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        Volatile.Write(ref alert.Notified, Math.Max(Volatile.Read(ref alert.Notified), fired.FireCount));
+        var revision = _book.RevisionOf(alert);
+        // Fired again (or another evaluator's later fire held) since: that state's own write carries the mark.
+        while (!alert.Deleted && _book.Current(alert).FireCount == fired.FireCount)
+        {
+            var (result, written) = await replica.UpdateAsync(fired, fired.FireCount, revision, CancellationToken.None).ConfigureAwait(false);
+            if (result == ReplicaWrite.Written)
+            {
+                _book.Stored(alert, written);
+                return;
+            }
+
+            if (result == ReplicaWrite.Duplicate)
+            {
+                var (read, stored) = await replica.ReadAsync(alert, CancellationToken.None).ConfigureAwait(false);
+                if (read == ReplicaWrite.Written)
+                {
+                    if (stored is not { } held || held.FireCount != fired.FireCount || held.Notified >= fired.FireCount)
+                    {
+                        return; // deleted, fired on, or marked already
+                    }
+
+                    revision = held.Revision;
+                    continue;
+                }
+            }
+
+            if (reader.Completion.IsCompleted)
+            {
+                return; // the next start notifies it again: the inbox's create-once id keeps it to one
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(1), _time).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// A user's fire into the shared inbox (created once, whoever tries), then to this daemon's sockets of the user;
+    /// false when it was not created before a stop.
+    /// </summary>
+    private async Task<bool> DeliverSharedAsync(AlertSnapshot fired, ChannelReader<AlertWork> reader)
     {
         if (_pushes is null || _inbox is null)
         {
-            return;
+            return false;
         }
 
         var alert = fired.Alert;
@@ -327,15 +430,15 @@ internal sealed partial class AlertWriter : BackgroundService
                     }
 
                     Interlocked.Increment(ref Notified);
-                    return;
+                    return true;
                 case ReplicaWrite.Duplicate:
-                    return; // this fire was notified already (by an evaluator before a restart, or another one)
+                    return true; // this fire was notified already (by an evaluator before a restart, or another one)
             }
 
             if (reader.Completion.IsCompleted)
             {
                 LogUnnotified(entry.Id);
-                return;
+                return false;
             }
 
             await Task.Delay(TimeSpan.FromSeconds(1), _time).ConfigureAwait(false);
@@ -438,8 +541,11 @@ internal sealed partial class AlertWriter : BackgroundService
     [LoggerMessage(EventId = 390, Level = LogLevel.Warning, Message = "Alert {Id}: its new state was not written to NATS before the stop")]
     private partial void LogUnshared(string id);
 
-    [LoggerMessage(EventId = 391, Level = LogLevel.Warning, Message = "Notification {Id} was not written to NATS before the stop: the alert lists as fired, the notification is lost")]
+    [LoggerMessage(EventId = 391, Level = LogLevel.Warning, Message = "Notification {Id} was not written to NATS before the stop: the alert lists as fired; the evaluator's next start creates it")]
     private partial void LogUnnotified(string id);
+
+    [LoggerMessage(EventId = 392, Level = LogLevel.Information, Message = "Alert {Id}: fire {FireCount} is stored already (the bucket holds fire {Stored}: an earlier attempt whose answer was lost, or another evaluator): notified once")]
+    private partial void LogStoredAlready(string id, int fireCount, int stored);
 
     [LoggerMessage(EventId = 383, Level = LogLevel.Warning, Message = "Alerts {Path}: the last writes did not finish within the stop bound")]
     private partial void LogStopTimeout(string path);

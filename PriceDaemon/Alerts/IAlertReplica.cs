@@ -21,8 +21,15 @@ internal interface IAlertReplica
     Task<ReplicaWrite> DeleteAsync(Alert alert, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Writes an alert's new state over <paramref name="revision"/>; <see cref="ReplicaWrite.Duplicate"/> when the alert
-    /// changed since (deleted, or written by another evaluator): the change is dropped.
+    /// Writes an alert's new state, and how many of its fires are known notified, over <paramref name="revision"/>;
+    /// <see cref="ReplicaWrite.Duplicate"/> when another revision holds it (a delete, another evaluator's write, or this
+    /// one's earlier write whose answer was lost): <see cref="ReadAsync"/> tells which.
     /// </summary>
-    Task<(ReplicaWrite Result, ulong Revision)> UpdateAsync(AlertSnapshot alert, ulong revision, CancellationToken cancellationToken);
+    Task<(ReplicaWrite Result, ulong Revision)> UpdateAsync(AlertSnapshot alert, int notified, ulong revision, CancellationToken cancellationToken);
+
+    /// <summary>What the store holds of an alert now: null (with <see cref="ReplicaWrite.Written"/>) when it is deleted or gone.</summary>
+    Task<(ReplicaWrite Result, StoredAlert? Stored)> ReadAsync(Alert alert, CancellationToken cancellationToken);
 }
+
+/// <summary>An alert's state as the shared store holds it: its fire count, its notified count and the revision.</summary>
+internal readonly record struct StoredAlert(AlertState State, int FireCount, int Notified, ulong Revision);

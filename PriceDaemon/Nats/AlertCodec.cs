@@ -16,8 +16,11 @@ internal static class AlertCodec
     /// <summary>The alert id in a key (ids are made of characters that pass escaping unchanged).</summary>
     public static string IdOf(string key) => PushCodec.Name(key[(key.LastIndexOf('.') + 1)..]);
 
-    /// <summary><c>{"i","o","k","c","v","r","n","ca","s","fa","fp","fc"}</c>.</summary>
-    public static byte[] Write(AlertSnapshot s) => ControlFrames.Write(w =>
+    /// <summary>
+    /// <c>{"i","o","k","c","v","r","n","ca","s","fa","fp","fc","nf"}</c>; <c>nf</c> is how many fires are known notified
+    /// (<see cref="Alert.Notified"/>).
+    /// </summary>
+    public static byte[] Write(AlertSnapshot s, int notified = 0) => ControlFrames.Write(w =>
     {
         w.WriteString("i", s.Alert.Id);
         w.WriteString("o", s.Alert.Owner);
@@ -31,6 +34,7 @@ internal static class AlertCodec
         w.WriteNumber("fa", s.FiredAtUs);
         w.WriteNumber("fp", s.FiredPrice);
         w.WriteNumber("fc", s.FireCount);
+        w.WriteNumber("nf", notified);
     });
 
     /// <summary>The alert a value holds; null when it is not one, or its instrument or condition is unknown here.</summary>
@@ -56,6 +60,8 @@ internal static class AlertCodec
                 FiredAtUs = root.GetProperty("fa").GetInt64(),
                 FiredPrice = root.GetProperty("fp").GetDouble(),
                 FireCount = root.GetProperty("fc").GetInt32(),
+                // A value written before nf existed counts as notified: its evaluator notified before writing the next state.
+                Notified = root.TryGetProperty("nf", out var notified) ? notified.GetInt32() : root.GetProperty("fc").GetInt32(),
             };
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException or FormatException)

@@ -1,3 +1,4 @@
+using NATS.Client.Core;
 using NATS.Client.KeyValueStore;
 using PriceDaemon.Alerts;
 using PriceDaemon.Push;
@@ -39,15 +40,15 @@ internal sealed partial class NatsPushes
             return ReplicaWrite.Written;
         }, AlertsBucket, cancellationToken);
 
-    public async Task<(ReplicaWrite Result, ulong Revision)> UpdateAsync(AlertSnapshot alert, ulong revision, CancellationToken cancellationToken)
+    public async Task<(ReplicaWrite Result, ulong Revision)> UpdateAsync(AlertSnapshot alert, int notified, ulong revision, CancellationToken cancellationToken)
     {
         ulong written = 0;
         var result = await WriteAsync(PushKinds.AlertState, async (bucket, ct) =>
         {
-            var updated = await bucket.TryUpdateAsync(AlertCodec.Key(alert.Alert), AlertCodec.Write(alert), revision, cancellationToken: ct).ConfigureAwait(false);
+            var updated = await bucket.TryUpdateAsync(AlertCodec.Key(alert.Alert), AlertCodec.Write(alert, notified), revision, cancellationToken: ct).ConfigureAwait(false);
             if (!updated.Success)
             {
-                // Another revision holds the key: a delete, or another evaluator's write. Theirs stands.
+                // Another revision holds the key: a delete, another evaluator's write, or this one's whose answer was lost.
                 return updated.Error is NatsKVWrongLastRevisionException ? ReplicaWrite.Duplicate : throw updated.Error;
             }
 
@@ -57,12 +58,52 @@ internal sealed partial class NatsPushes
         return (result, written);
     }
 
+    public async Task<(ReplicaWrite Result, StoredAlert? Stored)> ReadAsync(Alert alert, CancellationToken cancellationToken)
+    {
+        StoredAlert? stored = null;
+        var result = await ReadAlertAsync(async (bucket, ct) =>
+        {
+            var entry = await bucket.TryGetEntryAsync<ReadOnlyMemory<byte>>(AlertCodec.Key(alert), cancellationToken: ct).ConfigureAwait(false);
+            if (entry.Success && entry.Value.Operation == NatsKVOperation.Put && AlertCodec.Read(entry.Value.Value, _instruments) is { } held)
+            {
+                stored = new StoredAlert(held.State, held.FireCount, held.Notified, entry.Value.Revision);
+            }
+            else if (!entry.Success && entry.Error is not (NatsKVKeyNotFoundException or NatsKVKeyDeletedException))
+            {
+                throw entry.Error;
+            }
+        }, cancellationToken).ConfigureAwait(false);
+        return (result, stored);
+    }
+
+    /// <summary>A read of the alerts bucket, bounded as a write is (<see cref="NatsOptions.PushTimeoutMs"/>); counted nowhere.</summary>
+    private async Task<ReplicaWrite> ReadAlertAsync(Func<INatsKVStore, CancellationToken, Task> read, CancellationToken cancellationToken)
+    {
+        if (!_link.IsOpen)
+        {
+            return ReplicaWrite.Unavailable;
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromMilliseconds(_options.PushTimeoutMs));
+        try
+        {
+            await read(await BucketAsync(AlertsBucket, timeout.Token).ConfigureAwait(false), timeout.Token).ConfigureAwait(false);
+            return ReplicaWrite.Written;
+        }
+        catch (Exception ex) when (ex is NatsException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            LogUnavailable("alert read", ex.Message);
+            return ReplicaWrite.Unavailable;
+        }
+    }
+
     private void ApplyAlert(NatsKVEntry<ReadOnlyMemory<byte>> change)
     {
         if (change.Operation != NatsKVOperation.Put)
         {
-            _alerts!.Removed(AlertCodec.IdOf(change.Key));
-            Interlocked.Increment(ref _metrics.PushReceived[PushKinds.AlertDeleted]);
+            var removed = _alerts!.Removed(AlertCodec.IdOf(change.Key), change.Revision);
+            Interlocked.Increment(ref (removed ? _metrics.PushReceived : _metrics.PushDeduped)[PushKinds.AlertDeleted]);
             return;
         }
 
@@ -72,8 +113,48 @@ internal sealed partial class NatsPushes
             return;
         }
 
-        _alerts!.Apply(alert, change.Revision);
-        Interlocked.Increment(ref _metrics.PushReceived[alert.FireCount > 0 ? PushKinds.AlertState : PushKinds.Alert]);
+        // Deduped: this daemon's own write coming back, or a state it already holds.
+        var applied = _alerts!.Apply(alert, change.Revision);
+        Interlocked.Increment(ref (applied ? _metrics.PushReceived : _metrics.PushDeduped)[alert.FireCount > 0 ? PushKinds.AlertState : PushKinds.Alert]);
+    }
+
+    /// <summary>
+    /// The ingest purges the alerts bucket's delete markers older than a day, every hour: deleted alerts would
+    /// otherwise leave one each, forever (the bucket has no max age: alerts live until deleted). A day is far longer
+    /// than any watch stays behind; a daemon that starts later never needed them.
+    /// </summary>
+    private async Task PurgeAlertDeletesAsync(CancellationToken ct)
+    {
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                await Task.Delay(TimeSpan.FromHours(1), _time, ct).ConfigureAwait(false);
+                await PurgeAlertDeletesOnceAsync(TimeSpan.FromDays(1), ct).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Stopped.
+        }
+    }
+
+    /// <summary>One purge of delete markers older than <paramref name="olderThan"/>; false when NATS did not answer.</summary>
+    internal async Task<bool> PurgeAlertDeletesOnceAsync(TimeSpan olderThan, CancellationToken ct)
+    {
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromMilliseconds(Math.Max(_options.PushTimeoutMs, _options.WarmTimeoutMs)));
+            var bucket = await BucketAsync(AlertsBucket, timeout.Token).ConfigureAwait(false);
+            await bucket.PurgeDeletesAsync(new NatsKVPurgeOpts { DeleteMarkersThreshold = olderThan }, timeout.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception ex) when (ex is NatsException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            LogWriteFailed(AlertsBucket, ex.Message, TimeSpan.FromHours(1).TotalSeconds);
+            return false;
+        }
     }
 
     [LoggerMessage(EventId = 947, Level = LogLevel.Warning, Message = "Alert {Key} in the alerts bucket is not one this daemon can hold (unknown instrument or condition): not listed here")]

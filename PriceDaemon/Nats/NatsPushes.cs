@@ -102,6 +102,13 @@ internal sealed partial class NatsPushes : IPushReplica, Alerts.IAlertReplica, I
         if (_alerts is not null)
         {
             Watch(AlertsBucket, ignoreDeletes: false, ApplyAlert);
+            // Users' alert requests wait for this (AlertBook.Ready), however long past the warm timeout it takes.
+            var book = _alerts;
+            _ = loaded[^1].Task.ContinueWith(_ => book.Loaded(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            if (_options.Publish)
+            {
+                _loops.Insert(0, PurgeAlertDeletesAsync(ct));
+            }
         }
 
         _loops.Add(WriteLoopAsync(ct));

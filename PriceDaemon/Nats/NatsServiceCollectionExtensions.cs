@@ -43,6 +43,10 @@ public static class NatsServiceCollectionExtensions
             // The alerts bucket replaces alerts.db (NatsPushes.Alerts.cs).
             services.AddSingleton<Alerts.IAlertReplica>(static sp => sp.GetRequiredService<NatsPushes>());
         }
+        else if (publish && !edge)
+        {
+            services.AddHostedService<NatsAlertsOffLog>(); // the evaluator of edges' users' alerts is not this one
+        }
         if (edge)
         {
             services.AddSingleton<NatsFeed>();

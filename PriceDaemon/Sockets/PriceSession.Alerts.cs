@@ -26,6 +26,12 @@ internal sealed partial class PriceSession
             return;
         }
 
+        if (!book.Ready && _client.Subject is not null)
+        {
+            Answer(ControlFrames.Error(ErrorCodes.AlertsUnavailable, AlertFrames.NotLoadedMessage));
+            return;
+        }
+
         if (action == ClientAction.AlertList)
         {
             Answer(AlertFrames.List(book.List(AlertOwner)));
@@ -90,7 +96,7 @@ internal sealed partial class PriceSession
     private static byte[]? Refusal(Task<string?> stored) =>
         stored.IsCompletedSuccessfully && stored.Result is null
             ? null
-            : ControlFrames.Error(ErrorCodes.AlertsUnavailable, "NATS did not store the change within Nats:PushTimeoutMs; nothing was changed. Try again");
+            : ControlFrames.Error(ErrorCodes.AlertsUnavailable, AlertFrames.UnconfirmedMessage);
 
     /// <summary>
     /// The <c>volume_alerts</c> channel: <c>volume_alert</c> frames for the named instruments, or for all when none (or
