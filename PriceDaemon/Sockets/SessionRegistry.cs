@@ -197,8 +197,8 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
 
             if (_compaction.ShouldCollect(_sessions.Count, now))
             {
-                var (pause, committedBefore, committedAfter) = StormCompaction.Collect();
-                LogCompacted(_sessions.Count, (long)pause.TotalMilliseconds, committedBefore >> 20, committedAfter >> 20);
+                var (elapsed, committedBefore) = StormCompaction.Collect();
+                LogStormCollection(_sessions.Count, (long)elapsed.TotalMilliseconds, committedBefore >> 20);
             }
         }
         finally
@@ -207,8 +207,8 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
         }
     }
 
-    [LoggerMessage(EventId = 313, Level = LogLevel.Information, Message = "Connection storm over ({Count} WebSocket connections): heap compacted in {PauseMs} ms, committed {BeforeMiB} -> {AfterMiB} MiB")]
-    private partial void LogCompacted(int count, long pauseMs, long beforeMiB, long afterMiB);
+    [LoggerMessage(EventId = 313, Level = LogLevel.Information, Message = "Connection storm over ({Count} WebSocket connections): background gen2 collection started in {StartMs} ms, GC committed {BeforeMiB} MiB")]
+    private partial void LogStormCollection(int count, long startMs, long beforeMiB);
 
     [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "Closing {Count} WebSocket connections: server shutting down")]
     private partial void LogClosingAll(int count);
