@@ -3,9 +3,10 @@ using PriceDaemon.Sockets;
 namespace PriceDaemon.Tests.Sockets;
 
 /// <summary>
-/// When the sweep starts a background collection after a connection storm: only for a storm that arrived fast and went
-/// past the count at the last collection, once it is over, never within the minimum interval; never for a trickle,
-/// however long, nor for sockets that drop and come back. Driven by the sweep's count and a timestamp, one a second.
+/// When the sweep compacts the heap after a connection storm (opted in): only for a storm that arrived fast and went
+/// past the count at the last collection, once it is over and the pipeline is quiet, never within the minimum interval;
+/// never for a trickle, however long, nor for sockets that drop and come back. Driven by the sweep's count, a
+/// timestamp and the quiet flag, one sweep a second.
 /// </summary>
 public sealed class StormCompactionTests
 {
@@ -81,6 +82,19 @@ public sealed class StormCompactionTests
     }
 
     [Test]
+    public void AStormDuringMarketHours_WaitsForAQuietPipeline()
+    {
+        var sweeps = new Sweeps { Busy = true };
+        sweeps.At(0);
+        sweeps.At(1000);
+        sweeps.At(20_000); // every client reconnects at 11:00, prices flowing
+        Assert.That(sweeps.For(seconds: 4 * 3600, static _ => 20_000), Is.Zero, "no pause while frames flow");
+        sweeps.Busy = false; // 15:30: the market closed
+        Assert.That(sweeps.At(20_000), Is.True);
+        Assert.That(sweeps.For(seconds: 3600, static _ => 20_000), Is.Zero);
+    }
+
+    [Test]
     public void ThresholdZero_TurnsItOff()
     {
         var sweeps = new Sweeps(threshold: 0);
@@ -106,7 +120,10 @@ public sealed class StormCompactionTests
         private readonly StormCompaction _compaction = new(threshold, Frequency);
         private long _second;
 
-        public bool At(int count) => _compaction.ShouldCollect(count, (_second++ * Frequency) + 1);
+        /// <summary>Frames are flowing: the pipeline is not quiet.</summary>
+        public bool Busy { get; set; }
+
+        public bool At(int count) => _compaction.ShouldCollect(count, (_second++ * Frequency) + 1, quiet: !Busy);
 
         /// <summary>One sweep a second for <paramref name="seconds"/>, the count given by the second (from 0); how many fired.</summary>
         public int For(int seconds, Func<int, int> count)

@@ -1,22 +1,24 @@
 using System.Diagnostics;
+using System.Runtime;
 
 namespace PriceDaemon.Sockets;
 
 /// <summary>
-/// After a connection storm settles (many sockets opened fast, beyond the most the daemon held at its last
-/// collection), one full background (non-blocking) gen2 collection, so the storm's garbage is found and its regions
-/// given back to the operating system without the daemon stopping.
+/// Opt-in (<c>Limits:CompactAfterConnections</c>, default 0): after a connection storm, once it is over and the pipeline
+/// is quiet, one aggressive, compacting gen2 collection that gives the storm's garbage back to the operating system.
 /// </summary>
 /// <remarks>
-/// A storm (market open, every client reconnecting after a deploy) allocates handshakes, request heads, admission
-/// contexts and the first subscribe messages of thousands of sockets at once; what survives is a few kilobytes per
-/// socket. The collection is a background one: the daemon is held to millisecond budgets, so it never pauses every
-/// socket for the half second a blocking, compacting one takes at 20,000 sockets, and a storm can come at market open.
-/// What makes a storm, all of it, so that neither a slow day nor a flapping network nor one abusive client buys a
-/// collection: the count grew by at least <c>Limits:CompactAfterConnections</c> within <see cref="WindowSeconds"/>; it
-/// is that much above the count at the last collection (the high-water mark: sockets that drop and come back, however
-/// often, are not new memory); the count stopped growing fast (at most a tenth of the threshold in a second); and the
-/// last collection is <see cref="MinIntervalSeconds"/> ago. Sweeper only; allocates nothing after construction.
+/// A storm (every client reconnecting after a deploy) allocates handshakes, request heads, admission contexts and the
+/// first subscribe messages of thousands of sockets at once; what survives is a few kilobytes per socket, but the heap
+/// grew to hold all of it and keeps it committed. Only a blocking, compacting collection returns that (a background
+/// gen2 was measured: at the wide run's end it read about as much as none at all), and it stops every socket for
+/// 0.4-1.1 s at 15,000-20,000 sockets: a daemon held to millisecond budgets takes that only when asked to, and only
+/// when there is nothing to delay: no frames flowing (or no feed). What makes a storm, all of it, so that neither a slow
+/// day nor a flapping network nor one abusive client buys a pause: the count grew by at least the threshold within
+/// <see cref="WindowSeconds"/>, past the count at the last collection by the threshold (the high-water mark: sockets
+/// that drop and come back, however often, are not new memory); the count stopped growing fast (at most a tenth of the
+/// threshold in a second); and the last collection is <see cref="MinIntervalSeconds"/> ago. A storm seen stays due
+/// until the pipeline is quiet. Sweeper only; allocates nothing after construction.
 /// </remarks>
 internal sealed class StormCompaction
 {
@@ -50,9 +52,10 @@ internal sealed class StormCompaction
 
     /// <summary>
     /// Sweeper, once a second: whether a collection is due now (the caller then runs <see cref="Collect"/>): a storm
-    /// arrived (see the remarks), it is over, and it took the count past the high-water mark by the threshold.
+    /// arrived (see the remarks), it is over, it took the count past the high-water mark by the threshold, and the
+    /// pipeline is <paramref name="quiet"/>.
     /// </summary>
-    public bool ShouldCollect(int count, long now)
+    public bool ShouldCollect(int count, long now, bool quiet)
     {
         if (_threshold == 0)
         {
@@ -75,7 +78,7 @@ internal sealed class StormCompaction
         _stormSeen |= count - windowStart >= _threshold && count - _highWater >= _threshold;
         // Not "no growth at all" for over: a busy daemon always has some clients connecting, and a storm's tail trickles.
         var over = count - previous <= _threshold / 10;
-        if (!_stormSeen || !over || count - _highWater < _threshold
+        if (!_stormSeen || !over || !quiet || count - _highWater < _threshold
             || (_lastCollectedAt != long.MinValue && now - _lastCollectedAt < _minIntervalTicks))
         {
             return false;
@@ -88,14 +91,15 @@ internal sealed class StormCompaction
     }
 
     /// <summary>
-    /// Starts a full background gen2 collection and returns at once: the GC marks concurrently with the daemon and
-    /// frees the regions it empties. The GC's committed bytes before, for the log line.
+    /// One blocking, compacting collection of every generation, large objects too, that decommits what it frees; how
+    /// long it took and the GC's committed bytes before and after, for the log line that says what it cost and gave.
     /// </summary>
-    public static (TimeSpan Elapsed, long CommittedBefore) Collect()
+    public static (TimeSpan Pause, long CommittedBefore, long CommittedAfter) Collect()
     {
         var before = GC.GetGCMemoryInfo().TotalCommittedBytes;
         var started = Stopwatch.GetTimestamp();
-        GC.Collect(2, GCCollectionMode.Forced, blocking: false);
-        return (Stopwatch.GetElapsedTime(started), before);
+        GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        return (Stopwatch.GetElapsedTime(started), before, GC.GetGCMemoryInfo().TotalCommittedBytes);
     }
 }
