@@ -300,6 +300,7 @@ internal static class E2eCommand
             ClientCpuSeconds = clientCpu,
             RssMiB = rss / 1024.0 / 1024.0,
             KiBPerIdleConnection = (rssConnected - rssBefore) / 1024.0 / run.Connections,
+            KiBPerIdleConnectionAtEnd = (rss - rssBefore) / 1024.0 / run.Connections,
             Consistency = consistency,
             Counters = countersAfter is not null && countersBefore is not null ? countersAfter.Since(countersBefore) : null,
         };

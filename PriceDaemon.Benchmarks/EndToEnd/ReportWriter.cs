@@ -70,6 +70,7 @@ internal static class ReportWriter
         Row(md, "frames per CPU-second", N0(d.FramesPerCpuSecond), b is null ? None : N0(b.FramesPerCpuSecond), one is null ? None : N0(one.FramesPerCpuSecond), batched is null ? None : N0(batched.FramesPerCpuSecond), None);
         Row(md, "server RSS (MiB)", F1(d.RssMiB), b is null ? None : F1(b.RssMiB), None, None, None);
         Row(md, "memory per idle connection (KiB)", F1(d.KiBPerIdleConnection), b is null ? None : F1(b.KiBPerIdleConnection), None, None, Budget(s.Budgets.KiBPerIdleConnection, "<="));
+        Row(md, "memory per idle connection at the window's end (KiB)", F1(d.KiBPerIdleConnectionAtEnd), b is null ? None : F1(b.KiBPerIdleConnectionAtEnd), None, None, None);
         Row(md, "time to connect and subscribe all (s)", F1(d.ConnectSeconds), b is null ? None : F1(b.ConnectSeconds), None, None, None);
         Row(md, "lost last values", d.Consistency is { } c ? Inv($"{c.Failures} of {c.Checked:N0}") : None, None, None, None, Budget(s.Budgets.MaxLostLastValues, "<="));
         md.AppendLine();

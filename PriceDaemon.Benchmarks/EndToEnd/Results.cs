@@ -56,6 +56,12 @@ internal sealed record LoadResult
     /// <summary>Resident memory added by the connected, subscribed clients, per connection.</summary>
     public double KiBPerIdleConnection { get; init; }
 
+    /// <summary>
+    /// The same growth read again at the end of the measured window (warm-up and window after the connect): the idle
+    /// figure once a storm's aftermath (a background collection, decommit) has had time to land, not 2 s after it.
+    /// </summary>
+    public double KiBPerIdleConnectionAtEnd { get; init; }
+
     public ConsistencyResult? Consistency { get; init; }
 
     /// <summary>The daemon's own send counters over the measured window; null for the baseline.</summary>

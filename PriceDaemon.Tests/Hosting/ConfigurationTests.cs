@@ -48,6 +48,15 @@ public sealed class ConfigurationTests
         Assert.That(StartupChecks.Failure(settings), Is.EqualTo(expected));
     }
 
+    [TestCase("5", "Limits:CompactAfterConnections: must be 0 (off) or at least 10 (got 5)")]
+    [TestCase("0", null)]
+    [TestCase("10", null)]
+    public void StartupValidation_RefusesAStormThresholdBelowTen_ButZero(string threshold, string? expected)
+    {
+        var settings = new Dictionary<string, string> { ["Limits:CompactAfterConnections"] = threshold };
+        Assert.That(StartupChecks.Failure(settings), Is.EqualTo(expected));
+    }
+
     [Test]
     public void StartupValidation_NamesAFlowControlIntervalOutOfRange()
     {

@@ -324,6 +324,63 @@ public sealed class SocketSenderTests
         await pending;
     }
 
+    [Test]
+    public async Task APing_AfterTheCloseTheWebSocketWrote_IsDropped()
+    {
+        using var fixture = new Fixture(sendThreads: 1);
+        var stream = fixture.Sender.CreateStream(Stream.Null, static () => { });
+        var interval = 10 * fixture.Time.TimestampFrequency;
+        // The WebSocket answers the peer's close: the sender itself was never asked to close, so the sweep, which read
+        // IsClosing before this, goes on to ping.
+        await stream.WriteAsync(new byte[] { 0x88, 0x02, 0x03, 0xE8 });
+        Assert.That(fixture.Sender.IsClosing, Is.False);
+
+        fixture.Time.Advance(TimeSpan.FromSeconds(10));
+        Assert.That(fixture.Sender.KeepAlive(fixture.Time.GetTimestamp(), interval), Is.EqualTo(KeepAliveVerdict.Pinged));
+        // A dropped ping is done at once (nothing awaited): had it been written, it would be in the sink by now.
+        Assert.That(fixture.Sink.Opcodes, Is.EqualTo(new[] { 0x8 }), "nothing after the close frame (RFC 6455 5.5.1)");
+        Assert.That(fixture.Sink.Started, Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task APingWaitingForItsWrite_IsDropped_WhenACloseJoinedTheWriteOrderMeanwhile()
+    {
+        using var fixture = new Fixture(sendThreads: 1);
+        var stream = fixture.Sender.CreateStream(Stream.Null, static () => { });
+        var interval = 10 * fixture.Time.TimestampFrequency;
+        var release = fixture.Sink.HoldNextWrite();
+        fixture.Sender.EnqueueControl("ack"u8.ToArray());
+        await Eventually.TrueAsync(() => fixture.Sink.Started == 1, () => "the pass's write, held: it keeps the write order");
+
+        fixture.Time.Advance(TimeSpan.FromSeconds(10));
+        Assert.That(fixture.Sender.KeepAlive(fixture.Time.GetTimestamp(), interval), Is.EqualTo(KeepAliveVerdict.Pinged), "the ping waits its turn");
+        var close = stream.WriteAsync(new byte[] { 0x88, 0x02, 0x03, 0xE8 }).AsTask(); // and the close behind it
+        release();
+        await close;
+        await Eventually.TrueAsync(() => fixture.Sink.Opcodes.Contains(0x8), () => "the close's write");
+        Assert.That(fixture.Sink.Opcodes, Is.EqualTo(new[] { 0x1, 0x8 }), "the ping looked again when its turn came, and stood down");
+        Assert.That(fixture.Sink.Overlaps, Is.Zero);
+    }
+
+    [Test]
+    public async Task APingSpreadEarlier_GoesOutAfterItsQuietTime_AndIsStillGivenTheWholeIntervalToBeAnswered()
+    {
+        // The session spreads its sockets' pings by id: this one is due after 20 s of quiet, of a 30 s interval.
+        using var fixture = new Fixture(sendThreads: 1);
+        var frequency = fixture.Time.TimestampFrequency;
+        var (interval, quiet) = (30 * frequency, 20 * frequency);
+        fixture.Time.Advance(TimeSpan.FromSeconds(19));
+        Assert.That(fixture.Sender.KeepAlive(fixture.Time.GetTimestamp(), interval, quiet), Is.EqualTo(KeepAliveVerdict.None));
+        fixture.Time.Advance(TimeSpan.FromSeconds(1));
+        Assert.That(fixture.Sender.KeepAlive(fixture.Time.GetTimestamp(), interval, quiet), Is.EqualTo(KeepAliveVerdict.Pinged));
+        await Eventually.TrueAsync(() => fixture.Sink.Opcodes.Count == 1, () => "the ping's write");
+
+        fixture.Time.Advance(TimeSpan.FromSeconds(29));
+        Assert.That(fixture.Sender.KeepAlive(fixture.Time.GetTimestamp(), interval, quiet), Is.EqualTo(KeepAliveVerdict.None), "29 s of 30 to answer");
+        fixture.Time.Advance(TimeSpan.FromSeconds(1));
+        Assert.That(fixture.Sender.KeepAlive(fixture.Time.GetTimestamp(), interval, quiet), Is.EqualTo(KeepAliveVerdict.Unanswered));
+    }
+
     private static async Task<int> ReadOnceAsync(Stream stream, Pipe input, byte[] buffer)
     {
         var read = stream.ReadAsync(buffer).AsTask();

@@ -2,8 +2,11 @@ namespace PriceDaemon.Sockets;
 
 internal sealed partial class PriceSession
 {
-    [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "Subscribed to {Count} instruments (connection {ConnectionId}, {Total} in all)")]
-    private partial void LogSubscribed(long connectionId, int count, int total);
+    // There is no log scope per socket (its objects would live as long as the socket), so the line names the address itself.
+    private void LogSubscribed(long connectionId, int count, int total) => LogSubscribed(connectionId, Remote, count, total);
+
+    [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "Subscribed to {Count} instruments (connection {ConnectionId} from {RemoteAddress}, {Total} in all)")]
+    private partial void LogSubscribed(long connectionId, string remoteAddress, int count, int total);
 
     [LoggerMessage(EventId = 303, Level = LogLevel.Information, Message = "Closing connection {ConnectionId} from {RemoteAddress}: token expired")]
     private partial void LogTokenExpired(long connectionId, string remoteAddress);

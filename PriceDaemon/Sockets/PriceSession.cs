@@ -12,7 +12,7 @@ namespace PriceDaemon.Sockets;
 /// <remarks>
 /// Ownership: the receive loop owns the subscriptions (<see cref="_subscriptions"/>, the bad-message window)
 /// from its first read to the end of its <c>finally</c>, which hands every subscription back (index, user
-/// limits, upstream interest). Nothing else touches them, not even <see cref="RunAsync(SessionRegistry?, Security.ConnectionGate?)"/> when the loop
+/// limits, upstream interest). Nothing else touches them, not even <see cref="RunAsync(SessionOwner?)"/> when the loop
 /// outlives its close timeout: the loop then gives them back whenever its pending read finally ends.
 /// </remarks>
 internal sealed partial class PriceSession
@@ -69,13 +69,17 @@ internal sealed partial class PriceSession
     public bool IsClosing => _sender.IsClosing;
 
     /// <summary>Runs the session until the socket closes. Never throws for socket faults.</summary>
-    public Task RunAsync() => RunAsync(null, null);
+    public Task RunAsync() => RunAsync(null);
 
     /// <summary>
-    /// Runs the session until the socket closes, then, with a <paramref name="registry"/>, ends it there
+    /// Runs the session until the socket closes, then, with an <paramref name="owner"/>, ends it there
     /// (<see cref="PriceSocketEndpoint.SessionEnded"/>). Never throws for socket faults.
     /// </summary>
-    public async Task RunAsync(SessionRegistry? registry, Security.ConnectionGate? gate)
+    /// <param name="owner">
+    /// The registry and the gate together, or neither: the end in the finally then has both, so it cannot throw a
+    /// null reference that would hide the exception that ended the session. A struct: nothing more per socket.
+    /// </param>
+    public async Task RunAsync(SessionOwner? owner)
     {
         try
         {
@@ -122,9 +126,9 @@ internal sealed partial class PriceSession
         }
         finally
         {
-            if (registry is not null)
+            if (owner is { } end)
             {
-                PriceSocketEndpoint.SessionEnded(this, _socket, registry, _services, gate!, _client);
+                PriceSocketEndpoint.SessionEnded(this, _socket, end.Registry, _services, end.Gate, _client);
             }
         }
     }

@@ -94,12 +94,30 @@ internal static partial class PriceSocketEndpoint
     public static Task RunSessionAsync(
         WebSocket socket, SocketSender sender, SessionRegistry registry, SessionServices services, ConnectionGate gate, ClientIdentity client)
     {
-        var session = new PriceSession(socket, sender, services, client);
-        // No log scope per socket: its objects (~0.2 KiB) would live as long as the socket, and every line logged for
-        // a socket names its connection and address in its own properties already.
-        registry.Add(session);
+        PriceSession? session = null;
+        try
+        {
+            session = new PriceSession(socket, sender, services, client);
+            // No log scope per socket: its objects (~0.2 KiB) would live as long as the socket, and every line logged for
+            // a socket names its connection and address in its own properties already.
+            registry.Add(session);
+        }
+        catch
+        {
+            // The session never ran, so its end never comes: give back here what it would have (the gate's slots, the
+            // socket and the connection under it), or each such failure keeps a slot and a socket for good.
+            if (session is not null)
+            {
+                registry.Remove(session);
+            }
+
+            gate.Release(client);
+            socket.Dispose();
+            throw;
+        }
+
         LogConnected(services.EndpointLogger, session.Id, session.Remote);
-        return session.RunAsync(registry, gate);
+        return session.RunAsync(new SessionOwner(registry, gate));
     }
 
     /// <summary>The end of a session run by <see cref="RunSessionAsync"/>: out of the registry, its slots back, the socket disposed.</summary>

@@ -1,37 +1,78 @@
+using System.Diagnostics;
 using PriceDaemon.Pipeline;
 
 namespace PriceDaemon.Sockets;
 
 /// <summary>
-/// A session's price subscriptions by instrument id: an array searched in order, with the dictionary calls the
-/// session makes. A socket holds a handful (at most <c>Limits:MaxSubscriptionsPerConnection</c>), and a dictionary of
-/// five took 320 bytes of every idle socket (its object, buckets and entries); this takes 112, and a search of a
-/// hundred ids per subscribe message is nothing next to parsing it. Order is the order of subscribing. Receive loop only.
+/// A session's price subscriptions by instrument id: an array in the order of subscribing, with the dictionary calls
+/// the session makes. A socket holds a handful (at most <c>Limits:MaxSubscriptionsPerConnection</c>), and a dictionary
+/// of five took 320 bytes of every idle socket (its object, buckets and entries); this takes 120, and a search of a
+/// few dozen ids is nothing next to parsing the message. Receive loop only.
 /// </summary>
+/// <remarks>
+/// The limit may be raised to 100,000, and a subscribe or unsubscribe of M instruments on a socket holding N would
+/// then cost M × N with a search and a shift per remove. So above <see cref="IndexAbove"/> held, lookups go through a
+/// dictionary of slots, and a remove leaves a hole (no shift) that the next read of <see cref="Values"/>, or an add
+/// that finds the array full of holes, closes up: each message costs its size plus one pass over what is held.
+/// </remarks>
 internal sealed class PriceSubscriptions
 {
-    private Subscription[]? _items;
+    /// <summary>Up to this many held, a search of the array; above it, the dictionary of slots.</summary>
+    internal const int IndexAbove = 32;
+
+    private Subscription[]? _items; // null where a removed one left a hole
+    private int _length; // slots used, holes included
+    private Dictionary<int, int>? _slots; // instrument id -> slot, once more than IndexAbove were held
 
     public int Count { get; private set; }
 
-    /// <summary>The subscriptions held, for the ack.</summary>
-    public ArraySegment<Subscription> Values => new(_items ?? [], 0, Count);
+    /// <summary>The subscriptions held, in the order of subscribing, for the ack.</summary>
+    public ArraySegment<Subscription> Values
+    {
+        get
+        {
+            CloseHoles();
+            return new(_items ?? [], 0, Count);
+        }
+    }
 
     public bool ContainsKey(int instrumentId) => IndexOf(instrumentId) >= 0;
 
     public void Add(int instrumentId, Subscription subscription)
     {
+        Debug.Assert(instrumentId == subscription.InstrumentId, "keyed by the subscription's own instrument");
         if (IndexOf(instrumentId) >= 0)
         {
             throw new ArgumentException($"instrument {instrumentId} is subscribed already", nameof(instrumentId));
         }
 
-        if (_items is null || Count == _items.Length)
+        if (_items is null || _length == _items.Length)
         {
-            Array.Resize(ref _items, Math.Max(4, Count * 2));
+            if (_length > 0 && _length - Count >= _length / 2)
+            {
+                CloseHoles(); // half of it is holes: room without growing
+            }
+            else
+            {
+                Array.Resize(ref _items, Math.Max(4, _length * 2));
+            }
         }
 
-        _items[Count++] = subscription;
+        _items![_length] = subscription;
+        _slots?.Add(instrumentId, _length);
+        _length++;
+        Count++;
+        if (_slots is null && Count > IndexAbove)
+        {
+            _slots = new Dictionary<int, int>(Count * 2);
+            for (var i = 0; i < _length; i++)
+            {
+                if (_items[i] is { } held)
+                {
+                    _slots.Add(held.InstrumentId, i);
+                }
+            }
+        }
     }
 
     public bool Remove(int instrumentId, out Subscription subscription)
@@ -44,8 +85,14 @@ internal sealed class PriceSubscriptions
         }
 
         subscription = _items![index];
-        Array.Copy(_items, index + 1, _items, index, Count - index - 1);
-        _items[--Count] = null!;
+        _items[index] = null!;
+        _slots?.Remove(instrumentId);
+        Count--;
+        while (_length > 0 && _items[_length - 1] is null)
+        {
+            _length--; // holes at the end close at once
+        }
+
         return true;
     }
 
@@ -53,6 +100,8 @@ internal sealed class PriceSubscriptions
     public void Clear()
     {
         _items = null;
+        _slots = null;
+        _length = 0;
         Count = 0;
     }
 
@@ -60,15 +109,52 @@ internal sealed class PriceSubscriptions
 
     private int IndexOf(int instrumentId)
     {
-        for (var i = 0; i < Count; i++)
+        if (_slots is not null)
         {
-            if (_items![i].InstrumentId == instrumentId)
+            return _slots.TryGetValue(instrumentId, out var slot) ? slot : -1;
+        }
+
+        for (var i = 0; i < _length; i++)
+        {
+            if (_items![i] is { } held && held.InstrumentId == instrumentId)
             {
                 return i;
             }
         }
 
         return -1;
+    }
+
+    /// <summary>Moves what is held down over the holes, keeping its order (and the dictionary's slots right).</summary>
+    private void CloseHoles()
+    {
+        if (_items is null || Count == _length)
+        {
+            return;
+        }
+
+        var to = 0;
+        for (var from = 0; from < _length; from++)
+        {
+            if (_items[from] is not { } held)
+            {
+                continue;
+            }
+
+            if (to != from)
+            {
+                _items[to] = held;
+                if (_slots is not null)
+                {
+                    _slots[held.InstrumentId] = to;
+                }
+            }
+
+            to++;
+        }
+
+        Array.Clear(_items, to, _length - to);
+        _length = to;
     }
 
     /// <summary>Pairs of instrument id and subscription, as a dictionary's enumerator gives them.</summary>
@@ -85,6 +171,17 @@ internal sealed class PriceSubscriptions
             }
         }
 
-        public bool MoveNext() => ++_index < owner.Count;
+        public bool MoveNext()
+        {
+            while (++_index < owner._length)
+            {
+                if (owner._items![_index] is not null)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
     }
 }

@@ -28,7 +28,11 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
     private readonly long _slowConsumerTicks;
     private readonly long _idleTicks; // 0: no idle timeout
     private readonly int _keepAliveSeconds; // 0: no pings
+    // Below this many price frames a second the pipeline is quiet enough for an opted-in storm compaction.
+    private const long QuietFramesPerSecond = 100;
+
     private readonly StormCompaction _compaction; // sweeper only
+    private long _framesAtLastSweep; // sweeper only
     private ITimer? _sweeper;
     private long _nextId;
     private int _sweeping; // 1 while a sweep runs: the timer does not wait for one to end
@@ -195,7 +199,12 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
                 }
             }
 
-            if (_compaction.ShouldCollect(_sessions.Count, now))
+            // Quiet: fewer frames went out since the last sweep than a collection's pause could hold back noticeably, or
+            // there is no feed. A market day's pipeline is never quiet, so an opted-in compaction waits for its end.
+            var framesSent = Volatile.Read(ref _metrics.FramesSent);
+            var quiet = framesSent - _framesAtLastSweep < QuietFramesPerSecond || !_feedStatus.IsConnected;
+            _framesAtLastSweep = framesSent;
+            if (_compaction.ShouldCollect(_sessions.Count, now, quiet))
             {
                 var (pause, committedBefore, committedAfter) = StormCompaction.Collect();
                 LogCompacted(_sessions.Count, (long)pause.TotalMilliseconds, committedBefore >> 20, committedAfter >> 20);
@@ -207,7 +216,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
         }
     }
 
-    [LoggerMessage(EventId = 313, Level = LogLevel.Information, Message = "Connection storm over ({Count} WebSocket connections): heap compacted in {PauseMs} ms, committed {BeforeMiB} -> {AfterMiB} MiB")]
+    [LoggerMessage(EventId = 313, Level = LogLevel.Information, Message = "Connection storm over ({Count} WebSocket connections), pipeline quiet: heap compacted in {PauseMs} ms, committed {BeforeMiB} -> {AfterMiB} MiB")]
     private partial void LogCompacted(int count, long pauseMs, long beforeMiB, long afterMiB);
 
     [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "Closing {Count} WebSocket connections: server shutting down")]

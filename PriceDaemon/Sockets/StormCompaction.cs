@@ -4,34 +4,45 @@ using System.Runtime;
 namespace PriceDaemon.Sockets;
 
 /// <summary>
-/// After a connection storm settles (many sockets opened fast, and the count stopped growing fast), one aggressive,
-/// compacting gen2 collection that gives the storm's garbage back to the operating system.
+/// Opt-in (<c>Limits:CompactAfterConnections</c>, default 0): after a connection storm, once it is over and the pipeline
+/// is quiet, one aggressive, compacting gen2 collection that gives the storm's garbage back to the operating system.
 /// </summary>
 /// <remarks>
-/// A storm (market open, every client reconnecting after a deploy or a network blip) allocates handshakes,
-/// request heads, admission contexts and the first subscribe messages of thousands of sockets at once; what
-/// survives is a few kilobytes per socket, but the heap grew to hold all of it, and a workstation GC keeps that
-/// memory committed, so the daemon's resident size stays at its storm peak for hours of quiet. One blocking
-/// collection returns it, at the one moment it is both large and cheap to pay for: the storm itself already
-/// held every socket's first frames back, and right after it the pipeline is quiet. Only a storm triggers it: at
-/// least <c>Limits:CompactAfterConnections</c> new sockets since the last one, some second of them arriving at a
-/// storm's rate (more than a tenth of that a second); a steady stream of connections, however long, never does,
-/// its garbage is the ordinary collections' work. A storm that pauses and resumes may be compacted twice, never
-/// twice within <see cref="MinIntervalSeconds"/>.
+/// A storm (every client reconnecting after a deploy) allocates handshakes, request heads, admission contexts and the
+/// first subscribe messages of thousands of sockets at once; what survives is a few kilobytes per socket, but the heap
+/// grew to hold all of it and keeps it committed. Only a blocking, compacting collection returns that (a background
+/// gen2 was measured: at the wide run's end it read about as much as none at all), and it stops every socket for
+/// 0.4-1.1 s at 15,000-20,000 sockets: a daemon held to millisecond budgets takes that only when asked to, and only
+/// when there is nothing to delay: no frames flowing (or no feed). What makes a storm, all of it, so that neither a slow
+/// day nor a flapping network nor one abusive client buys a pause: the count grew by at least the threshold within
+/// <see cref="WindowSeconds"/>, past the count at the last collection by the threshold (the high-water mark: sockets
+/// that drop and come back, however often, are not new memory); the count stopped growing fast (at most a tenth of the
+/// threshold in a second); and the last collection is <see cref="MinIntervalSeconds"/> ago. A storm seen stays due
+/// until the pipeline is quiet. Sweeper only; allocates nothing after construction.
 /// </remarks>
 internal sealed class StormCompaction
 {
-    /// <summary>The shortest time between two collections: bounds the pauses of a storm that stops and starts.</summary>
-    internal const int MinIntervalSeconds = 10;
+    /// <summary>
+    /// The threshold's growth must fall within this many seconds (sweeps) to be a storm and not a trickle: twice the rate
+    /// at which a storm counts as over (a tenth of the threshold a second), so a steady stream at either rate is neither.
+    /// </summary>
+    internal const int WindowSeconds = 5;
+
+    /// <summary>The shortest time between two collections.</summary>
+    internal const int MinIntervalSeconds = 600;
+
+    /// <summary>The smallest threshold that is not 0 (off): below it every few tabs would be a storm.</summary>
+    internal const int MinThreshold = 10;
 
     private readonly int _threshold;
     private readonly long _minIntervalTicks;
-    private int _baseline; // the count after the last collection (or at start): growth is measured from here
-    private int _lastCount = -1; // the count at the previous sweep
-    private bool _stormSeen; // some sweep since the last collection saw sockets arrive at a storm's rate
+    private readonly int[] _counts = new int[WindowSeconds + 1]; // the count at the last sweeps, a ring
+    private long _sweeps; // sweeps seen: the ring's position
+    private int _highWater; // the count at the last collection (0 at start)
+    private bool _stormSeen; // the count rose by the threshold within the window since the last collection
     private long _lastCollectedAt = long.MinValue;
 
-    /// <param name="threshold">Sockets gained since the last collection that make a storm; 0 turns this off.</param>
+    /// <param name="threshold">New sockets that make a storm; 0 turns this off.</param>
     /// <param name="timestampFrequency">The sweep clock's ticks per second.</param>
     public StormCompaction(int threshold, long timestampFrequency)
     {
@@ -40,35 +51,40 @@ internal sealed class StormCompaction
     }
 
     /// <summary>
-    /// Sweeper, once a second: whether a collection is due now (the caller then runs <see cref="Collect"/>). Due when
-    /// the count grew by the threshold since the last one, at a storm's rate for at least one sweep, grew by at most a
-    /// tenth of the threshold since the previous sweep (the storm is over), and the last collection is long enough ago.
+    /// Sweeper, once a second: whether a collection is due now (the caller then runs <see cref="Collect"/>): a storm
+    /// arrived (see the remarks), it is over, it took the count past the high-water mark by the threshold, and the
+    /// pipeline is <paramref name="quiet"/>.
     /// </summary>
-    public bool ShouldCollect(int count, long now)
+    public bool ShouldCollect(int count, long now, bool quiet)
     {
-        var previous = _lastCount;
-        _lastCount = count;
-        if (count < _baseline)
-        {
-            // Sockets left: a later storm is measured from the lower count.
-            _baseline = count;
-        }
-
-        if (_threshold == 0 || previous < 0)
+        if (_threshold == 0)
         {
             return false;
         }
 
-        // Not "no growth at all" for settled: a busy daemon always has some clients connecting, and a storm's tail trickles.
-        var settled = count - previous <= _threshold / 10;
-        _stormSeen |= !settled;
-        if (!settled || !_stormSeen || count - _baseline < _threshold
+        var length = _counts.Length;
+        var sweep = _sweeps++;
+        _counts[sweep % length] = count;
+        if (sweep == 0)
+        {
+            return false;
+        }
+
+        var previous = _counts[(sweep - 1) % length];
+        // The count WindowSeconds sweeps ago (or at the first sweep, while the ring fills).
+        var windowStart = sweep < WindowSeconds ? _counts[0] : _counts[(sweep - WindowSeconds) % length];
+        // Armed only by a fast rise that itself went past the high-water mark: a flap below it followed by hours of
+        // trickle past it is no storm.
+        _stormSeen |= count - windowStart >= _threshold && count - _highWater >= _threshold;
+        // Not "no growth at all" for over: a busy daemon always has some clients connecting, and a storm's tail trickles.
+        var over = count - previous <= _threshold / 10;
+        if (!_stormSeen || !over || !quiet || count - _highWater < _threshold
             || (_lastCollectedAt != long.MinValue && now - _lastCollectedAt < _minIntervalTicks))
         {
             return false;
         }
 
-        _baseline = count;
+        _highWater = count;
         _stormSeen = false;
         _lastCollectedAt = now;
         return true;

@@ -1,5 +1,3 @@
-using System.Net.Sockets;
-
 namespace PriceDaemon.Sockets.Send;
 
 /// <summary>What one keep-alive look found.</summary>
@@ -25,6 +23,10 @@ internal sealed partial class SocketSender
     // FIN + ping, no payload; a server's frames are not masked.
     private static readonly byte[] PingFrame = [0x89, 0x00];
 
+    // FIN + close: the first byte of the close frame the WebSocket writes.
+    private const byte CloseFrameFirstByte = 0x88;
+
+    private bool _closeWritten; // under _asideLock: a close frame joined the write order, so no ping may follow
     private long _heardAt; // when a read of the connection was last asked for: the read before it returned bytes
     private long _pingSentAt; // sweeper only; 0 while no ping is outstanding
 
@@ -39,7 +41,13 @@ internal sealed partial class SocketSender
     /// unanswered for as long (the same rule as the WebSocket's own keep-alive timeout). 0 turns pings off. Both in
     /// ticks of <see cref="SessionServices.KeepAliveTime"/>.
     /// </summary>
-    public KeepAliveVerdict KeepAlive(long now, long intervalTicks)
+    public KeepAliveVerdict KeepAlive(long now, long intervalTicks) => KeepAlive(now, intervalTicks, intervalTicks);
+
+    /// <summary>
+    /// As above, pinging after <paramref name="quietTicks"/> (at most the interval) of quiet: the session spreads its
+    /// sockets' pings over the sweeps, so the sockets of a storm, heard in the same seconds, are not pinged together.
+    /// </summary>
+    public KeepAliveVerdict KeepAlive(long now, long intervalTicks, long quietTicks)
     {
         if (intervalTicks == 0 || IsClosing)
         {
@@ -57,7 +65,7 @@ internal sealed partial class SocketSender
             _pingSentAt = 0; // answered, or the peer spoke
         }
 
-        if (now - heard < intervalTicks)
+        if (now - heard < quietTicks)
         {
             return KeepAliveVerdict.None;
         }
@@ -67,16 +75,28 @@ internal sealed partial class SocketSender
         return KeepAliveVerdict.Pinged;
     }
 
-    /// <summary>The same path as the WebSocket's own frames: never between the bytes of another frame.</summary>
+    /// <summary>
+    /// The same path as the WebSocket's own frames: never between the bytes of another frame, never after the close.
+    /// Nobody awaits it, so it observes every failure itself (a Kestrel pipe that completed throws
+    /// <see cref="InvalidOperationException"/>): an unobserved task exception would only reach the finalizer.
+    /// </summary>
     private async Task PingAsync()
     {
         try
         {
-            await WriteOwnFrameAsync(PingFrame).ConfigureAwait(false);
+            await WriteOwnFrameAsync(PingFrame, ping: true).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        catch (Exception)
         {
-            // The connection is gone: the receive side sees it end.
+            // Whatever the write threw, the connection is gone: the receive side sees it end.
+        }
+    }
+
+    private bool CloseWritten()
+    {
+        lock (_asideLock)
+        {
+            return _closeWritten;
         }
     }
 }

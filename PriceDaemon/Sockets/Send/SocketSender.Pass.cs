@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Net.Sockets;
 using PriceDaemon.Pipeline;
 
 namespace PriceDaemon.Sockets.Send;
@@ -230,20 +231,24 @@ internal sealed partial class SocketSender
         }
     }
 
-    /// <summary>A pass that threw before its write: the WebSocket's own frames go straight out again, and the buffers go back.</summary>
+    /// <summary>
+    /// A pass that threw before its write: the WebSocket's own frames go straight out again, those kept aside for this
+    /// batch too (a ping dropped here would leave a live, quiet peer to be cut as unanswering), and the buffers go back.
+    /// </summary>
     private void AbandonBatch()
     {
         byte[]? aside;
+        int asideCount;
         lock (_asideLock)
         {
             _batching = false;
-            aside = _aside;
+            (aside, asideCount) = (_aside, _asideCount);
             (_aside, _asideCount) = (null, 0);
         }
 
         if (aside is not null)
         {
-            ArrayPool<byte>.Shared.Return(aside);
+            _ = WriteAsideAsync(aside, asideCount);
         }
 
         if (_buffer is { } buffer)
@@ -326,10 +331,23 @@ internal sealed partial class SocketSender
     /// A frame the WebSocket writes itself (ping, pong, close), whole, from any thread: kept aside while a pass
     /// builds its batch (it goes out at the end of that write), else written in turn with the passes' writes.
     /// </summary>
-    internal ValueTask WriteOwnFrameAsync(ReadOnlyMemory<byte> frame)
+    internal ValueTask WriteOwnFrameAsync(ReadOnlyMemory<byte> frame) => WriteOwnFrameAsync(frame, ping: false);
+
+    /// <summary>
+    /// As above; a <paramref name="ping"/> of the sweep is dropped once a close frame went ahead of it (RFC 6455 §5.5.1:
+    /// nothing after the close), looked at when it joins a batch or the write order and again when its write's turn comes.
+    /// </summary>
+    private ValueTask WriteOwnFrameAsync(ReadOnlyMemory<byte> frame, bool ping)
     {
         lock (_asideLock)
         {
+            if (ping && _closeWritten)
+            {
+                return ValueTask.CompletedTask;
+            }
+
+            // The WebSocket writes each of its frames whole, so the first byte is the frame's: FIN + close.
+            _closeWritten |= !frame.IsEmpty && frame.Span[0] == CloseFrameFirstByte;
             if (_batching)
             {
                 Append(ref _aside, ref _asideCount, frame.Span);
@@ -337,19 +355,42 @@ internal sealed partial class SocketSender
             }
         }
 
-        return WriteThroughAsync(frame);
+        return WriteThroughAsync(frame, ping);
     }
 
-    private async ValueTask WriteThroughAsync(ReadOnlyMemory<byte> frame)
+    private async ValueTask WriteThroughAsync(ReadOnlyMemory<byte> frame, bool ping)
     {
         await _writeLock.WaitAsync().ConfigureAwait(false);
         try
         {
+            if (ping && CloseWritten())
+            {
+                // A close frame took the write order while this ping waited for it.
+                return;
+            }
+
             await _sink.WriteAsync(frame).ConfigureAwait(false);
         }
         finally
         {
             _writeLock.Release();
+        }
+    }
+
+    /// <summary>An abandoned batch's frames kept aside, written on their own; the buffer goes back after.</summary>
+    private async Task WriteAsideAsync(byte[] aside, int count)
+    {
+        try
+        {
+            await WriteThroughAsync(aside.AsMemory(0, count), ping: false).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
+        {
+            // The connection is gone: the receive side sees it end.
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(aside);
         }
     }
 
