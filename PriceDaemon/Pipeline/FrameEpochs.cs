@@ -11,8 +11,11 @@ namespace PriceDaemon.Pipeline;
 /// the frame left it (the writer's increment is a full fence after the cache write, the reader's claim a full fence
 /// before its cache read), so it cannot reach the frame. A reader costs two interlocked operations (claim, and a
 /// compare-and-clear of its own claim on exit); the writer one interlocked increment per retired frame and a scan of
-/// every slot only when its pool's head is not known safe yet. (The scan once stopped at the highest slot ever
-/// claimed; readers start at their thread id's slot, so that mark reached the end within seconds and bought nothing.)
+/// the slots only when its pool's head is not known safe yet. The scan stops at the highest slot ever claimed
+/// (<c>_used</c>): a reader raises it with an interlocked operation after its claim and before its cache read, so a
+/// writer that read the old mark scanned before that raise, hence incremented the epoch before the reader read the
+/// cache, and the reader cannot reach a frame the writer retired then. Readers start at their thread id's slot, so
+/// the mark is the highest such slot in use (at most the slot count), not the number of readers.
 /// </summary>
 public sealed class FrameEpochs
 {
@@ -45,6 +48,7 @@ public sealed class FrameEpochs
 
     private readonly Slot[] _slots;
     private PaddedEpoch _global = new() { Value = 1 };
+    private int _used; // slots [0, _used) have been claimed at least once: the writer's scan stops there
 
     /// <param name="slots">Readers inside a scope at once; more spin until one leaves (each scope is a few microseconds).</param>
     public FrameEpochs(int slots = 64)
@@ -80,6 +84,11 @@ public sealed class FrameEpochs
                     if (Interlocked.CompareExchange(ref slot.Claim, claim, 0) == 0)
                     {
                         slot.Count++;
+                        if (index >= Volatile.Read(ref _used))
+                        {
+                            RaiseUsed(index + 1);
+                        }
+
                         return new FrameReadScope(this, index, claim);
                     }
                 }
@@ -99,14 +108,14 @@ public sealed class FrameEpochs
     /// <summary>
     /// Writer side: frames tagged below the returned value are reachable by no reader. Once true for a tag it stays
     /// true: a reader entering later announces at least the current epoch, which is above every tag given so far.
-    /// Scans every slot (64 reads of lines that change only when a reader enters or leaves); the pool calls it only
-    /// when its head's tag is not already known safe.
+    /// The pool calls it only when its head's tag is not already known safe.
     /// </summary>
     internal long SafeBelow()
     {
         // Everything before this point may be a reader's; the fence orders the scan after the writer's cache writes.
         var safe = Interlocked.Read(ref _global.Value);
-        for (var i = 0; i < _slots.Length; i++)
+        var used = Volatile.Read(ref _used);
+        for (var i = 0; i < used; i++)
         {
             var epoch = Volatile.Read(ref _slots[i].Claim) >> ClaimBits;
             if (epoch != 0 && epoch < safe)
@@ -153,6 +162,21 @@ public sealed class FrameEpochs
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void Exit(int index, long claim) => Interlocked.CompareExchange(ref _slots[index].Claim, 0, claim);
+
+    private void RaiseUsed(int used)
+    {
+        var seen = Volatile.Read(ref _used);
+        while (seen < used)
+        {
+            var found = Interlocked.CompareExchange(ref _used, used, seen);
+            if (found == seen)
+            {
+                return;
+            }
+
+            seen = found;
+        }
+    }
 }
 
 /// <summary>
