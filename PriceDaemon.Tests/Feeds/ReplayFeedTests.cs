@@ -202,11 +202,15 @@ public sealed class ReplayFeedTests
         var cache = daemon.Services.GetRequiredService<PriceDaemon.Pipeline.PriceCache>();
         await Task.Yield();
         var prices = new Dictionary<string, double>();
-        foreach (var instrument in daemon.Instruments.All)
+        // The cached frames are pooled: read them inside a scope, so none is refilled with another price meanwhile.
+        using (var scope = cache.Read())
         {
-            if (cache.Get(instrument.Id) is { Source: PriceSource.Replay } frame)
+            foreach (var instrument in daemon.Instruments.All)
             {
-                prices[instrument.Key] = frame.LastPrice;
+                if (cache.Get(instrument.Id) is { Source: PriceSource.Replay } frame)
+                {
+                    prices[instrument.Key] = frame.LastPrice;
+                }
             }
         }
 

@@ -1,5 +1,7 @@
+using System.Buffers.Text;
 using System.Text;
 using System.Threading.Channels;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using PriceDaemon.Feeds;
 using PriceDaemon.Instruments;
@@ -19,6 +21,7 @@ public sealed class FramePoolTests
 
     private PriceCache _cache = null!;
     private ThrottleStage _stage = null!;
+    private PipelineMetrics _metrics = null!;
     private long _now;
 
     [SetUp]
@@ -33,7 +36,7 @@ public sealed class FramePoolTests
             instruments,
             _cache,
             Channel.CreateUnbounded<PriceFrame>().Writer,
-            new PipelineMetrics(new TestMeterFactory()),
+            _metrics = new PipelineMetrics(new TestMeterFactory()),
             Options.Create(new ThrottleOptions { MinIntervalMs = 0 }),
             TimeProvider.System,
             pooled: true);
@@ -120,6 +123,238 @@ public sealed class FramePoolTests
 
         Assert.That(pool.Retired, Is.Zero);
         Assert.That(pool.Rent(long.MaxValue), Is.Not.SameAs(restored));
+    }
+
+    [Test]
+    public void AFrameNeverWrittenToFanOut_DoesNotHoldBackTheFramesBehindIt()
+    {
+        // The stop gave up on fan-out: the frame it could not write has ticket 0 (ThrottleStage.NotFannedOut).
+        var epochs = new FrameEpochs();
+        var pool = new PriceFramePool(epochs);
+        var dropped = pool.Rent(fannedOut: 0);
+        dropped.Ticket = 0;
+        pool.Retire(dropped);
+
+        Assert.That(pool.Rent(fannedOut: 0), Is.SameAs(dropped), "fan-out has taken nothing, and need not take it");
+    }
+
+    [Test]
+    public void AScopeDisposedTwice_DoesNotClearAnotherReadersClaim()
+    {
+        var epochs = new FrameEpochs();
+        var first = epochs.Enter();
+        var copy = first;
+        first.Dispose();
+        // The same thread starts at the same slot: the second reader takes the slot the first has left.
+        using var second = epochs.Enter();
+        copy.Dispose();
+        var tag = epochs.Retire();
+
+        Assert.That(epochs.Active(), Is.EqualTo(1), "the copy cleared the second reader's claim");
+        Assert.That(epochs.SafeBelow(), Is.LessThanOrEqualTo(tag), "a frame retired now is still held back by the second reader");
+    }
+
+    [Test]
+    public void AfterAReaderHeldFramesBack_ThePoolShrinksAgain_AndCountsAndWarnsOnce()
+    {
+        var pool = new PriceFramePool(_cache.Readers, Instruments, _metrics);
+        var target = pool.Target;
+        var frames = new PriceFrame?[Instruments];
+
+        // A reader stays in its scope while 6 x target frames are replaced: none can be reused, the pool makes them.
+        var warnings = 0;
+        using (var scope = _cache.Readers.Enter())
+        {
+            Assert.That(_cache.Readers.OldestReaderAge(), Is.Zero);
+            for (var i = 0; i < 6 * target; i++)
+            {
+                Replace(i % Instruments);
+            }
+
+            Assert.That(_cache.Readers.OldestReaderAge(), Is.GreaterThanOrEqualTo(6 * target - Instruments));
+        }
+
+        Assert.That(warnings, Is.EqualTo(1), "one warning, once past 4 x target");
+        Assert.That(pool.Retired, Is.GreaterThan(5 * target));
+        var grown = pool.Created;
+        Assert.That(Volatile.Read(ref _metrics.PoolFramesCreated), Is.EqualTo(grown));
+
+        // Reader gone: each reuse drops one more reusable frame, until no more than 2 x target wait.
+        for (var i = 0; i < 6 * target; i++)
+        {
+            Replace(i % Instruments);
+        }
+
+        Assert.That(pool.Created, Is.EqualTo(grown), "nothing made once the frames are reusable");
+        Assert.That(pool.Retired, Is.LessThanOrEqualTo((2 * target) + 1), "the last retirement comes after the last trim");
+        Assert.That(pool.Dropped, Is.GreaterThanOrEqualTo(3 * target));
+        Assert.That(Volatile.Read(ref _metrics.PoolFramesDropped), Is.EqualTo(pool.Dropped));
+        Assert.That(Volatile.Read(ref _metrics.PoolFramesRetired), Is.EqualTo(pool.Retired));
+        Assert.That(_cache.Readers.OldestReaderAge(), Is.Zero);
+
+        void Replace(int id)
+        {
+            var frame = pool.Rent(long.MaxValue);
+            if (frames[id] is { } old)
+            {
+                pool.Retire(old);
+            }
+
+            frames[id] = frame;
+            if (pool.Growing)
+            {
+                warnings++;
+                pool.Reported();
+            }
+        }
+    }
+
+    /// <summary>
+    /// About 100,000 short read scopes against a writer that emits as fast as it can: each frame read must be whole
+    /// (its bytes name its instrument and carry its last_price and seq, and its price is one the writer gives that
+    /// instrument), which a frame refilled while a reader is inside its scope would not be. The pool makes a frame only
+    /// while a reader holds back every retired one, so it never exceeds the instruments plus the oldest reader's age
+    /// (retirements since it entered), measured after each emission: not a fraction of the emissions, which depends on
+    /// how long this loaded machine preempts a reader inside its scope.
+    /// </summary>
+    [Test]
+    public void Stress_ShortScopes_EveryFrameReadIsWhole_AndThePoolStaysSmall()
+    {
+        long emitted = 0;
+        long oldestAge = 0;
+        var stop = 0;
+        var writer = new Thread(() =>
+        {
+            for (var round = 0; Volatile.Read(ref stop) == 0; round++)
+            {
+                for (var id = 0; id < Instruments; id++)
+                {
+                    Emit(id, PriceOf(id, round));
+                    oldestAge = Math.Max(oldestAge, _cache.Readers.OldestReaderAge());
+                }
+
+                Volatile.Write(ref emitted, emitted + Instruments);
+            }
+        });
+        writer.Start();
+
+        var errors = ShortScopes(_cache, cycles: 50_000);
+        Volatile.Write(ref stop, 1);
+        writer.Join();
+
+        Assert.That(errors, Is.Empty);
+        Assert.That(emitted, Is.GreaterThan(10_000), "the writer ran alongside");
+        // Made only while every retired frame is held back: the cache's frames, the held-back ones, the one being filled.
+        // Frames dropped by a trim after a long hold are made again by a later one: the bound is on those alive.
+        var alive = _stage.PooledFrames - Volatile.Read(ref _metrics.PoolFramesDropped);
+        Assert.That(alive, Is.LessThanOrEqualTo((2 * Instruments) + oldestAge + 2), "frames made per emission, not per reader's hold");
+        Assert.That(_stage.PooledFrames, Is.LessThan(emitted), "frames are reused");
+    }
+
+    /// <summary>
+    /// The same through the running stages: ticks go through the throttle's own loop into the real fan-out stage, whose
+    /// thread takes each frame and moves the tickets on, so reuse waits on fan-out as well as on the readers.
+    /// </summary>
+    [Test]
+    public async Task Stress_ShortScopes_WithFanOutDrainingOnItsOwnThread()
+    {
+        var instruments = new InstrumentRegistry(
+            Enumerable.Range(0, Instruments).Select(i => ($"NSE_EQ|POOL{i}", $"P{i}", $"Pool {i}", 100.0)));
+        var cache = new PriceCache(instruments);
+        var metrics = new PipelineMetrics(new TestMeterFactory());
+        var ingest = new IngestChannel(Options.Create(new FeedOptions()));
+        using var fanOut = new FanOutStage(new SubscriptionIndex(instruments), NullLogger<FanOutStage>.Instance);
+        using var stage = new ThrottleStage(
+            ingest, instruments, cache, fanOut.Writer, metrics, Options.Create(new ThrottleOptions { MinIntervalMs = 0 }), TimeProvider.System, pooled: true, fanOut: fanOut);
+        await fanOut.StartAsync(CancellationToken.None);
+        await stage.StartAsync(CancellationToken.None);
+
+        var stop = 0;
+        var feed = new Thread(() =>
+        {
+            var spinner = default(SpinWait);
+            for (var round = 0; Volatile.Read(ref stop) == 0; round++)
+            {
+                for (var id = 0; id < Instruments; id++)
+                {
+                    while (!ingest.Writer.TryWrite(new Tick(id, PriceOf(id, round), 1_000, 1_768_818_600_000_000, 0, PriceSource.Live)))
+                    {
+                        spinner.SpinOnce(); // the throttle is behind: wait for room, as the feeds do
+                    }
+                }
+            }
+        });
+        feed.Start();
+
+        var errors = ShortScopes(cache, cycles: 50_000);
+        Volatile.Write(ref stop, 1);
+        feed.Join();
+        await stage.StopAsync(CancellationToken.None).WaitAsync(TestClient.Timeout);
+        await fanOut.StopAsync(CancellationToken.None).WaitAsync(TestClient.Timeout);
+
+        var emitted = Volatile.Read(ref metrics.UpdatesEmitted);
+        Assert.That(errors, Is.Empty);
+        Assert.That(emitted, Is.GreaterThan(10_000), "the throttle ran alongside");
+        Assert.That(fanOut.FannedOut, Is.EqualTo(emitted), "fan-out took every frame");
+        // Fan-out's lag (up to its channel's 16,384) and preempted readers both hold frames back: only reuse is asserted.
+        Assert.That(stage.PooledFrames, Is.LessThan(emitted), "frames are reused once fan-out has taken them");
+    }
+
+    // Prices that say which instrument they belong to: id * 1000 plus a quarter step (exact in binary, so the bytes
+    // parse back to the same double).
+    private static double PriceOf(int id, int round) => (id * 1_000) + 100 + ((round % 2_000) * 0.25);
+
+    /// <summary>Two readers each run <paramref name="cycles"/> enter / read / check / exit cycles; returns what was wrong.</summary>
+    private static List<string> ShortScopes(PriceCache cache, int cycles)
+    {
+        var errors = new List<string>();
+        var readers = Enumerable.Range(0, 2).Select(r => new Thread(() =>
+        {
+            for (var cycle = 0; cycle < cycles; cycle++)
+            {
+                string? error;
+                using (var scope = cache.Read())
+                {
+                    error = cache.Get((cycle + r) % Instruments) is { } frame ? Whole(frame) : null;
+                }
+
+                if (error is not null)
+                {
+                    lock (errors)
+                    {
+                        errors.Add(error);
+                    }
+                }
+            }
+        })).ToList();
+        readers.ForEach(t => t.Start());
+        readers.ForEach(t => t.Join());
+        return errors.Take(5).ToList();
+    }
+
+    /// <summary>Null when the frame's bytes and fields describe one price of one instrument; else what differs.</summary>
+    private static string? Whole(PriceFrame frame)
+    {
+        var (id, price, seq) = (frame.InstrumentId, frame.LastPrice, frame.Seq);
+        var bytes = frame.Utf8.Span;
+        var key = Encoding.UTF8.GetBytes($"{{\"type\":\"price_update\",\"instrument_key\":\"NSE_EQ|POOL{id}\",\"data\":{{\"last_price\":");
+        if (!bytes.StartsWith(key))
+        {
+            return $"instrument {id}: bytes {Encoding.UTF8.GetString(bytes)}";
+        }
+
+        if (!Utf8Parser.TryParse(bytes[key.Length..], out double inBytes, out _) || inBytes != price)
+        {
+            return $"instrument {id} last_price {price}: bytes {Encoding.UTF8.GetString(bytes)}";
+        }
+
+        var seqAt = bytes.IndexOf(",\"seq\":"u8);
+        if (seqAt < 0 || !Utf8Parser.TryParse(bytes[(seqAt + 7)..], out long seqInBytes, out _) || seqInBytes != seq)
+        {
+            return $"instrument {id} seq {seq}: bytes {Encoding.UTF8.GetString(bytes)}";
+        }
+
+        return (int)(price / 1_000) == id ? null : $"instrument {id} holds price {price}, another instrument's";
     }
 
     /// <summary>

@@ -40,12 +40,21 @@ public sealed class FanOutTests
         var a = await first.NextPriceAsync(Keys[0], 1500.25);
         var b = await second.NextPriceAsync(Keys[0], 1500.25);
 
-        var cached = daemon.Services.GetRequiredService<PriceCache>().Get(id);
-        Assert.That(recorder.Frames, Has.Count.EqualTo(2));
-        Assert.That(recorder.Frames[0], Is.SameAs(recorder.Frames[1]), "one PriceFrame instance for all subscribers");
-        Assert.That(recorder.Frames[0], Is.SameAs(cached), "the cache holds the same instance");
+        var cache = daemon.Services.GetRequiredService<PriceCache>();
+        // The frames are pooled: compared and copied inside a read scope, so none is refilled with another price meanwhile
+        // (no tick follows here, but a bare read would only be right by that accident).
+        byte[] cachedBytes;
+        using (var scope = cache.Read())
+        {
+            var cached = cache.Get(id);
+            Assert.That(recorder.Frames, Has.Count.EqualTo(2));
+            Assert.That(recorder.Frames[0], Is.SameAs(recorder.Frames[1]), "one PriceFrame instance for all subscribers");
+            Assert.That(recorder.Frames[0], Is.SameAs(cached), "the cache holds the same instance");
+            cachedBytes = cached!.Utf8.ToArray();
+        }
+
         Assert.That(a.GetRawText(), Is.EqualTo(b.GetRawText()));
-        Assert.That(JsonDocument.Parse(cached!.Utf8).RootElement.GetRawText(), Is.EqualTo(a.GetRawText()), "clients get exactly the cached bytes");
+        Assert.That(JsonDocument.Parse(cachedBytes).RootElement.GetRawText(), Is.EqualTo(a.GetRawText()), "clients get exactly the cached bytes");
     }
 
     [Test]

@@ -177,7 +177,8 @@ public sealed class ProtocolTests
         var cache = (PriceDaemon.Pipeline.PriceCache)_daemon.Services.GetService(typeof(PriceDaemon.Pipeline.PriceCache))!;
         var id = _daemon.Id(key);
         using var timeout = new CancellationTokenSource(TestClient.Timeout);
-        while (cache.Get(id)?.LastPrice != price)
+        // TryGetValues copies in a read scope of its own: the cached frame is pooled and may be refilled under a bare read.
+        while (!(cache.TryGetValues(id, out var cached) && cached.LastPrice == price))
         {
             await Task.Delay(5, timeout.Token);
         }

@@ -63,8 +63,9 @@ public sealed class SlowConsumerTests
         for (var second = 0; second < 15; second++)
         {
             await feed.TicksAsync(20);
-            await Eventually.TrueAsync(() => Keys.All(k => cache.Get(daemon.Id(k))?.LastPrice == feed.Last[k]), () => "ticks through the throttle");
-            var newest = Keys.ToDictionary(k => k, k => cache.Get(daemon.Id(k))!.Seq);
+            // TryGetValues: the cached frames are pooled, a bare read may see one refilled with another instrument's price.
+            await Eventually.TrueAsync(() => Keys.All(k => cache.TryGetValues(daemon.Id(k), out var cached) && cached.LastPrice == feed.Last[k]), () => "ticks through the throttle");
+            var newest = Keys.ToDictionary(k => k, k => cache.TryGetValues(daemon.Id(k), out var cached) ? cached.Seq : throw new AssertionException($"{k} not cached"));
             var before = Keys.Select(k => seen.SeqsOf(k).Count).ToArray();
             time.Advance(TimeSpan.FromSeconds(1)); // a round is due: the newest of each instrument
 

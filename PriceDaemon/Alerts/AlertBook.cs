@@ -28,6 +28,10 @@ internal sealed partial class AlertBook : ITickObserver
     private readonly Bucket?[] _buckets;
     private readonly double[] _close; // previous close per instrument, for the change conditions; 0 not known yet
     private readonly double[] _last; // last traded price per instrument seen here; 0 none yet
+    // The price cache's close and last price, read by Warm before a bucket's lock is taken: under the lock nothing enters
+    // a read scope, so the tick thread (Observe takes the same lock) never waits behind a reader waiting for a slot.
+    private readonly double[] _cachedClose;
+    private readonly double[] _cachedLast;
     private readonly ConcurrentDictionary<string, OwnerList> _owners = new(StringComparer.Ordinal);
     private readonly IAlertReplica? _replica; // a NATS deployment: users' alerts live in the shared bucket
     private readonly bool _evaluatesUsers; // false on a NATS edge: users' alerts are listed here, evaluated by the ingest
@@ -55,6 +59,8 @@ internal sealed partial class AlertBook : ITickObserver
         _buckets = new Bucket?[instruments.Count];
         _close = new double[instruments.Count];
         _last = new double[instruments.Count];
+        _cachedClose = new double[instruments.Count];
+        _cachedLast = new double[instruments.Count];
         _work = Channel.CreateBounded<AlertWork>(new BoundedChannelOptions(_options.QueueCapacity)
         {
             SingleReader = true,
@@ -180,6 +186,7 @@ internal sealed partial class AlertBook : ITickObserver
                 list.Creating++;
             }
 
+            Warm(alert.InstrumentId);
             lock (BucketOf(alert.InstrumentId))
             {
                 Initial(alert);
@@ -189,6 +196,7 @@ internal sealed partial class AlertBook : ITickObserver
             return null;
         }
 
+        Warm(alert.InstrumentId);
         lock (list)
         {
             if (list.Count >= _options.MaxPerUser)
@@ -351,6 +359,7 @@ internal sealed partial class AlertBook : ITickObserver
     /// <summary>An alert now in its owner's list goes into its instrument's bucket, on its line, in the state it holds.</summary>
     private void Insert(Alert alert)
     {
+        Warm(alert.InstrumentId);
         var bucket = BucketOf(alert.InstrumentId);
         lock (bucket)
         {
@@ -401,6 +410,7 @@ internal sealed partial class AlertBook : ITickObserver
             return true;
         }
 
+        Warm(held.InstrumentId);
         var bucket = BucketOf(held.InstrumentId);
         lock (bucket)
         {
@@ -729,15 +739,33 @@ internal sealed partial class AlertBook : ITickObserver
             return close;
         }
 
-        close = _cache.TryGetValues(id, out var cached) ? cached.PreviousClose : 0;
+        close = _cachedClose[id];
         return close > 0 ? close : _instruments[id].ReferencePrice;
     }
 
-    /// <summary>The last price seen on the tick path, else the cache's (a restart before the first tick); 0 unknown.</summary>
+    /// <summary>
+    /// The last price seen on the tick path, else the cache's as <see cref="Warm"/> last read it (a restart before the
+    /// first tick); 0 unknown.
+    /// </summary>
     public double LastPrice(int id)
     {
         var last = _last[id];
-        return last > 0 ? last : _cache.TryGetValues(id, out var cached) ? cached.LastPrice : 0;
+        return last > 0 ? last : _cachedLast[id];
+    }
+
+    /// <summary>
+    /// Reads the cache's values of the instrument for <see cref="Close"/> and <see cref="LastPrice"/>, which fall back on
+    /// them before the instrument's first tick (or, for the close, when the feed sends none). Called before a bucket's
+    /// lock, never under it: <see cref="PriceCache.TryGetValues"/> enters a read scope, which waits when every slot is
+    /// busy, and the tick thread's <see cref="Observe"/> would wait behind it for the lock.
+    /// </summary>
+    private void Warm(int id)
+    {
+        if ((_close[id] <= 0 || _last[id] <= 0) && _cache.TryGetValues(id, out var cached))
+        {
+            Volatile.Write(ref _cachedClose[id], cached.PreviousClose);
+            Volatile.Write(ref _cachedLast[id], cached.LastPrice);
+        }
     }
 
     private static TriggerLine Line(Bucket bucket, Alert alert) =>

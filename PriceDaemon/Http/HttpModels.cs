@@ -40,21 +40,31 @@ public sealed partial class DaemonJsonContext : JsonSerializerContext
     });
 }
 
+/// <summary>Plain values of a cached price (see <see cref="PriceBodies.Copy"/>).</summary>
+internal readonly record struct PriceValues(double LastPrice, long TimestampUs, double ChangePercent, long Volume, long Seq, PriceSource Source, bool Stale);
+
 internal static class PriceBodies
 {
+    /// <summary>
+    /// A cached frame's values, copied inside a read scope: the strings and objects of the answer are built from the
+    /// copy after the scope (the frame is pooled; a scope held while allocating would hold back its reuse for longer).
+    /// </summary>
+    public static PriceValues Copy(PriceFrame frame) =>
+        new(frame.LastPrice, frame.TimestampUs, frame.ChangePercent, frame.Volume, frame.Seq, frame.Source, frame.Stale);
+
     /// <param name="feedConnected">While the feed is down every cached price is served as stale.</param>
-    public static PriceData Data(PriceFrame frame, bool feedConnected)
+    public static PriceData Data(in PriceValues price, bool feedConnected)
     {
         Span<byte> timestamp = stackalloc byte[32];
-        var length = FrameEncoder.WriteTimestamp(frame.TimestampUs, false, timestamp);
+        var length = FrameEncoder.WriteTimestamp(price.TimestampUs, false, timestamp);
         return new PriceData(
-            frame.LastPrice,
+            price.LastPrice,
             Encoding.ASCII.GetString(timestamp[..length]),
-            frame.ChangePercent,
-            frame.Volume,
-            frame.Seq,
-            Encoding.ASCII.GetString(FrameEncoder.SourceName(frame.Source)),
-            frame.Stale || !feedConnected);
+            price.ChangePercent,
+            price.Volume,
+            price.Seq,
+            Encoding.ASCII.GetString(FrameEncoder.SourceName(price.Source)),
+            price.Stale || !feedConnected);
     }
 
     public static InstrumentBody Instrument(Instrument instrument) =>

@@ -20,16 +20,28 @@ internal static class PriceEndpoints
         app.MapGet("/api/prices", (InstrumentRegistry registry, PriceCache cache, FeedStatus feed) =>
         {
             var connected = feed.IsConnected;
-            var prices = new Dictionary<string, PriceData>(registry.Count, StringComparer.Ordinal);
-            // Cached frames are pooled: their values are copied out inside the scope.
+            // Cached frames are pooled: only plain values are copied inside the scope (no allocation there, so the
+            // scope lasts microseconds); the strings and the dictionary are built after it.
+            var values = new PriceValues[registry.Count];
+            var known = new bool[registry.Count];
             using (var scope = cache.Read())
             {
-                foreach (var instrument in registry.All)
+                for (var id = 0; id < values.Length; id++)
                 {
-                    if (cache.Get(instrument.Id) is { } frame)
+                    if (cache.Get(id) is { } frame)
                     {
-                        prices[instrument.Key] = PriceBodies.Data(frame, connected);
+                        values[id] = PriceBodies.Copy(frame);
+                        known[id] = true;
                     }
+                }
+            }
+
+            var prices = new Dictionary<string, PriceData>(registry.Count, StringComparer.Ordinal);
+            foreach (var instrument in registry.All)
+            {
+                if (known[instrument.Id])
+                {
+                    prices[instrument.Key] = PriceBodies.Data(values[instrument.Id], connected);
                 }
             }
 
@@ -47,13 +59,13 @@ internal static class PriceEndpoints
                     statusCode: StatusCodes.Status404NotFound);
             }
 
-            PriceData? data;
+            PriceValues? values;
             using (var scope = cache.Read())
             {
-                data = cache.Get(instrument.Id) is { } frame ? PriceBodies.Data(frame, feed.IsConnected) : null;
+                values = cache.Get(instrument.Id) is { } frame ? PriceBodies.Copy(frame) : null;
             }
 
-            if (data is null)
+            if (values is not { } price)
             {
                 return TypedResults.Json(
                     new ErrorBody("no_price", $"no price is known yet for '{instrumentKey}'"),
@@ -61,7 +73,7 @@ internal static class PriceEndpoints
                     statusCode: StatusCodes.Status404NotFound);
             }
 
-            return TypedResults.Json(new PriceBody(instrument.Key, data), DaemonJsonContext.Relaxed.PriceBody);
+            return TypedResults.Json(new PriceBody(instrument.Key, PriceBodies.Data(price, feed.IsConnected)), DaemonJsonContext.Relaxed.PriceBody);
         });
 
         return app;

@@ -30,6 +30,12 @@ public sealed class PipelineMetrics
     internal long SlowConsumersWarned;
     internal long ClientErrors;
     internal long SendErrors;
+    // The throttle's frame pool (see PriceFramePool): written by the throttle thread only.
+    internal long PoolFramesCreated;
+    internal long PoolFramesDropped;
+    internal long PoolFramesRetired;
+    // Set by the throttle when it pools frames: the oldest reader's age is read from it at collection time.
+    internal FrameEpochs? PoolReaders;
 
     /// <param name="feedStatus">Reported as a gauge when given (the host always does).</param>
     /// <param name="index">Subscription totals are read from it at collection time when given.</param>
@@ -52,6 +58,10 @@ public sealed class PipelineMetrics
         meter.CreateObservableCounter("pricedaemon.sessions.slow_consumer_warned", () => Volatile.Read(ref SlowConsumersWarned), "{session}", "Times a socket that stayed behind was warned and downsampled (Limits:SlowConsumerWarnSeconds)");
         meter.CreateObservableCounter("pricedaemon.client.errors", () => Volatile.Read(ref ClientErrors), "{message}", "Client messages answered with an error frame");
         meter.CreateObservableCounter("pricedaemon.send.errors", () => Volatile.Read(ref SendErrors), "{error}", "Socket writes that failed");
+        meter.CreateObservableCounter("pricedaemon.pool.frames.created", () => Volatile.Read(ref PoolFramesCreated), "{frame}", "Pooled price frames made since start; flat in steady state");
+        meter.CreateObservableCounter("pricedaemon.pool.frames.dropped", () => Volatile.Read(ref PoolFramesDropped), "{frame}", "Pooled price frames left to the collector because more than twice the target waited for reuse");
+        meter.CreateObservableGauge("pricedaemon.pool.frames.retired", () => Volatile.Read(ref PoolFramesRetired), "{frame}", "Pooled price frames replaced in the cache and waiting for reuse");
+        meter.CreateObservableGauge("pricedaemon.pool.oldest_reader_age", () => Volatile.Read(ref PoolReaders)?.OldestReaderAge() ?? 0, "{epoch}", "Frames retired since the oldest reader now inside a read scope entered it; 0 when none is");
         if (index is not null)
         {
             meter.CreateObservableUpDownCounter("pricedaemon.subscriptions", index.Total, "{subscription}", "Instrument subscriptions over all sockets");

@@ -47,6 +47,8 @@ public sealed partial class ThrottleStage : BackgroundService
     private ITimer? _timer;
     private long _timerArmedFor = long.MaxValue;
     private bool _fanOutGivenUp;
+    // Fan-out ended (its channel closed under the stop): frames still in its channel will never be taken.
+    private bool _fanOutClosed;
     private long _notFannedOut;
 
     public ThrottleStage(
@@ -78,7 +80,12 @@ public sealed partial class ThrottleStage : BackgroundService
         bool pooled = false,
         FanOutStage? fanOut = null)
     {
-        _pool = pooled ? new PriceFramePool(cache.Readers) : null;
+        _pool = pooled ? new PriceFramePool(cache.Readers, instruments.Count, metrics) : null;
+        if (pooled)
+        {
+            metrics.PoolReaders = cache.Readers;
+        }
+
         _fanOut = fanOut;
         _observers = observers?.ToArray() ?? [];
         _ingest = ingest;
@@ -284,16 +291,20 @@ public sealed partial class ThrottleStage : BackgroundService
         }
         else
         {
-            // Without a fan-out stage nothing reads the output channel (the benchmarks): no frame waits there.
-            frame = _pool.Rent(_fanOut?.FannedOut ?? long.MaxValue);
+            // Without a fan-out stage nothing reads the output channel (the benchmarks): no frame waits there. Once
+            // fan-out has ended (its channel closed at stop) nothing will ever be taken again: no frame waits either.
+            frame = _pool.Rent(_fanOut is null || _fanOutClosed ? long.MaxValue : _fanOut.FannedOut);
             _encoder.EncodeInto(frame, _instruments[id], s.Pending, s.Seq, s.PreviousClose);
-            // Emitted frames are written to fan-out in emission order, so the ticket is the frame's place there.
-            frame.Ticket = ++_tickets;
         }
 
-        if (_cache.Set(frame) is { } replaced)
+        if (_cache.Set(frame) is { } replaced && _pool is not null)
         {
-            _pool?.Retire(replaced);
+            _pool.Retire(replaced);
+            if (_pool.Growing)
+            {
+                _pool.Reported();
+                LogPoolGrowing(_pool.Retired, _pool.Created, _cache.Readers.OldestReaderAge());
+            }
         }
 
         _metrics.UpdatesEmitted++;
@@ -314,14 +325,22 @@ public sealed partial class ThrottleStage : BackgroundService
         }
     }
 
-    private ValueTask WriteAsync(PriceFrame frame, CancellationToken ct) =>
-        _output.TryWrite(frame) ? ValueTask.CompletedTask : WaitToWriteAsync(frame, ct);
+    /// <summary>
+    /// Writes are awaited one at a time, so the ticket given here is the frame's place in fan-out's channel (the pool
+    /// reuses the frame once fan-out has taken that many). A frame is always written before a later emission of its
+    /// instrument can retire it.
+    /// </summary>
+    private ValueTask WriteAsync(PriceFrame frame, CancellationToken ct)
+    {
+        frame.Ticket = ++_tickets;
+        return _output.TryWrite(frame) ? ValueTask.CompletedTask : WaitToWriteAsync(frame, ct);
+    }
 
     private async ValueTask WaitToWriteAsync(PriceFrame frame, CancellationToken ct)
     {
         if (_fanOutGivenUp)
         {
-            _notFannedOut++;
+            NotFannedOut(frame);
             return;
         }
 
@@ -333,14 +352,27 @@ public sealed partial class ThrottleStage : BackgroundService
         {
             // FanOutDrainTimeout into the stop and fan-out is still full. The frame is in the cache already.
             _fanOutGivenUp = true;
-            _notFannedOut++;
+            NotFannedOut(frame);
         }
         catch (ChannelClosedException)
         {
             // Fan-out's host stop cut it short (it completes its channel when its token fires).
             _fanOutGivenUp = true;
-            _notFannedOut++;
+            _fanOutClosed = true;
+            NotFannedOut(frame);
         }
+    }
+
+    /// <summary>
+    /// The frame never reaches fan-out's channel: its ticket would never be passed and, at the head of the pool's
+    /// retired queue, would keep every frame behind it from reuse for the rest of the stop; and a later frame that
+    /// still fits in the channel would get a ticket one past its place. It was the last ticket given: take it back.
+    /// </summary>
+    private void NotFannedOut(PriceFrame frame)
+    {
+        frame.Ticket = 0;
+        _tickets--;
+        _notFannedOut++;
     }
 
     private void ArmTimer()
@@ -361,6 +393,9 @@ public sealed partial class ThrottleStage : BackgroundService
         // If the channel is full the loop is busy and checks closed windows on its own.
         _ingest.Writer.TryWrite(new Tick(WakeId, 0, 0, 0, 0, default));
     }
+
+    [LoggerMessage(EventId = 211, Level = LogLevel.Warning, Message = "Price frame pool growing: {Retired} replaced frames wait for reuse ({Created} made since start), the oldest reader entered its scope {Age} retirements ago; a reader kept a read scope open or fan-out is stuck")]
+    private partial void LogPoolGrowing(int retired, long created, long age);
 
     [LoggerMessage(EventId = 210, Level = LogLevel.Warning, Message = "Stopping: fan-out was still full {Seconds} s into the stop; {Count} last updates went to the cache and storage only, not to sockets")]
     private partial void LogNotFannedOut(long count, double seconds);
