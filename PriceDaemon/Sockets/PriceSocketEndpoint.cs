@@ -83,7 +83,7 @@ internal static partial class PriceSocketEndpoint
         }
 
         Interlocked.Increment(ref services.Metrics.HandshakesEndpoint);
-        await RunSessionAsync(socket, sender, registry, services, gate, client).ConfigureAwait(false);
+        await RunSessionAsync(new WebSocketClientSocket(socket), sender, registry, services, gate, client).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -92,7 +92,7 @@ internal static partial class PriceSocketEndpoint
     /// method lives as long as the socket (~0.2 KiB of an idle one).
     /// </summary>
     public static Task RunSessionAsync(
-        WebSocket socket, SocketSender sender, SessionRegistry registry, SessionServices services, ConnectionGate gate, ClientIdentity client)
+        IClientSocket socket, SocketSender sender, SessionRegistry registry, SessionServices services, ConnectionGate gate, ClientIdentity client)
     {
         var session = new PriceSession(socket, sender, services, client);
         // No log scope per socket: its objects (~0.2 KiB) would live as long as the socket, and every line logged for
@@ -103,7 +103,7 @@ internal static partial class PriceSocketEndpoint
     }
 
     /// <summary>The end of a session run by <see cref="RunSessionAsync"/>: out of the registry, its slots back, the socket disposed.</summary>
-    internal static void SessionEnded(PriceSession session, WebSocket socket, SessionRegistry registry, SessionServices services, ConnectionGate gate, ClientIdentity client)
+    internal static void SessionEnded(PriceSession session, IClientSocket socket, SessionRegistry registry, SessionServices services, ConnectionGate gate, ClientIdentity client)
     {
         registry.Remove(session);
         gate.Release(client);
