@@ -138,6 +138,28 @@ public sealed class PipeClientSocketTests
         Assert.That(harness.Socket.CanSendClose, Is.False, "an aborted socket writes no close frame");
     }
 
+    /// <summary>The wait for a message's start is the socket itself (no async method): it ends on abort, and on bytes that arrive.</summary>
+    [Test]
+    public async Task TheWaitForAMessage_EndsOnAbort_AndOnItsFirstBytes()
+    {
+        using var aborted = new Harness();
+        var waiting = aborted.Socket.ReceiveAsync(Memory<byte>.Empty).AsTask();
+        aborted.Socket.Abort();
+        Assert.That(async () => await waiting, Throws.InstanceOf<OperationCanceledException>());
+
+        using var harness = new Harness();
+        for (var i = 0; i < 3; i++)
+        {
+            var start = harness.Socket.ReceiveAsync(Memory<byte>.Empty).AsTask();
+            await harness.WriteAsync(ClientFrame(0x9, [(byte)i]));
+            await harness.WriteAsync(ClientFrame(0x1, "{}"u8.ToArray()));
+            Assert.That((await start).MessageType, Is.EqualTo(WebSocketMessageType.Text), $"message {i}");
+            Assert.That((await harness.ReadServerFrameAsync()).Payload, Is.EqualTo(new[] { (byte)i }), "its ping answered on the way");
+            var buffer = new byte[8];
+            Assert.That((await harness.Socket.ReceiveAsync(buffer)).Count, Is.EqualTo(2));
+        }
+    }
+
     [Test]
     public async Task APeerThatGoesAwayMidFrame_EndsTheReadWithAWebSocketException()
     {
