@@ -7,8 +7,9 @@ namespace PriceDaemon.Sockets.Send;
 /// Everything that leaves one socket, on one path. There is no send loop per socket: fan-out marks a
 /// subscription's slot ready, the session queues control frames (status, acks, errors), and either schedules
 /// the sender once on a <see cref="SendPump"/> thread. A pass appends everything ready into one buffer and
-/// writes it to the <see cref="IFrameSink"/>; the WebSocket's own frames (pings, pongs, the close) reach the
-/// same sink through <see cref="CreateStream"/>, so bytes of two frames never interleave and nothing writes
+/// writes it to the <see cref="IFrameSink"/>; the protocol's own frames (pings, pongs, the close) reach the
+/// same sink through <see cref="WriteOwnFrameAsync"/> (a <see cref="PipeClientSocket"/>'s directly, a WebSocket's
+/// through <see cref="CreateStream"/>), so bytes of two frames never interleave and nothing writes
 /// around the sender. A write the sink cannot finish at once (the peer is slow) completes on the thread
 /// pool, and the sender is not scheduled again until it has.
 /// </summary>
