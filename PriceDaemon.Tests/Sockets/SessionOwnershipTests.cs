@@ -34,7 +34,7 @@ public sealed class SessionOwnershipTests
         var input = new StuckStream(MaskedText("{\"action\":\"subscribe\",\"instruments\":[\"" + Reliance + "\"]}"));
         var sender = new SocketSender(1, "test", new DiscardingSink(), static () => { }, services);
         var socket = WebSocket.CreateFromStream(sender.CreateStream(input, static () => { }), new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
-        var session = new PriceSession(socket, sender, services, new ClientIdentity(user, null, null, null, null));
+        var session = new PriceSession(new WebSocketClientSocket(socket), sender, services, new ClientIdentity(user, null, null, null, null));
         var run = session.RunAsync();
         await Eventually.TrueAsync(() => interest.Held == 1 && user.Subscriptions == 1, () => $"upstream {interest.Held}, user {user.Subscriptions}");
 

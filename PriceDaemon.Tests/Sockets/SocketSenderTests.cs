@@ -154,7 +154,7 @@ public sealed class SocketSenderTests
         var socket = WebSocket.CreateFromStream(
             fixture.Sender.CreateStream(input.Reader.AsStream(), static () => { }),
             new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
-        fixture.Sender.Attach(socket);
+        fixture.Sender.Attach(new WebSocketClientSocket(socket));
         var subscription = fixture.Sender.Add(0);
         var release = fixture.Sink.HoldNextWrite();
         fixture.Sender.EnqueueControl("status"u8.ToArray());
@@ -181,7 +181,7 @@ public sealed class SocketSenderTests
         var socket = WebSocket.CreateFromStream(
             fixture.Sender.CreateStream(new Pipe().Reader.AsStream(), static () => { }),
             new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
-        fixture.Sender.Attach(socket);
+        fixture.Sender.Attach(new WebSocketClientSocket(socket));
         var subscriptions = Enumerable.Range(0, 3).Select(fixture.Sender.Add).ToArray();
         var release = fixture.Sink.HoldNextWrite();
         fixture.Sender.EnqueueControl("status"u8.ToArray());

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
-using System.Net.WebSockets;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
@@ -109,7 +108,7 @@ internal sealed class DirectUpgrade
         services.GetRequiredService<IOptions<KestrelServerOptions>>().Value.Limits);
 
     /// <summary>What became of a connection's first bytes: an accepted socket, Kestrel's to handle, or answered (refused, cut).</summary>
-    private readonly record struct Handshake(bool PassOn, (WebSocket Socket, SocketSender Sender, ClientIdentity Client)? Accepted);
+    private readonly record struct Handshake(bool PassOn, (IClientSocket Socket, SocketSender Sender, ClientIdentity Client)? Accepted);
 
     private async Task<Handshake> HandshakeAsync(ConnectionContext connection, Parts parts)
     {
@@ -149,21 +148,10 @@ internal sealed class DirectUpgrade
 
             var remote = $"{remoteEndPoint?.Address}:{remoteEndPoint?.Port}";
             var sender = new SocketSender(parts.Registry.NextId(), remote, sink, connection.Abort, parts.Services);
-            // The pipes and the socket are the connection's, and Kestrel closes them when it ends; an abort of the
-            // WebSocket only has to end what is pending on them.
-            var stream = sender.CreateStream(transport.Input.AsStream(leaveOpen: true), () =>
-            {
-                transport.Input.CancelPendingRead();
-                sink.Cancel();
-            });
-            var socket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions
-            {
-                IsServer = true,
-                SubProtocol = client.Subprotocol,
-                // Pings come from the session sweep (SocketSender.KeepAlive.cs), not from a timer per socket.
-                KeepAliveInterval = TimeSpan.Zero,
-            });
-            return new Handshake(false, (socket, sender, client));
+            // Client frames are read straight from the connection's pipe, with no WebSocket over a stream: the pipes
+            // and the socket are the connection's, and Kestrel closes them when it ends; an abort only has to end
+            // what is pending on them. Pings come from the session sweep (SocketSender.KeepAlive.cs).
+            return new Handshake(false, (new PipeClientSocket(transport.Input, sender, sink), sender, client));
         }
         catch
         {

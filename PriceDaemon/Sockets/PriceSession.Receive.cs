@@ -15,7 +15,7 @@ internal sealed partial class PriceSession
             {
                 // An empty read waits for the next frame's header and takes none of its payload, so an idle
                 // socket holds no receive buffer: that is most of what 20,000 quiet connections would keep.
-                var result = await _socket.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None).ConfigureAwait(false);
+                var result = await _socket.ReceiveAsync(Memory<byte>.Empty).ConfigureAwait(false);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     // The peer started the close: answer it (the send side writes our close frame).
@@ -53,7 +53,7 @@ internal sealed partial class PriceSession
                         }
 
                         var room = Math.Min(buffer.Length, limit) - count;
-                        result = await _socket.ReceiveAsync(buffer.AsMemory(count, room), CancellationToken.None).ConfigureAwait(false);
+                        result = await _socket.ReceiveAsync(buffer.AsMemory(count, room)).ConfigureAwait(false);
                         count += result.Count;
                         if (result.MessageType == WebSocketMessageType.Close)
                         {

@@ -20,7 +20,7 @@ internal sealed partial class PriceSession
     // Client messages are small; a message borrows a pooled buffer of this size and grows it up to the limit.
     private const int InitialReceiveBytes = 512;
 
-    private readonly WebSocket _socket;
+    private readonly IClientSocket _socket;
     private readonly SocketSender _sender;
     private readonly SessionServices _services;
     private readonly ILogger _logger;
@@ -42,7 +42,7 @@ internal sealed partial class PriceSession
     private int _subscriptionCount; // _subscriptions.Count, for other threads
     private long _lastMessageAt; // timestamp of the last client message (or of the connect)
 
-    public PriceSession(WebSocket socket, SocketSender sender, SessionServices services, ClientIdentity client)
+    public PriceSession(IClientSocket socket, SocketSender sender, SessionServices services, ClientIdentity client)
     {
         _socket = socket;
         _sender = sender;

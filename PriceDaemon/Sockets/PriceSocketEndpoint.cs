@@ -83,7 +83,7 @@ internal static partial class PriceSocketEndpoint
         }
 
         Interlocked.Increment(ref services.Metrics.HandshakesEndpoint);
-        await RunSessionAsync(socket, sender, registry, services, gate, client).ConfigureAwait(false);
+        await RunSessionAsync(new WebSocketClientSocket(socket), sender, registry, services, gate, client).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -92,7 +92,7 @@ internal static partial class PriceSocketEndpoint
     /// method lives as long as the socket (~0.2 KiB of an idle one).
     /// </summary>
     public static Task RunSessionAsync(
-        WebSocket socket, SocketSender sender, SessionRegistry registry, SessionServices services, ConnectionGate gate, ClientIdentity client)
+        IClientSocket socket, SocketSender sender, SessionRegistry registry, SessionServices services, ConnectionGate gate, ClientIdentity client)
     {
         PriceSession? session = null;
         try
@@ -121,7 +121,7 @@ internal static partial class PriceSocketEndpoint
     }
 
     /// <summary>The end of a session run by <see cref="RunSessionAsync"/>: out of the registry, its slots back, the socket disposed.</summary>
-    internal static void SessionEnded(PriceSession session, WebSocket socket, SessionRegistry registry, SessionServices services, ConnectionGate gate, ClientIdentity client)
+    internal static void SessionEnded(PriceSession session, IClientSocket socket, SessionRegistry registry, SessionServices services, ConnectionGate gate, ClientIdentity client)
     {
         registry.Remove(session);
         gate.Release(client);

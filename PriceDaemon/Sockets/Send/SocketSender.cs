@@ -7,8 +7,9 @@ namespace PriceDaemon.Sockets.Send;
 /// Everything that leaves one socket, on one path. There is no send loop per socket: fan-out marks a
 /// subscription's slot ready, the session queues control frames (status, acks, errors), and either schedules
 /// the sender once on a <see cref="SendPump"/> thread. A pass appends everything ready into one buffer and
-/// writes it to the <see cref="IFrameSink"/>; the WebSocket's own frames (pings, pongs, the close) reach the
-/// same sink through <see cref="CreateStream"/>, so bytes of two frames never interleave and nothing writes
+/// writes it to the <see cref="IFrameSink"/>; the protocol's own frames (pings, pongs, the close) reach the
+/// same sink through <see cref="WriteOwnFrameAsync(ReadOnlyMemory{byte})"/> (a <see cref="PipeClientSocket"/>'s directly, a WebSocket's
+/// through <see cref="CreateStream"/>), so bytes of two frames never interleave and nothing writes
 /// around the sender. A write the sink cannot finish at once (the peer is slow) completes on the thread
 /// pool, and the sender is not scheduled again until it has.
 /// </summary>
@@ -30,7 +31,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     private readonly IFrameSink _sink;
     private readonly Action _abortConnection;
     private readonly SessionServices _services;
-    private WebSocket? _socket; // the WebSocket over CreateStream; set once by Attach, before any pass
+    private IClientSocket? _socket; // the client side of the socket; set once by Attach, before any pass
 
     // The queue. Prices: one mark per subscription slot with a newer frame than it last got, set by fan-out;
     // a slot is marked at most once until a pass takes it, so a socket that falls behind holds one frame per
@@ -125,8 +126,8 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     /// <summary>The socket stayed behind and gets prices at <c>Limits:SlowConsumerIntervalMs</c> until it keeps up.</summary>
     public bool IsDownsampled => _downsampled;
 
-    /// <summary>The WebSocket built over <see cref="CreateStream"/>; it writes the close frame.</summary>
-    public void Attach(WebSocket socket) => _socket = socket;
+    /// <summary>The client side of the socket (a WebSocket built over <see cref="CreateStream"/>, or a <see cref="PipeClientSocket"/>); it writes the close frame.</summary>
+    public void Attach(IClientSocket socket) => _socket = socket;
 
     /// <summary>
     /// The stream to build the WebSocket on: reads come from <paramref name="input"/>, writes (the WebSocket's
@@ -326,10 +327,10 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     {
         try
         {
-            if (_socket is { State: WebSocketState.Open or WebSocketState.CloseReceived } socket)
+            if (_socket is { CanSendClose: true } socket)
             {
                 Volatile.Write(ref _writeStartedAt, Math.Max(1, _services.Time.GetTimestamp()));
-                await socket.CloseOutputAsync(_close!.Status, _close.Reason, CancellationToken.None).ConfigureAwait(false);
+                await socket.CloseOutputAsync(_close!.Status, _close.Reason).ConfigureAwait(false);
             }
 
             _done.TrySetResult();

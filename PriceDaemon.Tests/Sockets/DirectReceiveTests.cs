@@ -1,0 +1,68 @@
+using System.Buffers.Binary;
+using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using PriceDaemon.Pipeline;
+using PriceDaemon.Tests.Security;
+using PriceDaemon.Tests.Support;
+
+namespace PriceDaemon.Tests.Sockets;
+
+/// <summary>
+/// A raw client on a real socket against the daemon's direct path, where client frames are read from the connection's
+/// pipe without a WebSocket: a fragmented subscribe with a ping inside it, a ping on its own, and the close handshake.
+/// </summary>
+public sealed class DirectReceiveTests
+{
+    private const string Reliance = "NSE_EQ|INE002A01018";
+
+    [Test]
+    public async Task AFragmentedSubscribeWithAPingInside_IsAnsweredWithThePongAndTheAck_ThenACloseIsEchoed()
+    {
+        await using var daemon = await TestDaemon.StartAsync();
+        var metrics = daemon.Services.GetRequiredService<PipelineMetrics>();
+        var direct = Volatile.Read(ref metrics.HandshakesDirect);
+        using var client = await RawWebSocket.ConnectAsync(daemon.BaseUri);
+        using (var first = new CancellationTokenSource(TestClient.Timeout))
+        {
+            // The status frame every session starts with: the handshake is counted before the session runs.
+            Assert.That((await client.ReadFrameAsync(first.Token))?.Text, Does.Contain("\"type\":\"status\""));
+        }
+
+        Assert.That(Volatile.Read(ref metrics.HandshakesDirect), Is.EqualTo(direct + 1), "the direct path took the socket");
+
+        var message = Encoding.UTF8.GetBytes($$"""{"action":"subscribe","instruments":["{{Reliance}}"]}""");
+        await client.SendFrameAsync(RawWebSocket.Text, message.AsMemory(0, 7), fin: false);
+        await client.SendFrameAsync(RawWebSocket.Ping, "inside"u8.ToArray());
+        await client.SendFrameAsync(RawWebSocket.Continuation, message.AsMemory(7, 10), fin: false);
+        await client.SendFrameAsync(RawWebSocket.Pong, "unasked"u8.ToArray());
+        await client.SendFrameAsync(RawWebSocket.Continuation, message.AsMemory(17));
+        await client.SendFrameAsync(RawWebSocket.Ping, "alone"u8.ToArray());
+
+        var pongs = new List<string>();
+        string? ack = null;
+        using (var timeout = new CancellationTokenSource(TestClient.Timeout))
+        {
+            while ((pongs.Count < 2 || ack is null) && await client.ReadFrameAsync(timeout.Token) is { } frame)
+            {
+                if (frame.Opcode == RawWebSocket.Pong)
+                {
+                    pongs.Add(frame.Text);
+                }
+                else if (frame.Opcode == RawWebSocket.Text && frame.Text.Contains("\"type\":\"subscribed\"", StringComparison.Ordinal))
+                {
+                    ack = frame.Text;
+                }
+            }
+        }
+
+        Assert.That(pongs, Is.EqualTo(new[] { "inside", "alone" }), "each ping answered with its own payload, in order");
+        Assert.That(ack, Does.Contain(Reliance), "the fragments made one subscribe");
+
+        var body = new byte[2 + 4];
+        BinaryPrimitives.WriteUInt16BigEndian(body, 4001);
+        "done"u8.CopyTo(body.AsSpan(2));
+        await client.SendFrameAsync(RawWebSocket.Close, body);
+        var ending = await client.ReadUntilClosedAsync(TestClient.Timeout);
+        Assert.That(ending.CloseCode, Is.EqualTo(4001), "the peer's close code comes back");
+    }
+}
