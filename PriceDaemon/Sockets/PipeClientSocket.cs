@@ -144,7 +144,9 @@ internal sealed class PipeClientSocket : IClientSocket, IValueTaskSource<ValueWe
         }
         else
         {
-            // Only a message whose header is still arriving gets here: a delegate then, never for an idle socket.
+            // A message whose header is still arriving, or a socket that answered a ping or heard a pong while idle: the
+            // read then waits in an async box and this delegate until the client's next message (~0.3 KiB per such socket;
+            // handling control frames in the idle path itself is the next step).
             next.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(() => CompleteIdle(next));
         }
     }
@@ -208,7 +210,7 @@ internal sealed class PipeClientSocket : IClientSocket, IValueTaskSource<ValueWe
             {
                 case Step.Result:
                     return result;
-                case Step.Reply:
+                case Step.Reply when Volatile.Read(ref _closeSent) == 0: // nothing of ours after our close frame
                     await _sender.WriteOwnFrameAsync(reply).ConfigureAwait(false);
                     break;
                 case Step.Fail:
@@ -406,7 +408,9 @@ internal sealed class PipeClientSocket : IClientSocket, IValueTaskSource<ValueWe
 
                 if (body.Length > 2 && !Utf8.IsValid(body[2..]))
                 {
-                    return Invalid(out failure, out reason);
+                    // ManagedWebSocket answers a bad close reason with 1002, not 1007: so do we.
+                    (failure, reason) = (WebSocketCloseStatus.ProtocolError, "the peer sent an invalid close frame");
+                    return Step.Fail;
                 }
 
                 _closeStatus = body.Length == 0 ? WebSocketCloseStatus.Empty : (WebSocketCloseStatus)BinaryPrimitives.ReadUInt16BigEndian(body);
@@ -481,9 +485,12 @@ internal sealed class PipeClientSocket : IClientSocket, IValueTaskSource<ValueWe
         return true;
     }
 
-    /// <summary>The codes a peer may send (as ManagedWebSocket accepts them): the RFC's defined ones, and 3000-4999.</summary>
+    /// <summary>
+    /// The codes a peer may send (as ManagedWebSocket accepts them): the RFC's defined ones, the registered 1012-1014
+    /// (service restart, try again later, bad gateway: proxies send them), and 3000-4999.
+    /// </summary>
     private static bool IsValidCloseStatus(int code) =>
-        code is (>= 3000 and < 5000) or 1000 or 1001 or 1002 or 1003 or (>= 1007 and <= 1011);
+        code is (>= 3000 and < 5000) or 1000 or 1001 or 1002 or 1003 or (>= 1007 and <= 1014);
 
     private static void Unmask(Span<byte> bytes, int mask, int offset)
     {
