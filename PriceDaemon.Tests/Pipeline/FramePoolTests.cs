@@ -286,7 +286,7 @@ public sealed class FramePoolTests
         });
         feed.Start();
 
-        var errors = ShortScopes(cache, cycles: 50_000);
+        var errors = ShortScopes(cache, cycles: 50_000, until: () => Volatile.Read(ref metrics.UpdatesEmitted) > 10_000);
         Volatile.Write(ref stop, 1);
         feed.Join();
         await stage.StopAsync(CancellationToken.None).WaitAsync(TestClient.Timeout);
@@ -305,12 +305,16 @@ public sealed class FramePoolTests
     private static double PriceOf(int id, int round) => (id * 1_000) + 100 + ((round % 2_000) * 0.25);
 
     /// <summary>Two readers each run <paramref name="cycles"/> enter / read / check / exit cycles; returns what was wrong.</summary>
-    private static List<string> ShortScopes(PriceCache cache, int cycles)
+    /// <param name="until">
+    /// Also read on until this holds (checked every 1,000 cycles, up to 100 times the cycles): how fast the writer runs
+    /// beside the readers depends on the machine, so what must happen alongside is waited for, not assumed.
+    /// </param>
+    private static List<string> ShortScopes(PriceCache cache, int cycles, Func<bool>? until = null)
     {
         var errors = new List<string>();
         var readers = Enumerable.Range(0, 2).Select(r => new Thread(() =>
         {
-            for (var cycle = 0; cycle < cycles; cycle++)
+            for (var cycle = 0; cycle < cycles || (until is not null && cycle < cycles * 100 && (cycle % 1_000 != 0 || !until())); cycle++)
             {
                 string? error;
                 using (var scope = cache.Read())
