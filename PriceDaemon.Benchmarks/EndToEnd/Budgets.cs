@@ -25,7 +25,7 @@ internal static class Budgets
         {
             // No raw figure at the daemon's frames per write means the check could not run: it must not pass.
             var same = SameFramesPerWrite(daemon);
-            var raw = ceiling.FirstOrDefault(c => c.FramesPerWrite == same);
+            var raw = ceiling.FirstOrDefault(c => !c.Paced && c.FramesPerWrite == same);
             var actual = raw is { FramesPerCpuSecond: > 0 } r ? daemon.FramesPerCpuSecond / r.FramesPerCpuSecond : 0;
             checks.Add(AtLeast(string.Create(CultureInfo.InvariantCulture, $"frames per CPU-second vs raw TCP at {same} frames per write (x)"), actual, rawRatio));
         }
@@ -71,7 +71,7 @@ internal static class Budgets
         return budgets.P99Ms;
     }
 
-    private static CeilingResult? OneFramePerWrite(IReadOnlyList<CeilingResult> ceiling) => ceiling.FirstOrDefault(static c => c.FramesPerWrite == 1);
+    private static CeilingResult? OneFramePerWrite(IReadOnlyList<CeilingResult> ceiling) => ceiling.FirstOrDefault(static c => !c.Paced && c.FramesPerWrite == 1);
 
     /// <summary>The baseline pays one write per frame: a ratio that asks it to be beaten by more than that write costs is not the daemon's to meet.</summary>
     private static bool BaselineBoundByWrites(double ratio, LoadResult? baseline, CeilingResult? one) =>

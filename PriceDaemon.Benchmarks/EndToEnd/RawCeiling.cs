@@ -13,7 +13,8 @@ namespace PriceDaemon.Benchmarks.EndToEnd;
 /// What the machine can do with no WebSocket server at all: a child process (<c>raw-sender</c>) writes the
 /// same price_update frame bytes to the same number of plain loopback TCP sockets, one frame per write or
 /// several per write, from one thread per core; this process reads them back. The sender's own CPU per
-/// frame is the floor the daemon's CPU per delivered frame is compared with.
+/// frame is the floor the daemon's CPU per delivered frame is compared with. Paced, one thread writes at a set rate
+/// instead, round the sockets in turn, so its reader sleeps between writes as a server's clients do.
 /// </summary>
 internal static class RawCeiling
 {
@@ -30,7 +31,8 @@ internal static class RawCeiling
         return frame[..WebSocketFrameParser.WriteServerFrame(frame, WebSocketOpcode.Text, payload.Span)];
     }
 
-    public static async Task<CeilingResult> MeasureAsync(string benchmarksDll, int connections, int framesPerWrite, TimeSpan duration)
+    /// <param name="writesPerSecond">0: flat out from one thread per core; else one thread paced to this many writes a second.</param>
+    public static async Task<CeilingResult> MeasureAsync(string benchmarksDll, int connections, int framesPerWrite, TimeSpan duration, double writesPerSecond = 0)
     {
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
@@ -39,7 +41,7 @@ internal static class RawCeiling
 
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
         LoadGeneratorSockets.KeepFrom(info);
-        foreach (var arg in new[] { benchmarksDll, "raw-sender", "--port", Inv(port), "--connections", Inv(connections), "--frames-per-write", Inv(framesPerWrite), "--seconds", Inv(duration.TotalSeconds) })
+        foreach (var arg in new[] { benchmarksDll, "raw-sender", "--port", Inv(port), "--connections", Inv(connections), "--frames-per-write", Inv(framesPerWrite), "--seconds", Inv(duration.TotalSeconds), "--writes-per-second", Inv(writesPerSecond) })
         {
             info.ArgumentList.Add(arg);
         }
@@ -66,7 +68,8 @@ internal static class RawCeiling
         var line = (await output.ConfigureAwait(false)).Split('\n').FirstOrDefault(static l => l.StartsWith(ResultPrefix, StringComparison.Ordinal))
             ?? throw new InvalidOperationException($"raw-sender exited with {sender.ExitCode} and no result");
         var fields = line[ResultPrefix.Length..].Split(' ').Select(static f => double.Parse(f, CultureInfo.InvariantCulture)).ToArray();
-        return new CeilingResult(framesPerWrite == 1 ? "one frame per write" : "batched", framesPerWrite, connections, (long)fields[0], fields[1], fields[2]);
+        var mode = writesPerSecond > 0 ? "paced" : framesPerWrite == 1 ? "one frame per write" : "batched";
+        return new CeilingResult(mode, framesPerWrite, connections, (long)fields[0], fields[1], fields[2], writesPerSecond);
     }
 
     /// <summary>The child side: connects, writes for the given time, prints frames, seconds and its CPU seconds.</summary>
@@ -76,6 +79,7 @@ internal static class RawCeiling
         var connections = int.Parse(Option(args, "--connections"), CultureInfo.InvariantCulture);
         var framesPerWrite = int.Parse(Option(args, "--frames-per-write"), CultureInfo.InvariantCulture);
         var duration = TimeSpan.FromSeconds(double.Parse(Option(args, "--seconds"), CultureInfo.InvariantCulture));
+        var writesPerSecond = double.Parse(Option(args, "--writes-per-second"), CultureInfo.InvariantCulture);
 
         var frame = Frame();
         var write = new byte[frame.Length * framesPerWrite];
@@ -93,6 +97,22 @@ internal static class RawCeiling
 
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         var clock = Stopwatch.StartNew();
+        var written = writesPerSecond > 0 ? WritePaced(sockets, write, writesPerSecond, duration, clock) : WriteFlatOut(sockets, write, duration, clock);
+        var seconds = clock.Elapsed.TotalSeconds;
+        var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
+        foreach (var socket in sockets)
+        {
+            socket.Shutdown(SocketShutdown.Send);
+            socket.Dispose();
+        }
+
+        Console.WriteLine(Inv($"{ResultPrefix}{written * framesPerWrite} {seconds} {cpu}"));
+        return 0;
+    }
+
+    /// <summary>One thread per core, each round its share of the sockets as fast as the kernel takes the writes.</summary>
+    private static long WriteFlatOut(Socket[] sockets, byte[] write, TimeSpan duration, Stopwatch clock)
+    {
         var writers = Environment.ProcessorCount;
         var writes = new long[writers];
         Parallel.For(0, writers, new ParallelOptions { MaxDegreeOfParallelism = writers }, w =>
@@ -108,16 +128,33 @@ internal static class RawCeiling
             }
         });
 
-        var seconds = clock.Elapsed.TotalSeconds;
-        var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
-        foreach (var socket in sockets)
+        return writes.Sum();
+    }
+
+    /// <summary>
+    /// One thread, the sockets in turn, each write due at its place in an even schedule of <paramref name="writesPerSecond"/>;
+    /// ahead of it the thread sleeps (a millisecond at a time, so writes go out in short bursts, as a send thread's pass does).
+    /// </summary>
+    private static long WritePaced(Socket[] sockets, byte[] write, double writesPerSecond, TimeSpan duration, Stopwatch clock)
+    {
+        var ticksPerWrite = Stopwatch.Frequency / writesPerSecond;
+        var end = (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        long written = 0;
+        var next = 0;
+        while (clock.ElapsedTicks < end)
         {
-            socket.Shutdown(SocketShutdown.Send);
-            socket.Dispose();
+            if (clock.ElapsedTicks < written * ticksPerWrite)
+            {
+                Thread.Sleep(1);
+                continue;
+            }
+
+            sockets[next].Send(write);
+            next = next + 1 == sockets.Length ? 0 : next + 1;
+            written++;
         }
 
-        Console.WriteLine(Inv($"{ResultPrefix}{writes.Sum() * framesPerWrite} {seconds} {cpu}"));
-        return 0;
+        return written;
     }
 
     private static async Task DrainAsync(Socket socket)

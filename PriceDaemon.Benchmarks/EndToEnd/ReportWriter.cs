@@ -36,9 +36,10 @@ internal static class ReportWriter
         var s = report.Scenario;
         var d = report.Daemon;
         var b = report.Baseline;
-        var one = report.Ceiling.FirstOrDefault(static c => c.FramesPerWrite == 1);
-        var batched = report.Ceiling.Where(static c => c.FramesPerWrite > 1).MaxBy(static c => c.FramesPerWrite);
-        var same = report.Ceiling.FirstOrDefault(c => c.FramesPerWrite == Budgets.SameFramesPerWrite(d));
+        var one = report.Ceiling.FirstOrDefault(static c => !c.Paced && c.FramesPerWrite == 1);
+        var batched = report.Ceiling.Where(static c => !c.Paced && c.FramesPerWrite > 1).MaxBy(static c => c.FramesPerWrite);
+        var same = report.Ceiling.FirstOrDefault(c => !c.Paced && c.FramesPerWrite == Budgets.SameFramesPerWrite(d));
+        var paced = report.Ceiling.FirstOrDefault(static c => c.Paced);
 
         md.AppendLine(Inv($"## {s.Name}: {s.Description}"));
         md.AppendLine();
@@ -88,6 +89,11 @@ internal static class ReportWriter
         if (same is not null)
         {
             md.AppendLine(Inv($"Raw TCP at the daemon's {same.FramesPerWrite} frames per write: {N0(same.FramesPerCpuSecond)} frames per CPU-second ({F3(same.CpuUsPerFrame)} µs per frame); the daemon did {Share(d.FramesPerCpuSecond, same.FramesPerCpuSecond)} of it."));
+        }
+
+        if (paced is not null)
+        {
+            md.AppendLine(Inv($"Raw TCP paced like the daemon (one thread, {N0(paced.WritesPerSecond)} writes a second of {paced.FramesPerWrite} frames, reached {N0(paced.FramesPerSecond)} frames/s): {N0(paced.FramesPerCpuSecond)} frames per CPU-second ({F3(paced.CpuUsPerFrame)} µs per frame); the daemon did {Share(d.FramesPerCpuSecond, paced.FramesPerCpuSecond)} of it. Flat-out raw keeps its reader busy; paced writes wake it, as the daemon's do (not a budget, the like-for-like reading)."));
         }
 
         if (d.Consistency is { Examples.Count: > 0 } consistency)

@@ -69,8 +69,12 @@ internal sealed record LoadResult
 }
 
 /// <summary>The same frame bytes written to plain TCP sockets: what the machine does with no WebSocket server at all.</summary>
-internal sealed record CeilingResult(string Mode, int FramesPerWrite, int Connections, long Frames, double Seconds, double CpuSeconds)
+/// <param name="WritesPerSecond">0 when written flat out from one thread per core; else one thread paced to this rate.</param>
+internal sealed record CeilingResult(string Mode, int FramesPerWrite, int Connections, long Frames, double Seconds, double CpuSeconds, double WritesPerSecond = 0)
 {
+    /// <summary>Written at a set rate, as a server writes its clients' updates, rather than as fast as the kernel takes them.</summary>
+    public bool Paced => WritesPerSecond > 0;
+
     public double FramesPerSecond => Seconds > 0 ? Frames / Seconds : 0;
 
     public double CpuUsPerFrame => Frames > 0 ? CpuSeconds * 1e6 / Frames : 0;

@@ -65,7 +65,7 @@ internal sealed record Scenario
     public int WarmupSeconds { get; init; } = 3;
 
     /// <summary>
-    /// After the warm-up, wait (up to 40 s) until the server's background JIT thread goes quiet (under 10 ms of CPU in 5 s) before the window starts
+    /// After the warm-up, wait (up to 120 s) until the server's background JIT thread goes quiet (under 10 ms of CPU in 5 s) before the window starts
     /// (default true; <c>--no-jit-settle</c> turns it off): the window measures the steady state, not start-up compiling.
     /// </summary>
     public bool SettleJit { get; init; } = true;

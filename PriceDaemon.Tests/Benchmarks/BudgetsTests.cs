@@ -136,6 +136,27 @@ public sealed class BudgetsTests
     }
 
     [Test]
+    public void MinRawCpuRatio_AndTheWriteFloor_NeverUseThePacedCeiling()
+    {
+        // The paced run writes the daemon's own frames per write at its rate: a reading beside the budget, not the budget's
+        // figure. Listed first, at the same frames per write, it must not replace the flat-out one (the definition).
+        var daemon = Result(4, 4, 1_000_000, 0) with { Connections = 1000, Counters = new DaemonCounters(2_000_000, 1_000_000, 0, 0) };
+        CeilingResult[] ceiling =
+        [
+            new("paced", 1, 1000, 1_000_000, 1, 1, WritesPerSecond: 500_000),
+            new("paced", 2, 1000, 1_000_000, 1, 1, WritesPerSecond: 500_000),
+            new("one frame per write", 1, 1000, 200_000, 1, 1),
+            new("batched", 2, 1000, 280_000, 1, 1),
+        ];
+
+        var checks = Budgets.Check(MachineRelative, daemon, null, ceiling);
+        var cpu = checks.Single(c => c.Metric.StartsWith("frames per CPU-second vs raw", StringComparison.Ordinal));
+        Assert.That(cpu.Actual, Is.EqualTo(250_000.0 / 280_000), "compared with the flat-out run at 2 frames per write");
+        // F from the flat-out single-frame run: 1,000 sockets x 5 µs = 5 ms, so 1.5 F = 7.5 ms (the paced 1 µs would give the 5 ms floor).
+        Assert.That(checks.Single(c => c.Metric == "p99 latency (ms)").Limit, Is.EqualTo(7.5).Within(1e-9));
+    }
+
+    [Test]
     public void MinBaselineRatio_IsNotChecked_WhenTheBaselineIsBoundByTheWriteCost()
     {
         var one = new CeilingResult("one frame per write", 1, 1000, 1_000_000, 1, 2.9);

@@ -15,7 +15,7 @@ public sealed class ReportWriterTests
                 Scenario = new Scenario { Name = "campus-peak", Description = "1,000 clients", SubscriptionsPerClient = 50, TickMinMs = 150, TickMaxMs = 250, ThrottleMs = 100, LatencyNote = "total", Budgets = new ScenarioBudgets { P99Ms = 5 } },
                 Daemon = new LoadResult { Connections = 1000, Instruments = 500, MeasuredSeconds = 10, FramesDelivered = 2_500_000, CpuSeconds = 5, JitCpuSeconds = 1, WarmupSeconds = 14.5, P99Ms = 6.5, Consistency = new ConsistencyResult(50_000, 49_000, 1_000, 0, 0, []), Counters = new DaemonCounters(2_500_000, 1_000_000, 2_000, 1_000_000) },
                 Baseline = new LoadResult { MeasuredSeconds = 10, FramesDelivered = 400_000, CpuSeconds = 8 },
-                Ceiling = [new CeilingResult("one frame per write", 1, 1000, 2_000_000, 5, 4), new CeilingResult("batched", 16, 1000, 16_000_000, 5, 2)],
+                Ceiling = [new CeilingResult("paced", 1, 1000, 1_500_000, 5, 3, WritesPerSecond: 300_000), new CeilingResult("one frame per write", 1, 1000, 2_000_000, 5, 4), new CeilingResult("batched", 16, 1000, 16_000_000, 5, 2)],
                 Checks = [new BudgetCheck("p99 latency (ms)", 6.5, "<=", 5, false), new BudgetCheck("lost last values", 0, "<=", 0, true)],
                 Notes = ["connections capped"],
             },
@@ -37,6 +37,7 @@ public sealed class ReportWriterTests
         Assert.That(markdown, Does.Contain("| in-daemon latency, oldest frame per write, mean (ms) | 2.000 | – | – | – | – |"));
         Assert.That(markdown, Does.Contain("Frames per CPU-second: 10.0x the baseline's."));
         Assert.That(markdown, Does.Contain("Frames per CPU-second: 6.3% of the raw batched ceiling, 100% of one frame per write."));
+        Assert.That(markdown, Does.Contain("Raw TCP paced like the daemon (one thread, 300,000 writes a second of 1 frames, reached 300,000 frames/s): 500,000 frames per CPU-second (2.000 µs per frame); the daemon did 100% of it."));
         Assert.That(markdown, Does.Contain("Note: connections capped."));
         Assert.That(markdown, Does.Contain("- FAIL p99 latency (ms): 6.5 <= 5"));
         Assert.That(markdown, Does.Contain("- PASS lost last values: 0 <= 0"));
