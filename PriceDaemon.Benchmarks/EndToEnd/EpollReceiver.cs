@@ -12,6 +12,15 @@ namespace PriceDaemon.Benchmarks.EndToEnd;
 /// </summary>
 internal sealed partial class EpollReceiver : IDisposable
 {
+    /// <summary>A socket the receive thread reads: told when it is readable, and of a failure while it was read.</summary>
+    public interface IReadable
+    {
+        /// <summary>One non-blocking receive into <paramref name="shared"/> (or its own buffer) and whatever follows.</summary>
+        void OnReadable(byte[] shared);
+
+        void Fail(Exception ex);
+    }
+
     private const int EpollCtlAdd = 1;
     private const int EpollCtlDel = 2;
     private const uint EpollIn = 0x001;
@@ -29,7 +38,7 @@ internal sealed partial class EpollReceiver : IDisposable
     private readonly int _epoll;
     private readonly Thread _thread;
     private readonly Lock _registryLock = new();
-    private RawWebSocketClient?[] _clients = new RawWebSocketClient?[1024];
+    private IReadable?[] _clients = new IReadable?[1024];
     private int _registered;
     private readonly Action<string> _onError;
     private volatile bool _stopping;
@@ -55,14 +64,14 @@ internal sealed partial class EpollReceiver : IDisposable
     }
 
     /// <summary>A token for <paramref name="client"/>: events carrying it reach the client once <see cref="Watch"/> is called.</summary>
-    public int Reserve(RawWebSocketClient client)
+    public int Reserve(IReadable client)
     {
         lock (_registryLock)
         {
             var token = _registered++;
             if (token == _clients.Length)
             {
-                var grown = new RawWebSocketClient?[_clients.Length * 2];
+                var grown = new IReadable?[_clients.Length * 2];
                 _clients.CopyTo(grown, 0);
                 Volatile.Write(ref _clients, grown);
             }

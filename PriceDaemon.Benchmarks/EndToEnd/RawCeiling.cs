@@ -12,7 +12,8 @@ namespace PriceDaemon.Benchmarks.EndToEnd;
 /// <summary>
 /// What the machine can do with no WebSocket server at all: a child process (<c>raw-sender</c>) writes the
 /// same price_update frame bytes to the same number of plain loopback TCP sockets, one frame per write or
-/// several per write, from one thread per core; this process reads them back. The sender's own CPU per
+/// several per write, from one thread per core; this process reads them back on one <see cref="EpollReceiver"/> thread,
+/// as it reads the daemon's clients (a reader that sleeps less often would spare the sender waking it). The sender's own CPU per
 /// frame is the floor the daemon's CPU per delivered frame is compared with. Paced, one thread writes at a set rate
 /// instead, round the sockets in turn, so its reader sleeps between writes as a server's clients do.
 /// </summary>
@@ -48,21 +49,28 @@ internal static class RawCeiling
 
         using var sender = Process.Start(info)!;
         var output = sender.StandardOutput.ReadToEndAsync();
-        var readers = new List<Task>(connections);
-        var sockets = new List<Socket>(connections);
-        using var connectTimeout = new CancellationTokenSource(ConnectTimeout);
-        for (var i = 0; i < connections; i++)
+        var sockets = new List<DrainedSocket>(connections);
+        string? failure = null;
+        using (var receiver = new EpollReceiver(error => failure ??= error))
         {
-            var socket = await listener.AcceptAsync(connectTimeout.Token).ConfigureAwait(false);
-            sockets.Add(socket);
-            readers.Add(DrainAsync(socket));
+            using var connectTimeout = new CancellationTokenSource(ConnectTimeout);
+            for (var i = 0; i < connections; i++)
+            {
+                sockets.Add(new DrainedSocket(await listener.AcceptAsync(connectTimeout.Token).ConfigureAwait(false), receiver));
+            }
+
+            await sender.WaitForExitAsync().ConfigureAwait(false);
+            await Task.WhenAll(sockets.Select(static s => s.Ended)).WaitAsync(ConnectTimeout).ConfigureAwait(false);
         }
 
-        await sender.WaitForExitAsync().ConfigureAwait(false);
-        await Task.WhenAll(readers).ConfigureAwait(false);
         foreach (var socket in sockets)
         {
             socket.Dispose();
+        }
+
+        if (failure is not null)
+        {
+            throw new InvalidOperationException($"raw ceiling: {failure}");
         }
 
         var line = (await output.ConfigureAwait(false)).Split('\n').FirstOrDefault(static l => l.StartsWith(ResultPrefix, StringComparison.Ordinal))
@@ -157,22 +165,48 @@ internal static class RawCeiling
         return written;
     }
 
-    private static async Task DrainAsync(Socket socket)
+    /// <summary>A raw socket the receive thread reads and throws away, one receive per readable event, until the sender closes it.</summary>
+    private sealed class DrainedSocket : EpollReceiver.IReadable, IDisposable
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
-        try
+        private readonly Socket _socket;
+        private readonly EpollReceiver _receiver;
+        private readonly int _token;
+        private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public DrainedSocket(Socket socket, EpollReceiver receiver)
         {
-            while (await socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false) > 0)
+            _socket = socket;
+            _socket.Blocking = false;
+            _receiver = receiver;
+            _token = receiver.Reserve(this);
+            receiver.Watch(_token, socket.Handle);
+        }
+
+        public Task Ended => _ended.Task;
+
+        public void OnReadable(byte[] shared)
+        {
+            var read = _socket.Receive(shared, SocketFlags.None, out var error);
+            if (error == SocketError.WouldBlock)
             {
+                return;
+            }
+
+            if (error != SocketError.Success || read == 0)
+            {
+                // The sender closed (or reset) its end at exit.
+                End();
             }
         }
-        catch (SocketException)
+
+        public void Fail(Exception ex) => End();
+
+        public void Dispose() => _socket.Dispose();
+
+        private void End()
         {
-            // The sender reset the connection at exit.
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
+            _receiver.Remove(_token, _socket.Handle);
+            _ended.TrySetResult();
         }
     }
 

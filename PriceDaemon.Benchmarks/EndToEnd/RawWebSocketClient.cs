@@ -13,7 +13,7 @@ namespace PriceDaemon.Benchmarks.EndToEnd;
 /// frame cut off at the end of a read is copied into a buffer of this connection's own, so 20,000 quiet
 /// connections cost the harness almost nothing.
 /// </summary>
-internal sealed class RawWebSocketClient : IDisposable
+internal sealed class RawWebSocketClient : EpollReceiver.IReadable, IDisposable
 {
     private const int ReceiveBufferBytes = 16 * 1024;
     private const int MaxHandshakeBytes = 4096;
