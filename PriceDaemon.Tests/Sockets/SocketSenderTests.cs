@@ -115,6 +115,53 @@ public sealed class SocketSenderTests
     }
 
     [Test]
+    public async Task OwnFramesFromManyThreads_RaceThePassesForTheWriteOrder_AndEachGoesOutWholeOnceInItsWritersOrder()
+    {
+        using var fixture = new Fixture(sendThreads: 1);
+        fixture.Sink.PendEvery = 5; // pending writes make the others wait for their turn
+        var subscriptions = Enumerable.Range(0, Instruments).Select(fixture.Sender.Add).ToArray();
+        var stream = fixture.Sender.CreateStream(Stream.Null, static () => { });
+        const int PerWriter = 300;
+        const int PricesPerInstrument = 500;
+
+        // Three threads write frames of their own (as the WebSocket writes pongs and the close) while passes write prices.
+        var writers = Enumerable.Range(0, 3).Select(w => Task.Run(async () =>
+        {
+            for (var i = 0; i < PerWriter; i++)
+            {
+                var payload = Encoding.UTF8.GetBytes($"w{w}:{i}");
+                await stream.WriteAsync((byte[])[0x81, (byte)payload.Length, .. payload]);
+            }
+        })).ToList();
+        writers.Add(Task.Run(() =>
+        {
+            for (var seq = 1; seq <= PricesPerInstrument; seq++)
+            {
+                foreach (var subscription in subscriptions)
+                {
+                    subscription.Offer(fixture.Emit(subscription.InstrumentId, seq));
+                }
+            }
+        }));
+        await Task.WhenAll(writers);
+
+        await Eventually.TrueAsync(
+            () => fixture.Sink.Frames.Count == 3 * PerWriter && subscriptions.All(s => fixture.Sink.LastSeq(s.InstrumentId) == PricesPerInstrument),
+            () => $"{fixture.Sink.Frames.Count} own frames written, queued {fixture.Sender.QueuedCount}");
+        Assert.That(fixture.Sink.Overlaps, Is.Zero, "two writes reached the sink at once");
+        for (var w = 0; w < 3; w++)
+        {
+            var mine = fixture.Sink.Frames.Where(f => f.StartsWith($"w{w}:", StringComparison.Ordinal)).ToList();
+            Assert.That(mine, Is.EqualTo(Enumerable.Range(0, PerWriter).Select(i => $"w{w}:{i}")), $"writer {w}'s frames, once each, in order");
+        }
+
+        foreach (var subscription in subscriptions)
+        {
+            Assert.That(fixture.Sink.Seqs(subscription.InstrumentId), Is.Ordered.Ascending.And.Unique);
+        }
+    }
+
+    [Test]
     public async Task FramesOfEveryHeaderForm_AreReadBackByAStandardWebSocket()
     {
         using var fixture = new Fixture(sendThreads: 1);
