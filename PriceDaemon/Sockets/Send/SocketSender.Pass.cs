@@ -381,8 +381,9 @@ internal sealed partial class SocketSender
     /// any other is counted first and then waits on <c>_writeTurn</c>, to which the holder's exit gives one turn whenever
     /// the count says a writer waits. So one writer at a time holds the order: a turn is given only to a counted waiter,
     /// and while one is counted nobody takes the order at once. No waiter is stranded: it is counted before the holder's
-    /// exit can look, and a turn given before its wait begins is kept by the semaphore. Waiters go in the order they
-    /// asked (a <see cref="SemaphoreSlim"/>'s async waiters are first in, first out, and none is overtaken by a newcomer).
+    /// exit can look, and a turn given before its wait begins is kept by the semaphore. Waiters go in the order their
+    /// waits began (a <see cref="SemaphoreSlim"/>'s async waiters are first in, first out), as with the semaphore this
+    /// replaced, and a newcomer never overtakes one.
     /// Nobody gives up waiting (no timeout, no token): the count relies on it.
     /// </remarks>
     private Task? EnterWrite() => Interlocked.Increment(ref _writers) == 1 ? null : WriteTurn().WaitAsync();
