@@ -40,16 +40,7 @@ public sealed class SocketSenderTests
                 fixture.Sender.EnqueueControl(Encoding.UTF8.GetBytes($"c{p}:{i}"));
             }
         })).ToList();
-        producers.Add(Task.Run(() =>
-        {
-            for (var seq = 1; seq <= PricesPerInstrument; seq++)
-            {
-                foreach (var subscription in subscriptions)
-                {
-                    subscription.Offer(fixture.Emit(subscription.InstrumentId, seq));
-                }
-            }
-        }));
+        producers.Add(Task.Run(() => fixture.EmitAndOffer(subscriptions, PricesPerInstrument)));
         await Task.WhenAll(producers);
 
         await Eventually.TrueAsync(
@@ -57,19 +48,7 @@ public sealed class SocketSenderTests
                 && subscriptions.All(s => fixture.Sink.LastSeq(s.InstrumentId) == PricesPerInstrument),
             () => $"{fixture.Sink.Frames.Count} frames written, queued {fixture.Sender.QueuedCount}");
 
-        Assert.That(fixture.Sink.Overlaps, Is.Zero, "two writes reached the sink at once");
-        for (var p = 0; p < 3; p++)
-        {
-            var mine = fixture.Sink.Frames.Where(f => f.StartsWith($"c{p}:", StringComparison.Ordinal)).ToList();
-            Assert.That(mine, Is.EqualTo(Enumerable.Range(0, ControlPerProducer).Select(i => $"c{p}:{i}")), $"producer {p}'s frames, once each, in order");
-        }
-
-        foreach (var subscription in subscriptions)
-        {
-            var seqs = fixture.Sink.Seqs(subscription.InstrumentId);
-            Assert.That(seqs, Is.Ordered.Ascending.And.Unique, $"instrument {subscription.InstrumentId}: never an older price after a newer one");
-        }
-
+        AssertWrittenInOrder(fixture, subscriptions, 'c', ControlPerProducer);
     }
 
     [Test]
@@ -112,6 +91,34 @@ public sealed class SocketSenderTests
         await Eventually.TrueAsync(() => fixture.Sink.Writes == 2, () => $"{fixture.Sink.Writes} writes");
         Assert.That(fixture.Sink.Opcodes, Is.EqualTo(new[] { 0x9, 0x1, 0xA }), "ping; then the ack and the pong in one write");
         Assert.That(fixture.Sink.Overlaps, Is.Zero);
+    }
+
+    [Test]
+    public async Task OwnFramesFromManyThreads_RaceThePassesForTheWriteOrder_AndEachGoesOutWholeOnceInItsWritersOrder()
+    {
+        using var fixture = new Fixture(sendThreads: 1);
+        fixture.Sink.PendEvery = 5; // pending writes make the others wait for their turn
+        var subscriptions = Enumerable.Range(0, Instruments).Select(fixture.Sender.Add).ToArray();
+        var stream = fixture.Sender.CreateStream(Stream.Null, static () => { });
+        const int PerWriter = 300;
+        const int PricesPerInstrument = 500;
+
+        // Three threads write frames of their own (as the WebSocket writes pongs and the close) while passes write prices.
+        var writers = Enumerable.Range(0, 3).Select(w => Task.Run(async () =>
+        {
+            for (var i = 0; i < PerWriter; i++)
+            {
+                var payload = Encoding.UTF8.GetBytes($"w{w}:{i}");
+                await stream.WriteAsync((byte[])[0x81, (byte)payload.Length, .. payload]);
+            }
+        })).ToList();
+        writers.Add(Task.Run(() => fixture.EmitAndOffer(subscriptions, PricesPerInstrument)));
+        await Task.WhenAll(writers);
+
+        await Eventually.TrueAsync(
+            () => fixture.Sink.Frames.Count == 3 * PerWriter && subscriptions.All(s => fixture.Sink.LastSeq(s.InstrumentId) == PricesPerInstrument),
+            () => $"{fixture.Sink.Frames.Count} own frames written, queued {fixture.Sender.QueuedCount}");
+        AssertWrittenInOrder(fixture, subscriptions, 'w', PerWriter);
     }
 
     [Test]
@@ -392,6 +399,26 @@ public sealed class SocketSenderTests
 
     private static byte[] Filled(int length, char c) => Enumerable.Repeat((byte)c, length).ToArray();
 
+    /// <summary>
+    /// No two writes reached the sink at once; each of three writers' frames (<paramref name="prefix"/>, the writer, a colon,
+    /// its count) went out once each and in its order; no instrument's price followed a newer one.
+    /// </summary>
+    private static void AssertWrittenInOrder(Fixture fixture, Subscription[] subscriptions, char prefix, int perWriter)
+    {
+        Assert.That(fixture.Sink.Overlaps, Is.Zero, "two writes reached the sink at once");
+        for (var w = 0; w < 3; w++)
+        {
+            var mine = fixture.Sink.Frames.Where(f => f.StartsWith($"{prefix}{w}:", StringComparison.Ordinal)).ToList();
+            Assert.That(mine, Is.EqualTo(Enumerable.Range(0, perWriter).Select(i => $"{prefix}{w}:{i}")), $"writer {w}'s frames, once each, in order");
+        }
+
+        foreach (var subscription in subscriptions)
+        {
+            var seqs = fixture.Sink.Seqs(subscription.InstrumentId);
+            Assert.That(seqs, Is.Ordered.Ascending.And.Unique, $"instrument {subscription.InstrumentId}: never an older price after a newer one");
+        }
+    }
+
     private sealed class Fixture : IDisposable
     {
         private readonly SendPump _pump;
@@ -429,6 +456,18 @@ public sealed class SocketSenderTests
             var frame = _encoder.Encode(_instruments[instrumentId], new Tick(instrumentId, 100 + seq, seq, 0, 1, PriceSource.Simulated), seq, 100);
             Cache.Set(frame);
             return frame;
+        }
+
+        /// <summary>A fan-out thread: seqs 1 to <paramref name="seqs"/> of every subscription's instrument, each cached, then offered.</summary>
+        public void EmitAndOffer(Subscription[] subscriptions, int seqs)
+        {
+            for (var seq = 1; seq <= seqs; seq++)
+            {
+                foreach (var subscription in subscriptions)
+                {
+                    subscription.Offer(Emit(subscription.InstrumentId, seq));
+                }
+            }
         }
 
         public void Dispose() => _pump.Dispose();

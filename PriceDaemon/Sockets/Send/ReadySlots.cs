@@ -9,7 +9,12 @@ namespace PriceDaemon.Sockets.Send;
 /// fan-out thread and the send thread hand to each other to a few per session instead of one per frame,
 /// and the pass reads its subscriptions through independent loads rather than a chain of pointers.
 /// </summary>
-public sealed class ReadySlots
+/// <remarks>
+/// A struct over the words' array, held in the session's own field: fan-out's mark and the pass's take reach the
+/// words with one pointer less, so one cache line less to miss on each side (in campus-peak a socket's state has left
+/// the core's caches by the time its turn comes again). Copies share the array, so a copy marks what the original takes.
+/// </remarks>
+public readonly struct ReadySlots
 {
     private const int BitsPerWord = 64;
 

@@ -56,7 +56,7 @@ internal sealed partial class SocketSender
             }
         }
 
-        var flush = FlushBatchAsync();
+        var flush = FlushBatch();
         if (!flush.IsCompletedSuccessfully)
         {
             // Only a write the sink did not take at once can stall, so only such a write is timed (one clock
@@ -223,13 +223,13 @@ internal sealed partial class SocketSender
         return fifo;
     }
 
-    private void BeginBatch()
-    {
-        lock (_asideLock)
-        {
-            _batching = true;
-        }
-    }
+    /// <summary>
+    /// Opens the batch without the aside lock: a frame of the WebSocket's own that looks at the flag under the lock just
+    /// before this write still sees it closed and is written through, after or before this pass's write, which for two
+    /// writers at once is either order. What the lock guards is the aside buffer: a frame appended to it (the flag seen
+    /// open, under the lock) is taken by this batch's flush, which closes the flag and takes the buffer under the lock.
+    /// </summary>
+    private void BeginBatch() => Volatile.Write(ref _batching, true);
 
     /// <summary>
     /// A pass that threw before its write: the WebSocket's own frames go straight out again, those kept aside for this
@@ -287,10 +287,22 @@ internal sealed partial class SocketSender
         Append(ref _buffer, ref _count, payload);
     }
 
-    /// <summary>Writes everything appended since <see cref="BeginBatch"/> in one write, and returns the buffer to the pool.</summary>
-    private async ValueTask FlushBatchAsync()
+    /// <summary>
+    /// Writes everything appended since <see cref="BeginBatch"/> in one write, and returns the buffer to the pool. With
+    /// the write order free and a sink that takes the bytes at once (the common case), this is synchronous: no state
+    /// machine, no lock.
+    /// </summary>
+    private ValueTask FlushBatch() => EnterWrite() is { } turn ? FlushBatchAfterAsync(turn) : WriteBatch();
+
+    private async ValueTask FlushBatchAfterAsync(Task turn)
     {
-        await _writeLock.WaitAsync().ConfigureAwait(false);
+        await turn.ConfigureAwait(false);
+        await WriteBatch().ConfigureAwait(false);
+    }
+
+    /// <summary>Holding the write order: the batch and the frames kept aside for it in one write; the order is released when it completes.</summary>
+    private ValueTask WriteBatch()
+    {
         byte[]? aside;
         int asideCount;
         lock (_asideLock)
@@ -308,24 +320,85 @@ internal sealed partial class SocketSender
 
         var (buffer, count) = (_buffer, _count);
         (_buffer, _count) = (null, 0);
+        ValueTask write;
         try
         {
-            if (count > 0)
-            {
-                await _sink.WriteAsync(buffer.AsMemory(0, count)).ConfigureAwait(false);
-            }
+            write = count > 0 ? _sink.WriteAsync(buffer.AsMemory(0, count)) : ValueTask.CompletedTask;
+        }
+        catch
+        {
+            EndWrite(buffer);
+            throw;
+        }
+
+        if (!write.IsCompleted)
+        {
+            return EndWriteAsync(write, buffer);
+        }
+
+        try
+        {
+            write.GetAwaiter().GetResult();
         }
         finally
         {
-            if (buffer is not null)
-            {
-                // Idle sockets hold no send buffer: that is most of the memory of a quiet connection.
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
+            EndWrite(buffer);
+        }
 
-            _writeLock.Release();
+        return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask EndWriteAsync(ValueTask write, byte[]? buffer)
+    {
+        try
+        {
+            await write.ConfigureAwait(false);
+        }
+        finally
+        {
+            EndWrite(buffer);
         }
     }
+
+    private void EndWrite(byte[]? buffer)
+    {
+        if (buffer is not null)
+        {
+            // Idle sockets hold no send buffer: that is most of the memory of a quiet connection.
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        ExitWrite();
+    }
+
+    /// <summary>
+    /// Takes the write order: null when it is held at once (no other write holds or waits for it), else the task that
+    /// completes when it is this writer's turn. Every caller releases it with <see cref="ExitWrite"/>, once.
+    /// </summary>
+    /// <remarks>
+    /// <c>_writers</c> counts the writes that hold the order or wait for it. The one that moves it from 0 to 1 holds it,
+    /// with one interlocked increment and no lock (the semaphore it replaced took a monitor in its wait and its release);
+    /// any other is counted first and then waits on <c>_writeTurn</c>, to which the holder's exit gives one turn whenever
+    /// the count says a writer waits. So one writer at a time holds the order: a turn is given only to a counted waiter,
+    /// and while one is counted nobody takes the order at once. No waiter is stranded: it is counted before the holder's
+    /// exit can look, and a turn given before its wait begins is kept by the semaphore. Waiters go in the order their
+    /// waits began (a <see cref="SemaphoreSlim"/>'s async waiters are first in, first out), as with the semaphore this
+    /// replaced, and a newcomer never overtakes one.
+    /// Nobody gives up waiting (no timeout, no token): the count relies on it.
+    /// </remarks>
+    private Task? EnterWrite() => Interlocked.Increment(ref _writers) == 1 ? null : WriteTurn().WaitAsync();
+
+    private void ExitWrite()
+    {
+        if (Interlocked.Decrement(ref _writers) > 0)
+        {
+            WriteTurn().Release();
+        }
+    }
+
+    /// <summary>Made on the first contended write: most sockets never need it, and an idle one holds none.</summary>
+    private SemaphoreSlim WriteTurn() =>
+        Volatile.Read(ref _writeTurn) ?? Interlocked.CompareExchange(ref _writeTurn, new SemaphoreSlim(0), null) ?? _writeTurn!;
 
     /// <summary>
     /// A frame the WebSocket writes itself (ping, pong, close), whole, from any thread: kept aside while a pass
@@ -360,7 +433,11 @@ internal sealed partial class SocketSender
 
     private async ValueTask WriteThroughAsync(ReadOnlyMemory<byte> frame, bool ping)
     {
-        await _writeLock.WaitAsync().ConfigureAwait(false);
+        if (EnterWrite() is { } turn)
+        {
+            await turn.ConfigureAwait(false);
+        }
+
         try
         {
             if (ping && CloseWritten())
@@ -373,7 +450,7 @@ internal sealed partial class SocketSender
         }
         finally
         {
-            _writeLock.Release();
+            ExitWrite();
         }
     }
 

@@ -77,13 +77,14 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     private volatile bool _timing;
 
     // The bytes of one write. The pass appends to _buffer without a lock; the WebSocket's own frames written
-    // while a pass is building (_batching) wait in _aside and go out at the end of the same write. _writeLock
-    // orders writes to the sink.
-    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    // while a pass is building (_batching) wait in _aside and go out at the end of the same write. _writers and
+    // _writeTurn order writes to the sink (SocketSender.Pass.cs, EnterWrite).
+    private int _writers;
+    private SemaphoreSlim? _writeTurn;
     private readonly Lock _asideLock = new();
     private byte[]? _buffer;
     private int _count;
-    private bool _batching; // under _asideLock
+    private bool _batching; // opened by the pass alone, closed and read under _asideLock
     private byte[]? _aside; // under _asideLock
     private int _asideCount; // under _asideLock
 
