@@ -370,6 +370,29 @@ public sealed class SocketSenderTests
     }
 
     [Test]
+    public async Task NothingIsWritten_AfterOurCloseFrame_NeitherAPongThatWaitedForItsTurn_NorALaterPass()
+    {
+        using var fixture = new Fixture(sendThreads: 1);
+        var stream = fixture.Sender.CreateStream(Stream.Null, static () => { });
+        var release = fixture.Sink.HoldNextWrite();
+        var close = stream.WriteAsync(new byte[] { 0x88, 0x02, 0x03, 0xE8 }).AsTask(); // our close (the protocol-error path writes it so)
+        await Eventually.TrueAsync(() => fixture.Sink.Started == 1, () => "the close's write, held: it keeps the write order");
+
+        var pong = stream.WriteAsync(new byte[] { 0x8A, 0x00 }).AsTask(); // admitted after it: dropped at once
+        fixture.Sender.EnqueueControl("ack"u8.ToArray()); // a pass builds a batch behind the close
+        var pumped = fixture.Pumped();
+        release();
+        await Task.WhenAll(close, pong, pumped);
+        await Eventually.TrueAsync(() => fixture.Sender.QueuedCount == 0 && fixture.Sender.WriteOrderFree, () => "the pass behind the close to finish");
+        fixture.Sender.EnqueueControl("late"u8.ToArray());
+        await fixture.Pumped();
+        await Eventually.TrueAsync(() => fixture.Sender.QueuedCount == 0 && fixture.Sender.WriteOrderFree, () => "a later pass to finish");
+
+        Assert.That(fixture.Sink.Opcodes, Is.EqualTo(new[] { 0x8 }), "the close alone: RFC 6455 5.5.1");
+        Assert.That(fixture.Sink.Overlaps, Is.Zero);
+    }
+
+    [Test]
     public async Task APingSpreadEarlier_GoesOutAfterItsQuietTime_AndIsStillGivenTheWholeIntervalToBeAnswered()
     {
         // The session spreads its sockets' pings by id: this one is due after 20 s of quiet, of a 30 s interval.
@@ -451,6 +474,14 @@ public sealed class SocketSenderTests
         public SocketSender Sender { get; }
 
         /// <summary>What the throttle stage does: the frame goes into the cache before fan-out offers it.</summary>
+        /// <summary>Completes once every pass queued on the pump before the call has run its synchronous part (one thread).</summary>
+        public Task Pumped()
+        {
+            var marker = new PumpMarker();
+            _pump.Schedule(marker, 0);
+            return marker.Done.Task;
+        }
+
         public PriceFrame Emit(int instrumentId, long seq)
         {
             var frame = _encoder.Encode(_instruments[instrumentId], new Tick(instrumentId, 100 + seq, seq, 0, 1, PriceSource.Simulated), seq, 100);
@@ -474,6 +505,13 @@ public sealed class SocketSenderTests
     }
 
     /// <summary>A sink that parses the server frames it is given and notices two writes at once.</summary>
+    private sealed class PumpMarker : ISendPass
+    {
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void RunSendPass() => Done.SetResult();
+    }
+
     private sealed class RecordingSink : IFrameSink
     {
         private readonly Lock _gate = new();
@@ -562,10 +600,11 @@ public sealed class SocketSenderTests
                 return ValueTask.FromException(fail);
             }
 
-            var copy = bytes.ToArray(); // the sender returns its buffer to the pool once the write completes
+            // A pending write reads its bytes when it completes, as the kernel would: a sender that gave its buffer back
+            // to the pool (where the next socket's pass rents it) before then would show here as corrupt frames.
             if (Interlocked.Exchange(ref _hold, null) is { } hold)
             {
-                return new ValueTask(hold.Task.ContinueWith(_ => Complete(copy), TaskScheduler.Default));
+                return new ValueTask(hold.Task.ContinueWith(_ => Complete(bytes.ToArray()), TaskScheduler.Default));
             }
 
             if (PendEvery > 0 && started % PendEvery == 0)
@@ -573,11 +612,11 @@ public sealed class SocketSenderTests
                 return new ValueTask(Task.Run(async () =>
                 {
                     await Task.Yield();
-                    Complete(copy);
+                    Complete(bytes.ToArray());
                 }));
             }
 
-            Complete(copy);
+            Complete(bytes.ToArray());
             return ValueTask.CompletedTask;
         }
 

@@ -26,7 +26,9 @@ internal sealed partial class SocketSender
     // FIN + close: the first byte of the close frame the WebSocket writes.
     private const byte CloseFrameFirstByte = 0x88;
 
-    private bool _closeWritten; // under _asideLock: a close frame joined the write order, so no ping may follow
+    private bool _closeWritten; // under _asideLock: a close frame joined a batch or the write order, so nothing may follow
+    private bool _closeInAside; // under _asideLock: the frames kept aside for the batch being built end with our close
+    private bool _closeSent; // holding the write order: our close frame was handed to the sink, so nothing more is written
     private long _heardAt; // when a read of the connection was last asked for: the read before it returned bytes
     private long _pingSentAt; // sweeper only; 0 while no ping is outstanding
 
@@ -89,14 +91,6 @@ internal sealed partial class SocketSender
         catch (Exception)
         {
             // Whatever the write threw, the connection is gone: the receive side sees it end.
-        }
-    }
-
-    private bool CloseWritten()
-    {
-        lock (_asideLock)
-        {
-            return _closeWritten;
         }
     }
 }

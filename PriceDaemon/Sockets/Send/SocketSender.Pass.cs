@@ -239,16 +239,17 @@ internal sealed partial class SocketSender
     {
         byte[]? aside;
         int asideCount;
+        bool closeInAside;
         lock (_asideLock)
         {
             _batching = false;
-            (aside, asideCount) = (_aside, _asideCount);
-            (_aside, _asideCount) = (null, 0);
+            (aside, asideCount, closeInAside) = (_aside, _asideCount, _closeInAside);
+            (_aside, _asideCount, _closeInAside) = (null, 0, false);
         }
 
         if (aside is not null)
         {
-            _ = WriteAsideAsync(aside, asideCount);
+            _ = WriteAsideAsync(aside, asideCount, closeInAside);
         }
 
         if (_buffer is { } buffer)
@@ -300,33 +301,48 @@ internal sealed partial class SocketSender
         await WriteBatch().ConfigureAwait(false);
     }
 
-    /// <summary>Holding the write order: the batch and the frames kept aside for it in one write; the order is released when it completes.</summary>
+    /// <summary>
+    /// Holding the write order: the batch and the frames kept aside for it in one write; the order is released when it
+    /// completes. Nothing is written once our close frame has gone (RFC 6455 §5.5.1): a batch built meanwhile is dropped.
+    /// </summary>
     private ValueTask WriteBatch()
     {
-        byte[]? aside;
-        int asideCount;
-        lock (_asideLock)
-        {
-            _batching = false;
-            (aside, asideCount) = (_aside, _asideCount);
-            (_aside, _asideCount) = (null, 0);
-        }
-
-        if (aside is not null)
-        {
-            Append(ref _buffer, ref _count, aside.AsSpan(0, asideCount));
-            ArrayPool<byte>.Shared.Return(aside);
-        }
-
-        var (buffer, count) = (_buffer, _count);
-        (_buffer, _count) = (null, 0);
+        byte[]? buffer = null;
         ValueTask write;
         try
         {
+            byte[]? aside;
+            int asideCount;
+            bool closeInAside;
+            lock (_asideLock)
+            {
+                _batching = false;
+                (aside, asideCount, closeInAside) = (_aside, _asideCount, _closeInAside);
+                (_aside, _asideCount, _closeInAside) = (null, 0, false);
+            }
+
+            if (aside is not null)
+            {
+                Append(ref _buffer, ref _count, aside.AsSpan(0, asideCount));
+                ArrayPool<byte>.Shared.Return(aside);
+            }
+
+            int count;
+            (buffer, count) = (_buffer, _count);
+            (_buffer, _count) = (null, 0);
+            if (_closeSent)
+            {
+                count = 0;
+            }
+
+            // Set before the bytes go: the order is held until the write completes, so the next holder sees it.
+            _closeSent |= closeInAside && count > 0;
             write = count > 0 ? _sink.WriteAsync(buffer.AsMemory(0, count)) : ValueTask.CompletedTask;
         }
         catch
         {
+            // Whatever threw, the order is given back (a pass that threw before it copied the batch leaves _buffer to
+            // AbandonBatch, which returns it).
             EndWrite(buffer);
             throw;
         }
@@ -403,35 +419,39 @@ internal sealed partial class SocketSender
     /// <summary>
     /// A frame the WebSocket writes itself (ping, pong, close), whole, from any thread: kept aside while a pass
     /// builds its batch (it goes out at the end of that write), else written in turn with the passes' writes.
+    /// Nothing follows our close frame (RFC 6455 §5.5.1; the README promises no ping or pong after it): a frame (ping,
+    /// pong, a second close) is dropped when a close joined a batch or the write order before it, and again when its
+    /// write's turn comes after the close was written.
     /// </summary>
     internal ValueTask WriteOwnFrameAsync(ReadOnlyMemory<byte> frame) => WriteOwnFrameAsync(frame, ping: false);
 
-    /// <summary>
-    /// As above; a <paramref name="ping"/> of the sweep is dropped once a close frame went ahead of it (RFC 6455 §5.5.1:
-    /// nothing after the close), looked at when it joins a batch or the write order and again when its write's turn comes.
-    /// </summary>
+    /// <summary>As above; the sweep's <paramref name="ping"/> also stands down when a close joined the order while it waited.</summary>
     private ValueTask WriteOwnFrameAsync(ReadOnlyMemory<byte> frame, bool ping)
     {
+        // The WebSocket writes each of its frames whole, so the first byte is the frame's: FIN + close.
+        var close = !frame.IsEmpty && frame.Span[0] == CloseFrameFirstByte;
         lock (_asideLock)
         {
-            if (ping && _closeWritten)
+            if (_closeWritten)
             {
                 return ValueTask.CompletedTask;
             }
 
-            // The WebSocket writes each of its frames whole, so the first byte is the frame's: FIN + close.
-            _closeWritten |= !frame.IsEmpty && frame.Span[0] == CloseFrameFirstByte;
+            _closeWritten = close;
             if (_batching)
             {
                 Append(ref _aside, ref _asideCount, frame.Span);
+                _closeInAside |= close;
                 return ValueTask.CompletedTask;
             }
         }
 
-        return WriteThroughAsync(frame, ping);
+        return WriteThroughAsync(frame, close, ping);
     }
 
-    private async ValueTask WriteThroughAsync(ReadOnlyMemory<byte> frame, bool ping)
+    /// <param name="close">The bytes end with our close frame: once they are written, nothing else is.</param>
+    /// <param name="ping">A keep-alive ping, pointless once a close is on its way even if it could still go first.</param>
+    private async ValueTask WriteThroughAsync(ReadOnlyMemory<byte> frame, bool close, bool ping = false)
     {
         if (EnterWrite() is { } turn)
         {
@@ -440,12 +460,13 @@ internal sealed partial class SocketSender
 
         try
         {
-            if (ping && CloseWritten())
+            if (_closeSent || (ping && CloseAdmitted()))
             {
-                // A close frame took the write order while this ping waited for it.
+                // Our close frame took the write order while this one waited for it (or, for a ping, joined it).
                 return;
             }
 
+            _closeSent = close;
             await _sink.WriteAsync(frame).ConfigureAwait(false);
         }
         finally
@@ -454,12 +475,20 @@ internal sealed partial class SocketSender
         }
     }
 
+    private bool CloseAdmitted()
+    {
+        lock (_asideLock)
+        {
+            return _closeWritten;
+        }
+    }
+
     /// <summary>An abandoned batch's frames kept aside, written on their own; the buffer goes back after.</summary>
-    private async Task WriteAsideAsync(byte[] aside, int count)
+    private async Task WriteAsideAsync(byte[] aside, int count, bool closeInAside)
     {
         try
         {
-            await WriteThroughAsync(aside.AsMemory(0, count), ping: false).ConfigureAwait(false);
+            await WriteThroughAsync(aside.AsMemory(0, count), closeInAside).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
         {

@@ -114,6 +114,9 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     /// <summary>Prices and control frames waiting for the next pass: for tests and diagnostics.</summary>
     public int QueuedCount => _ready.Count() + Volatile.Read(ref _controlCount);
 
+    /// <summary>No write holds or waits for the write order (tests: a pass that waited for its turn has finished).</summary>
+    internal bool WriteOrderFree => Volatile.Read(ref _writers) == 0;
+
     /// <summary>
     /// Price frames carry <c>data.received_at</c> (set by a subscribe with <c>"timing"</c>): a variant each frame builds
     /// once, on first need, so sockets that do not ask get the same single serialization as ever.
