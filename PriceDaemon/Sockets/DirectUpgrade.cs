@@ -51,7 +51,9 @@ internal sealed class DirectUpgrade
 
     public bool Enabled { get; }
 
-    private sealed record Parts(bool DirectSends, SessionRegistry Registry, SessionServices Services, ConnectionGate Gate, KestrelServerLimits Limits);
+    /// <param name="Stopping">The host's stopping token: a handshake still arriving when it fires is cut.</param>
+    private sealed record Parts(
+        bool DirectSends, SessionRegistry Registry, SessionServices Services, ConnectionGate Gate, KestrelServerLimits Limits, CancellationToken Stopping);
 
     /// <summary>
     /// Whether an endpoint gets this path: only one that speaks HTTP/1.1, and only while no configured endpoint
@@ -105,14 +107,15 @@ internal sealed class DirectUpgrade
         services.GetRequiredService<SessionRegistry>(),
         services.GetRequiredService<SessionServices>(),
         services.GetRequiredService<ConnectionGate>(),
-        services.GetRequiredService<IOptions<KestrelServerOptions>>().Value.Limits);
+        services.GetRequiredService<IOptions<KestrelServerOptions>>().Value.Limits,
+        services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
 
     /// <summary>What became of a connection's first bytes: an accepted socket, Kestrel's to handle, or answered (refused, cut).</summary>
     private readonly record struct Handshake(bool PassOn, (IClientSocket Socket, SocketSender Sender, ClientIdentity Client)? Accepted);
 
     private async Task<Handshake> HandshakeAsync(ConnectionContext connection, Parts parts)
     {
-        var (request, passOn) = await ReadHeadAsync(connection, parts.Limits).ConfigureAwait(false);
+        var (request, passOn) = await ReadHeadAsync(connection, parts.Limits, parts.Stopping).ConfigureAwait(false);
         if (request is null)
         {
             return new Handshake(passOn, null);
@@ -164,13 +167,18 @@ internal sealed class DirectUpgrade
     /// Reads until the connection's first bytes are one of our handshakes (consumed, returned) or cannot be
     /// (nothing consumed, pass on: Kestrel reads the same bytes). Kestrel's own limits apply while waiting: its
     /// keep-alive timeout for the first byte, its request-headers timeout for the rest of a head; a connection
-    /// that runs out of either, or is asked to close (shutdown), is cut.
+    /// that runs out of either, or whose head is still arriving when the daemon stops, is cut.
     /// </summary>
-    private static async Task<(UpgradeRequest? Request, bool PassOn)> ReadHeadAsync(ConnectionContext connection, KestrelServerLimits limits)
+    /// <remarks>
+    /// The wait is linked to the host's stopping token, not to the connection's own close request
+    /// (<see cref="IConnectionLifetimeNotificationFeature"/>): a registration leaves a registration table and a node
+    /// on the token's source for that source's life, and the connection's source lives as long as the socket (144 B of
+    /// every idle one), while the host's one source keeps only as many nodes as handshakes ever waited at once.
+    /// </remarks>
+    private static async Task<(UpgradeRequest? Request, bool PassOn)> ReadHeadAsync(ConnectionContext connection, KestrelServerLimits limits, CancellationToken stopping)
     {
         var input = connection.Transport.Input;
-        var closing = connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested ?? default;
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(closing);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         timeout.CancelAfter(limits.KeepAliveTimeout);
         var waited = false;
         try
@@ -214,7 +222,7 @@ internal sealed class DirectUpgrade
         }
         catch (OperationCanceledException) when (timeout.IsCancellationRequested)
         {
-            connection.Abort(new ConnectionAbortedException(closing.IsCancellationRequested ? "the server is stopping" : "request head timed out"));
+            connection.Abort(new ConnectionAbortedException(stopping.IsCancellationRequested ? "the server is stopping" : "request head timed out"));
             return (null, false);
         }
     }
