@@ -1,7 +1,10 @@
 using System.Buffers.Binary;
+using System.Net.WebSockets;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using PriceDaemon.Pipeline;
+using PriceDaemon.Security;
+using PriceDaemon.Sockets;
 using PriceDaemon.Tests.Security;
 using PriceDaemon.Tests.Support;
 
@@ -64,5 +67,52 @@ public sealed class DirectReceiveTests
         await client.SendFrameAsync(RawWebSocket.Close, body);
         var ending = await client.ReadUntilClosedAsync(TestClient.Timeout);
         Assert.That(ending.CloseCode, Is.EqualTo(4001), "the peer's close code comes back");
+    }
+
+    [Test]
+    public async Task AServerClose_ThatThePeerNeverAnswers_IsCutAfterTheCloseTimeout_AndTheSessionEnds()
+    {
+        await using var daemon = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Limits:CloseTimeoutSeconds"] = "1" });
+        var registry = daemon.Services.GetRequiredService<SessionRegistry>();
+        var limits = daemon.Services.GetRequiredService<UserLimits>();
+        using var client = await RawWebSocket.ConnectAsync(daemon.BaseUri);
+        using (var first = new CancellationTokenSource(TestClient.Timeout))
+        {
+            Assert.That((await client.ReadFrameAsync(first.Token))?.Text, Does.Contain("\"type\":\"status\""));
+        }
+
+        Assert.That(limits.Connections, Is.EqualTo(1));
+        registry.Sessions.Single().BeginClose(WebSocketCloseStatus.NormalClosure, "bye");
+
+        // The peer reads our close frame and never answers it: the session gives it the close timeout, then cuts it.
+        var ending = await client.ReadUntilClosedAsync(TestClient.Timeout);
+        Assert.That(ending.CloseCode, Is.EqualTo((int)WebSocketCloseStatus.NormalClosure), "our close frame went out first");
+        using (var rest = new CancellationTokenSource(TestClient.Timeout))
+        {
+            Assert.That(await ReadToEndAsync(client, rest.Token), Is.True, "the connection was cut: the read ended, not the wait");
+        }
+
+        await Eventually.TrueAsync(() => registry.Count == 0 && limits.Connections == 0, () => $"sessions {registry.Count}, connections {limits.Connections}");
+    }
+
+    /// <summary>True once the server ended the connection (end of stream or reset); false if the wait ran out first.</summary>
+    private static async Task<bool> ReadToEndAsync(RawWebSocket client, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (await client.ReadFrameAsync(cancellationToken) is not null)
+            {
+            }
+
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException)
+        {
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
     }
 }

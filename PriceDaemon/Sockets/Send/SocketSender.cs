@@ -54,7 +54,9 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     private volatile bool _aborted;
     private bool _ended; // the pass in progress, or the write that ended the send side
     private long _writeStartedAt; // 0 while no write is pending
-    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _completed; // 1 once the close frame is out or the send side failed
+    private TaskCompletionSource? _done; // made only when someone asks for Completion (see there)
+    private ISendEnd? _end; // told once the send side has ended
 
     // Only the pass in progress touches these: control frames it took but did not get to (oldest first), the
     // word of ready marks the next pass starts at, and by slot what each subscription last got.
@@ -104,8 +106,35 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
 
     public string Remote { get; }
 
-    /// <summary>Completes when the close frame is out or the send side failed; never faults.</summary>
-    public Task Completion => _done.Task;
+    /// <summary>
+    /// Completes when the close frame is out or the send side failed; never faults. Made on first use: a session is told
+    /// through <see cref="ISendEnd"/> instead, so an open socket holds no task for it (~90 B).
+    /// </summary>
+    public Task Completion
+    {
+        get
+        {
+            if (Volatile.Read(ref _completed) != 0)
+            {
+                return Task.CompletedTask;
+            }
+
+            var done = Volatile.Read(ref _done);
+            if (done is null)
+            {
+                var made = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                done = Interlocked.CompareExchange(ref _done, made, null) ?? made;
+            }
+
+            // Published with a full fence before the look: Complete either sees it or is seen here.
+            if (Volatile.Read(ref _completed) != 0)
+            {
+                done.TrySetResult();
+            }
+
+            return done.Task;
+        }
+    }
 
     /// <summary>A close was requested or the connection was aborted; the sender is on its way out.</summary>
     public bool IsClosing => Volatile.Read(ref _close) is not null;
@@ -128,6 +157,9 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
 
     /// <summary>The client side of the socket (a WebSocket built over <see cref="CreateStream"/>, or a <see cref="PipeClientSocket"/>); it writes the close frame.</summary>
     public void Attach(IClientSocket socket) => _socket = socket;
+
+    /// <summary>Who is told when the send side has ended (the session); set once, before any pass.</summary>
+    public void Attach(ISendEnd end) => _end = end;
 
     /// <summary>
     /// The stream to build the WebSocket on: reads come from <paramref name="input"/>, writes (the WebSocket's
@@ -333,7 +365,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
                 await socket.CloseOutputAsync(_close!.Status, _close.Reason).ConfigureAwait(false);
             }
 
-            _done.TrySetResult();
+            Complete();
         }
         catch (Exception ex)
         {
@@ -362,8 +394,20 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
         finally
         {
             // Last, so whoever awaits Completion sees the failure counted and the connection cut.
-            _done.TrySetResult();
+            Complete();
         }
+    }
+
+    /// <summary>The send side has ended: once, whichever of the close and a failure came first.</summary>
+    private void Complete()
+    {
+        if (Interlocked.Exchange(ref _completed, 1) != 0)
+        {
+            return;
+        }
+
+        Volatile.Read(ref _done)?.TrySetResult();
+        _end?.SendEnded();
     }
 
     private void Report(Exception ex)
