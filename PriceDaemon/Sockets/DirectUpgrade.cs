@@ -154,8 +154,7 @@ internal sealed class DirectUpgrade
                 : new SocketFrameSink(direct);
             await sink.WriteAsync(SwitchingProtocols(request.Key, client.Subprotocol)).ConfigureAwait(false);
 
-            var remote = $"{remoteEndPoint?.Address}:{remoteEndPoint?.Port}";
-            var sender = new SocketSender(parts.Registry.NextId(), remote, sink, connection.Abort, parts.Services);
+            var sender = new SocketSender(parts.Registry.NextId(), (object?)remoteEndPoint ?? ":", sink, connection.Abort, parts.Services);
             // Client frames are read straight from the connection's pipe, with no WebSocket over a stream: the pipes
             // and the socket are the connection's, and Kestrel closes them when it ends; an abort only has to end
             // what is pending on them. Pings come from the session sweep (SocketSender.KeepAlive.cs).
