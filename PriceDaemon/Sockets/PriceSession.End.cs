@@ -16,8 +16,12 @@ internal sealed partial class PriceSession
     private const int BothEnded = ReceiveEnded | SendSideEnded;
     private const int Finished = 4;
 
-    /// <summary>The sender's send side has ended (its close frame is out, or a write failed).</summary>
-    void ISendEnd.SendEnded() => SideEnded(SendSideEnded);
+    /// <summary>
+    /// The sender's send side has ended (its close frame is out, or a write failed). Told on the thread that ended it,
+    /// which may be a send thread: the end (a log line, the socket's disposal) runs on the thread pool, as the
+    /// continuation of a task's completion would, so no other socket's pass waits for it.
+    /// </summary>
+    void ISendEnd.SendEnded() => ThreadPool.UnsafeQueueUserWorkItem(static session => session.SideEnded(SendSideEnded), this, preferLocal: false);
 
     /// <summary>One side has ended: the end when it is the second, the close timeout for the other when it is the first.</summary>
     private void SideEnded(int side)
