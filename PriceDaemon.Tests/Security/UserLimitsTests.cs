@@ -54,4 +54,37 @@ public sealed class UserLimitsTests
         Assert.That(limits.ChangeLimiters, Is.EqualTo(65));
         Assert.That(limits.TryChangeSubscriptions("sub:alice", out _), Is.False);
     }
+
+    [Test]
+    public void AConnectionsOwnUser_HasTheSameBudget_KeptWithItAndInNoMap()
+    {
+        using var limits = Create();
+        Assert.That(limits.TryAdmitConnection(1, out var first), Is.EqualTo(Admit.Admitted));
+        Assert.That(limits.TryAdmitConnection(2, out var second), Is.EqualTo(Admit.Admitted));
+        Assert.That(first!.Key, Is.EqualTo("connection:1"));
+        Assert.That(first.TryChangeSubscriptions(out _), Is.True);
+        _time.Advance(TimeSpan.FromSeconds(20));
+        Assert.That(first.TryChangeSubscriptions(out _), Is.True);
+        Assert.That(first.TryChangeSubscriptions(out var wait), Is.False);
+        Assert.That(wait, Is.EqualTo(TimeSpan.FromSeconds(40)));
+        Assert.That(second!.TryChangeSubscriptions(out _), Is.True, "one connection's use never counts against another's");
+        Assert.That(limits.ChangeLimiters, Is.EqualTo(0), "a connection's own budget is no limiter in the map");
+
+        _time.Advance(TimeSpan.FromSeconds(40));
+        Assert.That(first.TryChangeSubscriptions(out _), Is.True);
+        Assert.That(limits.Connections, Is.EqualTo(2));
+        limits.Release(first, null);
+        limits.Release(second, null);
+        Assert.That(limits.Connections, Is.EqualTo(0));
+    }
+
+    [Test]
+    public void AConnectionsOwnUser_IsRefused_WhenTheDaemonIsFull()
+    {
+        using var limits = new UserLimits(Options.Create(new LimitsOptions { MaxConnections = 1 }), _time);
+        Assert.That(limits.TryAdmitConnection(1, out _), Is.EqualTo(Admit.Admitted));
+        Assert.That(limits.TryAdmitConnection(2, out var refused), Is.EqualTo(Admit.ServerFull));
+        Assert.That(refused, Is.Null);
+        Assert.That(limits.TryAdmit("sub:alice", null, out _), Is.EqualTo(Admit.ServerFull), "both kinds count toward one limit");
+    }
 }

@@ -50,13 +50,13 @@ internal sealed partial class ConnectionGate
 
         var loopback = remote is null || IPAddress.IsLoopback(remote);
         var exempt = loopback && _limits.ExemptLoopback;
-        var userKey = authentication.Subject is { } subject
-            ? "sub:" + subject
-            : exempt
-                ? "connection:" + Interlocked.Increment(ref _anonymous)
-                : "ip:" + remote;
         var counted = exempt ? null : remote;
-        switch (_limits.TryAdmit(userKey, counted, out var user))
+        var admit = authentication.Subject is { } subject
+            ? _limits.TryAdmit("sub:" + subject, counted, out var user)
+            : exempt
+                ? _limits.TryAdmitConnection(Interlocked.Increment(ref _anonymous), out user)
+                : _limits.TryAdmit("ip:" + remote, counted, out user);
+        switch (admit)
         {
             case Admit.ServerFull:
                 LogRefused(remote, StatusCodes.Status503ServiceUnavailable, "too many connections");

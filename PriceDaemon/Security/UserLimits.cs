@@ -89,13 +89,34 @@ internal sealed class UserLimits : IDisposable
         }
     }
 
-    /// <summary>Gives back what <see cref="TryAdmit"/> took. The session has released its subscriptions first.</summary>
+    /// <summary>
+    /// Counts a new connection that is its own user (an anonymous one exempt from the address limits), numbered
+    /// <paramref name="connection"/>: only the daemon's limit applies, and the user is kept in no map.
+    /// </summary>
+    public Admit TryAdmitConnection(long connection, out ClientUser? user)
+    {
+        user = null;
+        lock (_gate)
+        {
+            if (_connections >= _options.MaxConnections)
+            {
+                return Admit.ServerFull;
+            }
+
+            _connections++;
+        }
+
+        user = new ClientUser(connection, this) { Connections = 1 };
+        return Admit.Admitted;
+    }
+
+    /// <summary>Gives back what <see cref="TryAdmit"/> or <see cref="TryAdmitConnection"/> took. The session has released its subscriptions first.</summary>
     public void Release(ClientUser user, IPAddress? address)
     {
         lock (_gate)
         {
             _connections--;
-            if (--user.Connections == 0)
+            if (--user.Connections == 0 && !user.IsConnection)
             {
                 _users.Remove(user.Key);
             }
@@ -141,6 +162,10 @@ internal sealed class UserLimits : IDisposable
         retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(_options.SubscriptionChangeWindowSeconds);
         return false;
     }
+
+    /// <summary>The change budget of a user that is one connection: the same window, held by the user (no lock, no map).</summary>
+    public bool TryChangeSubscriptions(ref FixedWindow window, out TimeSpan retryAfter) =>
+        window.TryAcquire(1, _options.SubscriptionChangesPerWindow, TimeSpan.FromSeconds(_options.SubscriptionChangeWindowSeconds), _time, out retryAfter);
 
     /// <summary>Number of users with a change limiter kept; for tests.</summary>
     internal int ChangeLimiters

@@ -16,9 +16,8 @@ internal sealed class WindowRateLimiter : RateLimiter
     private readonly TimeSpan _window;
     private readonly TimeProvider _time;
     private readonly Lock _gate = new();
-    private long _windowStart;
+    private FixedWindow _current;
     private long _idleSince;
-    private int _used;
 
     public WindowRateLimiter(int limit, TimeSpan window, TimeProvider time)
     {
@@ -36,12 +35,12 @@ internal sealed class WindowRateLimiter : RateLimiter
             lock (_gate)
             {
                 var now = _time.GetTimestamp();
-                if (_used > 0 && _time.GetElapsedTime(_windowStart, now) < _window)
+                if (_current.Used > 0 && _time.GetElapsedTime(_current.Start, now) < _window)
                 {
                     return null;
                 }
 
-                var since = _used > 0 ? _windowStart + (long)(_window.TotalSeconds * _time.TimestampFrequency) : _idleSince;
+                var since = _current.Used > 0 ? _current.Start + (long)(_window.TotalSeconds * _time.TimestampFrequency) : _idleSince;
                 return now > since ? _time.GetElapsedTime(since, now) : TimeSpan.Zero;
             }
         }
@@ -51,7 +50,7 @@ internal sealed class WindowRateLimiter : RateLimiter
     {
         lock (_gate)
         {
-            return new RateLimiterStatistics { CurrentAvailablePermits = Math.Max(0, _limit - _used) };
+            return new RateLimiterStatistics { CurrentAvailablePermits = Math.Max(0, _limit - _current.Used) };
         }
     }
 
@@ -59,24 +58,7 @@ internal sealed class WindowRateLimiter : RateLimiter
     {
         lock (_gate)
         {
-            var now = _time.GetTimestamp();
-            if (_used > 0 && _time.GetElapsedTime(_windowStart, now) >= _window)
-            {
-                _used = 0;
-            }
-
-            if (_used + permitCount <= _limit)
-            {
-                if (_used == 0 && permitCount > 0)
-                {
-                    _windowStart = now;
-                }
-
-                _used += permitCount;
-                return _granted;
-            }
-
-            return new Lease(_window - _time.GetElapsedTime(_windowStart, now));
+            return _current.TryAcquire(permitCount, _limit, _window, _time, out var retryAfter) ? _granted : new Lease(retryAfter);
         }
     }
 

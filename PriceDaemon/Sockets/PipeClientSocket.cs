@@ -24,7 +24,8 @@ namespace PriceDaemon.Sockets;
 /// An idle socket's pending read holds the pipe's read and nothing of its own: payload is unmasked straight into the
 /// session's buffer, and only a control frame's payload (at most 125 bytes) is copied, when it is answered. The wait for
 /// a message's first frame (where a socket spends its life) is this object itself, not an async method's state machine
-/// (~0.3 KiB live per waiting socket): the pipe's read calls it back, and only then does reading run as an async method.
+/// (~0.3 KiB live per waiting socket): the pipe's read calls it back, pings and pongs between messages are answered
+/// there, and only a message's payload is read in an async method.
 /// </remarks>
 internal sealed class PipeClientSocket : IClientSocket, IValueTaskSource<ValueWebSocketReceiveResult>
 {
@@ -102,35 +103,60 @@ internal sealed class PipeClientSocket : IClientSocket, IValueTaskSource<ValueWe
             return ReceiveCoreAsync(buffer);
         }
 
-        _sender.Heard();
-        var read = _input.ReadAsync();
-        if (read.IsCompleted)
-        {
-            // Something arrived already: nothing examined, the reading below starts from the same bytes.
-            return Unread(read) is { } error ? ValueTask.FromException<ValueWebSocketReceiveResult>(error) : ReceiveCoreAsync(buffer);
-        }
-
         _idle.Reset();
-        _idleRead = read;
-        read.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_onIdleRead ??= OnIdleRead);
-        return new ValueTask<ValueWebSocketReceiveResult>(this, _idle.Version);
+        var version = _idle.Version;
+        ContinueIdle();
+        return new ValueTask<ValueWebSocketReceiveResult>(this, version);
     }
 
-    /// <summary>The pipe's read ended while waiting for a message's start: reading goes on from the same bytes.</summary>
+    /// <summary>
+    /// Reads until a message starts (or the peer closes), answering the control frames that come between messages on
+    /// the way: it ends the wait, or leaves the pipe's read pending with <see cref="OnIdleRead"/> to call back.
+    /// </summary>
+    /// <remarks>
+    /// A socket that only answers the sweep's pings (every idle one, once a keep-alive interval) never leaves this path,
+    /// so no async box and continuation (~0.3 KiB) waits under it until its next message. Only a pong whose write cannot
+    /// finish at once, and a protocol error, go on in an async method.
+    /// </remarks>
+    private void ContinueIdle()
+    {
+        try
+        {
+            while (true)
+            {
+                // A read is asked for once the bytes of the last one are used: the peer was heard (SocketSender.KeepAlive.cs).
+                _sender.Heard();
+                var read = _input.ReadAsync();
+                if (!read.IsCompleted)
+                {
+                    _idleRead = read;
+                    read.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_onIdleRead ??= OnIdleRead);
+                    return;
+                }
+
+                if (!TakeIdle(read))
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            _idle.SetException(ex);
+        }
+    }
+
+    /// <summary>The pipe's read ended while waiting for a message's start.</summary>
     private void OnIdleRead()
     {
         var read = _idleRead;
         _idleRead = default;
-        ValueTask<ValueWebSocketReceiveResult> next;
         try
         {
-            if (Unread(read) is { } error)
+            if (!TakeIdle(read))
             {
-                _idle.SetException(error);
                 return;
             }
-
-            next = ReceiveCoreAsync(Memory<byte>.Empty);
         }
         catch (Exception ex)
         {
@@ -138,37 +164,93 @@ internal sealed class PipeClientSocket : IClientSocket, IValueTaskSource<ValueWe
             return;
         }
 
-        if (next.IsCompleted)
+        ContinueIdle();
+    }
+
+    /// <summary>
+    /// One step of the wait for a message's start over a completed read, as <see cref="ReceiveCoreAsync"/> takes it with an
+    /// empty buffer: true to read on, false once the wait has ended (or an async method finishes it).
+    /// </summary>
+    private bool TakeIdle(ValueTask<ReadResult> read)
+    {
+        var result = read.GetAwaiter().GetResult();
+        if (result.IsCanceled || Volatile.Read(ref _aborted) != 0)
         {
-            CompleteIdle(next);
+            _input.AdvanceTo(result.Buffer.Start);
+            _idle.SetException(new OperationCanceledException("the connection was aborted"));
+            return false;
         }
-        else
+
+        var data = result.Buffer;
+        var step = Take(ref data, [], out var received, out var reply, out var failure, out var reason);
+        if (step == Step.NeedMore)
         {
-            // A message whose header is still arriving, or a socket that answered a ping or heard a pong while idle: the
-            // read then waits in an async box and this delegate until the client's next message (~0.3 KiB per such socket;
-            // handling control frames in the idle path itself is the next step).
-            next.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(() => CompleteIdle(next));
+            _input.AdvanceTo(data.Start, result.Buffer.End);
+            if (result.IsCompleted)
+            {
+                _idle.SetException(new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "the peer closed the connection without a close frame"));
+                return false;
+            }
+
+            return true;
+        }
+
+        // Whatever is left is not examined yet: the next read returns it at once.
+        _input.AdvanceTo(data.Start);
+        switch (step)
+        {
+            case Step.Result:
+                _idle.SetResult(received);
+                return false;
+            case Step.Reply when Volatile.Read(ref _closeSent) == 0: // nothing of ours after our close frame
+                var write = _sender.WriteOwnFrameAsync(reply);
+                if (write.IsCompletedSuccessfully)
+                {
+                    // Taken, as an await would: a pooled source behind the write is given back only so.
+                    write.GetAwaiter().GetResult();
+                    return true;
+                }
+
+                _ = ContinueIdleAfterAsync(write);
+                return false;
+            case Step.Fail:
+                _ = FailIdleAsync(failure, reason);
+                return false;
+            default:
+                return true;
         }
     }
 
-    private void CompleteIdle(ValueTask<ValueWebSocketReceiveResult> next)
+    /// <summary>A pong the sink could not take at once: the wait goes on once it is written.</summary>
+    private async Task ContinueIdleAfterAsync(ValueTask write)
     {
         try
         {
-            _idle.SetResult(next.Result);
+            await write.ConfigureAwait(false);
         }
         catch (Exception ex)
         {
             _idle.SetException(ex);
+            return;
         }
+
+        ContinueIdle();
     }
 
-    /// <summary>Takes a completed read's result and gives its bytes back unexamined; the error to end the wait with, if it must end.</summary>
-    private Exception? Unread(ValueTask<ReadResult> read)
+    /// <summary>As ManagedWebSocket: the close frame with the reason's code first, then the wait fails.</summary>
+    private async Task FailIdleAsync(WebSocketCloseStatus failure, string reason)
     {
-        var result = read.GetAwaiter().GetResult();
-        _input.AdvanceTo(result.Buffer.Start);
-        return result.IsCanceled || Volatile.Read(ref _aborted) != 0 ? new OperationCanceledException("the connection was aborted") : null;
+        try
+        {
+            await CloseOutputAsync(failure, "").ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            _idle.SetException(ex);
+            return;
+        }
+
+        _idle.SetException(new WebSocketException(WebSocketError.Faulted, reason));
     }
 
     ValueWebSocketReceiveResult IValueTaskSource<ValueWebSocketReceiveResult>.GetResult(short token) => _idle.GetResult(token);

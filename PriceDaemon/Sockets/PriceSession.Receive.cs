@@ -86,9 +86,24 @@ internal sealed partial class PriceSession
 
             BeginClose(WebSocketCloseStatus.EndpointUnavailable, "");
         }
+        catch (Exception ex)
+        {
+            // A bug, not a socket fault: the session's run faults with it once it has ended (nobody awaits this loop).
+            Volatile.Write(ref _fault, ex);
+            Abort();
+        }
         finally
         {
-            ReleaseSubscriptions();
+            try
+            {
+                ReleaseSubscriptions();
+            }
+            catch (Exception ex)
+            {
+                Interlocked.CompareExchange(ref _fault, ex, null);
+            }
+
+            SideEnded(ReceiveEnded);
         }
     }
 

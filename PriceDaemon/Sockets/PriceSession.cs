@@ -12,10 +12,10 @@ namespace PriceDaemon.Sockets;
 /// <remarks>
 /// Ownership: the receive loop owns the subscriptions (<see cref="_subscriptions"/>, the bad-message window)
 /// from its first read to the end of its <c>finally</c>, which hands every subscription back (index, user
-/// limits, upstream interest). Nothing else touches them, not even <see cref="RunAsync(SessionOwner?)"/> when the loop
+/// limits, upstream interest). Nothing else touches them, not even the session's end when the loop
 /// outlives its close timeout: the loop then gives them back whenever its pending read finally ends.
 /// </remarks>
-internal sealed partial class PriceSession
+internal sealed partial class PriceSession : ISendEnd
 {
     // Client messages are small; a message borrows a pooled buffer of this size and grows it up to the limit.
     private const int InitialReceiveBytes = 512;
@@ -42,6 +42,16 @@ internal sealed partial class PriceSession
     private int _subscriptionCount; // _subscriptions.Count, for other threads
     private long _lastMessageAt; // timestamp of the last client message (or of the connect)
 
+    // The session's end (PriceSession.End.cs): which sides have ended, the run's task, what it ends into, and the
+    // timers of its close (both only while closing) and of the token's expiry.
+    private int _ends;
+    private TaskCompletionSource? _run;
+    private SessionOwner? _owner;
+    private ITimer? _closeTimer;
+    private bool _closeAborted; // close timer only: the first timeout aborted the connection
+    private ITimer? _expiry;
+    private Exception? _fault; // what ended the receive loop that is no socket fault: the run faults with it
+
     public PriceSession(IClientSocket socket, SocketSender sender, SessionServices services, ClientIdentity client)
     {
         _socket = socket;
@@ -51,6 +61,7 @@ internal sealed partial class PriceSession
         _client = client;
         _lastMessageAt = services.Time.GetTimestamp();
         sender.Attach(socket);
+        sender.Attach((ISendEnd)this);
     }
 
     public long Id => _sender.Id;
@@ -72,15 +83,22 @@ internal sealed partial class PriceSession
     public Task RunAsync() => RunAsync(null);
 
     /// <summary>
-    /// Runs the session until the socket closes, then, with an <paramref name="owner"/>, ends it there
-    /// (<see cref="PriceSocketEndpoint.SessionEnded"/>). Never throws for socket faults.
+    /// Starts the session; the task completes when the socket has closed and then, with an <paramref name="owner"/>,
+    /// the session has ended there (<see cref="PriceSocketEndpoint.SessionEnded"/>). Never faults for socket faults.
     /// </summary>
     /// <param name="owner">
-    /// The registry and the gate together, or neither: the end in the finally then has both, so it cannot throw a
-    /// null reference that would hide the exception that ended the session. A struct: nothing more per socket.
+    /// The registry and the gate together, or neither: the end then has both, so it cannot throw a null reference
+    /// that would hide the exception that ended the session. A struct: nothing more per socket.
     /// </param>
-    public async Task RunAsync(SessionOwner? owner)
+    /// <remarks>
+    /// Not an async method: no state machine waits for either side while the socket is open (~0.35 KiB of an idle one
+    /// with the wait for both). The receive loop and the sender each say when they end (<see cref="SideEnded"/>); the
+    /// first to end gives the other the close timeout (PriceSession.End.cs).
+    /// </remarks>
+    public Task RunAsync(SessionOwner? owner)
     {
+        _owner = owner;
+        var run = _run = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         try
         {
             var (state, message) = _services.FeedStatus.Current;
@@ -97,40 +115,19 @@ internal sealed partial class PriceSession
                 }
             }
 
-            using var expiry = StartExpiryTimer();
-            var send = _sender.Completion;
-            var receive = ReceiveLoopAsync();
-            await Task.WhenAny(send, receive).ConfigureAwait(false);
-
-            // The other side gets the close timeout to finish the handshake; then the connection is cut.
-            var timeout = TimeSpan.FromSeconds(_services.Limits.CloseTimeoutSeconds);
-            try
-            {
-                await Task.WhenAll(send, receive).WaitAsync(timeout, _services.Time).ConfigureAwait(false);
-            }
-            catch (TimeoutException)
-            {
-                Abort();
-                try
-                {
-                    await Task.WhenAll(send, receive).WaitAsync(timeout, _services.Time).ConfigureAwait(false);
-                }
-                catch (TimeoutException)
-                {
-                    // An aborted connection always ends its pending I/O; if it ever does not, the session is
-                    // still released rather than holding the host's shutdown. Its subscriptions stay with the
-                    // receive loop, which gives them back when its read ends.
-                    SocketLog.SocketError(_logger, Id, Remote, "close", "loops did not end after abort");
-                }
-            }
+            _expiry = StartExpiryTimer();
         }
-        finally
+        catch (Exception ex)
         {
-            if (owner is { } end)
-            {
-                PriceSocketEndpoint.SessionEnded(this, _socket, end.Registry, _services, end.Gate, _client);
-            }
+            // Nothing was read yet, so nothing is held: the session ends here, with the error.
+            _fault = ex;
+            Abort();
+            Finish();
+            return run.Task;
         }
+
+        _ = ReceiveLoopAsync();
+        return run.Task;
     }
 
     /// <summary>

@@ -37,6 +37,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
     private long _nextId;
     private int _sweeping; // 1 while a sweep runs: the timer does not wait for one to end
     private volatile bool _stopping; // new sockets are refused
+    private readonly CancellationTokenSource _closedSource = new();
     private volatile bool _closed; // every session has been asked to close
 
     public SessionRegistry(
@@ -63,6 +64,13 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
 
     /// <summary>The stop's first step: handshakes from now on are refused; open sessions go on until <see cref="CloseAll"/>.</summary>
     public void StopAccepting() => _stopping = true;
+
+    /// <summary>
+    /// Cancelled by <see cref="CloseAll"/>, the drain's last step, just before Kestrel stops: a connection still waiting
+    /// for its request head then is cut. Not the host's stopping token: that fires at SIGTERM, before the drain, while new
+    /// connections must still be answered (a 503 from /health/ready and for a new price socket, REST as usual).
+    /// </summary>
+    public CancellationToken Closed => _closedSource.Token;
 
     public int Count => _sessions.Count;
 
@@ -132,7 +140,11 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
         return Task.CompletedTask;
     }
 
-    public void Dispose() => _sweeper?.Dispose();
+    public void Dispose()
+    {
+        _sweeper?.Dispose();
+        _closedSource.Dispose();
+    }
 
     /// <summary>Closes every session with 1001, and each one that opens from now on; idempotent.</summary>
     public void CloseAll()
@@ -144,6 +156,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
 
         _stopping = true;
         _closed = true;
+        _closedSource.Cancel();
         LogClosingAll(_sessions.Count);
         foreach (var session in _sessions.Values)
         {

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.WebSockets;
 using PriceDaemon.Pipeline;
 
@@ -28,6 +29,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     // A batch stops growing here so one busy socket cannot pin a large buffer; the rest goes in the next pass.
     private const int MaxBatchBytes = 64 * 1024;
 
+    private readonly object _remote; // a string or an IPEndPoint (see the constructor)
     private readonly IFrameSink _sink;
     private readonly Action _abortConnection;
     private readonly SessionServices _services;
@@ -54,7 +56,9 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     private volatile bool _aborted;
     private bool _ended; // the pass in progress, or the write that ended the send side
     private long _writeStartedAt; // 0 while no write is pending
-    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _completed; // 1 once the close frame is out or the send side failed
+    private TaskCompletionSource? _done; // made only when someone asks for Completion (see there)
+    private ISendEnd? _end; // told once the send side has ended
 
     // Only the pass in progress touches these: control frames it took but did not get to (oldest first), the
     // word of ready marks the next pass starts at, and by slot what each subscription last got.
@@ -88,10 +92,14 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     private byte[]? _aside; // under _asideLock
     private int _asideCount; // under _asideLock
 
-    public SocketSender(long id, string remote, IFrameSink sink, Action abortConnection, SessionServices services)
+    /// <param name="remote">
+    /// The peer's address as logged: a string, or the connection's own <see cref="IPEndPoint"/> (Kestrel holds it anyway),
+    /// formatted only when a line is logged rather than kept as a string per socket (~56 B of an idle one).
+    /// </param>
+    public SocketSender(long id, object remote, IFrameSink sink, Action abortConnection, SessionServices services)
     {
         Id = id;
-        Remote = remote;
+        _remote = remote;
         _sink = sink;
         _abortConnection = abortConnection;
         _services = services;
@@ -103,10 +111,38 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     /// <summary>The connection's id: in log lines, and the key that picks its send thread.</summary>
     public long Id { get; }
 
-    public string Remote { get; }
+    /// <summary>The peer's <c>address:port</c>, for log lines.</summary>
+    public string Remote => _remote is IPEndPoint endPoint ? $"{endPoint.Address}:{endPoint.Port}" : _remote.ToString() ?? "";
 
-    /// <summary>Completes when the close frame is out or the send side failed; never faults.</summary>
-    public Task Completion => _done.Task;
+    /// <summary>
+    /// Completes when the close frame is out or the send side failed; never faults. Made on first use: a session is told
+    /// through <see cref="ISendEnd"/> instead, so an open socket holds no task for it (~90 B).
+    /// </summary>
+    public Task Completion
+    {
+        get
+        {
+            if (Volatile.Read(ref _completed) != 0)
+            {
+                return Task.CompletedTask;
+            }
+
+            var done = Volatile.Read(ref _done);
+            if (done is null)
+            {
+                var made = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                done = Interlocked.CompareExchange(ref _done, made, null) ?? made;
+            }
+
+            // Published with a full fence before the look: Complete either sees it or is seen here.
+            if (Volatile.Read(ref _completed) != 0)
+            {
+                done.TrySetResult();
+            }
+
+            return done.Task;
+        }
+    }
 
     /// <summary>A close was requested or the connection was aborted; the sender is on its way out.</summary>
     public bool IsClosing => Volatile.Read(ref _close) is not null;
@@ -132,6 +168,9 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
 
     /// <summary>The client side of the socket (a WebSocket built over <see cref="CreateStream"/>, or a <see cref="PipeClientSocket"/>); it writes the close frame.</summary>
     public void Attach(IClientSocket socket) => _socket = socket;
+
+    /// <summary>Who is told when the send side has ended (the session); set once, before any pass.</summary>
+    public void Attach(ISendEnd end) => _end = end;
 
     /// <summary>
     /// The stream to build the WebSocket on: reads come from <paramref name="input"/>, writes (the WebSocket's
@@ -337,7 +376,7 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
                 await socket.CloseOutputAsync(_close!.Status, _close.Reason).ConfigureAwait(false);
             }
 
-            _done.TrySetResult();
+            Complete();
         }
         catch (Exception ex)
         {
@@ -366,8 +405,20 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
         finally
         {
             // Last, so whoever awaits Completion sees the failure counted and the connection cut.
-            _done.TrySetResult();
+            Complete();
         }
+    }
+
+    /// <summary>The send side has ended: once, whichever of the close and a failure came first.</summary>
+    private void Complete()
+    {
+        if (Interlocked.Exchange(ref _completed, 1) != 0)
+        {
+            return;
+        }
+
+        Volatile.Read(ref _done)?.TrySetResult();
+        _end?.SendEnded();
     }
 
     private void Report(Exception ex)
