@@ -237,16 +237,7 @@ internal sealed partial class SocketSender
     /// </summary>
     private void AbandonBatch()
     {
-        byte[]? aside;
-        int asideCount;
-        bool closeInAside;
-        lock (_asideLock)
-        {
-            _batching = false;
-            (aside, asideCount, closeInAside) = (_aside, _asideCount, _closeInAside);
-            (_aside, _asideCount, _closeInAside) = (null, 0, false);
-        }
-
+        var (aside, asideCount, closeInAside) = EndBatching();
         if (aside is not null)
         {
             _ = WriteAsideAsync(aside, asideCount, closeInAside);
@@ -256,6 +247,18 @@ internal sealed partial class SocketSender
         {
             (_buffer, _count) = (null, 0);
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Closes the batch to own frames and takes what was kept aside for it (and whether that ends with our close).</summary>
+    private (byte[]? Aside, int Count, bool CloseInAside) EndBatching()
+    {
+        lock (_asideLock)
+        {
+            _batching = false;
+            var taken = (_aside, _asideCount, _closeInAside);
+            (_aside, _asideCount, _closeInAside) = (null, 0, false);
+            return taken;
         }
     }
 
@@ -311,16 +314,7 @@ internal sealed partial class SocketSender
         ValueTask write;
         try
         {
-            byte[]? aside;
-            int asideCount;
-            bool closeInAside;
-            lock (_asideLock)
-            {
-                _batching = false;
-                (aside, asideCount, closeInAside) = (_aside, _asideCount, _closeInAside);
-                (_aside, _asideCount, _closeInAside) = (null, 0, false);
-            }
-
+            var (aside, asideCount, closeInAside) = EndBatching();
             if (aside is not null)
             {
                 Append(ref _buffer, ref _count, aside.AsSpan(0, asideCount));
