@@ -370,7 +370,7 @@ public sealed partial class BoardTests
             time.Advance(TimeSpan.FromSeconds(1));
         }
 
-        Assert.That(session.IsDownsampled, Is.True, "not downsampled while the page was not reading");
+        Assert.That(session.IsDownsampled, Is.True, $"not downsampled while the page was not reading (closing {session.IsClosing}, stalled {session.IsStalled(long.MaxValue, 0)}, sessions {registry.Count}, same {ReferenceEquals(registry.Sessions.SingleOrDefault(), session)})");
         await daemon.TickAsync("NSE_EQ|INE009A01021", 1.23, 1);
         await busy;
         await Expect(_page.Locator("#connection")).ToHaveTextAsync("Slow connection");
