@@ -59,7 +59,7 @@ public sealed partial class NatsAlertTests
         // What an ingest killed right after writing the fire leaves: the bucket says fired (fc 1), nothing notified (nf 0).
         var instrument = edge.Instruments[edge.Id(Reliance)];
         var alert = new Alert(id, "alice", ownedByConnection: false, instrument.Id, Reliance, AlertCondition.Above, 1500, repeat: false, "", DateTimeOffset.UtcNow);
-        await using (var connection = new NatsConnection(new NatsOpts { Url = _nats.Url }))
+        await using (var connection = new NatsConnection(new NatsOpts { Url = Server.Url }))
         {
             var bucket = await connection.CreateKeyValueStoreContext().GetStoreAsync("push-alerts");
             await bucket.PutAsync(AlertCodec.Key(alert), AlertCodec.Write(new AlertSnapshot(alert, AlertState.Fired, 1_000, 1510, 1), notified: 0));
@@ -72,7 +72,7 @@ public sealed partial class NatsAlertTests
 
         // Another start finds it marked: nothing to create (the marker's notification comes next, alone).
         await ingest.DisposeAsync();
-        _daemons.Remove(ingest);
+        Daemons.Remove(ingest);
         var marker = await AlertApi.CreateAsync(http, "alice", Tcs, "above", 5000);
         var again = await StartAsync(edge: false);
         await Armed(again, "alice", 2);
@@ -109,7 +109,7 @@ public sealed partial class NatsAlertTests
     [Test]
     public async Task BeforeTheAlertsBucketIsLoaded_AlertRequestsAreUnavailable_NotAnEmptyList()
     {
-        await _nats.StopAsync();
+        await Server.StopAsync();
         var edge = await StartAsync(edge: true, ("Nats:WarmTimeoutMs", "200"));
         using var http = edge.Http();
         var (status, body) = await AlertApi.SendAsync(http, HttpMethod.Get, "/api/alerts", "alice");
@@ -121,7 +121,7 @@ public sealed partial class NatsAlertTests
             Assert.That((error.GetProperty("code").GetString(), error.GetProperty("req").GetString()), Is.EqualTo(("alerts_unavailable", "l1")));
         }
 
-        await _nats.StartAsync();
+        await Server.StartAsync();
         await Eventually.TrueAsync(() => edge.Services.GetRequiredService<AlertBook>().Ready, "the edge to load the bucket once NATS answers");
         Assert.That(await AlertApi.ListAsync(http, "alice"), Is.Empty);
     }
@@ -158,14 +158,14 @@ public sealed partial class NatsAlertTests
     public async Task IngestWithoutUsersAlerts_SaysItEvaluatesNone()
     {
         var jwt = await StartAsync(edge: false);
-        await using var anonymous = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Nats:Url"] = _nats.Url, ["Nats:Publish"] = "true" });
+        await using var anonymous = await TestDaemon.StartAsync(new Dictionary<string, string> { ["Nats:Url"] = Server.Url, ["Nats:Publish"] = "true" });
         Assert.That(anonymous.Services.GetServices<IHostedService>().OfType<NatsAlertsOffLog>().Count(), Is.EqualTo(1), "Auth:Mode=None: the start-up line");
         Assert.That(jwt.Services.GetServices<IHostedService>().OfType<NatsAlertsOffLog>(), Is.Empty, "the evaluator says nothing");
     }
 
     private async Task<long> MessagesAsync()
     {
-        await using var connection = new NatsConnection(new NatsOpts { Url = _nats.Url });
+        await using var connection = new NatsConnection(new NatsOpts { Url = Server.Url });
         var bucket = await connection.CreateKeyValueStoreContext().GetStoreAsync("push-alerts");
         return (long)(await bucket.GetStatusAsync()).Info.State.Messages;
     }
@@ -173,7 +173,7 @@ public sealed partial class NatsAlertTests
     /// <summary>The alerts bucket's value (JSON) of alice's alert <paramref name="id"/>; null when it has none.</summary>
     private async Task<string?> ValueAsync(string id)
     {
-        await using var connection = new NatsConnection(new NatsOpts { Url = _nats.Url });
+        await using var connection = new NatsConnection(new NatsOpts { Url = Server.Url });
         var bucket = await connection.CreateKeyValueStoreContext().GetStoreAsync("push-alerts");
         var entry = await bucket.TryGetEntryAsync<byte[]>($"alice.{id}");
         return entry.Success && entry.Value.Value is { } value ? System.Text.Encoding.UTF8.GetString(value) : null;

@@ -18,34 +18,10 @@ namespace PriceDaemon.Tests.Nats;
 /// any of them: alerts share the inbox without one. The alerts bucket is the store; the ingest alone evaluates.
 /// </summary>
 [NonParallelizable]
-public sealed partial class NatsAlertTests
+public sealed partial class NatsAlertTests() : NatsServerTests("pricedaemon-natsalerts-")
 {
     private const string Reliance = "NSE_EQ|INE002A01018";
     private const string Tcs = "NSE_EQ|INE467B01029";
-
-    private string _folder = null!;
-    private NatsServer _nats = null!;
-    private readonly List<TestDaemon> _daemons = [];
-
-    [SetUp]
-    public async Task SetUp()
-    {
-        _folder = Directory.CreateTempSubdirectory("pricedaemon-natsalerts-").FullName;
-        _nats = await NatsServer.StartAsync(_folder);
-    }
-
-    [TearDown]
-    public async Task TearDown()
-    {
-        foreach (var daemon in _daemons)
-        {
-            await daemon.DisposeAsync();
-        }
-
-        _daemons.Clear();
-        await _nats.DisposeAsync();
-        Directory.Delete(_folder, recursive: true);
-    }
 
     [Test]
     public async Task Alert_CreatedOnOneEdge_IsListedOnTheOther_AndDeletedThereIsGoneEverywhere()
@@ -160,7 +136,7 @@ public sealed partial class NatsAlertTests
         Assert.That(Publisher.Id(await alice.NextAsync("notification")), Is.EqualTo($"{id}-1"));
         await Eventually.TrueAsync(() => first.Services.GetRequiredService<NatsMetrics>().PushPublished[PushKinds.Notification] == 1, "the first ingest to have written the notification");
         await first.DisposeAsync();
-        _daemons.Remove(first);
+        Daemons.Remove(first);
 
         // A new ingest loads the bucket: the alert is fired there; the price is still above the line on its first tick.
         var marker = await AlertApi.CreateAsync(http, "alice", Tcs, "above", 5000);
@@ -203,7 +179,7 @@ public sealed partial class NatsAlertTests
         await using var alice = await Publisher.ConnectAsync(edgeA.WebSocketUri, "alice");
         await alice.NextAsync("status");
 
-        await _nats.StopAsync();
+        await Server.StopAsync();
         var link = edgeA.Services.GetRequiredService<NatsLink>();
         await Eventually.TrueAsync(() => !link.IsOpen, "edge A to see NATS gone");
         var (status, body) = await AlertApi.SendAsync(httpA, HttpMethod.Post, "/api/alerts", "alice", $$"""{"instrument_key":"{{Reliance}}","condition":"below","price":10}""");
@@ -214,7 +190,7 @@ public sealed partial class NatsAlertTests
         Assert.That((await alice.NextAsync("error")).GetProperty("code").GetString(), Is.EqualTo("alerts_unavailable"));
         Assert.That((await AlertApi.ListAsync(httpA, "alice")).Select(a => a.GetProperty("id").GetString()), Is.EqualTo(new[] { kept }), "nothing created, nothing deleted here");
 
-        await _nats.StartAsync();
+        await Server.StartAsync();
         await Eventually.TrueAsync(() => link.IsOpen, "edge A to reconnect");
         // JetStream may take a moment after the server is back: the delete is retried as a client would.
         await Eventually.ValueAsync(
@@ -277,8 +253,8 @@ public sealed partial class NatsAlertTests
     {
         (string, string)[] role = edge ? [("Feed:Source", "Nats")] : [("Nats:Publish", "true")];
         var daemon = await TestDaemon.StartAsync(Jwts.Settings(
-            [("Nats:Url", _nats.Url), ("Nats:ReconnectMinMs", "50"), ("Nats:ReconnectMaxMs", "200"), ("Nats:PushTimeoutMs", "1000"), .. role, .. extra]), configure: configure);
-        _daemons.Add(daemon);
+            [("Nats:Url", Server.Url), ("Nats:ReconnectMinMs", "50"), ("Nats:ReconnectMaxMs", "200"), ("Nats:PushTimeoutMs", "1000"), .. role, .. extra]), configure: configure);
+        Daemons.Add(daemon);
         return daemon;
     }
 
@@ -288,7 +264,7 @@ public sealed partial class NatsAlertTests
 
     private async Task<List<string>> BucketKeysAsync()
     {
-        await using var connection = new NatsConnection(new NatsOpts { Url = _nats.Url });
+        await using var connection = new NatsConnection(new NatsOpts { Url = Server.Url });
         var bucket = await connection.CreateKeyValueStoreContext().GetStoreAsync("push-alerts");
         var keys = new List<string>();
         await foreach (var key in bucket.GetKeysAsync())

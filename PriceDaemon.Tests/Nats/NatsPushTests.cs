@@ -16,32 +16,8 @@ namespace PriceDaemon.Tests.Nats;
 /// the sockets of the others, once each, and an edge started later serves what is current.
 /// </summary>
 [NonParallelizable]
-public sealed class NatsPushTests
+public sealed class NatsPushTests() : NatsServerTests("pricedaemon-natspush-")
 {
-    private string _folder = null!;
-    private NatsServer _nats = null!;
-    private readonly List<TestDaemon> _edges = [];
-
-    [SetUp]
-    public async Task SetUp()
-    {
-        _folder = Directory.CreateTempSubdirectory("pricedaemon-natspush-").FullName;
-        _nats = await NatsServer.StartAsync(_folder);
-    }
-
-    [TearDown]
-    public async Task TearDown()
-    {
-        foreach (var edge in _edges)
-        {
-            await edge.DisposeAsync();
-        }
-
-        _edges.Clear();
-        await _nats.DisposeAsync();
-        Directory.Delete(_folder, recursive: true);
-    }
-
     [Test]
     public async Task Notification_PublishedOnOneEdge_ReachesTheUserOnTheOther_ReplaysOnTheFirst_AndAnAckStopsItEverywhere()
     {
@@ -172,7 +148,7 @@ public sealed class NatsPushTests
         await using var alice = await ConnectedAsync(edge1, "alice");
         Assert.That(Publisher.Id(await alice.NextAsync("notification")), Is.EqualTo("trade-1"), "replayed on edge 1");
 
-        await _nats.StopAsync();
+        await Server.StopAsync();
         var link = edge1.Services.GetRequiredService<NatsLink>();
         await Eventually.TrueAsync(() => !link.IsOpen, "edge 1 to see NATS gone");
 
@@ -186,7 +162,7 @@ public sealed class NatsPushTests
         await alice.SendAsync("""{"action":"ack","ids":["trade-1"]}""");
         await alice.NextAsync("acked");
 
-        await _nats.StartAsync();
+        await Server.StartAsync();
         var inbox2 = edge2.Services.GetRequiredService<NotificationInbox>();
         await Eventually.TrueAsync(() => Volatile.Read(ref inbox2.Pending) == 0, "the queued ack to reach edge 2 once NATS is back");
 
@@ -214,7 +190,7 @@ public sealed class NatsPushTests
             () => Volatile.Read(ref metrics2.PushReceived[PushKinds.Notification]) == 3 && Volatile.Read(ref metrics1.PushPublished[PushKinds.Expire]) == 1,
             "edge 2 to take the three, and edge 1 to delete the one it expired from the bucket");
 
-        await using (var connection = new NatsConnection(new NatsOpts { Url = _nats.Url }))
+        await using (var connection = new NatsConnection(new NatsOpts { Url = Server.Url }))
         {
             var bucket = await connection.CreateKeyValueStoreContext().GetStoreAsync("push-inbox");
             var keys = new List<string>();
@@ -231,7 +207,7 @@ public sealed class NatsPushTests
         {
             await using var alice = await Publisher.ConnectAsync(edge.WebSocketUri, "alice");
             var replayed = new[] { await alice.NextAsync("notification"), await alice.NextAsync("notification") };
-            Assert.That(replayed.Select(Publisher.Id), Is.EqualTo(new[] { "n2", "n3" }), $"edge {_edges.IndexOf(edge) + 1}: the newest two, oldest first");
+            Assert.That(replayed.Select(Publisher.Id), Is.EqualTo(new[] { "n2", "n3" }), $"edge {Daemons.IndexOf(edge) + 1}: the newest two, oldest first");
             Assert.That(replayed.All(Publisher.Replayed), Is.True);
         }
     }
@@ -239,9 +215,9 @@ public sealed class NatsPushTests
     private async Task<TestDaemon> StartEdgeAsync(params (string Key, string Value)[] extra)
     {
         var edge = await TestDaemon.StartAsync(Publisher.Settings(
-            [("Feed:Source", "Nats"), ("Nats:Url", _nats.Url), ("Nats:ReconnectMinMs", "50"), ("Nats:ReconnectMaxMs", "200"),
+            [("Feed:Source", "Nats"), ("Nats:Url", Server.Url), ("Nats:ReconnectMinMs", "50"), ("Nats:ReconnectMaxMs", "200"),
             ("Push:Topics:0:Name", "leaderboard"), ("Push:Topics:0:AllowAnonymous", "true"), .. extra]));
-        _edges.Add(edge);
+        Daemons.Add(edge);
         return edge;
     }
 

@@ -14,35 +14,11 @@ namespace PriceDaemon.Tests.Nats;
 /// convergence, a NATS outage, warm start from the key-value bucket, and subject subsets.
 /// </summary>
 [NonParallelizable]
-public sealed partial class NatsScaleOutTests
+public sealed partial class NatsScaleOutTests() : NatsServerTests("pricedaemon-nats-")
 {
     private const string Reliance = "NSE_EQ|INE002A01018";
     private const string Tcs = "NSE_EQ|INE467B01029";
     private const string Infosys = "NSE_EQ|INE009A01021";
-
-    private string _folder = null!;
-    private NatsServer _nats = null!;
-    private readonly List<DaemonProcess> _daemons = [];
-
-    [SetUp]
-    public async Task SetUp()
-    {
-        _folder = Directory.CreateTempSubdirectory("pricedaemon-nats-").FullName;
-        _nats = await NatsServer.StartAsync(_folder);
-    }
-
-    [TearDown]
-    public async Task TearDown()
-    {
-        foreach (var daemon in _daemons)
-        {
-            await daemon.DisposeAsync();
-        }
-
-        _daemons.Clear();
-        await _nats.DisposeAsync();
-        Directory.Delete(_folder, recursive: true);
-    }
 
     [Test]
     public async Task TwoEdges_ConvergeToTheIngestsLastPrices_WhenTheFeedGoesQuiet()
@@ -114,7 +90,7 @@ public sealed partial class NatsScaleOutTests
         await watcher.NextAsync("price_update", f => IsLive(f, Reliance));
         await using var ingestClient = await SubscribedClientAsync(ingest, Reliance);
 
-        await _nats.StopAsync();
+        await Server.StopAsync();
 
         var down = await watcher.NextAsync("status", f => f.GetProperty("status").GetString() == "disconnected");
         Assert.That(down.GetProperty("message").GetString(), Is.EqualTo(FeedStatus.DisconnectedMessage));
@@ -143,7 +119,7 @@ public sealed partial class NatsScaleOutTests
         // Taken while NATS is down, so no live frame can slip in between: SeqsOf also counts
         // frames received but not yet read, and the resumed update may already be among them.
         var before = watcher.SeqsOf(Reliance)[^1];
-        await _nats.StartAsync();
+        await Server.StartAsync();
 
         var up = await watcher.NextAsync("status", f => f.GetProperty("status").GetString() == "connected");
         Assert.That(up.GetProperty("message").GetString(), Does.StartWith(FeedStatus.ConnectedMessage));
@@ -236,15 +212,15 @@ public sealed partial class NatsScaleOutTests
 
     private async Task<DaemonProcess> StartDaemonAsync(string name, string[] args)
     {
-        var folder = Path.Combine(_folder, name);
+        var folder = Path.Combine(Folder, name);
         Directory.CreateDirectory(folder);
         var daemon = await DaemonProcess.StartAsync(
             folder,
             [
-                $"--Nats:Url={_nats.Url}", "--Nats:ReconnectMinMs=50", "--Nats:ReconnectMaxMs=200", "--Throttle:MinIntervalMs=50",
+                $"--Nats:Url={Server.Url}", "--Nats:ReconnectMinMs=50", "--Nats:ReconnectMaxMs=200", "--Throttle:MinIntervalMs=50",
                 "--Storage:FlushIntervalMs=100", .. args,
             ]);
-        _daemons.Add(daemon);
+        Daemons.Add(daemon);
         return daemon;
     }
 
@@ -273,7 +249,7 @@ public sealed partial class NatsScaleOutTests
     /// <summary>The bucket as an edge would read it: instrument key to last price.</summary>
     private async Task<Dictionary<string, double>> ReadBucketAsync()
     {
-        await using var connection = new NatsConnection(new NatsOpts { Url = _nats.Url });
+        await using var connection = new NatsConnection(new NatsOpts { Url = Server.Url });
         var bucket = await connection.CreateKeyValueStoreContext().GetStoreAsync("prices");
         using var csv = new StreamReader(typeof(PriceDaemon.Program).Assembly.GetManifestResourceStream("PriceDaemon.instruments.csv")!);
         var keys = InstrumentRegistry.Load(csv, "instruments.csv", 0).All.Select(i => i.Key);
