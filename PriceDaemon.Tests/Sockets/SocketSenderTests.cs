@@ -282,6 +282,37 @@ public sealed class SocketSenderTests
     }
 
     [Test]
+    public async Task ALookRunByTheClockReadThatEndsAPendingWrite_Ends_AndSoDoesThePass()
+    {
+        // A FakeTimeProvider runs a due timer on whichever thread reads the clock first: here the pass that ends the
+        // pending write, as it reads the write's end. The sweeper's look (a timer, as in SessionRegistry) then runs
+        // inside that pass and must not wait for it.
+        using var fixture = new Fixture(sendThreads: 1);
+        var sender = fixture.Sender;
+        var release = fixture.Sink.HoldNextWrite();
+        sender.EnqueueControl("first"u8.ToArray());
+        await Eventually.TrueAsync(() => sender.IsStalled(long.MaxValue, 0), () => "the write is pending");
+
+        var looked = 0;
+        using var sweep = fixture.Time.CreateTimer(
+            _ =>
+            {
+                sender.CheckFlow(fixture.Time.GetTimestamp());
+                Volatile.Write(ref looked, 1);
+            },
+            null,
+            TimeSpan.FromSeconds(1),
+            Timeout.InfiniteTimeSpan);
+        fixture.Time.AutoAdvanceAmount = TimeSpan.FromSeconds(1); // the next clock read, the pass's, makes the look due
+        release();
+
+        await Eventually.TrueAsync(() => Volatile.Read(ref looked) == 1, () => "the look, run inside the pass, to end");
+        await Eventually.TrueAsync(() => !sender.IsStalled(long.MaxValue, 0) && sender.WriteOrderFree, () => "the pass to end");
+        sender.EnqueueControl("second"u8.ToArray());
+        await Eventually.TrueAsync(() => fixture.Sink.Frames.Count == 2, () => $"{fixture.Sink.Frames.Count} frames: the sender is stuck");
+    }
+
+    [Test]
     public async Task KeepAlive_PingsAQuietPeer_AndFindsOneThatLeavesThePingUnanswered()
     {
         using var fixture = new Fixture(sendThreads: 1);

@@ -36,6 +36,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
     private ITimer? _sweeper;
     private long _nextId;
     private int _sweeping; // 1 while a sweep runs: the timer does not wait for one to end
+    private long _sweptAt; // the clock reading of the last sweep that ended
     private volatile bool _stopping; // new sockets are refused
     private readonly CancellationTokenSource _closedSource = new();
     private volatile bool _closed; // every session has been asked to close
@@ -73,6 +74,13 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
     public CancellationToken Closed => _closedSource.Token;
 
     public int Count => _sessions.Count;
+
+    /// <summary>
+    /// The clock reading of the last sweep that ended (0 before the first); for tests. A FakeTimeProvider runs a due timer
+    /// on whichever thread reads the clock first, and its Advance returns at once while another thread (the throttle, a
+    /// send pass) is doing so: a test that moves the clock waits for this, not for Advance, to know the sweep has run.
+    /// </summary>
+    internal long SweptAt => Volatile.Read(ref _sweptAt);
 
     public IEnumerable<PriceSession> Sessions => _sessions.Values;
 
@@ -184,9 +192,9 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
             return;
         }
 
+        var now = _time.GetTimestamp();
         try
         {
-            var now = _time.GetTimestamp();
             // The dictionary's own enumerator, not Values: Values copies every session into a new list, which at
             // 20,000 sockets is a 160 KB large-object allocation every second.
             foreach (var (_, session) in _sessions)
@@ -225,6 +233,7 @@ internal sealed partial class SessionRegistry : IHostedService, IDisposable
         }
         finally
         {
+            Volatile.Write(ref _sweptAt, now);
             Volatile.Write(ref _sweeping, 0);
         }
     }

@@ -47,8 +47,9 @@ internal sealed partial class SocketSender
 
     /// <summary>
     /// All the time writes were pending, the one pending now included. The pending write's start and the total are read
-    /// as one pair (a seqlock with <see cref="EndPass"/>), so a write that ends meanwhile is neither missed nor counted
-    /// twice. A write that starts meanwhile is seen at its start or not at all: either way it has been pending ~0.
+    /// as one pair (a seqlock with <see cref="EndPass"/>), so a write that ends meanwhile is not missed, and counted twice
+    /// for no more than the instant between its end's clock read and the seqlock (the next look gives it back). A write
+    /// that starts meanwhile is seen at its start or not at all: either way it has been pending ~0.
     /// </summary>
     private long BusyTicks(long now)
     {

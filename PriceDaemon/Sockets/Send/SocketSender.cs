@@ -330,11 +330,15 @@ internal sealed partial class SocketSender : ISubscriber, ISendPass
     {
         if (_writeStartedAt is var started and not 0)
         {
+            // Read before the seqlock opens: a clock may run code in its reads (a FakeTimeProvider runs due timers there,
+            // the sweep among them), and a look that ran inside the open seqlock would wait for it forever.
+            var ended = _services.Time.GetTimestamp();
             // A seqlock: the sweeper reads the pair only between two equal, even versions, so a write that ends
-            // while it reads is neither missed nor counted twice. The odd bump is a full fence.
+            // while it reads is not missed, nor counted twice beyond the instant since the read above. The odd bump is a
+            // full fence.
             Interlocked.Increment(ref _busyVersion);
             Volatile.Write(ref _writeStartedAt, 0);
-            Volatile.Write(ref _busyTicks, _busyTicks + Math.Max(0, _services.Time.GetTimestamp() - started));
+            Volatile.Write(ref _busyTicks, _busyTicks + Math.Max(0, ended - started));
             Volatile.Write(ref _busyVersion, _busyVersion + 1);
         }
 
