@@ -377,7 +377,7 @@ public sealed partial class BoardTests
         for (var second = 0; second < 5 && !session.IsDownsampled; second++)
         {
             await UntilStalledAsync();
-            await AdvanceToSweepAsync(time, registry);
+            await time.AdvanceToSweepAsync(registry);
         }
 
         Assert.That(session.IsDownsampled, Is.True, $"not downsampled while the page was not reading (closing {session.IsClosing}, stalled {session.IsStalled(long.MaxValue, 0)}, sessions {registry.Count}, same {ReferenceEquals(registry.Sessions.SingleOrDefault(), session)})");
@@ -392,24 +392,12 @@ public sealed partial class BoardTests
         for (var second = 0; second < 10 && session.IsDownsampled; second++)
         {
             await Eventually.TrueAsync(() => !session.IsStalled(long.MaxValue, 0), () => "the page is reading");
-            await AdvanceToSweepAsync(time, registry);
+            await time.AdvanceToSweepAsync(registry);
         }
 
         Assert.That(session.IsDownsampled, Is.False, "not back to full rate");
         await Expect(_page.Locator("#connection")).ToHaveTextAsync("Live");
         await Expect(_page.Locator("#banner")).ToBeHiddenAsync();
-    }
-
-    /// <summary>
-    /// One second of the daemon's clock, and the sweep it makes due, over. Advance alone does not say the sweep ran: the
-    /// fake clock runs a due timer on the first thread that reads it, and Advance returns at once while another thread
-    /// (the throttle stage, a send pass) is doing so; that thread runs the sweep, later.
-    /// </summary>
-    private static async Task AdvanceToSweepAsync(FakeTimeProvider time, SessionRegistry registry)
-    {
-        time.Advance(TimeSpan.FromSeconds(1));
-        var now = time.GetTimestamp();
-        await Eventually.TrueAsync(() => registry.SweptAt >= now, () => $"the sweep due at {now} (the last ended at {registry.SweptAt})");
     }
 
     private ILocator Row(string key) => _page.Locator($"#board tbody tr[data-key='{key}']");

@@ -170,10 +170,19 @@ public sealed class FanOutTests
         }
 
         Assert.That(stuckChecks, Is.EqualTo(3), "could not fill the socket's buffers");
-        time.Advance(TimeSpan.FromSeconds(4));
-        Assert.That(registry.Count, Is.EqualTo(1), "closed before SlowConsumerSeconds");
+        // A second at a time, each sweep waited for: ticks still in the pipeline keep the throttle reading the fake
+        // clock, and the thread that reads it first runs the sweep, maybe after Advance has returned.
+        for (var second = 0; second < 4; second++)
+        {
+            await time.AdvanceToSweepAsync(registry);
+        }
 
-        time.Advance(TimeSpan.FromSeconds(2));
+        Assert.That(session.IsClosing, Is.False, "closed before SlowConsumerSeconds");
+        for (var second = 0; second < 2; second++)
+        {
+            await time.AdvanceToSweepAsync(registry);
+        }
+
         Assert.That(session.IsClosing, Is.True, "not closed after SlowConsumerSeconds");
         Assert.That(metrics.SlowConsumersClosed, Is.EqualTo(1));
         Assert.That(metrics.SlowConsumersWarned, Is.EqualTo(1), "warned and downsampled first (Limits:SlowConsumerWarnSeconds 3): a socket that stopped reading is cut all the same");
