@@ -5,47 +5,108 @@ using LiteDB;
 namespace PriceDaemon.Candles;
 
 /// <summary>
-/// The LiteDB file of bars: closed bars in one collection per interval (<c>bars_1m</c>, ...), one document per bar,
-/// and each instrument's newest bars with its volume baseline packed into a few <c>forming</c> documents of
-/// <see cref="FormingChunk"/> instruments each (LiteDB costs about 7 KB of allocation per document written, so one per
-/// instrument a second was most of the daemon's allocation), so a restart resumes the forming bar.
-/// A bar's id is its instrument key's UTF-8, a zero byte and its start as a big-endian number: ids sort by
-/// instrument, then time, so an instrument's range is one walk of the primary index. Thread-safe as LiteDB is:
-/// the service writes, sessions and REST read.
+/// The LiteDB file of bars. Closed bars are packed into blocks (<see cref="BarBlock"/>), one document per chunk of
+/// <see cref="BlockInstruments"/> instruments and period of <see cref="BlockBars"/> bars, in one collection per interval
+/// (<c>bar_blocks_1m</c>, ...); each instrument's newest bars with its volume baseline are packed into a few
+/// <c>forming</c> documents of <see cref="FormingChunk"/> instruments each, so a restart resumes the forming bar. LiteDB
+/// costs about 7 KB of allocation per document written and more per index entry, so one document per closed bar made a
+/// minute's flush of 500 instruments about 22 MB of garbage; a flush now writes a few documents.
+/// <para>
+/// A block's <c>_id</c> is its chunk and period in one long (<see cref="Id"/>): an instrument's range is one walk of the
+/// primary index over its chunk's blocks. <c>t</c>, the period's start, is indexed for pruning and the newest start.
+/// An instrument's chunk and slot are kept in <c>bar_chunks</c> (<c>_id</c> the key), assigned when its first bar is
+/// written and never moved, so a restart or a changed instrument list keeps every block where it is. The newest block
+/// of each chunk is kept in memory as the file holds it, so a flush appends to it without reading it back.
+/// </para>
+/// <para>
+/// Files of the first layout (one document per bar in <c>bars_1m</c>, ..., see <see cref="LegacyBars"/>) are moved into
+/// blocks when opened, in one transaction that also empties the old collections: nothing is lost if it fails.
+/// </para>
+/// Thread-safe: the service writes and prunes, sessions and REST read, the NATS backfill imports, one at a time.
 /// </summary>
 internal sealed class CandleStore : IDisposable
 {
     private const string FormingCollection = "forming";
+    private const string ChunksCollection = "bar_chunks";
+    private const string PackedField = "p";
+
+    /// <summary>Instruments per block of closed bars (at most 256: a slot is a byte).</summary>
+    public const int BlockInstruments = 64;
+
+    /// <summary>
+    /// Interval lengths per block: with <see cref="BlockInstruments"/>, a block is at most about 50 KB, and a history
+    /// read of 1,000 1-minute bars reads 63 of its chunk's blocks.
+    /// </summary>
+    public const int BlockBars = 16;
+
+    // During a move from the first layout, changed blocks are written once this many are held: bounds its memory.
+    private const int MaxHeldBlocks = 4096;
 
     private readonly LiteDatabase _db;
+    private readonly int _maxHeldBlocks;
+    private readonly Lock _gate = new();
+    private readonly ILiteCollection<BsonDocument>[] _blocks = new ILiteCollection<BsonDocument>[CandleIntervals.Count];
+    private readonly ILiteCollection<BsonDocument> _chunks;
 
-    private CandleStore(string path, LiteDatabase db)
+    // Where each instrument's bars go, and the next free place: the last chunk fills before another starts.
+    private readonly Dictionary<string, (int Chunk, int Slot)> _places = new(StringComparer.Ordinal);
+    private int _lastChunk = -1;
+    private int _lastChunkSlots = BlockInstruments;
+
+    // Per interval, by chunk: its newest block as the file holds it (once read; a block with period long.MinValue
+    // when the file holds none). Blocks changed in this transaction, written before it commits; an older one is read,
+    // changed and written back whole, and not kept.
+    private readonly List<BarBlock?>[] _newest = new List<BarBlock?>[CandleIntervals.Count];
+    private readonly Dictionary<(int Interval, int Chunk, long Period), BarBlock> _changed = [];
+
+    // A BSON binary value is its whole array: one array of each length written, reused (LiteDB copies it into its
+    // pages during the upsert and keeps no reference), and one document refilled for every block.
+    private readonly Dictionary<int, (byte[] Bytes, BsonValue Value)> _exact = [];
+    private readonly BsonDocument _document = [];
+
+    // A failed transaction leaves the places and newest blocks unsure: they are read again before the next use.
+    private bool _stale;
+
+    private CandleStore(string path, LiteDatabase db, int maxHeldBlocks)
     {
         Path = path;
         _db = db;
+        _maxHeldBlocks = maxHeldBlocks;
+        for (var interval = 0; interval < CandleIntervals.Count; interval++)
+        {
+            _blocks[interval] = db.GetCollection(BlocksCollection(interval));
+            _blocks[interval].EnsureIndex("t");
+            _newest[interval] = [];
+        }
+
+        _chunks = db.GetCollection(ChunksCollection);
     }
 
     public string Path { get; }
 
-    public static CandleStore Open(string path)
+    /// <summary>Closed bars moved from the first layout when the file was opened.</summary>
+    public long MovedBars { get; private set; }
+
+    public static CandleStore Open(string path) => Open(path, MaxHeldBlocks);
+
+    /// <summary><see cref="Open(string)"/> writing a move from the first layout every <paramref name="maxHeldBlocks"/> blocks: tests use few.</summary>
+    internal static CandleStore Open(string path, int maxHeldBlocks)
     {
         var full = System.IO.Path.GetFullPath(path);
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
         var db = new LiteDatabase(new ConnectionString { Filename = full, Connection = ConnectionType.Direct });
         try
         {
-            for (var interval = 0; interval < CandleIntervals.Count; interval++)
-            {
-                db.GetCollection(Collection(interval)).EnsureIndex("t");
-            }
+            var store = new CandleStore(full, db, maxHeldBlocks);
+            store.ReadPlaces();
+            store.MoveFirstLayout();
+            return store;
         }
         catch
         {
             db.Dispose();
             throw;
         }
-
-        return new CandleStore(full, db);
     }
 
     /// <summary>Instruments per <c>forming</c> document: a flush rewrites whole chunks, a few documents, not one per instrument.</summary>
@@ -160,37 +221,41 @@ internal sealed class CandleStore : IDisposable
     /// <summary>
     /// Writes closed bars and whole chunks of forming state (<see cref="AppendForming"/>, by chunk index) in one
     /// transaction; forming chunks at or past <paramref name="formingChunks"/> are deleted (the instrument list shrank).
-    /// Throws on failure (nothing is committed).
+    /// A closed bar already stored (same instrument, interval and start) is replaced. Throws on failure (nothing is
+    /// committed); the same call again is the retry.
     /// </summary>
     public void Write(IReadOnlyList<(string Key, int Interval, Bar Bar)> closed, IReadOnlyList<(int Chunk, byte[] Packed)> forming, int formingChunks = -1)
     {
-        _db.BeginTrans();
-        try
+        lock (_gate)
         {
-            foreach (var (key, interval, bar) in closed)
+            Refresh();
+            _db.BeginTrans();
+            try
             {
-                var doc = ToDocument(bar);
-                doc["_id"] = Id(key, bar.StartUs);
-                _db.GetCollection(Collection(interval)).Upsert(doc);
-            }
+                foreach (var (key, interval, bar) in closed)
+                {
+                    Put(key, interval, bar);
+                }
 
-            var documents = _db.GetCollection(FormingCollection);
-            foreach (var (chunk, packed) in forming)
+                WriteChanged();
+                var documents = _db.GetCollection(FormingCollection);
+                foreach (var (chunk, packed) in forming)
+                {
+                    documents.Upsert(new BsonDocument { ["_id"] = chunk, [PackedField] = packed });
+                }
+
+                if (formingChunks >= 0)
+                {
+                    documents.DeleteMany(Query.GTE("_id", formingChunks));
+                }
+
+                _db.Commit();
+            }
+            catch
             {
-                documents.Upsert(new BsonDocument { ["_id"] = chunk, ["p"] = packed });
+                Abandon();
+                throw;
             }
-
-            if (formingChunks >= 0)
-            {
-                documents.DeleteMany(Query.GTE("_id", formingChunks));
-            }
-
-            _db.Commit();
-        }
-        catch
-        {
-            _db.Rollback();
-            throw;
         }
     }
 
@@ -203,13 +268,45 @@ internal sealed class CandleStore : IDisposable
             return bars;
         }
 
-        var query = _db.GetCollection(Collection(interval)).Query()
-            .Where(Query.Between("_id", Id(key, fromUs), Id(key, toUs - 1)))
-            .OrderByDescending("_id")
-            .Limit(limit);
-        foreach (var doc in query.ToEnumerable())
+        lock (_gate)
         {
-            bars.Add(ToBar(doc));
+            Refresh();
+            if (!_places.TryGetValue(key, out var place))
+            {
+                return bars;
+            }
+
+            // Newest block first, each walked from its newest entry: the list comes out newest first.
+            var query = _blocks[interval].Query()
+                .Where(Query.Between("_id", Id(place.Chunk, Period(interval, fromUs)), Id(place.Chunk, Period(interval, toUs - 1))))
+                .OrderByDescending("_id");
+            foreach (var doc in query.ToEnumerable())
+            {
+                var packed = Packed(doc);
+                for (var entry = BarBlock.CountOf(packed) - 1; entry >= 0; entry--)
+                {
+                    var start = BarBlock.StartAt(packed, entry);
+                    if (start < fromUs)
+                    {
+                        break;
+                    }
+
+                    if (start < toUs && BarBlock.SlotAt(packed, entry) == place.Slot)
+                    {
+                        bars.Add(BarBlock.BarAt(packed, entry));
+                    }
+                }
+
+                if (bars.Count >= limit)
+                {
+                    break;
+                }
+            }
+        }
+
+        if (bars.Count > limit)
+        {
+            bars.RemoveRange(limit, bars.Count - limit);
         }
 
         bars.Reverse();
@@ -219,45 +316,291 @@ internal sealed class CandleStore : IDisposable
     /// <summary>The start of the newest closed bar of <paramref name="interval"/>, any instrument; null when there is none.</summary>
     public long? NewestStart(int interval)
     {
-        var collection = _db.GetCollection(Collection(interval));
-        return collection.Count() == 0 ? null : collection.Max("t").AsInt64;
+        lock (_gate)
+        {
+            var collection = _blocks[interval];
+            if (collection.Count() == 0)
+            {
+                return null;
+            }
+
+            // The newest bar is in a block of the newest period: blocks are never kept empty.
+            long? newest = null;
+            foreach (var doc in collection.Find(Query.EQ("t", collection.Max("t"))))
+            {
+                var packed = Packed(doc);
+                var start = BarBlock.StartAt(packed, BarBlock.CountOf(packed) - 1);
+                newest = newest is { } n && n > start ? n : start;
+            }
+
+            return newest;
+        }
     }
 
-    /// <summary>Deletes the closed bars of <paramref name="interval"/> that start before <paramref name="beforeUs"/>.</summary>
-    public int Prune(int interval, long beforeUs) =>
-        _db.GetCollection(Collection(interval)).DeleteMany(Query.LT("t", beforeUs));
+    /// <summary>Deletes the closed bars of <paramref name="interval"/> that start before <paramref name="beforeUs"/>; returns how many.</summary>
+    public int Prune(int interval, long beforeUs)
+    {
+        lock (_gate)
+        {
+            Refresh();
+            _db.BeginTrans();
+            try
+            {
+                var removed = 0;
+                foreach (var id in _blocks[interval].Find(Query.LT("t", beforeUs)).Select(static doc => doc["_id"].AsInt64).ToList())
+                {
+                    removed += Block(interval, (int)(id >> 32), PeriodOf(id)).RemoveBefore(beforeUs);
+                }
+
+                WriteChanged(); // a block left empty is deleted
+                _db.Commit();
+                return removed;
+            }
+            catch
+            {
+                Abandon();
+                throw;
+            }
+        }
+    }
 
     public void Dispose() => _db.Dispose();
 
-    private static string Collection(int interval) => "bars_" + CandleIntervals.Names[interval];
+    /// <summary>The period of a bar: its start's number of whole blocks of time since the epoch (clamped, so always an int).</summary>
+    internal static long Period(int interval, long startUs) =>
+        Math.Clamp(Math.DivRem(startUs, PeriodUs(interval), out var rest) - (rest < 0 ? 1 : 0), int.MinValue, int.MaxValue);
 
-    private static BsonValue Id(string key, long startUs)
+    private static long PeriodUs(int interval) => CandleIntervals.LengthUs[interval] * BlockBars;
+
+    private static string BlocksCollection(int interval) => "bar_blocks_" + CandleIntervals.Names[interval];
+
+    /// <summary>A block's id: the chunk in the high 32 bits, the period offset by 2^31 in the low, so ids sort by chunk, then time.</summary>
+    private static long Id(int chunk, long period) => ((long)chunk << 32) | (uint)((int)period ^ int.MinValue);
+
+    private static long PeriodOf(long id) => (int)((uint)id ^ 0x8000_0000u);
+
+    private static byte[] Packed(BsonDocument doc)
     {
-        var length = Encoding.UTF8.GetByteCount(key);
-        var id = new byte[length + 9];
-        Encoding.UTF8.GetBytes(key, id);
-        // Offset by 2^63 so that byte order is number order for every long, negative or not.
-        BinaryPrimitives.WriteUInt64BigEndian(id.AsSpan(length + 1), (ulong)startUs ^ 0x8000_0000_0000_0000UL);
-        return new BsonValue(id);
+        var packed = doc[PackedField];
+        if (!packed.IsBinary)
+        {
+            throw new InvalidDataException($"block '{doc["_id"]}' has no packed bars");
+        }
+
+        BarBlock.Check(packed.AsBinary);
+        return packed.AsBinary;
     }
 
-    private static BsonDocument ToDocument(in Bar bar) => new()
+    /// <summary>Puts one closed bar in its block, placing its instrument first if it is new to the file.</summary>
+    private void Put(string key, int interval, in Bar bar)
     {
-        ["t"] = bar.StartUs,
-        ["o"] = bar.Open,
-        ["h"] = bar.High,
-        ["l"] = bar.Low,
-        ["c"] = bar.Close,
-        ["v"] = bar.Volume,
-    };
+        if (!_places.TryGetValue(key, out var place))
+        {
+            if (_lastChunkSlots >= BlockInstruments)
+            {
+                _lastChunk++;
+                _lastChunkSlots = 0;
+            }
 
-    private static Bar ToBar(BsonDocument doc) => new()
+            place = (_lastChunk, _lastChunkSlots++);
+            _places.Add(key, place);
+            _chunks.Insert(new BsonDocument { ["_id"] = key, ["c"] = place.Chunk, ["s"] = place.Slot });
+        }
+
+        Block(interval, place.Chunk, Period(interval, bar.StartUs)).Put(place.Slot, bar);
+    }
+
+    /// <summary>The block of a chunk and period to change in this transaction: the newest in memory, or an older one read back.</summary>
+    private BarBlock Block(int interval, int chunk, long period)
     {
-        StartUs = doc["t"].AsInt64,
-        Open = doc["o"].AsDouble,
-        High = doc["h"].AsDouble,
-        Low = doc["l"].AsDouble,
-        Close = doc["c"].AsDouble,
-        Volume = doc["v"].AsInt64,
-    };
+        var newestOfInterval = _newest[interval];
+        while (newestOfInterval.Count <= chunk)
+        {
+            newestOfInterval.Add(null);
+        }
+
+        var newest = newestOfInterval[chunk] ??= ReadNewest(interval, chunk);
+        var key = (interval, chunk, period);
+        if (newest.Period < period)
+        {
+            // A new period: the newest block's array is reused unless it is still to be written in this transaction.
+            if (_changed.ContainsKey((interval, chunk, newest.Period)))
+            {
+                newest = newestOfInterval[chunk] = new BarBlock(interval, chunk, period);
+            }
+            else
+            {
+                newest.Reset(interval, chunk, period);
+            }
+        }
+
+        if (newest.Period == period)
+        {
+            _changed.TryAdd(key, newest);
+            return newest;
+        }
+
+        if (!_changed.TryGetValue(key, out var older))
+        {
+            older = new BarBlock(interval, chunk, period);
+            if (_blocks[interval].FindById(Id(chunk, period)) is { } doc)
+            {
+                older.Load(Packed(doc));
+            }
+
+            _changed.Add(key, older);
+        }
+
+        return older;
+    }
+
+    private BarBlock ReadNewest(int interval, int chunk)
+    {
+        var doc = _blocks[interval].Query()
+            .Where(Query.Between("_id", Id(chunk, int.MinValue), Id(chunk, int.MaxValue)))
+            .OrderByDescending("_id")
+            .Limit(1)
+            .FirstOrDefault();
+        if (doc is null)
+        {
+            return new BarBlock(interval, chunk, long.MinValue);
+        }
+
+        var block = new BarBlock(interval, chunk, PeriodOf(doc["_id"].AsInt64));
+        block.Load(Packed(doc));
+        return block;
+    }
+
+    /// <summary>Writes (or deletes, when emptied) every block changed in this transaction.</summary>
+    private void WriteChanged()
+    {
+        foreach (var block in _changed.Values)
+        {
+            var collection = _blocks[block.Interval];
+            var id = Id(block.Chunk, block.Period);
+            if (block.Count == 0)
+            {
+                collection.Delete(id);
+                continue;
+            }
+
+            if (!_exact.TryGetValue(block.Length, out var exact))
+            {
+                var bytes = new byte[block.Length];
+                exact = (bytes, new BsonValue(bytes));
+                _exact.Add(block.Length, exact);
+            }
+
+            block.Packed.CopyTo(exact.Bytes);
+            _document["_id"] = id;
+            _document["t"] = block.Period * PeriodUs(block.Interval);
+            _document[PackedField] = exact.Value;
+            collection.Upsert(_document);
+        }
+
+        _changed.Clear();
+    }
+
+    /// <summary>Rolls the transaction back; what memory holds of the file is read again before the next use.</summary>
+    private void Abandon()
+    {
+        _changed.Clear();
+        _stale = true;
+        _db.Rollback();
+    }
+
+    private void Refresh()
+    {
+        if (_stale)
+        {
+            ReadPlaces();
+            _stale = false;
+        }
+    }
+
+    /// <summary>Reads every instrument's place; forgets the newest blocks, read again when next needed.</summary>
+    private void ReadPlaces()
+    {
+        _places.Clear();
+        foreach (var newest in _newest)
+        {
+            newest.Clear();
+        }
+
+        (_lastChunk, _lastChunkSlots) = (-1, BlockInstruments);
+        var taken = new HashSet<(int, int)>();
+        foreach (var doc in _chunks.FindAll())
+        {
+            var (key, chunk, slot) = (doc["_id"], doc["c"], doc["s"]);
+            if (!key.IsString || !chunk.IsInt32 || !slot.IsInt32 || chunk.AsInt32 < 0 || slot.AsInt32 is < 0 or >= BlockInstruments
+                || !taken.Add((chunk.AsInt32, slot.AsInt32)))
+            {
+                throw new InvalidDataException($"the place of instrument '{key}' (chunk {chunk}, slot {slot}) is not a free chunk and slot below {BlockInstruments}");
+            }
+
+            _places.Add(key.AsString, (chunk.AsInt32, slot.AsInt32));
+            if (chunk.AsInt32 > _lastChunk)
+            {
+                (_lastChunk, _lastChunkSlots) = (chunk.AsInt32, 0);
+            }
+
+            if (chunk.AsInt32 == _lastChunk)
+            {
+                _lastChunkSlots = Math.Max(_lastChunkSlots, slot.AsInt32 + 1);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Moves closed bars of the first layout into blocks and empties its collections, in one transaction, then drops
+    /// them. Its ids sort by instrument, so instruments new to the file take places in key order.
+    /// </summary>
+    private void MoveFirstLayout()
+    {
+        var first = Enumerable.Range(0, CandleIntervals.Count).Where(i => _db.CollectionExists(LegacyBars.Collection(i))).ToList();
+        if (first.Count == 0)
+        {
+            return;
+        }
+
+        long moved = 0;
+        _db.BeginTrans();
+        try
+        {
+            foreach (var interval in first)
+            {
+                foreach (var doc in _db.GetCollection(LegacyBars.Collection(interval)).FindAll())
+                {
+                    var (key, bar) = LegacyBars.Read(doc);
+                    Put(key, interval, bar);
+                    moved++;
+                    if (_changed.Count >= _maxHeldBlocks)
+                    {
+                        WriteChanged();
+                    }
+                }
+
+                WriteChanged();
+            }
+
+            foreach (var interval in first)
+            {
+                _db.GetCollection(LegacyBars.Collection(interval)).DeleteAll();
+            }
+
+            _db.Commit();
+            MovedBars = moved;
+        }
+        catch
+        {
+            Abandon();
+            throw;
+        }
+
+        // LiteDB drops a collection only outside a transaction; left empty by a failure here, it is dropped next time.
+        foreach (var interval in first)
+        {
+            _db.DropCollection(LegacyBars.Collection(interval));
+        }
+    }
 }
