@@ -1,5 +1,13 @@
 using LiteDB;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 using PriceDaemon.Candles;
+using PriceDaemon.Feeds;
+using PriceDaemon.Instruments;
+using PriceDaemon.Pipeline;
+using PriceDaemon.Storage;
+using PriceDaemon.Tests.Support;
 
 namespace PriceDaemon.Tests.Candles;
 
@@ -94,5 +102,40 @@ public sealed partial class CandleStoreTests
         using var db = new LiteDatabase(new ConnectionString { Filename = _path, Connection = ConnectionType.Direct, ReadOnly = true });
         var first = db.GetCollection(LegacyBars.Collection(0)).FindAll().Select(LegacyBars.Read).ToList();
         Assert.That(first, Is.EquivalentTo(bars.Where(b => b.Interval == 0).Select(b => (b.Key, b.Bar))), "every bar of the first layout still there");
+    }
+
+    [Test]
+    public async Task FirstLayout_OpenedByTheService_ServesItsHistory_AndBarsClosedSinceAreWrittenOnce()
+    {
+        WriteFirstLayout();
+        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(StartUs(21) / 1000));
+        var registry = new InstrumentRegistry(Enumerable.Range(0, 70).Select(i => (Key(i), $"T{i}", $"T {i}", 100.0 + i)));
+        var options = new CandleOptions { Path = _path };
+        var book = new CandleBook(registry, new CandleSession(options, includeOutsideSession: false), time);
+        using var meters = new TestMeterFactory();
+        var service = new CandleService(
+            book, Options.Create(options), Options.Create(new StorageOptions()), Options.Create(new ThrottleOptions { MinIntervalMs = 100 }),
+            time, NullLogger<CandleService>.Instance, meters, []);
+        service.Open();
+        Assert.That(service.History(Key(3), 0, 5), Is.EqualTo(Expected(3, [15, 16, 17, 18, 19])));
+
+        // Instrument 3 trades in minute 21, and the clock passes its end: that bar closes, and so does instrument 1's
+        // minute 20, restored from the forming chunk.
+        book.Observe(new Tick(3, 105, 50_000, StartUs(21) + 5_000_000, 0, PriceSource.Live));
+        service.Pass();
+        time.Advance(TimeSpan.FromMinutes(2));
+        service.Pass();
+        var expected = new[] { 17, 18, 19, 21 }.Select(m => StartUs(m));
+        Assert.That(service.History(Key(3), 0, 4).Select(b => b.StartUs), Is.EqualTo(expected), "the file's bars and the one closed since");
+        service.Flush();
+        Assert.That(service.History(Key(3), 0, 4).Select(b => b.StartUs), Is.EqualTo(expected), "written: the same, once");
+        Assert.That(service.History(Key(1), 0, 2).Select(b => b.StartUs), Is.EqualTo(new[] { StartUs(19), StartUs(20) }));
+
+        // Stopping writes what is left and closes the file.
+        await service.StartAsync(CancellationToken.None);
+        await service.StopAsync(CancellationToken.None);
+        using var store = CandleStore.Open(_path);
+        Assert.That(store.MovedBars, Is.Zero);
+        Assert.That(All(store, Key(3)).Select(b => b.StartUs), Is.EqualTo(Enumerable.Range(0, 20).Append(21).Select(m => StartUs(m))));
     }
 }

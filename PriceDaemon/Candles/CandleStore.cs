@@ -47,6 +47,7 @@ internal sealed class CandleStore : IDisposable
     private readonly Lock _gate = new();
     private readonly ILiteCollection<BsonDocument>[] _blocks = new ILiteCollection<BsonDocument>[CandleIntervals.Count];
     private readonly ILiteCollection<BsonDocument> _chunks;
+    private readonly ILiteCollection<BsonDocument> _forming;
 
     // Where each instrument's bars go, and the next free place: the last chunk fills before another starts.
     private readonly Dictionary<string, (int Chunk, int Slot)> _places = new(StringComparer.Ordinal);
@@ -80,6 +81,7 @@ internal sealed class CandleStore : IDisposable
         }
 
         _chunks = db.GetCollection(ChunksCollection);
+        _forming = db.GetCollection(FormingCollection);
     }
 
     public string Path { get; }
@@ -115,7 +117,7 @@ internal sealed class CandleStore : IDisposable
     /// <summary>Each instrument's newest bars (forming or just closed) and volume baseline, as the last flush left them.</summary>
     public IEnumerable<(string Key, Bar[] Bars, long CumulativeVolume, int VolumeDay)> LoadForming()
     {
-        foreach (var doc in _db.GetCollection(FormingCollection).FindAll())
+        foreach (var doc in _forming.FindAll())
         {
             var packed = doc["p"].AsBinary ?? throw new InvalidCastException("a forming document without its packed bars");
             var read = 0;
@@ -232,21 +234,23 @@ internal sealed class CandleStore : IDisposable
             _db.BeginTrans();
             try
             {
-                foreach (var (key, interval, bar) in closed)
+                // By index: a foreach over the interface would allocate its enumerator every flush.
+                for (var i = 0; i < closed.Count; i++)
                 {
+                    var (key, interval, bar) = closed[i];
                     Put(key, interval, bar);
                 }
 
                 WriteChanged();
-                var documents = _db.GetCollection(FormingCollection);
-                foreach (var (chunk, packed) in forming)
+                for (var i = 0; i < forming.Count; i++)
                 {
-                    documents.Upsert(new BsonDocument { ["_id"] = chunk, [PackedField] = packed });
+                    var (chunk, packed) = forming[i];
+                    _forming.Upsert(new BsonDocument { ["_id"] = chunk, [PackedField] = packed });
                 }
 
                 if (formingChunks >= 0)
                 {
-                    documents.DeleteMany(Query.GTE("_id", formingChunks));
+                    _forming.DeleteMany(Query.GTE("_id", formingChunks));
                 }
 
                 _db.Commit();
