@@ -10,7 +10,8 @@ namespace PriceDaemon.Candles;
 /// (<c>bar_blocks_1m</c>, ...); each instrument's newest bars with its volume baseline are packed into a few
 /// <c>forming</c> documents of <see cref="FormingChunk"/> instruments each, so a restart resumes the forming bar. LiteDB
 /// costs about 7 KB of allocation per document written and more per index entry, so one document per closed bar made a
-/// minute's flush of 500 instruments about 22 MB of garbage; a flush now writes a few documents.
+/// minute's flush of 500 instruments about 25 MB of garbage; it now writes one document per chunk, about 240 KB
+/// (<c>CandleFlushBenchmarks</c>).
 /// <para>
 /// A block's <c>_id</c> is its chunk and period in one long (<see cref="Id"/>): an instrument's range is one walk of the
 /// primary index over its chunk's blocks. <c>t</c>, the period's start, is indexed for pruning and the newest start.
@@ -22,7 +23,7 @@ namespace PriceDaemon.Candles;
 /// Files of the first layout (one document per bar in <c>bars_1m</c>, ..., see <see cref="LegacyBars"/>) are moved into
 /// blocks when opened, in one transaction that also empties the old collections: nothing is lost if it fails.
 /// </para>
-/// Thread-safe: the service writes and prunes, sessions and REST read, the NATS backfill imports, one at a time.
+/// <para>Thread-safe: the service writes and prunes, sessions and REST read, the NATS backfill imports, one at a time.</para>
 /// </summary>
 internal sealed class CandleStore : IDisposable
 {
@@ -41,6 +42,10 @@ internal sealed class CandleStore : IDisposable
 
     // During a move from the first layout, changed blocks are written once this many are held: bounds its memory.
     private const int MaxHeldBlocks = 4096;
+
+    // A minute's flushes use about 32 lengths (a block growing through its period, of a full chunk and of the last);
+    // a backfill or a move writes blocks of every size, and arrays of more lengths than this are let go.
+    private const int MaxExactLengths = 64;
 
     private readonly LiteDatabase _db;
     private readonly int _maxHeldBlocks;
@@ -490,6 +495,11 @@ internal sealed class CandleStore : IDisposable
 
             if (!_exact.TryGetValue(block.Length, out var exact))
             {
+                if (_exact.Count >= MaxExactLengths)
+                {
+                    _exact.Clear();
+                }
+
                 var bytes = new byte[block.Length];
                 exact = (bytes, new BsonValue(bytes));
                 _exact.Add(block.Length, exact);
