@@ -10,7 +10,7 @@ namespace PriceDaemon.Candles;
 /// (<c>bar_blocks_1m</c>, ...); each instrument's newest bars with its volume baseline are packed into a few
 /// <c>forming</c> documents of <see cref="FormingChunk"/> instruments each, so a restart resumes the forming bar. LiteDB
 /// costs about 7 KB of allocation per document written and more per index entry, so one document per closed bar made a
-/// minute's flush of 500 instruments about 25 MB of garbage; it now writes one document per chunk, about 240 KB
+/// minute's flush of 500 instruments 25–27 MB of garbage; it now writes one document per chunk, about 240 KB
 /// (<c>CandleFlushBenchmarks</c>).
 /// <para>
 /// A block's <c>_id</c> is its chunk and period in one long (<see cref="Id"/>): an instrument's range is one walk of the
