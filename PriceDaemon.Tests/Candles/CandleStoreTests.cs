@@ -1,3 +1,4 @@
+using System.Text;
 using LiteDB;
 using PriceDaemon.Candles;
 
@@ -60,7 +61,7 @@ public sealed partial class CandleStoreTests
     private Dictionary<string, (int Chunk, int Slot)> Places()
     {
         using var db = new LiteDatabase(new ConnectionString { Filename = _path, Connection = ConnectionType.Direct, ReadOnly = true });
-        return db.GetCollection("bar_chunks").FindAll().ToDictionary(d => d["_id"].AsString, d => (d["c"].AsInt32, d["s"].AsInt32));
+        return db.GetCollection("bar_chunks").FindAll().ToDictionary(d => Encoding.UTF8.GetString(d["_id"].AsBinary), d => (d["c"].AsInt32, d["s"].AsInt32));
     }
 
     [Test]
@@ -240,6 +241,29 @@ public sealed partial class CandleStoreTests
         Assert.That(after[Key(500)], Is.EqualTo((1, 6)), "the next free slot of the last chunk");
         after.Remove(Key(500));
         Assert.That(after, Is.EqualTo(before), "no other instrument moved");
+    }
+
+    [Test]
+    public void KeysDifferingOnlyInCase_AreTwoInstruments_InOneFlushAndInTwo()
+    {
+        // The registry compares keys ordinally; LiteDB compares string ids ignoring case.
+        const string lower = "NSE_FO|abc", upper = "NSE_FO|ABC", mixed = "NSE_FO|Abc";
+        using (var store = CandleStore.Open(_path))
+        {
+            store.Write([(lower, 0, Closed(1, 0)), (upper, 0, Closed(2, 0))], []);
+            store.Write([(mixed, 0, Closed(3, 1)), (lower, 0, Closed(1, 1))], []);
+            Assert.That(All(store, lower), Is.EqualTo(Expected(1, [0, 1])));
+            Assert.That(All(store, upper), Is.EqualTo(Expected(2, [0])));
+            Assert.That(All(store, mixed), Is.EqualTo(Expected(3, [1])));
+        }
+
+        Assert.That(Places().Keys, Is.EquivalentTo(new[] { lower, upper, mixed }));
+        using (var store = CandleStore.Open(_path))
+        {
+            store.Write([(upper, 0, Closed(2, 2))], []);
+            Assert.That(All(store, upper), Is.EqualTo(Expected(2, [0, 2])), "after a restart");
+            Assert.That(All(store, mixed), Is.EqualTo(Expected(3, [1])));
+        }
     }
 
     [Test]

@@ -15,7 +15,7 @@ namespace PriceDaemon.Candles;
 /// <para>
 /// A block's <c>_id</c> is its chunk and period in one long (<see cref="Id"/>): an instrument's range is one walk of the
 /// primary index over its chunk's blocks. <c>t</c>, the period's start, is indexed for pruning and the newest start.
-/// An instrument's chunk and slot are kept in <c>bar_chunks</c> (<c>_id</c> the key), assigned when its first bar is
+/// An instrument's chunk and slot are kept in <c>bar_chunks</c> (<c>_id</c> the key's UTF-8), assigned when its first bar is
 /// written and never moved, so a restart or a changed instrument list keeps every block where it is. The newest block
 /// of each chunk is kept in memory as the file holds it, so a flush appends to it without reading it back.
 /// </para>
@@ -413,7 +413,9 @@ internal sealed class CandleStore : IDisposable
 
             place = (_lastChunk, _lastChunkSlots++);
             _places.Add(key, place);
-            _chunks.Insert(new BsonDocument { ["_id"] = key, ["c"] = place.Chunk, ["s"] = place.Slot });
+            // The key's UTF-8 as the id, as the first layout's bar ids: LiteDB compares strings ignoring case, and
+            // NSE_FO|abc and NSE_FO|ABC are two instruments.
+            _chunks.Insert(new BsonDocument { ["_id"] = Encoding.UTF8.GetBytes(key), ["c"] = place.Chunk, ["s"] = place.Slot });
         }
 
         Block(interval, place.Chunk, Period(interval, bar.StartUs)).Put(place.Slot, bar);
@@ -546,13 +548,12 @@ internal sealed class CandleStore : IDisposable
         foreach (var doc in _chunks.FindAll())
         {
             var (key, chunk, slot) = (doc["_id"], doc["c"], doc["s"]);
-            if (!key.IsString || !chunk.IsInt32 || !slot.IsInt32 || chunk.AsInt32 < 0 || slot.AsInt32 is < 0 or >= BlockInstruments
-                || !taken.Add((chunk.AsInt32, slot.AsInt32)))
+            if (!key.IsBinary || !chunk.IsInt32 || !slot.IsInt32 || chunk.AsInt32 < 0 || slot.AsInt32 is < 0 or >= BlockInstruments
+                || !taken.Add((chunk.AsInt32, slot.AsInt32)) || !_places.TryAdd(Encoding.UTF8.GetString(key.AsBinary), (chunk.AsInt32, slot.AsInt32)))
             {
                 throw new InvalidDataException($"the place of instrument '{key}' (chunk {chunk}, slot {slot}) is not a free chunk and slot below {BlockInstruments}");
             }
 
-            _places.Add(key.AsString, (chunk.AsInt32, slot.AsInt32));
             if (chunk.AsInt32 > _lastChunk)
             {
                 (_lastChunk, _lastChunkSlots) = (chunk.AsInt32, 0);
