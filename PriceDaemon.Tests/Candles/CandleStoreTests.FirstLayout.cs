@@ -48,60 +48,82 @@ public sealed partial class CandleStoreTests
     }
 
     [Test]
-    public void FirstLayout_IsMovedAtOpen_AndReadsPrunesAndGoesOn()
+    public void FirstLayout_IsReadInPlace_MergedWithBarsWrittenSince_AndPrunedUntilItIsGone()
     {
         var (bars, _) = WriteFirstLayout();
         Assert.That(Documents()["bars_1m"], Is.EqualTo(71 * 20), "the file is of the first layout: a document per bar");
 
-        // Blocks written every 2 while moving: most blocks are written, then read back, within the one transaction.
-        using (var store = CandleStore.Open(_path, maxHeldBlocks: 2))
+        using (var store = CandleStore.Open(_path))
         {
-            Assert.That(store.MovedBars, Is.EqualTo(bars.Count));
             Assert.That(All(store, Key(0)), Is.EqualTo(Expected(0, Enumerable.Range(0, 20))));
             Assert.That(All(store, Unicode), Is.EqualTo(Expected(999, Enumerable.Range(0, 20))));
             Assert.That(All(store, Key(69), CandleIntervals.Day), Is.EqualTo(Expected(69, [0, 1, 2], CandleIntervals.Day)));
             Assert.That(store.NewestStart(0), Is.EqualTo(StartUs(19)));
-            Assert.That(store.NewestStart(CandleIntervals.Day), Is.EqualTo(StartUs(2, CandleIntervals.Day)));
             Assert.That(store.LoadForming().Single().Key, Is.EqualTo(Key(1)), "the forming state is untouched");
-
-            // It goes on: minute 20 joins the block of 15-30 the move made, and pruning counts bars as before.
-            store.Write(Minute(Enumerable.Range(0, 70), 20), []);
-            Assert.That(All(store, Key(5)), Is.EqualTo(Expected(5, Enumerable.Range(0, 21))));
-            Assert.That(store.Prune(0, StartUs(5)), Is.EqualTo(71 * 5));
-            Assert.That(store.Read(Unicode, 0, long.MinValue, long.MaxValue, 2), Is.EqualTo(Expected(999, [18, 19])));
         }
 
-        var documents = Documents();
-        Assert.That(documents.Keys.Where(n => n.StartsWith("bars_", StringComparison.Ordinal)), Is.Empty, "the first layout's collections are dropped");
-        Assert.That(documents["bar_blocks_1m"], Is.EqualTo(2 * 2), "two chunks (64 + 7 instruments) by two periods");
-        Assert.That(Places().Keys.Order(StringComparer.Ordinal), Is.EqualTo(Places().OrderBy(p => p.Value).Select(p => p.Key)), "places taken in key order");
+        var opened = Documents();
+        Assert.That(opened["bars_1m"], Is.EqualTo(71 * 20), "opening moved nothing");
+        Assert.That(opened.GetValueOrDefault("bar_blocks_1m") + opened.GetValueOrDefault("bar_chunks"), Is.Zero);
+        Assert.That(opened.Keys.Where(n => n.StartsWith("bars_", StringComparison.Ordinal)), Is.EquivalentTo(new[] { "bars_1m", "bars_1d" }),
+            "the first layout's empty collections are dropped");
 
         using (var store = CandleStore.Open(_path))
         {
-            Assert.That(store.MovedBars, Is.Zero, "moved once");
-            Assert.That(All(store, Key(5)), Is.EqualTo(Expected(5, Enumerable.Range(5, 16))));
-            Assert.That(All(store, Key(5), CandleIntervals.Day), Is.EqualTo(Expected(5, [0, 1, 2], CandleIntervals.Day)));
+            // Minute 20 goes to a block; so does a minute 19 of instrument 5 again (a backfill, say), the same start
+            // as a bar of the first layout; and an older day bar while the newest day is the first layout's.
+            var changed = Closed(5, 19) with { Close = 555 };
+            store.Write([.. Minute(Enumerable.Range(0, 70), 20), (Key(5), 0, changed), (Key(5), CandleIntervals.Day, Closed(5, -1, CandleIntervals.Day))], []);
+            var five = Expected(5, Enumerable.Range(0, 19)).Append(changed).Append(Closed(5, 20)).ToArray();
+            Assert.Multiple(() =>
+            {
+                Assert.That(All(store, Key(5)), Is.EqualTo(five), "both layouts, the block's bar at the same start");
+                Assert.That(store.Read(Key(5), 0, long.MinValue, long.MaxValue, 3), Is.EqualTo(five[^3..]), "the newest three across the switch");
+                Assert.That(store.Read(Key(5), 0, StartUs(17), StartUs(20), 10), Is.EqualTo(five[17..20]), "a range ending at the switch");
+                Assert.That(store.Read(Key(5), 0, StartUs(2), StartUs(4), 10), Is.EqualTo(five[2..4]), "a range of the first layout only");
+                Assert.That(store.Read(Key(6), 0, StartUs(19), long.MaxValue, 10), Is.EqualTo(Expected(6, [19, 20])));
+                Assert.That(All(store, Unicode), Is.EqualTo(Expected(999, Enumerable.Range(0, 20))), "an instrument of the first layout only");
+                Assert.That(All(store, Key(5), CandleIntervals.Day), Is.EqualTo(Expected(5, [-1, 0, 1, 2], CandleIntervals.Day)));
+                Assert.That(store.NewestStart(0), Is.EqualTo(StartUs(20)), "the blocks' newest");
+                Assert.That(store.NewestStart(CandleIntervals.Day), Is.EqualTo(StartUs(2, CandleIntervals.Day)), "the first layout's newest");
+            });
+
+            // Pruning counts both; once the first layout's bars are all past retention, its collection goes.
+            Assert.That(store.Prune(0, StartUs(5)), Is.EqualTo(71 * 5));
+            Assert.That(Documents()["bars_1m"], Is.EqualTo(71 * 15));
+            Assert.That(store.Prune(0, StartUs(20)), Is.EqualTo((71 * 15) + 1), "the first layout's minutes 5-19 and the block's minute 19");
+            Assert.That(All(store, Key(5)), Is.EqualTo(Expected(5, [20])));
         }
+
+        var documents = Documents();
+        Assert.That(documents.Keys.Where(n => n.StartsWith("bars_", StringComparison.Ordinal)), Is.EqualTo(new[] { "bars_1d" }), "bars_1m emptied and dropped");
+        using (var store = CandleStore.Open(_path))
+        {
+            Assert.That(All(store, Key(5)), Is.EqualTo(Expected(5, [20])));
+            Assert.That(All(store, Unicode), Is.Empty);
+            Assert.That(All(store, Key(5), CandleIntervals.Day), Is.EqualTo(Expected(5, [-1, 0, 1, 2], CandleIntervals.Day)));
+            Assert.That(store.NewestStart(0), Is.EqualTo(StartUs(20)));
+        }
+
+        Assert.That(bars, Has.Count.EqualTo((71 * 20) + (70 * 3)));
     }
 
     [Test]
-    public void FirstLayout_WithADamagedBar_IsRefused_AndLeftAsItWas()
+    public void FirstLayout_WithADamagedBar_FailsTheReadThatMeetsIt_AndIsLeftAsItWas()
     {
-        // The 1m bars are moved (and blocks written, every 2) before the damaged 5m document is met.
-        var (bars, _) = WriteFirstLayout(db => db.GetCollection(LegacyBars.Collection(1)).Insert(new BsonDocument { ["_id"] = "junk", ["t"] = 1L }));
-        var before = Documents();
+        // A bar of instrument 0 whose start is not its id's.
+        WriteFirstLayout(db => db.GetCollection(LegacyBars.Collection(0)).Upsert(new BsonDocument
+        {
+            ["_id"] = LegacyBars.Id(Key(0), StartUs(30)), ["t"] = 1L, ["o"] = 1.0, ["h"] = 1.0, ["l"] = 1.0, ["c"] = 1.0, ["v"] = 1L,
+        }));
 
-        Assert.That(() => CandleStore.Open(_path, maxHeldBlocks: 2), Throws.InstanceOf<InvalidDataException>().With.Message.Contains("junk"));
+        using (var store = CandleStore.Open(_path))
+        {
+            Assert.That(() => All(store, Key(0)), Throws.InstanceOf<InvalidDataException>().With.Message.Contains("not its id's"));
+            Assert.That(All(store, Key(1)), Is.EqualTo(Expected(1, Enumerable.Range(0, 20))), "other instruments read");
+        }
 
-        var after = Documents();
-        Assert.That(after["bars_1m"], Is.EqualTo(before["bars_1m"]));
-        Assert.That(after["bars_5m"], Is.EqualTo(1));
-        Assert.That(after["bars_1d"], Is.EqualTo(70 * 3));
-        Assert.That(after.GetValueOrDefault("bar_blocks_1m"), Is.Zero, "no block of the failed move");
-        Assert.That(after.GetValueOrDefault("bar_chunks"), Is.Zero, "no place of the failed move");
-        using var db = new LiteDatabase(new ConnectionString { Filename = _path, Connection = ConnectionType.Direct, ReadOnly = true });
-        var first = db.GetCollection(LegacyBars.Collection(0)).FindAll().Select(LegacyBars.Read).ToList();
-        Assert.That(first, Is.EquivalentTo(bars.Where(b => b.Interval == 0).Select(b => (b.Key, b.Bar))), "every bar of the first layout still there");
+        Assert.That(Documents()["bars_1m"], Is.EqualTo((71 * 20) + 1), "the damaged bar is kept, with every other");
     }
 
     [Test]
@@ -135,7 +157,6 @@ public sealed partial class CandleStoreTests
         await service.StartAsync(CancellationToken.None);
         await service.StopAsync(CancellationToken.None);
         using var store = CandleStore.Open(_path);
-        Assert.That(store.MovedBars, Is.Zero);
         Assert.That(All(store, Key(3)).Select(b => b.StartUs), Is.EqualTo(Enumerable.Range(0, 20).Append(21).Select(m => StartUs(m))));
     }
 }

@@ -117,11 +117,6 @@ internal sealed partial class CandleService : BackgroundService
             _store = store;
             Array.Fill(_unwrittenInstrument, true); // the first flush rewrites every chunk by today's instrument ids
             _lastFlush = _time.GetTimestamp();
-            if (store.MovedBars > 0)
-            {
-                LogMoved(Path, store.MovedBars);
-            }
-
             LogOpened(Path, restored);
         }
         catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException or InvalidCastException or InvalidDataException)
@@ -455,7 +450,4 @@ internal sealed partial class CandleService : BackgroundService
 
     [LoggerMessage(EventId = 382, Level = LogLevel.Information, Message = "Candles: {Count} {Interval} bars past their retention removed")]
     private partial void LogPruned(int count, string interval);
-
-    [LoggerMessage(EventId = 384, Level = LogLevel.Information, Message = "Candles {Path}: {Bars} closed bars moved from one document each into packed blocks")]
-    private partial void LogMoved(string path, long bars);
 }

@@ -20,8 +20,10 @@ namespace PriceDaemon.Candles;
 /// of each chunk is kept in memory as the file holds it, so a flush appends to it without reading it back.
 /// </para>
 /// <para>
-/// Files of the first layout (one document per bar in <c>bars_1m</c>, ..., see <see cref="LegacyBars"/>) are moved into
-/// blocks when opened, in one transaction that also empties the old collections: nothing is lost if it fails.
+/// Files of the first layout (one document per bar in <c>bars_1m</c>, ..., see <see cref="LegacyBars"/>) are read in
+/// place, not moved: moving a production file took minutes, longer than a start may. New bars go to blocks only; a read
+/// merges both (the block's bar wins at the same start), pruning prunes both, and an old collection is dropped once
+/// retention has emptied it.
 /// </para>
 /// <para>Thread-safe: the service writes and prunes, sessions and REST read, the NATS backfill imports, one at a time.</para>
 /// </summary>
@@ -40,15 +42,11 @@ internal sealed class CandleStore : IDisposable
     /// </summary>
     public const int BlockBars = 16;
 
-    // During a move from the first layout, changed blocks are written once this many are held: bounds its memory.
-    private const int MaxHeldBlocks = 4096;
-
     // A minute's flushes use about 32 lengths (a block growing through its period, of a full chunk and of the last);
-    // a backfill or a move writes blocks of every size, and arrays of more lengths than this are let go.
+    // a backfill writes blocks of every size, and arrays of more lengths than this are let go.
     private const int MaxExactLengths = 64;
 
     private readonly LiteDatabase _db;
-    private readonly int _maxHeldBlocks;
     private readonly Lock _gate = new();
     private readonly ILiteCollection<BsonDocument>[] _blocks = new ILiteCollection<BsonDocument>[CandleIntervals.Count];
     private readonly ILiteCollection<BsonDocument> _chunks;
@@ -70,14 +68,16 @@ internal sealed class CandleStore : IDisposable
     private readonly Dictionary<int, (byte[] Bytes, BsonValue Value)> _exact = [];
     private readonly BsonDocument _document = [];
 
+    // Per interval: the first layout's collection still holds bars, read beside the blocks until retention empties it.
+    private readonly bool[] _firstLayout = new bool[CandleIntervals.Count];
+
     // A failed transaction leaves the places and newest blocks unsure: they are read again before the next use.
     private bool _stale;
 
-    private CandleStore(string path, LiteDatabase db, int maxHeldBlocks)
+    private CandleStore(string path, LiteDatabase db)
     {
         Path = path;
         _db = db;
-        _maxHeldBlocks = maxHeldBlocks;
         for (var interval = 0; interval < CandleIntervals.Count; interval++)
         {
             _blocks[interval] = db.GetCollection(BlocksCollection(interval));
@@ -91,22 +91,16 @@ internal sealed class CandleStore : IDisposable
 
     public string Path { get; }
 
-    /// <summary>Closed bars moved from the first layout when the file was opened.</summary>
-    public long MovedBars { get; private set; }
-
-    public static CandleStore Open(string path) => Open(path, MaxHeldBlocks);
-
-    /// <summary><see cref="Open(string)"/> writing a move from the first layout every <paramref name="maxHeldBlocks"/> blocks: tests use few.</summary>
-    internal static CandleStore Open(string path, int maxHeldBlocks)
+    public static CandleStore Open(string path)
     {
         var full = System.IO.Path.GetFullPath(path);
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
         var db = new LiteDatabase(new ConnectionString { Filename = full, Connection = ConnectionType.Direct });
         try
         {
-            var store = new CandleStore(full, db, maxHeldBlocks);
+            var store = new CandleStore(full, db);
             store.ReadPlaces();
-            store.MoveFirstLayout();
+            store.FindFirstLayout();
             return store;
         }
         catch
@@ -280,36 +274,39 @@ internal sealed class CandleStore : IDisposable
         lock (_gate)
         {
             Refresh();
-            if (!_places.TryGetValue(key, out var place))
+            if (_places.TryGetValue(key, out var place))
             {
-                return bars;
-            }
-
-            // Newest block first, each walked from its newest entry: the list comes out newest first.
-            var query = _blocks[interval].Query()
-                .Where(Query.Between("_id", Id(place.Chunk, Period(interval, fromUs)), Id(place.Chunk, Period(interval, toUs - 1))))
-                .OrderByDescending("_id");
-            foreach (var doc in query.ToEnumerable())
-            {
-                var packed = Packed(doc);
-                for (var entry = BarBlock.CountOf(packed) - 1; entry >= 0; entry--)
+                // Newest block first, each walked from its newest entry: the list comes out newest first.
+                var query = _blocks[interval].Query()
+                    .Where(Query.Between("_id", Id(place.Chunk, Period(interval, fromUs)), Id(place.Chunk, Period(interval, toUs - 1))))
+                    .OrderByDescending("_id");
+                foreach (var doc in query.ToEnumerable())
                 {
-                    var start = BarBlock.StartAt(packed, entry);
-                    if (start < fromUs)
+                    var packed = Packed(doc);
+                    for (var entry = BarBlock.CountOf(packed) - 1; entry >= 0; entry--)
+                    {
+                        var start = BarBlock.StartAt(packed, entry);
+                        if (start < fromUs)
+                        {
+                            break;
+                        }
+
+                        if (start < toUs && BarBlock.SlotAt(packed, entry) == place.Slot)
+                        {
+                            bars.Add(BarBlock.BarAt(packed, entry));
+                        }
+                    }
+
+                    if (bars.Count >= limit)
                     {
                         break;
                     }
-
-                    if (start < toUs && BarBlock.SlotAt(packed, entry) == place.Slot)
-                    {
-                        bars.Add(BarBlock.BarAt(packed, entry));
-                    }
                 }
+            }
 
-                if (bars.Count >= limit)
-                {
-                    break;
-                }
+            if (_firstLayout[interval])
+            {
+                bars = Merge(bars, ReadFirstLayout(key, interval, fromUs, toUs, limit), limit);
             }
         }
 
@@ -322,23 +319,76 @@ internal sealed class CandleStore : IDisposable
         return bars;
     }
 
+    /// <summary>The newest <paramref name="limit"/> bars of the first layout in [from, to), newest first: the query the first layout's read made.</summary>
+    private List<Bar> ReadFirstLayout(string key, int interval, long fromUs, long toUs, int limit)
+    {
+        var bars = new List<Bar>();
+        var query = _db.GetCollection(LegacyBars.Collection(interval)).Query()
+            .Where(Query.Between("_id", LegacyBars.Id(key, fromUs), LegacyBars.Id(key, toUs - 1)))
+            .OrderByDescending("_id")
+            .Limit(limit);
+        foreach (var doc in query.ToEnumerable())
+        {
+            bars.Add(LegacyBars.Read(doc).Bar);
+        }
+
+        return bars;
+    }
+
+    /// <summary>
+    /// Two lists newest first into one, newest first, up to <paramref name="limit"/>: at the same start the block's bar
+    /// is kept, since blocks hold what was written since the upgrade (a retried or backfilled bar).
+    /// </summary>
+    private static List<Bar> Merge(List<Bar> blocks, List<Bar> first, int limit)
+    {
+        if (first.Count == 0)
+        {
+            return blocks;
+        }
+
+        var merged = new List<Bar>(Math.Min(limit, blocks.Count + first.Count));
+        var (b, f) = (0, 0);
+        while (merged.Count < limit && (b < blocks.Count || f < first.Count))
+        {
+            if (f == first.Count || (b < blocks.Count && blocks[b].StartUs >= first[f].StartUs))
+            {
+                if (f < first.Count && blocks[b].StartUs == first[f].StartUs)
+                {
+                    f++;
+                }
+
+                merged.Add(blocks[b++]);
+            }
+            else
+            {
+                merged.Add(first[f++]);
+            }
+        }
+
+        return merged;
+    }
+
     /// <summary>The start of the newest closed bar of <paramref name="interval"/>, any instrument; null when there is none.</summary>
     public long? NewestStart(int interval)
     {
         lock (_gate)
         {
+            long? newest = null;
             var collection = _blocks[interval];
-            if (collection.Count() == 0)
+            if (collection.Count() > 0)
             {
-                return null;
+                // The newest bar is in a block of the newest period: blocks are never kept empty.
+                foreach (var doc in collection.Find(Query.EQ("t", collection.Max("t"))))
+                {
+                    var packed = Packed(doc);
+                    var start = BarBlock.StartAt(packed, BarBlock.CountOf(packed) - 1);
+                    newest = newest is { } n && n > start ? n : start;
+                }
             }
 
-            // The newest bar is in a block of the newest period: blocks are never kept empty.
-            long? newest = null;
-            foreach (var doc in collection.Find(Query.EQ("t", collection.Max("t"))))
+            if (_firstLayout[interval] && _db.GetCollection(LegacyBars.Collection(interval)) is var first && first.Query().Limit(1).Exists())
             {
-                var packed = Packed(doc);
-                var start = BarBlock.StartAt(packed, BarBlock.CountOf(packed) - 1);
+                var start = LegacyBars.Start(first.Max("t"));
                 newest = newest is { } n && n > start ? n : start;
             }
 
@@ -346,30 +396,45 @@ internal sealed class CandleStore : IDisposable
         }
     }
 
-    /// <summary>Deletes the closed bars of <paramref name="interval"/> that start before <paramref name="beforeUs"/>; returns how many.</summary>
+    /// <summary>
+    /// Deletes the closed bars of <paramref name="interval"/> that start before <paramref name="beforeUs"/>, in blocks and
+    /// in the first layout; returns how many.
+    /// </summary>
     public int Prune(int interval, long beforeUs)
     {
         lock (_gate)
         {
             Refresh();
+            int removed;
             _db.BeginTrans();
             try
             {
-                var removed = 0;
+                removed = 0;
                 foreach (var id in _blocks[interval].Find(Query.LT("t", beforeUs)).Select(static doc => doc["_id"].AsInt64).ToList())
                 {
                     removed += Block(interval, (int)(id >> 32), PeriodOf(id)).RemoveBefore(beforeUs);
                 }
 
                 WriteChanged(); // a block left empty is deleted
+                if (_firstLayout[interval])
+                {
+                    removed += _db.GetCollection(LegacyBars.Collection(interval)).DeleteMany(Query.LT("t", beforeUs));
+                }
+
                 _db.Commit();
-                return removed;
             }
             catch
             {
                 Abandon();
                 throw;
             }
+
+            if (_firstLayout[interval])
+            {
+                DropFirstLayoutIfEmpty(interval);
+            }
+
+            return removed;
         }
     }
 
@@ -567,55 +632,28 @@ internal sealed class CandleStore : IDisposable
     }
 
     /// <summary>
-    /// Moves closed bars of the first layout into blocks and empties its collections, in one transaction, then drops
-    /// them. Its ids sort by instrument, so instruments new to the file take places in key order.
+    /// Notes which intervals still have bars of the first layout, whose open made all eight collections; empty ones are
+    /// dropped. Nothing is read or moved: that would take as long as the file is big.
     /// </summary>
-    private void MoveFirstLayout()
+    private void FindFirstLayout()
     {
-        var first = Enumerable.Range(0, CandleIntervals.Count).Where(i => _db.CollectionExists(LegacyBars.Collection(i))).ToList();
-        if (first.Count == 0)
+        for (var interval = 0; interval < CandleIntervals.Count; interval++)
         {
-            return;
-        }
-
-        long moved = 0;
-        _db.BeginTrans();
-        try
-        {
-            foreach (var interval in first)
+            if (_db.CollectionExists(LegacyBars.Collection(interval)))
             {
-                foreach (var doc in _db.GetCollection(LegacyBars.Collection(interval)).FindAll())
-                {
-                    var (key, bar) = LegacyBars.Read(doc);
-                    Put(key, interval, bar);
-                    moved++;
-                    if (_changed.Count >= _maxHeldBlocks)
-                    {
-                        WriteChanged();
-                    }
-                }
-
-                WriteChanged();
+                _firstLayout[interval] = true;
+                DropFirstLayoutIfEmpty(interval);
             }
-
-            foreach (var interval in first)
-            {
-                _db.GetCollection(LegacyBars.Collection(interval)).DeleteAll();
-            }
-
-            _db.Commit();
-            MovedBars = moved;
         }
-        catch
-        {
-            Abandon();
-            throw;
-        }
+    }
 
-        // LiteDB drops a collection only outside a transaction; left empty by a failure here, it is dropped next time.
-        foreach (var interval in first)
+    /// <summary>Drops a first-layout collection that retention has emptied; outside a transaction, where LiteDB drops collections.</summary>
+    private void DropFirstLayoutIfEmpty(int interval)
+    {
+        if (!_db.GetCollection(LegacyBars.Collection(interval)).Query().Limit(1).Exists())
         {
             _db.DropCollection(LegacyBars.Collection(interval));
+            _firstLayout[interval] = false;
         }
     }
 }

@@ -7,8 +7,8 @@ namespace PriceDaemon.Candles;
 /// <summary>
 /// The first layout of closed bars: one document per bar in <c>bars_1m</c>, <c>bars_5m</c>, ..., with a secondary index
 /// on <c>t</c>. The id is the instrument key's UTF-8, a zero byte and the start as a big-endian number offset by 2^63,
-/// so ids sort by instrument, then time. <see cref="CandleStore"/> only reads it, to move it into blocks when it opens
-/// such a file; <see cref="Write"/> is kept so that tests and benchmarks can make files of this shape.
+/// so ids sort by instrument, then time. <see cref="CandleStore"/> reads it beside its blocks and prunes it, and never
+/// writes it; <see cref="Write"/> is kept so that tests and benchmarks can make files of this shape.
 /// </summary>
 internal static class LegacyBars
 {
@@ -40,6 +40,10 @@ internal static class LegacyBars
 
         return (Encoding.UTF8.GetString(bytes, 0, bytes.Length - 9), bar);
     }
+
+    /// <summary>A start read back (the newest <c>t</c>); throws <see cref="InvalidDataException"/> when it is not a number.</summary>
+    public static long Start(BsonValue t) =>
+        t.IsNumber ? t.AsInt64 : throw new InvalidDataException($"a bar of the first layout has a start of '{t}', not a number");
 
     /// <summary>What the first layout's open did: every interval's collection with its index on <c>t</c>.</summary>
     public static void Create(LiteDatabase db)
@@ -79,7 +83,8 @@ internal static class LegacyBars
         }
     }
 
-    private static BsonValue Id(string key, long startUs)
+    /// <summary>The id of an instrument's bar: a range of them is a range of one instrument's bars.</summary>
+    public static BsonValue Id(string key, long startUs)
     {
         var length = Encoding.UTF8.GetByteCount(key);
         var id = new byte[length + 9];
