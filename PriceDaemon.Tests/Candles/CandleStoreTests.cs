@@ -1,6 +1,7 @@
 using System.Text;
 using LiteDB;
 using PriceDaemon.Candles;
+using PriceDaemon.Storage;
 
 namespace PriceDaemon.Tests.Candles;
 
@@ -288,6 +289,30 @@ public sealed partial class CandleStoreTests
         }
 
         Assert.That(Places(), Is.EqualTo(new Dictionary<string, (int, int)> { [Key(0)] = (0, 0), [Key(1)] = (0, 1), [Key(2)] = (0, 2) }));
+    }
+
+    [Test]
+    public void Open_RefusesAFileWithADamagedNewestBlock_AndLeavesItByteForByte()
+    {
+        using (var store = CandleStore.Open(_path))
+        {
+            store.Write(Minute(Enumerable.Range(0, 70), 0), []); // chunks 0 and 1
+        }
+
+        // Chunk 1's only block, as a later block version might have written it: the first write to the chunk would fail.
+        using (var db = new LiteDatabase(new ConnectionString { Filename = _path, Connection = ConnectionType.Direct }))
+        {
+            var blocks = db.GetCollection("bar_blocks_1m");
+            var block = blocks.FindAll().Single(d => d["_id"].AsInt64 >> 32 == 1);
+            block["p"] = new byte[] { 2 };
+            blocks.Update(block);
+        }
+
+        var before = File.ReadAllBytes(_path);
+        var error = Assert.Throws<StorageException>(() => CandleStore.Open(_path));
+        Assert.That(error!.Message, Does.StartWith($"Candles:Path: cannot use {_path}: it is damaged").And.Contain("version").And.Contain("left untouched"));
+        Assert.That(File.ReadAllBytes(_path), Is.EqualTo(before));
+        Assert.That(Directory.GetFiles(_folder).Select(Path.GetFileName), Is.EqualTo(new[] { "candles.db" }), "no LiteDB log file was created");
     }
 
     [Test]

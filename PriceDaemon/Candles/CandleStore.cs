@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using LiteDB;
+using PriceDaemon.Storage;
 
 namespace PriceDaemon.Candles;
 
@@ -25,6 +26,11 @@ namespace PriceDaemon.Candles;
 /// merges both (the block's bar wins at the same start), pruning prunes both, and an old collection is dropped once
 /// retention has emptied it.
 /// </para>
+/// <para>
+/// Opening reads what a flush will need (every place, each chunk's newest block of each interval) and the forming state
+/// through a read-only connection first, and refuses a file that does not read cleanly (<see cref="StorageException"/>),
+/// leaving it as it was; otherwise one damaged block would fail every flush after the start.
+/// </para>
 /// <para>Thread-safe: the service writes and prunes, sessions and REST read, the NATS backfill imports, one at a time.</para>
 /// </summary>
 internal sealed class CandleStore : IDisposable
@@ -46,11 +52,11 @@ internal sealed class CandleStore : IDisposable
     // a backfill writes blocks of every size, and arrays of more lengths than this are let go.
     private const int MaxExactLengths = 64;
 
-    private readonly LiteDatabase _db;
+    private LiteDatabase _db = null!;
     private readonly Lock _gate = new();
     private readonly ILiteCollection<BsonDocument>[] _blocks = new ILiteCollection<BsonDocument>[CandleIntervals.Count];
-    private readonly ILiteCollection<BsonDocument> _chunks;
-    private readonly ILiteCollection<BsonDocument> _forming;
+    private ILiteCollection<BsonDocument> _chunks = null!;
+    private ILiteCollection<BsonDocument> _forming = null!;
 
     // Where each instrument's bars go, and the next free place: the last chunk fills before another starts.
     private readonly Dictionary<string, (int Chunk, int Slot)> _places = new(StringComparer.Ordinal);
@@ -74,32 +80,41 @@ internal sealed class CandleStore : IDisposable
     // A failed transaction leaves the places and newest blocks unsure: they are read again before the next use.
     private bool _stale;
 
-    private CandleStore(string path, LiteDatabase db)
+    private CandleStore(string path)
     {
         Path = path;
-        _db = db;
         for (var interval = 0; interval < CandleIntervals.Count; interval++)
         {
-            _blocks[interval] = db.GetCollection(BlocksCollection(interval));
-            _blocks[interval].EnsureIndex("t");
             _newest[interval] = [];
         }
-
-        _chunks = db.GetCollection(ChunksCollection);
-        _forming = db.GetCollection(FormingCollection);
     }
 
     public string Path { get; }
 
+    /// <summary>
+    /// Checks and opens the file at <paramref name="path"/>, creating folder and file if missing. Throws
+    /// <see cref="StorageException"/> with a message for the operator when the file does not read cleanly; it is then
+    /// left exactly as it was.
+    /// </summary>
     public static CandleStore Open(string path)
     {
         var full = System.IO.Path.GetFullPath(path);
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
+        var store = new CandleStore(full);
+        if (File.Exists(full) && new FileInfo(full).Length > 0)
+        {
+            store.Check();
+        }
+
         var db = new LiteDatabase(new ConnectionString { Filename = full, Connection = ConnectionType.Direct });
         try
         {
-            var store = new CandleStore(full, db);
-            store.ReadPlaces();
+            store.Use(db);
+            for (var interval = 0; interval < CandleIntervals.Count; interval++)
+            {
+                store._blocks[interval].EnsureIndex("t");
+            }
+
             store.FindFirstLayout();
             return store;
         }
@@ -110,12 +125,65 @@ internal sealed class CandleStore : IDisposable
         }
     }
 
+    /// <summary>
+    /// Reads every place, each chunk's newest block of each interval (kept: the first flush appends to them) and the
+    /// forming state through a read-only connection: LiteDB writes to a file it opens for writing, so nothing does
+    /// before the file has read cleanly.
+    /// </summary>
+    private void Check()
+    {
+        try
+        {
+            using var db = new LiteDatabase(new ConnectionString { Filename = Path, Connection = ConnectionType.Direct, ReadOnly = true });
+            Use(db);
+            ReadPlaces();
+            for (var interval = 0; interval < CandleIntervals.Count; interval++)
+            {
+                for (var chunk = 0; chunk <= _lastChunk; chunk++)
+                {
+                    _newest[interval].Add(ReadNewest(interval, chunk));
+                }
+            }
+
+            foreach (var _ in LoadForming())
+            {
+                // Read to the end: a forming chunk that does not read would fail the service's start anyway.
+            }
+        }
+        catch (Exception ex)
+        {
+            // Whatever LiteDB or the checks trip over in a damaged file, the answer is the same.
+            throw new StorageException(
+                $"Candles:Path: cannot use {Path}: it is damaged ({ex.Message}). The file was left untouched; move it away to start without candle history, or point Candles:Path elsewhere",
+                ex);
+        }
+    }
+
+    /// <summary>Reads and writes through <paramref name="db"/> from now on.</summary>
+    private void Use(LiteDatabase db)
+    {
+        _db = db;
+        for (var interval = 0; interval < CandleIntervals.Count; interval++)
+        {
+            _blocks[interval] = db.GetCollection(BlocksCollection(interval));
+        }
+
+        _chunks = db.GetCollection(ChunksCollection);
+        _forming = db.GetCollection(FormingCollection);
+    }
+
     /// <summary>Instruments per <c>forming</c> document: a flush rewrites whole chunks, a few documents, not one per instrument.</summary>
     public const int FormingChunk = 64;
 
     /// <summary>Each instrument's newest bars (forming or just closed) and volume baseline, as the last flush left them.</summary>
     public IEnumerable<(string Key, Bar[] Bars, long CumulativeVolume, int VolumeDay)> LoadForming()
     {
+        // A collection the file never had cannot be read through a read-only connection.
+        if (!_db.CollectionExists(FormingCollection))
+        {
+            yield break;
+        }
+
         foreach (var doc in _forming.FindAll())
         {
             var packed = doc["p"].AsBinary ?? throw new InvalidCastException("a forming document without its packed bars");
@@ -532,6 +600,11 @@ internal sealed class CandleStore : IDisposable
 
     private BarBlock ReadNewest(int interval, int chunk)
     {
+        if (!_db.CollectionExists(BlocksCollection(interval)))
+        {
+            return new BarBlock(interval, chunk, long.MinValue);
+        }
+
         var doc = _blocks[interval].Query()
             .Where(Query.Between("_id", Id(chunk, int.MinValue), Id(chunk, int.MaxValue)))
             .OrderByDescending("_id")
@@ -609,6 +682,11 @@ internal sealed class CandleStore : IDisposable
         }
 
         (_lastChunk, _lastChunkSlots) = (-1, BlockInstruments);
+        if (!_db.CollectionExists(ChunksCollection))
+        {
+            return;
+        }
+
         var taken = new HashSet<(int, int)>();
         foreach (var doc in _chunks.FindAll())
         {
