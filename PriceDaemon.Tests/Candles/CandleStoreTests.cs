@@ -315,6 +315,21 @@ public sealed partial class CandleStoreTests
         Assert.That(Directory.GetFiles(_folder).Select(Path.GetFileName), Is.EqualTo(new[] { "candles.db" }), "no LiteDB log file was created");
     }
 
+    [TestCase(100)]
+    [TestCase(9_000)]
+    public void Open_RefusesAFileThatIsNotLiteDb_AndLeavesItByteForByte(int bytes)
+    {
+        // LiteDB opened for writing re-initialised the 100 bytes and truncated the 9,000 to a page.
+        var junk = new byte[bytes];
+        new Random(bytes).NextBytes(junk);
+        File.WriteAllBytes(_path, junk);
+
+        var error = Assert.Throws<StorageException>(() => CandleStore.Open(_path));
+        Assert.That(error!.Message, Does.StartWith($"Candles:Path: cannot use {_path}: it is not a LiteDB database").And.Contain("left untouched"));
+        Assert.That(File.ReadAllBytes(_path), Is.EqualTo(junk));
+        Assert.That(Directory.GetFiles(_folder).Select(Path.GetFileName), Is.EqualTo(new[] { "candles.db" }), "no LiteDB log file was created");
+    }
+
     [Test]
     public void Forming_RoundTripsEveryField_AndChunksPastTheLastAreDeleted()
     {

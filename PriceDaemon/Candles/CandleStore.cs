@@ -126,12 +126,18 @@ internal sealed class CandleStore : IDisposable
     }
 
     /// <summary>
-    /// Reads every place, each chunk's newest block of each interval (kept: the first flush appends to them) and the
-    /// forming state through a read-only connection: LiteDB writes to a file it opens for writing, so nothing does
-    /// before the file has read cleanly.
+    /// Checks the header by hand, then reads every place, each chunk's newest block of each interval (kept: the first
+    /// flush appends to them) and the forming state through a read-only connection: LiteDB writes to a file it opens for
+    /// writing (it re-initialised a 100-byte file of something else and truncated a 9,000-byte one to a page), so nothing
+    /// does before the file has read cleanly.
     /// </summary>
     private void Check()
     {
+        if (!PriceStore.HasLiteDbHeader(Path))
+        {
+            throw Unusable("it is not a LiteDB database");
+        }
+
         try
         {
             using var db = new LiteDatabase(new ConnectionString { Filename = Path, Connection = ConnectionType.Direct, ReadOnly = true });
@@ -153,10 +159,14 @@ internal sealed class CandleStore : IDisposable
         catch (Exception ex)
         {
             // Whatever LiteDB or the checks trip over in a damaged file, the answer is the same.
-            throw new StorageException(
-                $"Candles:Path: cannot use {Path}: it is damaged ({ex.Message}). The file was left untouched; move it away to start without candle history, or point Candles:Path elsewhere",
-                ex);
+            throw Unusable($"it is damaged ({ex.Message})", ex);
         }
+    }
+
+    private StorageException Unusable(string reason, Exception? inner = null)
+    {
+        var message = $"Candles:Path: cannot use {Path}: {reason}. The file was left untouched; move it away to start without candle history, or point Candles:Path elsewhere";
+        return inner is null ? new StorageException(message) : new StorageException(message, inner);
     }
 
     /// <summary>Reads and writes through <paramref name="db"/> from now on.</summary>
