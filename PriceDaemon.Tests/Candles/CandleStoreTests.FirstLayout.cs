@@ -111,33 +111,46 @@ public sealed partial class CandleStoreTests
     [Test]
     public void FirstLayout_WithADamagedBar_FailsTheReadThatMeetsIt_AndIsLeftAsItWas()
     {
-        // A bar of instrument 0 whose start is not its id's.
-        WriteFirstLayout(db => db.GetCollection(LegacyBars.Collection(0)).Upsert(new BsonDocument
+        // Bars of instruments 0, 2 and 3: a start that is not the id's, an open that is not a number, no volume.
+        WriteFirstLayout(db =>
         {
-            ["_id"] = LegacyBars.Id(Key(0), StartUs(30)), ["t"] = 1L, ["o"] = 1.0, ["h"] = 1.0, ["l"] = 1.0, ["c"] = 1.0, ["v"] = 1L,
-        }));
+            var bars = db.GetCollection(LegacyBars.Collection(0));
+            bars.Upsert(new BsonDocument { ["_id"] = LegacyBars.Id(Key(0), StartUs(30)), ["t"] = 1L, ["o"] = 1.0, ["h"] = 1.0, ["l"] = 1.0, ["c"] = 1.0, ["v"] = 1L });
+            bars.Upsert(new BsonDocument { ["_id"] = LegacyBars.Id(Key(2), StartUs(30)), ["t"] = StartUs(30), ["o"] = "x", ["h"] = 1.0, ["l"] = 1.0, ["c"] = 1.0, ["v"] = 1L });
+            bars.Upsert(new BsonDocument { ["_id"] = LegacyBars.Id(Key(3), StartUs(30)), ["t"] = StartUs(30), ["o"] = 1.0, ["h"] = 1.0, ["l"] = 1.0, ["c"] = 1.0 });
+        });
 
         using (var store = CandleStore.Open(_path))
         {
+            // InvalidDataException, which the service's catches handle; a missing field is not a bar at price 0.
             Assert.That(() => All(store, Key(0)), Throws.InstanceOf<InvalidDataException>().With.Message.Contains("not its id's"));
+            Assert.That(() => All(store, Key(2)), Throws.InstanceOf<InvalidDataException>().With.Message.Contains("lacks a number"));
+            Assert.That(() => All(store, Key(3)), Throws.InstanceOf<InvalidDataException>().With.Message.Contains("lacks a number"));
             Assert.That(All(store, Key(1)), Is.EqualTo(Expected(1, Enumerable.Range(0, 20))), "other instruments read");
         }
 
-        Assert.That(Documents()["bars_1m"], Is.EqualTo((71 * 20) + 1), "the damaged bar is kept, with every other");
+        Assert.That(Documents()["bars_1m"], Is.EqualTo((71 * 20) + 3), "the damaged bars are kept, with every other");
+    }
+
+    /// <summary>The candle service on this test's file, instruments 0-69, its clock at minute 21.</summary>
+    private (CandleService Service, CandleBook Book, FakeTimeProvider Time) Service(TestMeterFactory meters)
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(StartUs(21) / 1000));
+        var registry = new InstrumentRegistry(Enumerable.Range(0, 70).Select(i => (Key(i), $"T{i}", $"T {i}", 100.0 + i)));
+        var options = new CandleOptions { Path = _path };
+        var book = new CandleBook(registry, new CandleSession(options, includeOutsideSession: false), time);
+        var service = new CandleService(
+            book, Options.Create(options), Options.Create(new StorageOptions()), Options.Create(new ThrottleOptions { MinIntervalMs = 100 }),
+            time, NullLogger<CandleService>.Instance, meters, []);
+        return (service, book, time);
     }
 
     [Test]
     public async Task FirstLayout_OpenedByTheService_ServesItsHistory_AndBarsClosedSinceAreWrittenOnce()
     {
         WriteFirstLayout();
-        var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(StartUs(21) / 1000));
-        var registry = new InstrumentRegistry(Enumerable.Range(0, 70).Select(i => (Key(i), $"T{i}", $"T {i}", 100.0 + i)));
-        var options = new CandleOptions { Path = _path };
-        var book = new CandleBook(registry, new CandleSession(options, includeOutsideSession: false), time);
         using var meters = new TestMeterFactory();
-        var service = new CandleService(
-            book, Options.Create(options), Options.Create(new StorageOptions()), Options.Create(new ThrottleOptions { MinIntervalMs = 100 }),
-            time, NullLogger<CandleService>.Instance, meters, []);
+        var (service, book, time) = Service(meters);
         service.Open();
         Assert.That(service.History(Key(3), 0, 5), Is.EqualTo(Expected(3, [15, 16, 17, 18, 19])));
 

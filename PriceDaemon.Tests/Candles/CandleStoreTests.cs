@@ -2,6 +2,7 @@ using System.Text;
 using LiteDB;
 using PriceDaemon.Candles;
 using PriceDaemon.Storage;
+using PriceDaemon.Tests.Support;
 
 namespace PriceDaemon.Tests.Candles;
 
@@ -328,6 +329,36 @@ public sealed partial class CandleStoreTests
         Assert.That(error!.Message, Does.StartWith($"Candles:Path: cannot use {_path}: it is not a LiteDB database").And.Contain("left untouched"));
         Assert.That(File.ReadAllBytes(_path), Is.EqualTo(junk));
         Assert.That(Directory.GetFiles(_folder).Select(Path.GetFileName), Is.EqualTo(new[] { "candles.db" }), "no LiteDB log file was created");
+    }
+
+    [Test]
+    public async Task ABlockWithoutAChunkAndPeriodId_FailsPruneAsInvalidData_AndTheServiceLogsIt()
+    {
+        using (var store = CandleStore.Open(_path))
+        {
+            store.Write(Minute([0, 1], 0), []);
+        }
+
+        // Not a chunk's newest block (its id is no number), so the open does not meet it; pruning does.
+        using (var db = new LiteDatabase(new ConnectionString { Filename = _path, Connection = ConnectionType.Direct }))
+        {
+            db.GetCollection("bar_blocks_1m").Insert(new BsonDocument { ["_id"] = "junk", ["t"] = 0L, ["p"] = new byte[] { BarBlock.Version } });
+        }
+
+        using (var store = CandleStore.Open(_path))
+        {
+            Assert.That(() => store.Prune(0, StartUs(1)), Throws.InstanceOf<InvalidDataException>().With.Message.Contains("junk"));
+            Assert.That(All(store, Key(0)), Is.EqualTo(Expected(0, [0])), "the failed prune removed nothing");
+        }
+
+        // The service's prune catches it (a FormatException escaped the candle thread and stopped the host).
+        using var meters = new TestMeterFactory();
+        var (service, _, _) = Service(meters);
+        service.Open();
+        Assert.That(service.Prune, Throws.Nothing);
+        Assert.That(service.History(Key(1), 0, 10), Is.EqualTo(Expected(1, [0])));
+        await service.StartAsync(CancellationToken.None);
+        await service.StopAsync(CancellationToken.None); // closes the file
     }
 
     [Test]

@@ -196,7 +196,7 @@ internal sealed class CandleStore : IDisposable
 
         foreach (var doc in _forming.FindAll())
         {
-            var packed = doc["p"].AsBinary ?? throw new InvalidCastException("a forming document without its packed bars");
+            var packed = doc["p"].AsBinary ?? throw new InvalidDataException("a forming document without its packed bars");
             var read = 0;
             while (read < packed.Length)
             {
@@ -258,9 +258,15 @@ internal sealed class CandleStore : IDisposable
     private static (string Key, Bar[] Bars, long CumulativeVolume, int VolumeDay) ReadForming(byte[] packed, ref int read)
     {
         var span = packed.AsSpan(read);
-        var keyBytes = BinaryPrimitives.ReadUInt16LittleEndian(span);
-        var key = Encoding.UTF8.GetString(span.Slice(2, keyBytes));
+        var keyBytes = span.Length < 2 ? 0 : BinaryPrimitives.ReadUInt16LittleEndian(span);
         var r = 2 + keyBytes;
+        if (span.Length < r + 13 || span.Length < r + 13 + (System.Numerics.BitOperations.PopCount(span[r + 12]) * BarBytes))
+        {
+            // A damaged chunk says so in the type the service and start-up handle, not as a range error.
+            throw new InvalidDataException($"a forming document's packed bars end inside an instrument (at byte {read} of {packed.Length})");
+        }
+
+        var key = Encoding.UTF8.GetString(span.Slice(2, keyBytes));
         var cumulative = BinaryPrimitives.ReadInt64LittleEndian(span[r..]);
         var day = BinaryPrimitives.ReadInt32LittleEndian(span[(r + 8)..]);
         var mask = span[r + 12];
@@ -488,7 +494,7 @@ internal sealed class CandleStore : IDisposable
             try
             {
                 removed = 0;
-                foreach (var id in _blocks[interval].Find(Query.LT("t", beforeUs)).Select(static doc => doc["_id"].AsInt64).ToList())
+                foreach (var id in _blocks[interval].Find(Query.LT("t", beforeUs)).Select(static doc => BlockId(doc)).ToList())
                 {
                     removed += Block(interval, (int)(id >> 32), PeriodOf(id)).RemoveBefore(beforeUs);
                 }
@@ -530,6 +536,9 @@ internal sealed class CandleStore : IDisposable
     private static long Id(int chunk, long period) => ((long)chunk << 32) | (uint)((int)period ^ int.MinValue);
 
     private static long PeriodOf(long id) => (int)((uint)id ^ 0x8000_0000u);
+
+    private static long BlockId(BsonDocument doc) =>
+        doc["_id"] is { IsInt64: true } id ? id.AsInt64 : throw new InvalidDataException($"block '{doc["_id"]}' has no chunk and period as its id");
 
     private static byte[] Packed(BsonDocument doc)
     {
@@ -625,7 +634,7 @@ internal sealed class CandleStore : IDisposable
             return new BarBlock(interval, chunk, long.MinValue);
         }
 
-        var block = new BarBlock(interval, chunk, PeriodOf(doc["_id"].AsInt64));
+        var block = new BarBlock(interval, chunk, PeriodOf(BlockId(doc)));
         block.Load(Packed(doc));
         return block;
     }

@@ -18,9 +18,15 @@ internal static class LegacyBars
     public static (string Key, Bar Bar) Read(BsonDocument doc)
     {
         var id = doc["_id"];
-        if (!id.IsBinary || id.AsBinary.Length < 10 || id.AsBinary[^9] != 0 || !doc["t"].IsNumber)
+        if (!id.IsBinary || id.AsBinary.Length < 10 || id.AsBinary[^9] != 0)
         {
             throw new InvalidDataException($"bar document '{id}' is not an instrument key, a zero byte and a start");
+        }
+
+        // A missing field would read as 0, a bar at price 0; a string would throw a FormatException nothing handles.
+        if (!doc["t"].IsNumber || !doc["o"].IsNumber || !doc["h"].IsNumber || !doc["l"].IsNumber || !doc["c"].IsNumber || !doc["v"].IsNumber)
+        {
+            throw new InvalidDataException($"bar document '{id}' lacks a number of t, o, h, l, c or v");
         }
 
         var bytes = id.AsBinary;
