@@ -362,6 +362,49 @@ public sealed partial class CandleStoreTests
     }
 
     [Test]
+    public void Write_ThatFails_LeavesNothingOfItInTheBlocksHeldInMemory()
+    {
+        using (var store = CandleStore.Open(_path))
+        {
+            store.Write(Minute([0, 1], 0), []);
+
+            // Instrument 0's minute 1 is put in the newest block held in memory, then its transaction fails; a later
+            // write of only instrument 1's minute 1 rewrites that block, which must not carry instrument 0's bar along.
+            var tooBig = new byte[17 * 1024 * 1024];
+            Assert.That(() => store.Write(Minute([0], 1), [(0, tooBig)]), Throws.InstanceOf<LiteException>());
+            store.Write(Minute([1], 1), []);
+            Assert.That(All(store, Key(0)), Is.EqualTo(Expected(0, [0])));
+            Assert.That(All(store, Key(1)), Is.EqualTo(Expected(1, [0, 1])));
+        }
+
+        using (var store = CandleStore.Open(_path))
+        {
+            Assert.That(All(store, Key(0)), Is.EqualTo(Expected(0, [0])), "not in the file either");
+        }
+    }
+
+    [Test]
+    public void Write_AcrossAPeriodsEnd_FillsBothBlocks()
+    {
+        using (var store = CandleStore.Open(_path))
+        {
+            store.Write(Minute([0, 1], 13), []);
+
+            // Minutes 14 and 15 in one flush (a late flush, a backfill): the newest block is still to be written when
+            // the next period starts, so its array must not be reused for it.
+            store.Write([.. Minute([0, 1], 14), .. Minute([0, 1], 15)], []);
+            Assert.That(All(store, Key(1)), Is.EqualTo(Expected(1, [13, 14, 15])));
+            store.Write(Minute([0, 1], 16), []);
+        }
+
+        Assert.That(Documents()["bar_blocks_1m"], Is.EqualTo(2));
+        using (var store = CandleStore.Open(_path))
+        {
+            Assert.That(All(store, Key(0)), Is.EqualTo(Expected(0, [13, 14, 15, 16])));
+        }
+    }
+
+    [Test]
     public void Forming_RoundTripsEveryField_AndChunksPastTheLastAreDeleted()
     {
         var bars = new Bar[CandleIntervals.Count];
