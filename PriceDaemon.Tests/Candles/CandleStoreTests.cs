@@ -189,6 +189,26 @@ public sealed partial class CandleStoreTests
     }
 
     [Test]
+    public void Prune_ThatRemovesNothing_WritesNothing()
+    {
+        using var store = CandleStore.Open(_path);
+        for (var bar = 0; bar < 20; bar++)
+        {
+            store.Write(Minute([0, 1], bar), []);
+        }
+
+        // The block of minutes 15-30 began before minute 17, but only its bars 15 and 16 did: once they are gone, the
+        // block matches every later prune at 17 and is left as it is.
+        Assert.That(store.Prune(0, StartUs(17)), Is.EqualTo(2 * 17));
+        var log = new FileInfo(Path.Combine(_folder, "candles-log.db"));
+        var logged = log.Exists ? log.Length : 0;
+        Assert.That(store.Prune(0, StartUs(17)), Is.Zero);
+        log.Refresh();
+        Assert.That(log.Exists ? log.Length : 0, Is.EqualTo(logged), "no page written to LiteDB's log");
+        Assert.That(All(store, Key(1)), Is.EqualTo(Expected(1, [17, 18, 19])));
+    }
+
+    [Test]
     public void Reopen_MidBlock_AppendsToTheSameBlock_WithoutReadingTheRestBack()
     {
         var ids = Enumerable.Range(0, 10).ToList();

@@ -496,7 +496,16 @@ internal sealed class CandleStore : IDisposable
                 removed = 0;
                 foreach (var id in _blocks[interval].Find(Query.LT("t", beforeUs)).Select(static doc => BlockId(doc)).ToList())
                 {
-                    removed += Block(interval, (int)(id >> 32), PeriodOf(id)).RemoveBefore(beforeUs);
+                    var (chunk, period) = ((int)(id >> 32), PeriodOf(id));
+                    var fromBlock = Block(interval, chunk, period).RemoveBefore(beforeUs);
+                    if (fromBlock == 0)
+                    {
+                        // A block whose period began before the cutoff but whose bars did not: unchanged, not rewritten
+                        // (every prune would write it again until its whole period had passed).
+                        _changed.Remove((interval, chunk, period));
+                    }
+
+                    removed += fromBlock;
                 }
 
                 WriteChanged(); // a block left empty is deleted
@@ -522,7 +531,14 @@ internal sealed class CandleStore : IDisposable
         }
     }
 
-    public void Dispose() => _db.Dispose();
+    public void Dispose()
+    {
+        // Not under a read in flight (a history read at shutdown).
+        lock (_gate)
+        {
+            _db.Dispose();
+        }
+    }
 
     /// <summary>The period of a bar: its start's number of whole blocks of time since the epoch (clamped, so always an int).</summary>
     internal static long Period(int interval, long startUs) =>
