@@ -166,6 +166,23 @@ public sealed partial class StorageFaultTests
     }
 
     [Test]
+    public async Task Start_RefusesACandleFileThatIsNotLiteDb_WithOneLine_AndLeavesItByteForByte()
+    {
+        // 9,000 bytes: LiteDB opened for writing truncated such a file to one page.
+        var candles = Path.Combine(DataFolder, "candles.db");
+        Directory.CreateDirectory(DataFolder);
+        var junk = new byte[9_000];
+        new Random(9).NextBytes(junk);
+        File.WriteAllBytes(candles, junk);
+
+        var (exit, output) = await DaemonProcess.RunToExitAsync(_folder, "--urls", "http://127.0.0.1:0");
+
+        Assert.That(exit, Is.EqualTo(3), string.Join(Environment.NewLine, output));
+        Assert.That(output, Has.Exactly(1).StartsWith($"pricedaemon: cannot start: Candles:Path: cannot use {candles}: it is not a LiteDB database").And.Contain("left untouched"));
+        Assert.That(File.ReadAllBytes(candles), Is.EqualTo(junk));
+    }
+
+    [Test]
     public async Task SecondDaemon_OnTheSameDataFile_RefusesToStart_AndTheFileStaysGood()
     {
         await using (var first = await DaemonProcess.StartAsync(_folder, _fastFeed))

@@ -49,6 +49,7 @@ internal sealed partial class CandleService : BackgroundService
     // Closed bars not yet in the file: history reads them with the file, under the lock, so none is missed or doubled.
     private readonly Lock _lock = new();
     private readonly List<(string Key, int Interval, Bar Bar)> _unwritten = [];
+    private readonly List<(string Key, int Interval, Bar Bar)> _writing = [];
     private CandleStore? _store;
     private readonly Bar[] _flushCopy = new Bar[CandleIntervals.Count];
     private byte[] _pack = new byte[16 * 1024];
@@ -118,7 +119,7 @@ internal sealed partial class CandleService : BackgroundService
             _lastFlush = _time.GetTimestamp();
             LogOpened(Path, restored);
         }
-        catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException or InvalidCastException)
+        catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException or InvalidCastException or InvalidDataException)
         {
             throw new StorageException($"Candles:Path: cannot use {Path}: {ex.Message}", ex);
         }
@@ -338,10 +339,12 @@ internal sealed partial class CandleService : BackgroundService
             return;
         }
 
-        List<(string Key, int Interval, Bar Bar)> closed;
+        // A copy to write from outside the lock, kept from flush to flush.
+        var closed = _writing;
+        closed.Clear();
         lock (_lock)
         {
-            closed = [.. _unwritten];
+            closed.AddRange(_unwritten);
         }
 
         // Whole chunks of instruments, rewritten in place: the few documents LiteDB writes are what a flush costs.
@@ -385,7 +388,7 @@ internal sealed partial class CandleService : BackgroundService
             Array.Clear(_unwrittenInstrument);
             _rewriteAll = false;
         }
-        catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException or InvalidDataException)
         {
             WriteFailures++;
             LogWriteFailed(Path, ex.Message);
@@ -433,7 +436,7 @@ internal sealed partial class CandleService : BackgroundService
                 }
             }
         }
-        catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is LiteException or IOException or UnauthorizedAccessException or InvalidDataException)
         {
             LogWriteFailed(Path, ex.Message);
         }

@@ -166,7 +166,7 @@ internal sealed partial class NatsCandleBackfill : BackgroundService
             {
                 // No ingest has published bars of this interval yet: nothing to take.
             }
-            catch (Exception ex) when (ex is NatsJSException or NATS.Client.Core.NatsException or TimeoutException or LiteDB.LiteException or IOException)
+            catch (Exception ex) when (ex is NatsJSException or NATS.Client.Core.NatsException or TimeoutException or LiteDB.LiteException or IOException or InvalidDataException)
             {
                 LogBackfillFailed(CandleIntervals.Names[interval], ex.Message);
             }

@@ -320,7 +320,8 @@ internal sealed class PriceStore : IDisposable
         });
     }
 
-    private static bool HasLiteDbHeader(string full)
+    /// <summary>Whether the file begins with a LiteDB 5 header page; checked before LiteDB may open it (the candle file's too).</summary>
+    internal static bool HasLiteDbHeader(string full)
     {
         Span<byte> header = stackalloc byte[FileVersionOffset + 1];
         using var file = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
