@@ -63,7 +63,9 @@ public sealed partial class CandleStoreTests
     private Dictionary<string, (int Chunk, int Slot)> Places()
     {
         using var db = new LiteDatabase(new ConnectionString { Filename = _path, Connection = ConnectionType.Direct, ReadOnly = true });
-        return db.GetCollection("bar_chunks").FindAll().ToDictionary(d => Encoding.UTF8.GetString(d["_id"].AsBinary), d => (d["c"].AsInt32, d["s"].AsInt32));
+        return db.GetCollection("bar_chunks").FindAll()
+            .SelectMany(d => d["k"].AsArray.Select((key, slot) => (Key: Encoding.UTF8.GetString(key.AsBinary), Chunk: d["_id"].AsInt32, Slot: slot)))
+            .ToDictionary(p => p.Key, p => (p.Chunk, p.Slot));
     }
 
     [Test]
@@ -85,7 +87,8 @@ public sealed partial class CandleStoreTests
         var documents = Documents();
         Assert.That(documents["bar_blocks_1m"], Is.EqualTo(3 * 3), "3 chunks by 3 periods (minutes 0-14, 15-30, 31-39)");
         Assert.That(documents["bar_blocks_5m"], Is.EqualTo(3 * 2), "8 five-minute bars in two 80-minute periods (03:45-03:55, 04:00-04:20 UTC)");
-        Assert.That(documents["bar_chunks"], Is.EqualTo(instruments));
+        Assert.That(documents["bar_chunks"], Is.EqualTo(3), "one document of places per chunk");
+        Assert.That(Places().Values, Is.EquivalentTo(ids.Select(i => (i / 64, i % 64))), "instruments in chunks of 64, in the order they first closed a bar");
 
         using (var store = CandleStore.Open(_path))
         {
