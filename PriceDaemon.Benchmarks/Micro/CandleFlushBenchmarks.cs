@@ -4,6 +4,35 @@ using PriceDaemon.Candles;
 
 namespace PriceDaemon.Benchmarks.Micro;
 
+/// <summary>A real candle file and a file of the first layout beside it, in a temp folder of their own.</summary>
+public abstract class CandleFilesBenchmark
+{
+    // Monday 2026-11-30 09:15 IST, in Unix microseconds.
+    private protected static readonly long SessionUs = new DateTimeOffset(2026, 11, 30, 9, 15, 0, TimeSpan.FromHours(5.5)).ToUnixTimeMilliseconds() * 1000;
+
+    private string _directory = "";
+
+    private protected CandleStore Store { get; private set; } = null!;
+
+    private protected LiteDatabase FirstLayout { get; private set; } = null!;
+
+    private protected void OpenFiles()
+    {
+        _directory = Directory.CreateTempSubdirectory("pricedaemon-bench-").FullName;
+        Store = CandleStore.Open(Path.Combine(_directory, "candles.db"));
+        FirstLayout = new LiteDatabase(new ConnectionString { Filename = Path.Combine(_directory, "first-layout.db"), Connection = ConnectionType.Direct });
+        LegacyBars.Create(FirstLayout);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        Store.Dispose();
+        FirstLayout.Dispose();
+        Directory.Delete(_directory, recursive: true);
+    }
+}
+
 /// <summary>
 /// The candle flush at a minute's end: every instrument closes a 1-minute bar and the bars are written to a real LiteDB
 /// file in one transaction, a minute later at each call, so a block fills over 16 calls and the next one starts. Runs
@@ -11,14 +40,8 @@ namespace PriceDaemon.Benchmarks.Micro;
 /// window around a minute's end. The baseline writes the same bars as the first layout did: one document per bar.
 /// </summary>
 [MemoryDiagnoser]
-public class CandleFlushBenchmarks
+public class CandleFlushBenchmarks : CandleFilesBenchmark
 {
-    // Monday 2026-11-30 09:15 IST, in Unix microseconds.
-    private static readonly long SessionUs = new DateTimeOffset(2026, 11, 30, 9, 15, 0, TimeSpan.FromHours(5.5)).ToUnixTimeMilliseconds() * 1000;
-
-    private string _directory = "";
-    private CandleStore _store = null!;
-    private LiteDatabase _firstLayout = null!;
     private string[] _keys = [];
     private readonly List<(string Key, int Interval, Bar Bar)> _closed = [];
     private long _minute;
@@ -29,33 +52,22 @@ public class CandleFlushBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _directory = Directory.CreateTempSubdirectory("pricedaemon-bench-").FullName;
-        _store = CandleStore.Open(Path.Combine(_directory, "candles.db"));
-        _firstLayout = new LiteDatabase(new ConnectionString { Filename = Path.Combine(_directory, "first-layout.db"), Connection = ConnectionType.Direct });
-        LegacyBars.Create(_firstLayout);
+        OpenFiles();
         _keys = [.. Universe.Create(Instruments).All.Select(static i => i.Key)];
         _closed.AddRange(_keys.Select(static k => (k, 0, default(Bar))));
-    }
-
-    [GlobalCleanup]
-    public void Cleanup()
-    {
-        _store.Dispose();
-        _firstLayout.Dispose();
-        Directory.Delete(_directory, recursive: true);
     }
 
     [Benchmark]
     public void Flush_ClosedMinute()
     {
-        _store.Write(NextMinute(), []);
+        Store.Write(NextMinute(), []);
     }
 
     /// <summary>The same bars as the first layout wrote them: one upserted document per bar, indexed on <c>_id</c> and <c>t</c>.</summary>
     [Benchmark(Baseline = true)]
     public void Flush_ClosedMinute_DocumentPerBar()
     {
-        LegacyBars.Write(_firstLayout, NextMinute());
+        LegacyBars.Write(FirstLayout, NextMinute());
     }
 
     /// <summary>Every instrument's bar of the next minute, in the list kept from call to call.</summary>
@@ -77,63 +89,40 @@ public class CandleFlushBenchmarks
 /// a block holds its chunk's 64 instruments, so the read takes 20 blocks where the first layout took 300 documents.
 /// </summary>
 [MemoryDiagnoser]
-public class CandleHistoryReadBenchmarks
+public class CandleHistoryReadBenchmarks : CandleFilesBenchmark
 {
     private const int Instruments = 500;
     private const int Minutes = 320;
-    private static readonly long SessionUs = new DateTimeOffset(2026, 11, 30, 9, 15, 0, TimeSpan.FromHours(5.5)).ToUnixTimeMilliseconds() * 1000;
 
-    private string _directory = "";
-    private CandleStore _store = null!;
-    private LiteDatabase _firstLayout = null!;
     private string _key = "";
 
     [GlobalSetup]
     public void Setup()
     {
-        _directory = Directory.CreateTempSubdirectory("pricedaemon-bench-").FullName;
+        OpenFiles();
         var keys = Universe.Create(Instruments).All.Select(static i => i.Key).ToArray();
         _key = keys[77];
-        var firstPath = Path.Combine(_directory, "first-layout.db");
-        _firstLayout = new LiteDatabase(new ConnectionString { Filename = firstPath, Connection = ConnectionType.Direct });
-        LegacyBars.Create(_firstLayout);
-        _store = CandleStore.Open(Path.Combine(_directory, "candles.db"));
         for (var minute = 0; minute < Minutes; minute++)
         {
             var startUs = SessionUs + (minute * CandleIntervals.MinuteUs);
             List<(string Key, int Interval, Bar Bar)> closed = [.. keys.Select((k, i) => (k, 0, new Bar { StartUs = startUs, Open = 100, High = 101, Low = 99, Close = 100 + (i & 7), Volume = 1_000 + i }))];
-            _store.Write(closed, []);
-            LegacyBars.Write(_firstLayout, closed);
+            Store.Write(closed, []);
+            LegacyBars.Write(FirstLayout, closed);
         }
     }
 
-    [GlobalCleanup]
-    public void Cleanup()
-    {
-        _store.Dispose();
-        _firstLayout.Dispose();
-        Directory.Delete(_directory, recursive: true);
-    }
-
     [Benchmark]
-    public int Read_300() => _store.Read(_key, 0, long.MinValue, long.MaxValue, 300).Count;
+    public int Read_300() => Store.Read(_key, 0, long.MinValue, long.MaxValue, 300).Count;
 
     /// <summary>The same read as the first layout's <c>Read</c> made it: one document per bar, by the primary index.</summary>
     [Benchmark(Baseline = true)]
     public int Read_300_DocumentPerBar()
     {
         var bars = 0;
-        var prefix = System.Text.Encoding.UTF8.GetBytes(_key + "\0");
-        var from = new byte[prefix.Length + 8];
-        var to = new byte[prefix.Length + 8];
-        prefix.CopyTo(from, 0);
-        prefix.CopyTo(to, 0);
-        Array.Fill(to, (byte)0xFF, prefix.Length, 8);
-        foreach (var doc in _firstLayout.GetCollection(LegacyBars.Collection(0)).Query()
-            .Where(Query.Between("_id", new BsonValue(from), new BsonValue(to))).OrderByDescending("_id").Limit(300).ToEnumerable())
+        foreach (var doc in FirstLayout.GetCollection(LegacyBars.Collection(0)).Query()
+            .Where(Query.Between("_id", LegacyBars.Id(_key, long.MinValue), LegacyBars.Id(_key, long.MaxValue))).OrderByDescending("_id").Limit(300).ToEnumerable())
         {
-            var bar = new Bar { StartUs = doc["t"].AsInt64, Open = doc["o"].AsDouble, High = doc["h"].AsDouble, Low = doc["l"].AsDouble, Close = doc["c"].AsDouble, Volume = doc["v"].AsInt64 };
-            bars += bar.Volume > 0 ? 1 : 0;
+            bars += LegacyBars.Read(doc).Bar.Volume > 0 ? 1 : 0;
         }
 
         return bars;
