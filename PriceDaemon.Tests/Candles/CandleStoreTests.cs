@@ -339,6 +339,38 @@ public sealed partial class CandleStoreTests
         Assert.That(Directory.GetFiles(_folder).Select(Path.GetFileName), Is.EqualTo(new[] { "candles.db" }), "no LiteDB log file was created");
     }
 
+    [TestCase("a key that is text", TestName = "Open_RefusesDamagedPlaces(a key that is text)")]
+    [TestCase("the same key twice", TestName = "Open_RefusesDamagedPlaces(the same key twice)")]
+    public void Open_RefusesDamagedPlaces_AndLeavesTheFileByteForByte(string damage)
+    {
+        using (var store = CandleStore.Open(_path))
+        {
+            store.Write(Minute(Enumerable.Range(0, 3), 0), []);
+        }
+
+        using (var db = new LiteDatabase(new ConnectionString { Filename = _path, Connection = ConnectionType.Direct }))
+        {
+            var chunks = db.GetCollection("bar_chunks");
+            var places = chunks.FindById(0);
+            var keys = places["k"].AsArray;
+            if (damage == "a key that is text")
+            {
+                keys[1] = Key(1);
+            }
+            else
+            {
+                keys[2] = keys[0];
+            }
+
+            chunks.Update(places);
+        }
+
+        var before = File.ReadAllBytes(_path);
+        var error = Assert.Throws<StorageException>(() => CandleStore.Open(_path));
+        Assert.That(error!.Message, Does.StartWith($"Candles:Path: cannot use {_path}: it is damaged").And.Contain("chunk 0"));
+        Assert.That(File.ReadAllBytes(_path), Is.EqualTo(before));
+    }
+
     [TestCase(100)]
     [TestCase(9_000)]
     public void Open_RefusesAFileThatIsNotLiteDb_AndLeavesItByteForByte(int bytes)
